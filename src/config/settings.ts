@@ -1,0 +1,161 @@
+import { availableParallelism } from "node:os";
+import { join, resolve } from "node:path";
+import Type, { type Static, type TSchema } from "typebox";
+import Value from "typebox/value";
+
+/**
+ * Every setting, once: its env var and CLI flag are derived from the key (maxQueueSize →
+ * MAX_QUEUE_SIZE, --max-queue-size), so the three can never drift apart. The README table is
+ * checked against this list by a test.
+ */
+const optionalString = (description: string) => Type.Optional(Type.String({ description }));
+
+export const SETTINGS_SCHEMA = Type.Object({
+  host: Type.String({ default: "127.0.0.1", description: "Address the HTTP server listens on" }),
+  port: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 8000,
+    description: "HTTP port (0 = any free port)",
+  }),
+  dataDir: Type.String({
+    default: "./data",
+    description: "Directory of the SQLite file (queue and vectors)",
+  }),
+  embeddingModel: Type.String({
+    default: "Xenova/all-MiniLM-L6-v2",
+    description: "Hugging Face model id, or a local model directory (transformers.js layout)",
+  }),
+  embeddingDtype: Type.Union([Type.Literal("q8"), Type.Literal("fp32"), Type.Literal("fp16")], {
+    default: "q8",
+    description: "ONNX weights to load: q8 (onnx/model_quantized.onnx) or fp32 (onnx/model.onnx)",
+  }),
+  embeddingThreads: Type.Integer({
+    minimum: 1,
+    default: availableParallelism(),
+    description: "ONNX intra-op threads (default: number of cores)",
+  }),
+  modelCacheDir: optionalString("Where hub models are cached (default: DATA_DIR/models)"),
+  embeddingPassagePrefix: optionalString("Override the profile's passage prefix (e5: 'passage: ')"),
+  embeddingQueryPrefix: optionalString("Override the profile's query prefix (e5: 'query: ')"),
+  embeddingMaxTokens: Type.Optional(
+    Type.Integer({ minimum: 8, description: "Override the profile's max tokens per text" }),
+  ),
+  embeddingPooling: Type.Optional(
+    Type.Union([Type.Literal("mean"), Type.Literal("cls")], {
+      description: "Override the profile's pooling",
+    }),
+  ),
+  maxQueueSize: Type.Integer({
+    minimum: 1,
+    default: 100_000,
+    description: "Chunks accepted but not yet stored; beyond it requests get 429",
+  }),
+  embeddingMaxRate: Type.Number({ minimum: 0, default: 0, description: "Ceiling in chunks/s (0 = none)" }),
+  maxParallelTasks: Type.Integer({
+    minimum: 1,
+    default: 2,
+    description: "Reservations in flight at once (one embeds while another is stored)",
+  }),
+  batchMaxTokens: Type.Integer({
+    minimum: 64,
+    default: 4096,
+    description: "Padded tokens per forward pass (batch size × longest text in it)",
+  }),
+  batchMaxSize: Type.Integer({ minimum: 1, default: 16, description: "Texts per forward pass at most" }),
+  reserveMaxChunks: Type.Integer({
+    minimum: 1,
+    default: 256,
+    description: "Chunks taken from the queue at once; they are sorted by length before batching",
+  }),
+  maxAttempts: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description: "Failed attempts before a chunk becomes a dead letter",
+  }),
+  retryBaseMs: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description: "First retry delay; doubles per attempt",
+  }),
+  retryMaxMs: Type.Integer({ minimum: 1, default: 60_000, description: "Longest retry delay" }),
+  leaseSeconds: Type.Number({
+    minimum: 1,
+    default: 60,
+    description: "How long reserved work is held before another worker may take it (renewed while working)",
+  }),
+  qdrantCollection: Type.String({
+    default: "test",
+    pattern: "^[A-Za-z0-9_-]{1,64}$",
+    description: "Collection used by the seed endpoint POST /test/embed",
+  }),
+  maxChunksPerRequest: Type.Integer({
+    minimum: 1,
+    default: 10_000,
+    description: "Chunks per request at most",
+  }),
+  bodyLimitBytes: Type.Integer({
+    minimum: 1024,
+    default: 32 * 1024 * 1024,
+    description: "Largest request body; larger gets 413",
+  }),
+  logLevel: Type.Union(
+    ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
+    { default: "info", description: "pino log level" },
+  ),
+});
+
+export type Settings = Static<typeof SETTINGS_SCHEMA> & { sqliteFile: string; resolvedModelCacheDir: string };
+export type SettingKey = keyof Static<typeof SETTINGS_SCHEMA>;
+
+export function envName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase();
+}
+
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+export function settingKeys(): SettingKey[] {
+  return Object.keys(SETTINGS_SCHEMA.properties) as SettingKey[];
+}
+
+export function settingSchema(key: SettingKey): TSchema {
+  return SETTINGS_SCHEMA.properties[key] as TSchema;
+}
+
+export class SettingsError extends Error {
+  override name = "SettingsError";
+}
+
+/**
+ * Settings from (highest first) CLI flags, environment variables, defaults. Invalid values fail
+ * loudly naming the env var and the flag, instead of being ignored.
+ */
+export function loadSettings(
+  env: NodeJS.ProcessEnv,
+  flags: Partial<Record<SettingKey, string>> = {},
+): Settings {
+  const raw: Record<string, unknown> = {};
+  for (const key of settingKeys()) {
+    const value = flags[key] ?? env[envName(key)];
+    if (value !== undefined && value !== "") raw[key] = value;
+  }
+  const converted = Value.Convert(SETTINGS_SCHEMA, Value.Default(SETTINGS_SCHEMA, raw));
+  const errors = [...Value.Errors(SETTINGS_SCHEMA, converted)];
+  if (errors.length > 0) {
+    const lines = errors.map((error) => {
+      const key = error.instancePath.replace(/^\//, "");
+      return `${envName(key)} / --${flagName(key)}: ${error.message} (got ${JSON.stringify(raw[key])})`;
+    });
+    throw new SettingsError(`Invalid settings:\n  ${[...new Set(lines)].join("\n  ")}`);
+  }
+  const settings = converted as Static<typeof SETTINGS_SCHEMA>;
+  const dataDir = resolve(settings.dataDir);
+  return {
+    ...settings,
+    dataDir,
+    sqliteFile: join(dataDir, "rag-embed.sqlite"),
+    resolvedModelCacheDir: settings.modelCacheDir ? resolve(settings.modelCacheDir) : join(dataDir, "models"),
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * The error catalog: every failure a client can see has a stable code. The HTTP layer maps codes to
+ * statuses in one table (server/error-status.ts); nothing else decides a status.
+ */
+export const ERROR_CODES = [
+  "invalid_json",
+  "invalid_request",
+  "empty_batch",
+  "empty_text",
+  "duplicate_chunk_id",
+  "payload_too_large",
+  "unsupported_media_type",
+  "queue_full",
+  "not_found",
+  "job_not_found",
+  "collection_not_found",
+  "model_not_ready",
+  "shutting_down",
+  "dimension_mismatch",
+  "store_unavailable",
+  "embedder_failed",
+  "internal_error",
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+  /** Seconds a client should wait before trying again, when the error is transient. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { details?: Record<string, unknown>; retryAfterSeconds?: number; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "AppError";
+    this.code = code;
+    this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+  }
+}
+
+/**
+ * An error from a store or embedder, classified so the pipeline knows whether retrying can help.
+ * Adapters throw this; anything else is treated as retryable (the safe default: retries run out into
+ * a dead letter that keeps the message).
+ */
+export class ProcessingError extends Error {
+  readonly retryable: boolean;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options: { retryable: boolean; retryAfterMs?: number; cause?: unknown }) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "ProcessingError";
+    this.retryable = options.retryable;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Core domain types. This module imports nothing: every other layer speaks in these terms.
+ */
+
+/** JSON value as stored in payloads. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+export type Payload = { [key: string]: JsonValue };
+
+/** The side of retrieval a text is embedded for; decides the model prefix (e5: "passage: " / "query: "). */
+export type EmbedKind = "passage" | "query";
+
+/** A chunk as accepted from a client, normalised from either the seed or the native API. */
+export interface NewChunk {
+  /** The client's id for the chunk; the point id is derived from (collection, chunkId). */
+  chunkId: string;
+  /** Text to embed, before any model prefix. */
+  text: string;
+  /** Document the chunk belongs to, used by delete-by-document and filters. */
+  documentId: string | null;
+  /** Payload stored next to the vector, exactly as the client will read it back. */
+  payload: Payload;
+  /** Cheap estimate of the model tokens, used to size reservations. */
+  estimatedTokens: number;
+}
+
+/** Lifecycle of one accepted chunk. */
+export type ChunkState = "queued" | "running" | "stored" | "unchanged" | "dead";
+export const TERMINAL_CHUNK_STATES: readonly ChunkState[] = ["stored", "unchanged", "dead"];
+
+/** A chunk in the queue, as handed to the pipeline by a reservation. */
+export interface QueuedChunk extends NewChunk {
+  /** Queue-internal sequence number, unique per queue. */
+  seq: number;
+  jobId: string;
+  collection: string;
+  /** How many processing attempts have already failed. */
+  attempts: number;
+}
+
+export type JobState = "queued" | "running" | "done";
+
+export interface JobCounts {
+  total: number;
+  queued: number;
+  running: number;
+  stored: number;
+  unchanged: number;
+  failed: number;
+}
+
+export interface ChunkFailure {
+  chunkId: string;
+  state: "dead";
+  reason: string;
+  attempts: number;
+}
+
+export interface Job {
+  id: string;
+  collection: string;
+  state: JobState;
+  counts: JobCounts;
+  createdAt: string;
+  updatedAt: string;
+  failures: ChunkFailure[];
+}
+
+export type Distance = "Cosine" | "Euclid" | "Dot";
+
+/** A vector with its payload, ready for a store. */
+export interface VectorRecord {
+  /** Deterministic point id: UUIDv5 of (collection, chunkId). */
+  id: string;
+  chunkId: string;
+  documentId: string | null;
+  vector: Float32Array;
+  payload: Payload;
+  /** sha256 over model, prefix and text: equal hash means the vector would be the same. */
+  contentHash: string;
+  /** sha256 over the canonical payload. */
+  payloadHash: string;
+}
+
+/** What a store remembers about a point, enough to skip re-embedding unchanged chunks. */
+export interface PointFingerprint {
+  contentHash: string;
+  payloadHash: string;
+}
+
+/**
+ * Equality filter on payload fields, AND across keys. A key is a payload field path with dots
+ * ("meta.lang"); a value matches exactly, an array matches any of its values.
+ */
+export type SearchFilter = Record<string, string | number | boolean | Array<string | number | boolean>>;
+
+export interface SearchHit {
+  id: string;
+  chunkId: string;
+  score: number;
+  payload: Payload;
+}
+
+export interface ModelInfo {
+  /** Hugging Face id or local directory the model was loaded from. */
+  id: string;
+  profile: string;
+  dimension: number;
+  maxTokens: number;
+  pooling: "mean" | "cls";
+  normalize: boolean;
+  prefixes: { passage: string; query: string };
+  dtype: string;
+}

@@ -1,0 +1,253 @@
+/**
+ * Embedder backed by a separate worker running ONNX Runtime (worker.ts), so inference never blocks the
+ * HTTP event loop and a crash of the native runtime cannot take the server down with it.
+ *
+ * The worker is a forked child process, not a worker thread: onnxruntime-node 1.21 (pinned by
+ * transformers.js 3.8) cannot be loaded again by a second thread after the first one exits ("Module did
+ * not self-register"), and two threads running it abort the process (HandleScope fatal error). A
+ * process can be killed and replaced, which is what crash recovery needs.
+ */
+import { type ChildProcess, fork } from "node:child_process";
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ProcessingError } from "../domain/errors.js";
+import type { EmbedKind, ModelInfo } from "../domain/types.js";
+import type { Embedder, EmbedResult } from "./embedder.js";
+import type { ProfileOverrides } from "./profiles.js";
+import type { ModelSource, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
+
+export interface EmbedderOptions {
+  /** Hugging Face hub id, or a local directory in the transformers.js layout. */
+  model: string;
+  /** transformers.js dtype ("q8", "fp32", …). */
+  dtype: string;
+  /** ORT intra-op threads. */
+  threads: number;
+  maxBatchTokens: number;
+  maxBatchSize: number;
+  /** Download cache for hub models. */
+  cacheDir: string;
+  profileOverrides: ProfileOverrides;
+}
+
+export interface EmbedderLogger {
+  info(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+type Pending = { resolve(response: WorkerResponse): void; reject(error: Error): void };
+
+/** One worker process and the requests it owns; a dead channel is replaced, never revived. */
+interface Channel {
+  child: ChildProcess;
+  pending: Map<number, Pending>;
+  failed: boolean;
+}
+
+interface Slot extends Channel {
+  ready: Promise<ModelInfo>;
+}
+
+/** Local if it is an existing directory; a path-looking string that does not exist is an error, not a hub id. */
+function modelSource(options: EmbedderOptions): ModelSource {
+  const { model } = options;
+  if (existsSync(model) && statSync(model).isDirectory()) {
+    return { kind: "local", directory: resolve(model) };
+  }
+  if (isAbsolute(model) || model.startsWith(".") || model.includes("\\") || model.split("/").length > 2) {
+    throw new ProcessingError(`model directory not found: ${model} (and it is not a Hugging Face id)`, {
+      retryable: false,
+    });
+  }
+  return { kind: "hub", id: model, cacheDir: options.cacheDir };
+}
+
+/**
+ * Compiled code forks dist/embedder/worker.js; dev and tests run the sources under tsx, whose
+ * `--import tsx` the child inherits through process.execArgv.
+ */
+function spawnWorker(): ChildProcess {
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  return fork(fileURLToPath(new URL(`./worker${ext}`, import.meta.url)), [], {
+    // Structured clone over IPC: Float32Array and typed errors survive, JSON would not.
+    serialization: "advanced",
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+}
+
+export class WorkerEmbedder implements Embedder {
+  private slot: Slot | undefined;
+  private modelInfo: ModelInfo | undefined;
+  private nextId = 1;
+  private closed = false;
+
+  constructor(
+    private readonly options: EmbedderOptions,
+    private readonly logger?: EmbedderLogger,
+  ) {}
+
+  load(): Promise<ModelInfo> {
+    if (this.closed) return Promise.reject(new ProcessingError("embedder is closed", { retryable: true }));
+    if (this.slot) return this.slot.ready;
+    let source: ModelSource;
+    try {
+      source = modelSource(this.options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.start(source).ready;
+  }
+
+  info(): ModelInfo {
+    if (!this.modelInfo) throw new Error("embedder model not loaded yet: call load() first");
+    return this.modelInfo;
+  }
+
+  async embed(texts: string[], kind: EmbedKind): Promise<EmbedResult> {
+    if (texts.length === 0) return { vectors: [], tokens: [], truncatedTokens: [] };
+    const info = await this.load();
+    const slot = this.slot;
+    if (!slot || slot.failed) {
+      // The worker died between load and this call; the caller's retry starts a fresh one.
+      throw new ProcessingError("embedding worker stopped before the request was sent", { retryable: true });
+    }
+    const response = await this.request(slot, { type: "embed", id: this.nextId++, texts, kind });
+    if (response.type !== "embedded") throw new Error(`unexpected worker response ${response.type}`);
+
+    const { dimension } = info;
+    if (response.vectors.length !== texts.length * dimension) {
+      throw new ProcessingError(
+        `embedding worker returned ${response.vectors.length} values for ${texts.length} × ${dimension}`,
+        { retryable: true },
+      );
+    }
+    // Views into the one received buffer: no copy per text.
+    const vectors = texts.map((_, i) => response.vectors.subarray(i * dimension, (i + 1) * dimension));
+    return { vectors, tokens: response.tokens, truncatedTokens: response.truncatedTokens };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const slot = this.slot;
+    if (!slot) return;
+    this.fail(slot, "embedder closed");
+    await stop(slot.child, "SIGTERM");
+  }
+
+  /** Test hook: kills the worker as a crash would (SIGKILL), so recovery can be exercised. */
+  async terminateWorkerForTest(): Promise<void> {
+    const slot = this.slot;
+    if (!slot) return;
+    await stop(slot.child, "SIGKILL");
+    this.fail(slot, "embedding worker killed");
+  }
+
+  private start(source: ModelSource): Slot {
+    const child = spawnWorker();
+    const pending = new Map<number, Pending>();
+    const channel: Channel = { child, pending, failed: false };
+
+    child.on("message", (message) => {
+      // The worker is ours and speaks worker-protocol.ts; this is the protocol boundary.
+      const response = message as WorkerResponse;
+      const entry = pending.get(response.id);
+      if (!entry) return;
+      pending.delete(response.id);
+      this.updateRef(channel);
+      entry.resolve(response);
+    });
+    child.on("error", (error) => this.fail(channel, `embedding worker failed: ${error.message}`));
+    child.on("exit", (code, signal) =>
+      this.fail(channel, `embedding worker exited (${signal ? `signal ${signal}` : `code ${code}`})`),
+    );
+
+    const loadOptions: WorkerLoadOptions = {
+      source,
+      dtype: this.options.dtype,
+      threads: this.options.threads,
+      maxBatchTokens: this.options.maxBatchTokens,
+      maxBatchSize: this.options.maxBatchSize,
+      profileOverrides: this.options.profileOverrides,
+    };
+    const ready = this.request(channel, { type: "load", id: this.nextId++, options: loadOptions }).then(
+      (response) => {
+        if (response.type !== "loaded") throw new Error(`unexpected worker response ${response.type}`);
+        this.modelInfo = response.info;
+        this.logger?.info({ model: response.info }, "embedding model loaded");
+        return response.info;
+      },
+      async (error: unknown) => {
+        // A model that cannot load will not load on the next call either, but a later attempt (after
+        // fixing the directory, or after a crash) must start from scratch: drop this worker.
+        this.logger?.error({ err: error }, "embedding model failed to load");
+        if (this.slot === channel) this.slot = undefined;
+        channel.failed = true;
+        await stop(child, "SIGTERM");
+        throw error;
+      },
+    );
+    // Same object as the channel, so fail() marks the slot too.
+    const slot: Slot = Object.assign(channel, { ready });
+    this.slot = slot;
+    return slot;
+  }
+
+  private request(channel: Channel, message: WorkerRequest): Promise<WorkerResponse> {
+    return new Promise<WorkerResponse>((resolvePromise, rejectPromise) => {
+      channel.pending.set(message.id, {
+        resolve: (response) => {
+          if (response.type === "error") {
+            // Load failures (bad directory, unknown dtype) are configuration errors: retrying cannot help.
+            rejectPromise(new ProcessingError(response.message, { retryable: message.type !== "load" }));
+          } else {
+            resolvePromise(response);
+          }
+        },
+        reject: rejectPromise,
+      });
+      this.updateRef(channel);
+      channel.child.send(message, (error) => {
+        if (!error) return;
+        // A worker we cannot talk to is useless even if still running: replace it.
+        this.fail(channel, `could not reach the embedding worker: ${error.message}`);
+        channel.child.kill("SIGKILL");
+      });
+    });
+  }
+
+  /** Rejects everything the channel owns (retryable: the work itself was fine) and forgets the worker. */
+  private fail(channel: Channel, message: string): void {
+    if (channel.failed && channel.pending.size === 0) return;
+    const wasLive = !channel.failed;
+    channel.failed = true;
+    if (this.slot === channel) this.slot = undefined;
+    if (wasLive && !this.closed) this.logger?.error({ pending: channel.pending.size }, message);
+    for (const entry of channel.pending.values())
+      entry.reject(new ProcessingError(message, { retryable: true }));
+    channel.pending.clear();
+  }
+
+  /** An idle worker must not keep the process alive; a busy one must. */
+  private updateRef(channel: Channel): void {
+    if (channel.pending.size > 0) {
+      channel.child.ref();
+      channel.child.channel?.ref();
+    } else {
+      channel.child.unref();
+      channel.child.channel?.unref();
+    }
+  }
+}
+
+/** Signals the child and waits for it to be gone. */
+function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolvePromise) => {
+    child.once("exit", () => resolvePromise());
+    // An idle child is unref'd; without this the caller's await could be the last thing alive and the
+    // process would exit before "exit" arrives.
+    child.ref();
+    child.kill(signal);
+  });
+}

@@ -1,0 +1,119 @@
+import type { Logger } from "pino";
+import type { Settings } from "./config/settings.js";
+import type { ModelInfo } from "./domain/types.js";
+import { WorkerEmbedder } from "./embedder/worker-embedder.js";
+import { ThroughputMeter } from "./observability/throughput-meter.js";
+import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
+import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
+import { Admission } from "./server/admission.js";
+import { type App, buildApp } from "./server/app.js";
+import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
+import { openSqliteDatabase } from "./storage/sqlite-database.js";
+import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
+
+export interface RunningServer {
+  app: App;
+  url: string;
+  /** Resolves once the model is loaded and the pipeline runs; rejects if the model cannot load. */
+  ready: Promise<ModelInfo>;
+  /** Stop accepting, finish or release in-flight work, close everything. */
+  shutdown(timeoutMs: number): Promise<void>;
+}
+
+/**
+ * The composition root: the only place that chooses adapters. Embedded defaults: one SQLite file
+ * holds queue and vectors, so storing a batch and acknowledging it is one transaction.
+ */
+export async function startServer(settings: Settings, logger: Logger): Promise<RunningServer> {
+  const db = openSqliteDatabase(settings.sqliteFile);
+  const queue = new SqliteJobQueue(db);
+  const store = new SqliteVecStore(db);
+  const committer = new SqliteAtomicCommitter(db, store, queue);
+  const embedder = new WorkerEmbedder(
+    {
+      model: settings.embeddingModel,
+      dtype: settings.embeddingDtype,
+      threads: settings.embeddingThreads,
+      maxBatchTokens: settings.batchMaxTokens,
+      maxBatchSize: settings.batchMaxSize,
+      cacheDir: settings.resolvedModelCacheDir,
+      profileOverrides: {
+        passagePrefix: settings.embeddingPassagePrefix,
+        queryPrefix: settings.embeddingQueryPrefix,
+        maxTokens: settings.embeddingMaxTokens,
+        pooling: settings.embeddingPooling,
+      },
+    },
+    logger.child({ component: "embedder" }),
+  );
+  const throughput = new ThroughputMeter();
+  const admission = new Admission(queue, throughput, {
+    maxQueueSize: settings.maxQueueSize,
+    maxChunksPerRequest: settings.maxChunksPerRequest,
+  });
+  const distance = "Cosine" as const;
+  const pipeline = new IngestPipeline(
+    { queue, store, embedder, committer, throughput, logger },
+    {
+      reserveMaxChunks: settings.reserveMaxChunks,
+      reserveMaxTokens: settings.reserveMaxChunks * Math.max(64, Math.floor(settings.batchMaxTokens / 8)),
+      leaseMs: settings.leaseSeconds * 1000,
+      maxParallelTasks: settings.maxParallelTasks,
+      maxRate: settings.embeddingMaxRate,
+      maxAttempts: settings.maxAttempts,
+      retryBaseMs: settings.retryBaseMs,
+      retryMaxMs: settings.retryMaxMs,
+      distance,
+      idlePollMs: 500,
+    },
+  );
+
+  let model: ModelInfo | null = null;
+  let shuttingDown = false;
+  const app = buildApp({
+    logger,
+    queue,
+    store,
+    embedder,
+    admission,
+    throughput,
+    model: () => model,
+    isShuttingDown: () => shuttingDown,
+    onEnqueued: () => pipeline.notify(),
+    limits: {
+      maxQueueSize: settings.maxQueueSize,
+      bodyLimitBytes: settings.bodyLimitBytes,
+      seedCollection: settings.qdrantCollection,
+      distance,
+    },
+  });
+  const url = await app.listen({ host: settings.host, port: settings.port });
+  logger.info({ url, dataFile: settings.sqliteFile, model: settings.embeddingModel }, "listening");
+
+  const ready = embedder.load().then((info) => {
+    model = info;
+    logger.info({ model: info }, "model loaded; pipeline started");
+    pipeline.start();
+    return info;
+  });
+  // The caller decides what a failed load means; this only keeps the rejection from going unseen.
+  ready.catch((error: unknown) => logger.error({ err: error }, "model failed to load"));
+
+  let shutdownPromise: Promise<void> | null = null;
+  const shutdown = (timeoutMs: number): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      shuttingDown = true;
+      logger.info({ timeoutMs }, "shutting down: no new requests, finishing in-flight batches");
+      await app.close();
+      const result = await pipeline.stop(timeoutMs);
+      logger.info(result, "pipeline stopped");
+      await embedder.close();
+      await queue.close();
+      await store.close();
+      db.close();
+    })();
+    return shutdownPromise;
+  };
+
+  return { app, url, ready, shutdown };
+}

@@ -1,0 +1,311 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { canonicalJson, contentHash, pointId, sha256 } from "../domain/ids.js";
+import type { Distance, QueuedChunk, VectorRecord } from "../domain/types.js";
+import type { Embedder } from "../embedder/embedder.js";
+import type { ThroughputMeter } from "../observability/throughput-meter.js";
+import type { ChunkOutcome, JobQueue, Lease } from "../queue/job-queue.js";
+import type { VectorStore } from "../vector-store/vector-store.js";
+import type { BatchCommitter, CollectionWrite } from "./batch-committer.js";
+import { RateLimiter } from "./rate-limiter.js";
+import { classifyFailure } from "./retry-policy.js";
+
+export interface PipelineOptions {
+  reserveMaxChunks: number;
+  reserveMaxTokens: number;
+  leaseMs: number;
+  maxParallelTasks: number;
+  maxRate: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  distance: Distance;
+  /** Longest idle wait before looking at the queue again (work may come from another process). */
+  idlePollMs: number;
+}
+
+export interface PipelineDeps {
+  queue: JobQueue;
+  store: VectorStore;
+  embedder: Embedder;
+  committer: BatchCommitter;
+  throughput: ThroughputMeter;
+  logger: Logger;
+}
+
+/**
+ * The ingest loop: reserve → skip unchanged → embed → store + ack, with up to
+ * `maxParallelTasks` reservations in flight so that one is embedded while another is stored.
+ * It talks to interfaces only; main.ts decides what stands behind them.
+ */
+export class IngestPipeline {
+  private running = false;
+  private loopDone: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private readonly rateLimiter: RateLimiter;
+  private readonly ensuredCollections = new Set<string>();
+  private wake: (() => void) | null = null;
+  private readonly log: Logger;
+
+  constructor(
+    private readonly deps: PipelineDeps,
+    private readonly options: PipelineOptions,
+  ) {
+    this.rateLimiter = new RateLimiter(options.maxRate);
+    this.log = deps.logger.child({ component: "pipeline" });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loopDone = this.loop().catch((error: unknown) => {
+      this.log.fatal({ err: error }, "pipeline loop crashed");
+      throw error;
+    });
+  }
+
+  /** Wake the loop now (new work was enqueued in this process). */
+  notify(): void {
+    this.wake?.();
+  }
+
+  /**
+   * Stop reserving; wait up to `timeoutMs` for in-flight reservations to finish. Whatever is still
+   * running then is released back to the queue untouched, so nothing accepted is lost.
+   */
+  async stop(timeoutMs: number): Promise<{ finished: number; released: number }> {
+    this.running = false;
+    this.notify();
+    await this.loopDone;
+    const pending = [...this.inFlight.entries()];
+    const finishedAll = await Promise.race([
+      Promise.allSettled(pending.map(([, task]) => task)).then(() => true),
+      sleep(timeoutMs).then(() => false),
+    ]);
+    let released = 0;
+    if (!finishedAll) {
+      for (const [leaseId] of this.inFlight) {
+        await this.deps.queue.release(leaseId);
+        released += 1;
+      }
+    }
+    return { finished: pending.length - released, released };
+  }
+
+  get inFlightCount(): number {
+    return this.inFlight.size;
+  }
+
+  private async loop(): Promise<void> {
+    while (this.running) {
+      if (this.inFlight.size >= this.options.maxParallelTasks) {
+        await Promise.race([...this.inFlight.values(), this.sleepUntilWoken(this.options.idlePollMs)]);
+        continue;
+      }
+      const rateWait = this.rateLimiter.waitMs();
+      if (rateWait > 0) {
+        await this.sleepUntilWoken(rateWait);
+        continue;
+      }
+      let lease: Lease | null;
+      try {
+        lease = await this.deps.queue.reserve({
+          maxChunks: Math.min(this.options.reserveMaxChunks, this.rateLimiter.allowance()),
+          maxTokens: this.options.reserveMaxTokens,
+          leaseMs: this.options.leaseMs,
+        });
+      } catch (error) {
+        this.log.error({ err: error }, "reserve failed; retrying");
+        await this.sleepUntilWoken(this.options.idlePollMs);
+        continue;
+      }
+      if (!lease) {
+        const next = await this.deps.queue.nextAvailableInMs().catch(() => null);
+        const wait =
+          next === null ? this.options.idlePollMs : Math.min(Math.max(next, 5), this.options.idlePollMs);
+        await this.sleepUntilWoken(wait);
+        continue;
+      }
+      this.rateLimiter.take(lease.chunks.length);
+      const leaseId = lease.id;
+      const task = this.process(lease).finally(() => {
+        this.inFlight.delete(leaseId);
+        this.notify();
+      });
+      this.inFlight.set(leaseId, task);
+    }
+  }
+
+  private sleepUntilWoken(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.wake === done) self.wake = null;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async process(lease: Lease): Promise<void> {
+    const started = performance.now();
+    const renewEvery = Math.max(250, Math.floor(this.options.leaseMs / 3));
+    const renewTimer = setInterval(() => {
+      this.deps.queue.renew(lease.id, this.options.leaseMs).then(
+        (held) => {
+          if (!held)
+            this.log.warn({ leaseId: lease.id }, "lease lost while processing; results will be fenced off");
+        },
+        (error: unknown) => this.log.warn({ err: error, leaseId: lease.id }, "lease renewal failed"),
+      );
+    }, renewEvery);
+    try {
+      const { writes, outcomes, tokens } = await this.prepare(lease.chunks);
+      await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes });
+      const stored = outcomes.filter((o) => o.state === "stored").length;
+      this.deps.throughput.record(outcomes.length, tokens);
+      this.log.info(
+        {
+          leaseId: lease.id,
+          jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
+          chunks: lease.chunks.length,
+          stored,
+          unchanged: outcomes.length - stored,
+          tokens,
+          ms: Math.round(performance.now() - started),
+        },
+        "batch committed",
+      );
+    } catch (error) {
+      await this.handleFailure(lease, error);
+    } finally {
+      clearInterval(renewTimer);
+    }
+  }
+
+  private async prepare(
+    chunks: QueuedChunk[],
+  ): Promise<{ writes: CollectionWrite[]; outcomes: ChunkOutcome[]; tokens: number }> {
+    const info = this.deps.embedder.info();
+    const byCollection = new Map<string, QueuedChunk[]>();
+    for (const chunk of chunks) {
+      const list = byCollection.get(chunk.collection) ?? [];
+      list.push(chunk);
+      byCollection.set(chunk.collection, list);
+    }
+
+    const outcomes: ChunkOutcome[] = [];
+    const writes: CollectionWrite[] = [];
+    const toEmbed: Array<{
+      chunk: QueuedChunk;
+      write: CollectionWrite;
+      record: Omit<VectorRecord, "vector">;
+    }> = [];
+
+    for (const [collection, list] of byCollection) {
+      await this.ensureCollection(collection, info.dimension);
+      const write: CollectionWrite = { collection, records: [], payloadUpdates: [] };
+      writes.push(write);
+      const candidates = list.map((chunk) => ({
+        chunk,
+        record: {
+          id: pointId(collection, chunk.chunkId),
+          chunkId: chunk.chunkId,
+          documentId: chunk.documentId,
+          payload: chunk.payload,
+          contentHash: contentHash(info.id, info.prefixes.passage, chunk.text),
+          payloadHash: sha256(canonicalJson(chunk.payload)),
+        },
+      }));
+      const existing = await this.deps.store.fingerprints(
+        collection,
+        candidates.map((c) => c.record.id),
+      );
+      for (const { chunk, record } of candidates) {
+        const known = existing.get(record.id);
+        if (known?.contentHash === record.contentHash) {
+          // Same text under the same model: the vector would be identical, so never embed again.
+          if (known.payloadHash !== record.payloadHash) {
+            write.payloadUpdates.push({
+              id: record.id,
+              payload: record.payload,
+              payloadHash: record.payloadHash,
+              documentId: record.documentId,
+            });
+            outcomes.push({ seq: chunk.seq, state: "stored", tokens: 0, truncatedTokens: 0 });
+          } else {
+            outcomes.push({ seq: chunk.seq, state: "unchanged" });
+          }
+          continue;
+        }
+        toEmbed.push({ chunk, write, record });
+      }
+    }
+
+    let tokens = 0;
+    if (toEmbed.length > 0) {
+      const result = await this.deps.embedder.embed(
+        toEmbed.map((e) => e.chunk.text),
+        "passage",
+      );
+      toEmbed.forEach((entry, index) => {
+        const vector = result.vectors[index];
+        if (!vector)
+          throw new Error(`embedder returned ${result.vectors.length} vectors for ${toEmbed.length} texts`);
+        const chunkTokens = result.tokens[index] ?? 0;
+        const truncatedTokens = result.truncatedTokens[index] ?? 0;
+        tokens += chunkTokens;
+        entry.write.records.push({ ...entry.record, vector });
+        outcomes.push({ seq: entry.chunk.seq, state: "stored", tokens: chunkTokens, truncatedTokens });
+        if (truncatedTokens > 0) {
+          this.log.warn(
+            { jobId: entry.chunk.jobId, chunkId: entry.chunk.chunkId, tokens: chunkTokens, truncatedTokens },
+            "chunk longer than the model's limit: truncated",
+          );
+        }
+      });
+    }
+    return { writes, outcomes, tokens };
+  }
+
+  private async ensureCollection(collection: string, dimension: number): Promise<void> {
+    if (this.ensuredCollections.has(collection)) return;
+    await this.deps.store.ensureCollection({ name: collection, dimension, distance: this.options.distance });
+    this.ensuredCollections.add(collection);
+  }
+
+  private async handleFailure(lease: Lease, error: unknown): Promise<void> {
+    const attempts = Math.min(...lease.chunks.map((c) => c.attempts));
+    const decision = classifyFailure(error, attempts, this.options.retryBaseMs, this.options.retryMaxMs);
+    const willDie =
+      !decision.retryable || lease.chunks.every((c) => c.attempts + 1 >= this.options.maxAttempts);
+    this.log[willDie ? "error" : "warn"](
+      {
+        err: error,
+        leaseId: lease.id,
+        jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
+        chunkIds: lease.chunks.slice(0, 20).map((c) => c.chunkId),
+        chunks: lease.chunks.length,
+        attempts: attempts + 1,
+        retryInMs: decision.retryable ? decision.delayMs : null,
+      },
+      decision.retryable ? "batch failed; will retry" : "batch failed permanently; dead-lettering",
+    );
+    try {
+      await this.deps.queue.fail(lease.id, {
+        seqs: lease.chunks.map((c) => c.seq),
+        error: decision.reason,
+        retryDelayMs: decision.delayMs,
+        maxAttempts: decision.retryable ? this.options.maxAttempts : 0,
+      });
+    } catch (failError) {
+      // The lease will expire and the chunks come back; nothing is lost, but say so.
+      this.log.error(
+        { err: failError, leaseId: lease.id },
+        "could not record failure; chunks return at lease expiry",
+      );
+    }
+  }
+}

@@ -1,0 +1,70 @@
+import type { Job, NewChunk, QueuedChunk } from "../domain/types.js";
+
+export interface EnqueueRequest {
+  collection: string;
+  chunks: NewChunk[];
+  /** Refuse the whole request when pending chunks + this request would exceed it. */
+  maxQueueSize: number;
+}
+
+export type EnqueueResult =
+  | { accepted: true; jobId: string; count: number }
+  | { accepted: false; reason: "queue_full"; pending: number; maxQueueSize: number };
+
+export interface ReserveRequest {
+  /** Upper bound on chunks in the reservation. */
+  maxChunks: number;
+  /** Upper bound on the sum of estimated tokens (a single larger chunk is still returned alone). */
+  maxTokens: number;
+  /** How long the reservation is held before another worker may take it. */
+  leaseMs: number;
+}
+
+/** Work handed to one worker; it must be acked, failed or released before the lease runs out. */
+export interface Lease {
+  id: string;
+  chunks: QueuedChunk[];
+  expiresAt: number;
+}
+
+export type ChunkOutcome =
+  | { seq: number; state: "stored"; tokens: number; truncatedTokens: number }
+  | { seq: number; state: "unchanged" };
+
+export interface FailRequest {
+  seqs: number[];
+  error: string;
+  /** Retry at now + delay; attempts is incremented. */
+  retryDelayMs: number;
+  /** With this many failed attempts (after incrementing), the chunk becomes a dead letter instead. */
+  maxAttempts: number;
+}
+
+export interface QueueStats {
+  /** Chunks accepted and not yet in a terminal state (queued + running). */
+  pending: number;
+  running: number;
+  dead: number;
+  pendingTokens: number;
+}
+
+/**
+ * A durable queue of chunks. `enqueue` is atomic per request and durable before it resolves;
+ * every reserved chunk ends acked, failed (retried or dead-lettered) or released. Operations that
+ * take a lease id do nothing for chunks whose lease has passed to another worker.
+ */
+export interface JobQueue {
+  enqueue(request: EnqueueRequest): Promise<EnqueueResult>;
+  reserve(request: ReserveRequest): Promise<Lease | null>;
+  /** Extend a lease that is still being worked on; false if it was lost. */
+  renew(leaseId: string, leaseMs: number): Promise<boolean>;
+  ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void>;
+  fail(leaseId: string, request: FailRequest): Promise<void>;
+  /** Hand reserved chunks back untouched (graceful shutdown): no attempt is counted. */
+  release(leaseId: string): Promise<void>;
+  getJob(jobId: string): Promise<Job | null>;
+  stats(): Promise<QueueStats>;
+  /** Milliseconds until the earliest delayed chunk becomes available, or null if none is waiting. */
+  nextAvailableInMs(): Promise<number | null>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,312 @@
+import { randomUUID } from "node:crypto";
+import type { Job, JobState, Payload, QueuedChunk } from "../../domain/types.js";
+import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import type {
+  ChunkOutcome,
+  EnqueueRequest,
+  EnqueueResult,
+  FailRequest,
+  JobQueue,
+  Lease,
+  QueueStats,
+  ReserveRequest,
+} from "../job-queue.js";
+import { CounterDeltas } from "./counter-deltas.js";
+import { defaultLeaseOwner, isOrphanedOwner } from "./lease-owner.js";
+import { createQueueSchema } from "./queue-schema.js";
+import {
+  type CandidateRow,
+  type CountersRow,
+  type FailureRow,
+  type JobRow,
+  type MovedRow,
+  prepareQueueStatements,
+  type QueueStatements,
+} from "./queue-statements.js";
+
+export interface SqliteJobQueueOptions {
+  /** Written on every lease; `${hostname}:${pid}` lets a restarted process release its orphans. */
+  ownerId?: string;
+  /** Clock in ms, injectable so tests can expire leases and delays without sleeping. */
+  now?: () => number;
+}
+
+/** Failures listed per job; the count in `counts.failed` is always exact. */
+const MAX_LISTED_FAILURES = 1000;
+/**
+ * Upper bound on queued rows inspected per reservation. Rows are skipped only while an older version
+ * of the same chunk is in flight, which resolves by itself; the cap keeps a pathological backlog of
+ * skipped rows from holding the write lock for a full-table scan.
+ */
+const MAX_SCANNED_PER_RESERVE = 10_000;
+
+/**
+ * The embedded queue: chunks, jobs and counters in the caller's SQLite file. Every state change is
+ * one transaction that also fixes the counters, and writes use BEGIN IMMEDIATE so that several
+ * processes sharing the file (WAL + busy_timeout) serialise instead of failing on lock upgrades.
+ */
+export class SqliteJobQueue implements JobQueue {
+  private readonly db: SqliteDatabase;
+  private readonly ownerId: string;
+  private readonly now: () => number;
+  private readonly sql: QueueStatements;
+
+  constructor(db: SqliteDatabase, options: SqliteJobQueueOptions = {}) {
+    this.db = db;
+    this.ownerId = options.ownerId ?? defaultLeaseOwner();
+    this.now = options.now ?? Date.now;
+    createQueueSchema(db);
+    this.sql = prepareQueueStatements(db);
+    this.recoverOrphans();
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
+    return this.db.transaction(() => this.enqueueInTransaction(request)).immediate();
+  }
+
+  async reserve(request: ReserveRequest): Promise<Lease | null> {
+    return this.db.transaction(() => this.reserveInTransaction(request)).immediate();
+  }
+
+  async renew(leaseId: string, leaseMs: number): Promise<boolean> {
+    const now = this.now();
+    return this.sql.renew.run(now + leaseMs, now, leaseId).changes > 0;
+  }
+
+  async ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void> {
+    this.ackSync(leaseId, outcomes);
+  }
+
+  /**
+   * Synchronous ack, for the embedded pipeline that commits the vector upsert and the ack in one
+   * outer transaction (here it becomes a savepoint). Outcomes for chunks this lease no longer holds
+   * are ignored: that is the fencing that keeps a slow worker from overwriting a newer reservation.
+   */
+  ackSync(leaseId: string, outcomes: ChunkOutcome[]): void {
+    this.db
+      .transaction(() => {
+        const now = this.now();
+        const deltas = new CounterDeltas();
+        for (const outcome of outcomes) {
+          const stored = outcome.state === "stored";
+          const row = this.sql.ackOne.get(
+            outcome.state,
+            stored ? outcome.tokens : null,
+            stored ? outcome.truncatedTokens : null,
+            now,
+            outcome.seq,
+            leaseId,
+          );
+          if (row !== undefined) deltas.record(row.job_id, `running>${outcome.state}`, row.est_tokens);
+        }
+        deltas.flush(this.sql, now);
+      })
+      .immediate();
+  }
+
+  async fail(leaseId: string, request: FailRequest): Promise<void> {
+    this.db
+      .transaction(() => {
+        const now = this.now();
+        const deltas = new CounterDeltas();
+        for (const seq of request.seqs) {
+          const row = this.sql.held.get(seq, leaseId);
+          if (row === undefined) continue;
+          if (row.attempts + 1 >= request.maxAttempts) {
+            this.sql.kill.run(request.error, now, seq);
+            deltas.record(row.job_id, "running>dead", row.est_tokens);
+          } else {
+            this.sql.retry.run(now + Math.max(0, request.retryDelayMs), request.error, now, seq);
+            deltas.record(row.job_id, "running>queued", row.est_tokens);
+          }
+        }
+        deltas.flush(this.sql, now);
+      })
+      .immediate();
+  }
+
+  async release(leaseId: string): Promise<void> {
+    this.db
+      .transaction(() => {
+        const now = this.now();
+        this.requeue(this.sql.release.all(now, leaseId), now);
+      })
+      .immediate();
+  }
+
+  async getJob(jobId: string): Promise<Job | null> {
+    // Deferred transaction: job row and failure list come from one snapshot.
+    return this.db.transaction(() => {
+      const row = this.sql.job.get(jobId);
+      if (row === undefined) return null;
+      const failures = row.dead === 0 ? [] : this.sql.failures.all(jobId, MAX_LISTED_FAILURES);
+      return toJob(row, failures);
+    })();
+  }
+
+  async stats(): Promise<QueueStats> {
+    const row = this.readCounters();
+    return { pending: row.pending, running: row.running, dead: row.dead, pendingTokens: row.pending_tokens };
+  }
+
+  /**
+   * 0 also when the earliest available chunks are held back behind an older version of the same
+   * chunk still in flight, so a caller that gets 0 and then a null reservation should idle briefly.
+   */
+  async nextAvailableInMs(): Promise<number | null> {
+    const row = this.sql.earliestQueued.get();
+    if (row === undefined) return null;
+    return Math.max(0, row.available_at - this.now());
+  }
+
+  /** The database belongs to the caller (the vector store may share it), so it stays open. */
+  async close(): Promise<void> {}
+
+  /**
+   * Releases leases whose owner process on this host is gone (a SIGKILLed server), so its chunks
+   * do not wait out their lease. Runs on construction; returns how many chunks went back to queued.
+   */
+  recoverOrphans(): number {
+    return this.db
+      .transaction(() => {
+        const now = this.now();
+        let released = 0;
+        for (const { lease_owner } of this.sql.runningOwners.all()) {
+          if (lease_owner === this.ownerId || !isOrphanedOwner(lease_owner)) continue;
+          released += this.requeue(this.sql.releaseOwner.all(now, lease_owner), now);
+        }
+        return released;
+      })
+      .immediate();
+  }
+
+  private enqueueInTransaction(request: EnqueueRequest): EnqueueResult {
+    const { pending } = this.readCounters();
+    const count = request.chunks.length;
+    if (pending + count > request.maxQueueSize) {
+      return { accepted: false, reason: "queue_full", pending, maxQueueSize: request.maxQueueSize };
+    }
+    const now = this.now();
+    const jobId = randomUUID();
+    this.sql.insertJob.run(jobId, request.collection, count, count, now, now);
+    let tokens = 0;
+    for (const chunk of request.chunks) {
+      const estTokens = normaliseTokens(chunk.estimatedTokens);
+      tokens += estTokens;
+      this.sql.insertChunk.run(
+        jobId,
+        request.collection,
+        chunk.chunkId,
+        chunk.documentId,
+        chunk.text,
+        JSON.stringify(chunk.payload),
+        estTokens,
+        now,
+        now,
+        now,
+      );
+    }
+    this.sql.addGlobalCounts.run(count, tokens, 0, 0);
+    return { accepted: true, jobId, count };
+  }
+
+  private reserveInTransaction(request: ReserveRequest): Lease | null {
+    const now = this.now();
+    this.requeue(this.sql.reclaimExpired.all(now, now), now);
+
+    const taken: CandidateRow[] = [];
+    let tokens = 0;
+    let afterSeq = 0;
+    let scanned = 0;
+    const pageSize = Math.min(Math.max(64, request.maxChunks * 2), MAX_SCANNED_PER_RESERVE);
+    scan: while (taken.length < request.maxChunks && scanned < MAX_SCANNED_PER_RESERVE) {
+      const page = this.sql.candidates.all(afterSeq, now, pageSize);
+      for (const row of page) {
+        afterSeq = row.seq;
+        scanned += 1;
+        // Rows taken earlier in this pass are still 'queued' here, so this also keeps a second
+        // version of a chunk out of the same reservation.
+        if (this.sql.olderInFlight.get(row.collection, row.chunk_id, row.seq)) continue;
+        // FIFO: stop at a chunk that does not fit rather than let smaller later ones overtake it.
+        if (taken.length > 0 && tokens + row.est_tokens > request.maxTokens) break scan;
+        taken.push(row);
+        tokens += row.est_tokens;
+        if (taken.length >= request.maxChunks) break scan;
+      }
+      if (page.length < pageSize) break;
+    }
+    if (taken.length === 0) return null;
+
+    const leaseId = randomUUID();
+    const expiresAt = now + request.leaseMs;
+    const deltas = new CounterDeltas();
+    for (const row of taken) {
+      this.sql.markRunning.run(leaseId, this.ownerId, expiresAt, now, row.seq);
+      deltas.record(row.job_id, "queued>running", row.est_tokens);
+    }
+    deltas.flush(this.sql, now);
+    return { id: leaseId, chunks: taken.map(toQueuedChunk), expiresAt };
+  }
+
+  /** Counts rows moved from running back to queued; returns how many. */
+  private requeue(rows: MovedRow[], now: number): number {
+    if (rows.length === 0) return 0;
+    const deltas = new CounterDeltas();
+    for (const row of rows) deltas.record(row.job_id, "running>queued", row.est_tokens);
+    deltas.flush(this.sql, now);
+    return rows.length;
+  }
+
+  private readCounters(): CountersRow {
+    const row = this.sql.counters.get();
+    if (row === undefined) throw new Error("queue_counters row is missing");
+    return row;
+  }
+}
+
+/** Token estimates size reservations and the pending-token gauge, so keep them whole and non-negative. */
+function normaliseTokens(estimate: number): number {
+  return Number.isFinite(estimate) && estimate > 0 ? Math.ceil(estimate) : 0;
+}
+
+function toQueuedChunk(row: CandidateRow): QueuedChunk {
+  return {
+    seq: row.seq,
+    jobId: row.job_id,
+    collection: row.collection,
+    chunkId: row.chunk_id,
+    documentId: row.document_id,
+    text: row.text,
+    payload: JSON.parse(row.payload) as Payload,
+    estimatedTokens: row.est_tokens,
+    attempts: row.attempts,
+  };
+}
+
+function toJob(row: JobRow, failures: FailureRow[]): Job {
+  const terminal = row.stored + row.unchanged + row.dead;
+  let state: JobState = "queued";
+  if (row.queued + row.running === 0) state = "done";
+  else if (row.running > 0 || terminal > 0) state = "running";
+  return {
+    id: row.id,
+    collection: row.collection,
+    state,
+    counts: {
+      total: row.total,
+      queued: row.queued,
+      running: row.running,
+      stored: row.stored,
+      unchanged: row.unchanged,
+      failed: row.dead,
+    },
+    createdAt: new Date(row.created_at).toISOString(),
+    updatedAt: new Date(row.updated_at).toISOString(),
+    failures: failures.map((f) => ({
+      chunkId: f.chunk_id,
+      state: "dead",
+      reason: f.last_error ?? "",
+      attempts: f.attempts,
+    })),
+  };
+}

@@ -1,0 +1,92 @@
+import { AppError } from "../domain/errors.js";
+import type { NewChunk, Payload } from "../domain/types.js";
+import type { ThroughputMeter } from "../observability/throughput-meter.js";
+import type { JobQueue } from "../queue/job-queue.js";
+
+export interface AdmissionOptions {
+  maxQueueSize: number;
+  maxChunksPerRequest: number;
+}
+
+export interface Admitted {
+  jobId: string;
+  count: number;
+}
+
+/** Rough upper estimate of model tokens, used only to size reservations (exact counts come later). */
+export function estimateTokens(text: string): number {
+  return Math.ceil(Buffer.byteLength(text, "utf8") / 3) + 2;
+}
+
+/**
+ * Turns validated request chunks into queue entries, all or nothing. Semantic checks that a JSON
+ * schema cannot express (non-blank text, unique ids within the request) are made here, before the
+ * queue is touched, so a refused request changes nothing.
+ */
+export class Admission {
+  constructor(
+    private readonly queue: JobQueue,
+    private readonly throughput: ThroughputMeter,
+    private readonly options: AdmissionOptions,
+  ) {}
+
+  async admit(collection: string, chunks: NewChunk[]): Promise<Admitted> {
+    if (chunks.length === 0) throw new AppError("empty_batch", "The request contains no chunks");
+    if (chunks.length > this.options.maxChunksPerRequest) {
+      throw new AppError(
+        "payload_too_large",
+        `The request has ${chunks.length} chunks; at most ${this.options.maxChunksPerRequest} are accepted per request`,
+        { details: { count: chunks.length, max: this.options.maxChunksPerRequest } },
+      );
+    }
+    const blank = chunks.flatMap((chunk, index) =>
+      chunk.text.trim() === "" ? [{ index, id: chunk.chunkId }] : [],
+    );
+    if (blank.length > 0) {
+      throw new AppError("empty_text", `${blank.length} chunk(s) have no text to embed`, {
+        details: { chunks: blank.slice(0, 100) },
+      });
+    }
+    const seen = new Set<string>();
+    const duplicates = new Set<string>();
+    for (const chunk of chunks) {
+      if (seen.has(chunk.chunkId)) duplicates.add(chunk.chunkId);
+      seen.add(chunk.chunkId);
+    }
+    if (duplicates.size > 0) {
+      throw new AppError("duplicate_chunk_id", "Chunk ids must be unique within a request", {
+        details: { chunk_ids: [...duplicates].slice(0, 100) },
+      });
+    }
+
+    const result = await this.queue.enqueue({ collection, chunks, maxQueueSize: this.options.maxQueueSize });
+    if (!result.accepted) {
+      const excess = result.pending + chunks.length - result.maxQueueSize;
+      throw new AppError(
+        "queue_full",
+        `The queue holds ${result.pending} of ${result.maxQueueSize} chunks; ${chunks.length} more do not fit`,
+        {
+          retryAfterSeconds: this.retryAfterSeconds(excess),
+          details: { pending: result.pending, max_queue_size: result.maxQueueSize, requested: chunks.length },
+        },
+      );
+    }
+    return { jobId: result.jobId, count: result.count };
+  }
+
+  /** Time for the measured drain rate to make room; a guess of 5 s while nothing has drained yet. */
+  retryAfterSeconds(excessChunks: number): number {
+    const { chunksPerSecond } = this.throughput.rates();
+    if (chunksPerSecond <= 0) return 5;
+    return Math.min(300, Math.max(1, Math.ceil(excessChunks / chunksPerSecond)));
+  }
+}
+
+export function newChunk(
+  chunkId: string,
+  text: string,
+  documentId: string | null,
+  payload: Payload,
+): NewChunk {
+  return { chunkId, text, documentId, payload, estimatedTokens: estimateTokens(text) };
+}

@@ -1,0 +1,92 @@
+import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  LogController,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from "fastify";
+import type { Logger } from "pino";
+import { AppError } from "../domain/errors.js";
+import type { Distance, ModelInfo } from "../domain/types.js";
+import type { Embedder } from "../embedder/embedder.js";
+import type { ThroughputMeter } from "../observability/throughput-meter.js";
+import type { JobQueue } from "../queue/job-queue.js";
+import type { VectorStore } from "../vector-store/vector-store.js";
+import type { Admission } from "./admission.js";
+import { installErrorHandler } from "./error-handler.js";
+import { registerHealthRoutes } from "./routes/health-routes.js";
+import { registerSeedRoutes } from "./routes/seed-routes.js";
+import { registerV1Routes } from "./routes/v1-routes.js";
+
+export interface AppDeps {
+  logger: Logger;
+  queue: JobQueue;
+  store: VectorStore;
+  embedder: Embedder;
+  admission: Admission;
+  throughput: ThroughputMeter;
+  /** The loaded model, or null while it loads. */
+  model(): ModelInfo | null;
+  isShuttingDown(): boolean;
+  /** Called after a request's chunks are durably queued (wakes the local pipeline). */
+  onEnqueued(): void;
+  limits: { maxQueueSize: number; bodyLimitBytes: number; seedCollection: string; distance: Distance };
+}
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+/** Builds the HTTP app from its dependencies; it never chooses an adapter itself. */
+export function buildApp(deps: AppDeps): App {
+  const app: App = Fastify({
+    loggerInstance: deps.logger.child({ component: "http" }) as FastifyBaseLogger,
+    bodyLimit: deps.limits.bodyLimitBytes,
+    // One structured line per request comes from the onResponse hook below, at debug level.
+    logController: new LogController({ disableRequestLogging: true }),
+    // Job ids and chunk ids may be long; refusing long URLs with a clear error is the router's job.
+    routerOptions: { maxParamLength: 1024 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  // Bodies are validated without coercion (a number is not silently a string); query strings are
+  // coerced, since everything in a URL arrives as text.
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  installErrorHandler(app);
+  // JSON only: a text/plain body must be refused as 415, not half-parsed into a 400.
+  app.removeContentTypeParser("text/plain");
+
+  app.addHook("onRequest", async (request) => {
+    if (deps.isShuttingDown() && !request.url.startsWith("/health")) {
+      throw new AppError("shutting_down", "The server is shutting down; send to another instance or retry", {
+        retryAfterSeconds: 5,
+      });
+    }
+  });
+  app.addHook("onResponse", async (request, reply) => {
+    request.log.debug(
+      {
+        method: request.method,
+        url: request.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
+      "request",
+    );
+  });
+
+  registerHealthRoutes(app, deps);
+  registerSeedRoutes(app, deps);
+  registerV1Routes(app, deps);
+  return app;
+}
+
+export function requireModel(deps: AppDeps): ModelInfo {
+  const model = deps.model();
+  if (!model) throw new AppError("model_not_ready", "The model is still loading", { retryAfterSeconds: 2 });
+  return model;
+}

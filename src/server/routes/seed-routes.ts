@@ -1,0 +1,57 @@
+import type { NewChunk, Payload } from "../../domain/types.js";
+import { newChunk } from "../admission.js";
+import type { App, AppDeps } from "../app.js";
+import { requireModel } from "../app.js";
+import { type SeedChunk, SeedEmbedBody, SeedStatusQuery } from "../schemas.js";
+
+/**
+ * The API of the system we grow from, kept so existing clients work unchanged:
+ * text = name + " | " + contents; payload {docId, itemSequence, name, contents, meta};
+ * the document (for delete-by-document) is the item sequence.
+ */
+export function seedChunk(chunk: SeedChunk): NewChunk {
+  const payload: Payload = {
+    docId: chunk.chunk_id,
+    itemSequence: chunk.item_sequence,
+    name: chunk.name,
+    contents: chunk.contents,
+    meta: chunk.meta as Payload | null,
+  };
+  const text = chunk.contents.trim() === "" ? "" : `${chunk.name} | ${chunk.contents}`;
+  return newChunk(String(chunk.chunk_id), text, String(chunk.item_sequence), payload);
+}
+
+export function registerSeedRoutes(app: App, deps: AppDeps): void {
+  app.post("/test/embed", { schema: { body: SeedEmbedBody } }, async (request, reply) => {
+    const chunks = Array.isArray(request.body) ? request.body : request.body.chunks;
+    const admitted = await deps.admission.admit(deps.limits.seedCollection, chunks.map(seedChunk));
+    deps.onEnqueued();
+    return reply.status(202).send({ status: "accepted", count: admitted.count, job_id: admitted.jobId });
+  });
+
+  app.get("/test/status", { schema: { querystring: SeedStatusQuery } }, async (request) => {
+    const threshold = request.query.threshold ?? 0.7;
+    const stats = await deps.queue.stats();
+    return {
+      current_task_queue_size: stats.pending,
+      max_queue_size: deps.limits.maxQueueSize,
+      queue_available: stats.pending < threshold * deps.limits.maxQueueSize,
+      threshold_ratio: threshold,
+    };
+  });
+
+  app.get("/model-info", async () => {
+    const model = requireModel(deps);
+    return {
+      model_name: model.id,
+      profile: model.profile,
+      dimension: model.dimension,
+      max_tokens: model.maxTokens,
+      pooling: model.pooling,
+      normalize: model.normalize,
+      dtype: model.dtype,
+      prefixes: model.prefixes,
+      distance: deps.limits.distance,
+    };
+  });
+}

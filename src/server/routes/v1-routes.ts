@@ -1,0 +1,120 @@
+import { AppError } from "../../domain/errors.js";
+import type { NewChunk, Payload } from "../../domain/types.js";
+import { newChunk } from "../admission.js";
+import type { App, AppDeps } from "../app.js";
+import { requireModel } from "../app.js";
+import {
+  CollectionParams,
+  DocumentParams,
+  JobParams,
+  type NativeChunk,
+  NativeIngestBody,
+  SearchBody,
+} from "../schemas.js";
+
+/** Native chunk → queue entry; the payload is what search returns. */
+export function nativeChunk(chunk: NativeChunk): NewChunk {
+  const documentId =
+    chunk.document_id === undefined || chunk.document_id === null ? null : String(chunk.document_id);
+  const payload: Payload = {
+    chunk_id: String(chunk.id),
+    document_id: documentId,
+    text: chunk.text,
+    metadata: (chunk.metadata ?? null) as Payload | null,
+  };
+  return newChunk(String(chunk.id), chunk.text, documentId, payload);
+}
+
+export function registerV1Routes(app: App, deps: AppDeps): void {
+  app.post(
+    "/v1/collections/:collection/chunks",
+    { schema: { params: CollectionParams, body: NativeIngestBody } },
+    async (request, reply) => {
+      const admitted = await deps.admission.admit(
+        request.params.collection,
+        request.body.chunks.map(nativeChunk),
+      );
+      deps.onEnqueued();
+      return reply.status(202).send({ job_id: admitted.jobId, status: "accepted", count: admitted.count });
+    },
+  );
+
+  app.get("/v1/jobs/:id", { schema: { params: JobParams } }, async (request) => {
+    const job = await deps.queue.getJob(request.params.id);
+    if (!job) throw new AppError("job_not_found", `No job ${request.params.id}`);
+    return {
+      id: job.id,
+      collection: job.collection,
+      state: job.state,
+      counts: job.counts,
+      created_at: job.createdAt,
+      updated_at: job.updatedAt,
+      failures: job.failures.map((f) => ({
+        chunk_id: f.chunkId,
+        state: f.state,
+        reason: f.reason,
+        attempts: f.attempts,
+      })),
+    };
+  });
+
+  app.get("/v1/status", async () => {
+    const stats = await deps.queue.stats();
+    const rates = deps.throughput.rates();
+    const model = deps.model();
+    return {
+      queue: {
+        pending_chunks: stats.pending,
+        running_chunks: stats.running,
+        pending_tokens_estimate: stats.pendingTokens,
+        max_queue_size: deps.limits.maxQueueSize,
+        available: stats.pending < deps.limits.maxQueueSize,
+      },
+      dead_letters: stats.dead,
+      throughput: {
+        chunks_per_second: round(rates.chunksPerSecond),
+        tokens_per_second: round(rates.tokensPerSecond),
+      },
+      estimated_drain_seconds:
+        rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
+      model: model ? { id: model.id, dimension: model.dimension, ready: true } : { ready: false },
+    };
+  });
+
+  app.post(
+    "/v1/collections/:collection/search",
+    { schema: { params: CollectionParams, body: SearchBody } },
+    async (request) => {
+      requireModel(deps);
+      const { query, top_k: topK = 10, filter } = request.body;
+      const embedded = await deps.embedder.embed([query], "query");
+      const vector = embedded.vectors[0];
+      if (!vector) throw new AppError("internal_error", "The embedder returned no vector for the query");
+      const hits = await deps.store.search(request.params.collection, vector, topK, filter);
+      return {
+        hits: hits.map((hit) => ({
+          id: hit.chunkId,
+          point_id: hit.id,
+          score: hit.score,
+          payload: hit.payload,
+        })),
+      };
+    },
+  );
+
+  app.delete(
+    "/v1/collections/:collection/documents/:document_id",
+    { schema: { params: DocumentParams } },
+    async (request) => {
+      const deleted = await deps.store.deleteByDocument(
+        request.params.collection,
+        request.params.document_id,
+      );
+      return { deleted };
+    },
+  );
+}
+
+function round(value: number): number {
+  return Math.round(value * 10) / 10;
+}

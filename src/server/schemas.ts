@@ -1,0 +1,56 @@
+import Type, { type Static } from "typebox";
+
+/** Route schemas: they validate requests and, later, generate the OpenAPI document. */
+
+const ChunkId = Type.Union([Type.String({ minLength: 1, maxLength: 512 }), Type.Integer({ minimum: 0 })]);
+const JsonObject = Type.Record(Type.String(), Type.Unknown());
+
+export const CollectionParams = Type.Object({
+  collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+});
+
+export const SeedChunk = Type.Object({
+  chunk_id: ChunkId,
+  item_sequence: Type.Union([Type.String({ maxLength: 512 }), Type.Integer()]),
+  name: Type.String(),
+  contents: Type.String(),
+  meta: Type.Union([JsonObject, Type.Null()]),
+});
+export type SeedChunk = Static<typeof SeedChunk>;
+
+/** The seed API takes a bare array; a documented variant wraps it in {"chunks": [...]}. */
+export const SeedEmbedBody = Type.Union([
+  Type.Array(SeedChunk),
+  Type.Object({ chunks: Type.Array(SeedChunk) }),
+]);
+export type SeedEmbedBody = Static<typeof SeedEmbedBody>;
+
+export const SeedStatusQuery = Type.Object({
+  threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.7 })),
+});
+
+export const NativeChunk = Type.Object({
+  id: ChunkId,
+  text: Type.String(),
+  document_id: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), Type.Integer(), Type.Null()])),
+  metadata: Type.Optional(Type.Union([JsonObject, Type.Null()])),
+});
+export type NativeChunk = Static<typeof NativeChunk>;
+
+export const NativeIngestBody = Type.Object({ chunks: Type.Array(NativeChunk) });
+export type NativeIngestBody = Static<typeof NativeIngestBody>;
+
+export const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+const FilterValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
+export const SearchBody = Type.Object({
+  query: Type.String({ minLength: 1 }),
+  top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 10 })),
+  filter: Type.Optional(Type.Record(Type.String(), Type.Union([FilterValue, Type.Array(FilterValue)]))),
+});
+export type SearchBody = Static<typeof SearchBody>;
+
+export const DocumentParams = Type.Object({
+  collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  document_id: Type.String({ minLength: 1, maxLength: 512 }),
+});

@@ -1,0 +1,540 @@
+import assert from "node:assert/strict";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import type { NewChunk, Payload, QueuedChunk } from "../../src/domain/types.js";
+import type { JobQueue, Lease, QueueStats } from "../../src/queue/job-queue.js";
+
+/**
+ * A queue under test plus a way to move its time forward. Adapters with an injectable clock advance
+ * it; an adapter on a real clock (Redis/BullMQ) may implement `advance` by sleeping: the suite only
+ * ever advances by SHORT_MS-sized steps (about a second), and uses LONG_MS leases wherever nothing
+ * is meant to expire.
+ */
+export interface JobQueueFixture {
+  queue: JobQueue;
+  clock: { advance(ms: number): void | Promise<void> };
+  cleanup(): Promise<void>;
+}
+
+/** Lease and retry delay for tests that let time pass. */
+const SHORT_MS = 1_000;
+/** Lease for tests where nothing may expire, even on a slow machine with a real clock. */
+const LONG_MS = 600_000;
+const ROOMY = 1_000_000;
+
+function chunk(chunkId: string, estimatedTokens = 10, text = `text of ${chunkId}`): NewChunk {
+  return { chunkId, text, documentId: `doc-${chunkId}`, payload: { chunkId }, estimatedTokens };
+}
+
+function ids(lease: Lease | null): string[] {
+  assert.ok(lease, "expected a reservation");
+  return lease.chunks.map((c) => c.chunkId);
+}
+
+function texts(lease: Lease | null): string[] {
+  assert.ok(lease, "expected a reservation");
+  return lease.chunks.map((c) => c.text);
+}
+
+export function jobQueueContract(name: string, factory: () => Promise<JobQueueFixture>): void {
+  describe(`JobQueue contract: ${name}`, () => {
+    let fixture: JobQueueFixture;
+    let queue: JobQueue;
+
+    beforeEach(async () => {
+      fixture = await factory();
+      queue = fixture.queue;
+    });
+
+    afterEach(async () => {
+      await fixture.queue.close();
+      await fixture.cleanup();
+    });
+
+    const advance = async (ms: number): Promise<void> => {
+      await fixture.clock.advance(ms);
+    };
+
+    async function enqueue(chunks: NewChunk[], collection = "docs"): Promise<string> {
+      const result = await queue.enqueue({ collection, chunks, maxQueueSize: ROOMY });
+      assert.ok(result.accepted, "enqueue refused");
+      return result.jobId;
+    }
+
+    function reserve(maxChunks = 100, leaseMs = LONG_MS, maxTokens = ROOMY): Promise<Lease | null> {
+      return queue.reserve({ maxChunks, maxTokens, leaseMs });
+    }
+
+    async function expectStats(expected: QueueStats, message?: string): Promise<void> {
+      assert.deepEqual(await queue.stats(), expected, message);
+    }
+
+    async function counts(jobId: string) {
+      const job = await queue.getJob(jobId);
+      assert.ok(job, `job ${jobId} not found`);
+      return { state: job.state, ...job.counts };
+    }
+
+    function seqs(lease: Lease, ...chunkIds: string[]): number[] {
+      return chunkIds.map((id) => {
+        const found = lease.chunks.find((c) => c.chunkId === id);
+        assert.ok(found, `${id} is not in the lease`);
+        return found.seq;
+      });
+    }
+
+    it("getJob returns null for an unknown job", async () => {
+      assert.equal(await queue.getJob("00000000-0000-4000-8000-000000000000"), null);
+    });
+
+    it("enqueue creates a queued job with exact counts and stats", async () => {
+      const result = await queue.enqueue({
+        collection: "docs",
+        chunks: [chunk("a", 10), chunk("b", 20), chunk("c", 30)],
+        maxQueueSize: 10,
+      });
+      assert.ok(result.accepted);
+      assert.equal(result.count, 3);
+
+      const job = await queue.getJob(result.jobId);
+      assert.ok(job);
+      assert.equal(job.id, result.jobId);
+      assert.equal(job.collection, "docs");
+      assert.equal(job.state, "queued");
+      assert.deepEqual(job.counts, { total: 3, queued: 3, running: 0, stored: 0, unchanged: 0, failed: 0 });
+      assert.deepEqual(job.failures, []);
+      assert.equal(new Date(job.createdAt).toISOString(), job.createdAt);
+      assert.equal(new Date(job.updatedAt).toISOString(), job.updatedAt);
+      await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 60 });
+
+      const other = await enqueue([chunk("d")]);
+      assert.notEqual(other, result.jobId);
+    });
+
+    it("refuses a request that would overflow the queue and writes nothing of it", async () => {
+      await enqueue([chunk("a"), chunk("b"), chunk("c")]);
+      const refused = await queue.enqueue({
+        collection: "docs",
+        chunks: [chunk("x1"), chunk("x2"), chunk("x3")],
+        maxQueueSize: 5,
+      });
+      assert.deepEqual(refused, { accepted: false, reason: "queue_full", pending: 3, maxQueueSize: 5 });
+      await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 30 });
+
+      const fits = await queue.enqueue({
+        collection: "docs",
+        chunks: [chunk("d"), chunk("e")],
+        maxQueueSize: 5,
+      });
+      assert.equal(fits.accepted, true, "a request that exactly fills the queue is accepted");
+      const full = await queue.enqueue({ collection: "docs", chunks: [chunk("x4")], maxQueueSize: 5 });
+      assert.deepEqual(full, { accepted: false, reason: "queue_full", pending: 5, maxQueueSize: 5 });
+
+      assert.deepEqual(ids(await reserve()), ["a", "b", "c", "d", "e"]);
+      assert.equal(await reserve(), null, "refused chunks must not be reservable");
+      // Running chunks still count against capacity until they reach a terminal state.
+      const stillFull = await queue.enqueue({ collection: "docs", chunks: [chunk("x5")], maxQueueSize: 5 });
+      assert.equal(stillFull.accepted, false);
+    });
+
+    it("reserves in FIFO order across jobs, up to maxChunks", async () => {
+      await enqueue([chunk("a0"), chunk("a1"), chunk("a2")]);
+      await enqueue([chunk("b0"), chunk("b1")]);
+      const first = await reserve(2);
+      assert.deepEqual(ids(first), ["a0", "a1"]);
+      assert.ok(first && first.chunks[0]!.seq < first.chunks[1]!.seq, "seq grows with enqueue order");
+      assert.deepEqual(ids(await reserve(2)), ["a2", "b0"]);
+      assert.deepEqual(ids(await reserve(2)), ["b1"]);
+      assert.equal(await reserve(2), null);
+    });
+
+    it("keeps the token sum within maxTokens, takes an oversized first chunk alone, never reorders", async () => {
+      await enqueue([chunk("c0", 40), chunk("c1", 40), chunk("c2", 40), chunk("c3", 500), chunk("c4", 10)]);
+      assert.deepEqual(ids(await reserve(10, LONG_MS, 100)), ["c0", "c1"]);
+      assert.deepEqual(ids(await reserve(10, LONG_MS, 100)), ["c2"], "c4 must not overtake c3");
+      assert.deepEqual(ids(await reserve(10, LONG_MS, 100)), ["c3"], "an oversized chunk still goes alone");
+      assert.deepEqual(ids(await reserve(10, LONG_MS, 100)), ["c4"]);
+    });
+
+    it("hands back every field of the chunk as enqueued", async () => {
+      const payload: Payload = {
+        docId: "leaflet-7",
+        itemSequence: 3,
+        name: "타이레놀",
+        contents: "효능 효과",
+        meta: { lang: "ko", tags: ["a", "b"], score: 0.5, ok: true, none: null },
+      };
+      const jobId = await enqueue(
+        [
+          {
+            chunkId: "k1",
+            text: "타이레놀 | 효능 효과",
+            documentId: "leaflet-7",
+            payload,
+            estimatedTokens: 12,
+          },
+          { chunkId: "k2", text: "no document", documentId: null, payload: {}, estimatedTokens: 3 },
+        ],
+        "leaflets",
+      );
+      const lease = await reserve();
+      assert.ok(lease);
+      const [k1, k2] = lease.chunks as [QueuedChunk, QueuedChunk];
+      assert.deepEqual(
+        { ...k1, seq: 0 },
+        {
+          seq: 0,
+          jobId,
+          collection: "leaflets",
+          chunkId: "k1",
+          text: "타이레놀 | 효능 효과",
+          documentId: "leaflet-7",
+          payload,
+          estimatedTokens: 12,
+          attempts: 0,
+        },
+      );
+      assert.equal(k2.documentId, null);
+      assert.deepEqual(k2.payload, {});
+      assert.notEqual(k1.seq, k2.seq);
+      assert.ok(lease.id.length > 0);
+      assert.ok(
+        Number.isFinite(lease.expiresAt) && lease.expiresAt > 1e12,
+        "expiresAt is in epoch milliseconds",
+      );
+    });
+
+    it("does not hand out a leased chunk again while the lease holds", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b"), chunk("c")]);
+      assert.deepEqual(ids(await reserve(2)), ["a", "b"]);
+      assert.deepEqual(ids(await reserve(10)), ["c"]);
+      assert.equal(await reserve(10), null);
+      await expectStats({ pending: 3, running: 3, dead: 0, pendingTokens: 30 });
+      assert.deepEqual(await counts(jobId), {
+        state: "running",
+        total: 3,
+        queued: 0,
+        running: 3,
+        stored: 0,
+        unchanged: 0,
+        failed: 0,
+      });
+    });
+
+    it("returns the chunks of an expired lease without counting an attempt", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b")]);
+      const first = await reserve(10, SHORT_MS);
+      assert.deepEqual(ids(first), ["a", "b"]);
+      assert.equal(await reserve(10, SHORT_MS), null);
+      await advance(SHORT_MS + 1);
+      const second = await reserve();
+      assert.ok(second && first);
+      assert.deepEqual(ids(second), ["a", "b"]);
+      assert.notEqual(second.id, first.id);
+      assert.deepEqual(
+        second.chunks.map((c) => c.attempts),
+        [0, 0],
+      );
+      assert.equal((await counts(jobId)).running, 2, "a reclaimed chunk is not counted twice");
+      await expectStats({ pending: 2, running: 2, dead: 0, pendingTokens: 20 });
+    });
+
+    it("renew keeps a lease alive and reports a lost one", async () => {
+      await enqueue([chunk("a")]);
+      const lease = await reserve(10, SHORT_MS);
+      assert.ok(lease);
+      await advance(SHORT_MS / 2);
+      assert.equal(await queue.renew(lease.id, LONG_MS), true);
+      await advance(SHORT_MS);
+      assert.equal(await reserve(), null, "a renewed lease must not expire at its original time");
+      assert.equal(await queue.renew("no-such-lease", LONG_MS), false);
+      await queue.ack(lease.id, [{ seq: lease.chunks[0]!.seq, state: "unchanged" }]);
+      assert.equal(await queue.renew(lease.id, LONG_MS), false, "nothing left to renew after ack");
+    });
+
+    it("fences a stale lease: its ack, fail, release and renew change nothing", async () => {
+      const jobId = await enqueue([chunk("x")]);
+      const stale = await reserve(10, SHORT_MS);
+      assert.ok(stale);
+      const seq = stale.chunks[0]!.seq;
+      await advance(SHORT_MS + 1);
+      const current = await reserve();
+      assert.deepEqual(ids(current), ["x"]);
+      assert.ok(current);
+
+      await queue.ack(stale.id, [{ seq, state: "stored", tokens: 5, truncatedTokens: 0 }]);
+      await queue.fail(stale.id, { seqs: [seq], error: "stale", retryDelayMs: 0, maxAttempts: 1 });
+      await queue.release(stale.id);
+      assert.equal(await queue.renew(stale.id, LONG_MS), false);
+      assert.deepEqual(await counts(jobId), {
+        state: "running",
+        total: 1,
+        queued: 0,
+        running: 1,
+        stored: 0,
+        unchanged: 0,
+        failed: 0,
+      });
+      assert.equal(await reserve(), null, "the current lease still holds the chunk");
+      await expectStats({ pending: 1, running: 1, dead: 0, pendingTokens: 10 });
+
+      await queue.ack(current.id, [{ seq, state: "stored", tokens: 5, truncatedTokens: 0 }]);
+      assert.equal((await counts(jobId)).state, "done");
+      assert.equal((await counts(jobId)).stored, 1);
+    });
+
+    it("ignores outcomes for chunks held by another lease", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b")]);
+      const la = await reserve(1);
+      const lb = await reserve(1);
+      assert.ok(la && lb);
+      const [a] = seqs(la, "a");
+      const [b] = seqs(lb, "b");
+      await queue.ack(la.id, [
+        { seq: a!, state: "unchanged" },
+        { seq: b!, state: "unchanged" },
+      ]);
+      await queue.fail(la.id, { seqs: [b!], error: "not mine", retryDelayMs: 0, maxAttempts: 1 });
+      assert.deepEqual(await counts(jobId), {
+        state: "running",
+        total: 2,
+        queued: 0,
+        running: 1,
+        stored: 0,
+        unchanged: 1,
+        failed: 0,
+      });
+      await queue.ack(lb.id, [{ seq: b!, state: "unchanged" }]);
+      assert.equal((await counts(jobId)).unchanged, 2);
+    });
+
+    it("ack records stored and unchanged outcomes and moves the job queued → running → done", async () => {
+      const jobId = await enqueue([chunk("a", 10), chunk("b", 20), chunk("c", 30)]);
+      assert.equal((await counts(jobId)).state, "queued");
+
+      const lease = await reserve(2);
+      assert.ok(lease);
+      assert.equal((await counts(jobId)).state, "running");
+      const [a, b] = seqs(lease, "a", "b");
+      await queue.ack(lease.id, [
+        { seq: a!, state: "stored", tokens: 9, truncatedTokens: 0 },
+        { seq: b!, state: "unchanged" },
+      ]);
+      assert.deepEqual(await counts(jobId), {
+        state: "running",
+        total: 3,
+        queued: 1,
+        running: 0,
+        stored: 1,
+        unchanged: 1,
+        failed: 0,
+      });
+      await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 30 });
+
+      // A repeated ack (e.g. a retried request) must not count twice.
+      await queue.ack(lease.id, [{ seq: a!, state: "stored", tokens: 9, truncatedTokens: 0 }]);
+      assert.equal((await counts(jobId)).stored, 1);
+
+      const last = await reserve();
+      assert.ok(last);
+      await queue.ack(last.id, [
+        { seq: last.chunks[0]!.seq, state: "stored", tokens: 30, truncatedTokens: 2 },
+      ]);
+      assert.deepEqual(await counts(jobId), {
+        state: "done",
+        total: 3,
+        queued: 0,
+        running: 0,
+        stored: 2,
+        unchanged: 1,
+        failed: 0,
+      });
+      await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+      const job = await queue.getJob(jobId);
+      assert.ok(job && job.updatedAt >= job.createdAt);
+    });
+
+    it("fail with a retry delay requeues the chunk after the delay and counts the attempt", async () => {
+      const jobId = await enqueue([chunk("x", 7)]);
+      const lease = await reserve();
+      assert.ok(lease);
+      await queue.fail(lease.id, {
+        seqs: seqs(lease, "x"),
+        error: "store timeout",
+        retryDelayMs: SHORT_MS,
+        maxAttempts: 3,
+      });
+      assert.deepEqual(await counts(jobId), {
+        state: "queued",
+        total: 1,
+        queued: 1,
+        running: 0,
+        stored: 0,
+        unchanged: 0,
+        failed: 0,
+      });
+      await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 7 });
+      assert.equal(await reserve(), null, "not reservable before the delay");
+      const wait = await queue.nextAvailableInMs();
+      assert.ok(wait !== null && wait > 0 && wait <= SHORT_MS, `nextAvailableInMs = ${wait}`);
+
+      await advance(SHORT_MS);
+      assert.equal(await queue.nextAvailableInMs(), 0);
+      const again = await reserve();
+      assert.deepEqual(ids(again), ["x"]);
+      assert.equal(again?.chunks[0]?.attempts, 1);
+      assert.deepEqual((await queue.getJob(jobId))?.failures, [], "a retried chunk is not a failure");
+    });
+
+    it("dead-letters a chunk at maxAttempts with its reason in the job and in stats", async () => {
+      const jobId = await enqueue([chunk("x", 5), chunk("y", 6)]);
+      const first = await reserve();
+      assert.ok(first);
+      const [x, y] = seqs(first, "x", "y");
+      await queue.fail(first.id, { seqs: [x!], error: "first", retryDelayMs: 0, maxAttempts: 2 });
+      await queue.ack(first.id, [{ seq: y!, state: "stored", tokens: 6, truncatedTokens: 0 }]);
+
+      const second = await reserve();
+      assert.deepEqual(ids(second), ["x"]);
+      assert.ok(second);
+      await queue.fail(second.id, { seqs: [x!], error: "model exploded", retryDelayMs: 0, maxAttempts: 2 });
+
+      const job = await queue.getJob(jobId);
+      assert.ok(job);
+      assert.equal(job.state, "done");
+      assert.deepEqual(job.counts, { total: 2, queued: 0, running: 0, stored: 1, unchanged: 0, failed: 1 });
+      assert.deepEqual(job.failures, [
+        { chunkId: "x", state: "dead", reason: "model exploded", attempts: 2 },
+      ]);
+      await expectStats({ pending: 0, running: 0, dead: 1, pendingTokens: 0 });
+      assert.equal(await reserve(), null);
+      assert.equal(await queue.nextAvailableInMs(), null);
+    });
+
+    it("dead-letters on the first failure when maxAttempts is 1", async () => {
+      const jobId = await enqueue([chunk("x")]);
+      const lease = await reserve();
+      assert.ok(lease);
+      await queue.fail(lease.id, {
+        seqs: seqs(lease, "x"),
+        error: "bad input",
+        retryDelayMs: 0,
+        maxAttempts: 1,
+      });
+      const job = await queue.getJob(jobId);
+      assert.deepEqual(job?.failures, [{ chunkId: "x", state: "dead", reason: "bad input", attempts: 1 }]);
+      await expectStats({ pending: 0, running: 0, dead: 1, pendingTokens: 0 });
+    });
+
+    it("release hands chunks back at once, in order, without counting an attempt", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b"), chunk("c")]);
+      const lease = await reserve(2);
+      assert.ok(lease);
+      await queue.release(lease.id);
+      assert.deepEqual(await counts(jobId), {
+        state: "queued",
+        total: 3,
+        queued: 3,
+        running: 0,
+        stored: 0,
+        unchanged: 0,
+        failed: 0,
+      });
+      await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 30 });
+      const again = await reserve();
+      assert.deepEqual(ids(again), ["a", "b", "c"]);
+      assert.deepEqual(
+        again?.chunks.map((c) => c.attempts),
+        [0, 0, 0],
+      );
+    });
+
+    it("never runs two versions of one chunk at once, and applies them in enqueue order", async () => {
+      await enqueue([chunk("x", 10, "v1"), chunk("y")]);
+      await enqueue([chunk("x", 10, "v2"), chunk("z")]);
+      await enqueue([chunk("x", 10, "v3")], "other-collection");
+
+      const first = await reserve();
+      assert.ok(first);
+      assert.deepEqual(ids(first), ["x", "y", "z", "x"], "one version per (collection, chunk id)");
+      assert.deepEqual(texts(first), ["v1", `text of y`, `text of z`, "v3"]);
+      assert.equal(await reserve(), null, "v2 waits while v1 is running");
+
+      await queue.ack(
+        first.id,
+        first.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const })),
+      );
+      const second = await reserve();
+      assert.deepEqual(texts(second), ["v2"]);
+    });
+
+    it("keeps enqueue order for one chunk id when the older version is retried or released", async () => {
+      await enqueue([chunk("x", 10, "v1")]);
+      await enqueue([chunk("x", 10, "v2")]);
+      const first = await reserve();
+      assert.deepEqual(texts(first), ["v1"]);
+      assert.ok(first);
+      await queue.fail(first.id, {
+        seqs: [first.chunks[0]!.seq],
+        error: "flaky",
+        retryDelayMs: SHORT_MS,
+        maxAttempts: 5,
+      });
+      assert.equal(await reserve(), null, "v2 must not overtake v1 while v1 waits for its retry");
+
+      await advance(SHORT_MS);
+      const retry = await reserve();
+      assert.deepEqual(texts(retry), ["v1"]);
+      assert.ok(retry);
+      await queue.release(retry.id);
+      const released = await reserve();
+      assert.deepEqual(texts(released), ["v1"]);
+      assert.ok(released);
+      await queue.ack(released.id, [{ seq: released.chunks[0]!.seq, state: "unchanged" }]);
+      assert.deepEqual(texts(await reserve()), ["v2"]);
+    });
+
+    it("nextAvailableInMs: null when nothing is queued, 0 when work is ready, else the shortest wait", async () => {
+      assert.equal(await queue.nextAvailableInMs(), null);
+      await enqueue([chunk("a"), chunk("b")]);
+      assert.equal(await queue.nextAvailableInMs(), 0);
+      const lease = await reserve();
+      assert.ok(lease);
+      assert.equal(await queue.nextAvailableInMs(), null, "running chunks are not waiting");
+
+      const [a, b] = seqs(lease, "a", "b");
+      await queue.fail(lease.id, { seqs: [a!], error: "e", retryDelayMs: 2 * SHORT_MS, maxAttempts: 9 });
+      await queue.fail(lease.id, { seqs: [b!], error: "e", retryDelayMs: SHORT_MS, maxAttempts: 9 });
+      const wait = await queue.nextAvailableInMs();
+      assert.ok(wait !== null && wait > 0 && wait <= SHORT_MS, `nextAvailableInMs = ${wait}`);
+      await advance(SHORT_MS);
+      assert.equal(await queue.nextAvailableInMs(), 0);
+      assert.deepEqual(ids(await reserve()), ["b"]);
+      const rest = await queue.nextAvailableInMs();
+      assert.ok(rest !== null && rest > 0 && rest <= SHORT_MS, `nextAvailableInMs = ${rest}`);
+    });
+
+    it("stats stay exact through every transition", async () => {
+      await enqueue([chunk("a", 1), chunk("b", 2), chunk("c", 3), chunk("d", 4)]);
+      await expectStats({ pending: 4, running: 0, dead: 0, pendingTokens: 10 }, "after enqueue");
+      const lease = await reserve(3);
+      assert.ok(lease);
+      await expectStats({ pending: 4, running: 3, dead: 0, pendingTokens: 10 }, "after reserve");
+      const [a, b, c] = seqs(lease, "a", "b", "c");
+      await queue.ack(lease.id, [{ seq: a!, state: "stored", tokens: 1, truncatedTokens: 0 }]);
+      await expectStats({ pending: 3, running: 2, dead: 0, pendingTokens: 9 }, "after ack");
+      await queue.fail(lease.id, { seqs: [b!], error: "retry", retryDelayMs: 0, maxAttempts: 3 });
+      await expectStats({ pending: 3, running: 1, dead: 0, pendingTokens: 9 }, "after retry");
+      await queue.fail(lease.id, { seqs: [c!], error: "dead", retryDelayMs: 0, maxAttempts: 1 });
+      await expectStats({ pending: 2, running: 0, dead: 1, pendingTokens: 6 }, "after dead letter");
+      const next = await reserve(10, SHORT_MS);
+      assert.deepEqual(ids(next), ["b", "d"]);
+      await advance(SHORT_MS + 1);
+      const reclaimed = await reserve(1);
+      assert.deepEqual(ids(reclaimed), ["b"]);
+      await expectStats({ pending: 2, running: 1, dead: 1, pendingTokens: 6 }, "after expiry + reserve");
+      assert.ok(reclaimed);
+      await queue.release(reclaimed.id);
+      await expectStats({ pending: 2, running: 0, dead: 1, pendingTokens: 6 }, "after release");
+    });
+  });
+}

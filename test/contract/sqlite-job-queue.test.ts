@@ -1,0 +1,344 @@
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import type { NewChunk } from "../../src/domain/types.js";
+import { SqliteJobQueue } from "../../src/queue/sqlite/sqlite-job-queue.js";
+import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
+import { jobQueueContract } from "./job-queue.contract.js";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const LONG_MS = 600_000;
+
+function tempFile(): { file: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), "q-"));
+  return { file: join(dir, "q.sqlite"), dir };
+}
+
+function fakeClock(start = 1_700_000_000_000) {
+  let t = start;
+  return {
+    now: () => t,
+    advance(ms: number) {
+      t += ms;
+    },
+  };
+}
+
+function chunk(chunkId: string, estimatedTokens = 10): NewChunk {
+  return { chunkId, text: `text ${chunkId}`, documentId: null, payload: { chunkId }, estimatedTokens };
+}
+
+/** The pid of a process that has exited, so no live process can own it (barring pid reuse). */
+function deadPid(): number {
+  const child = spawnSync(process.execPath, ["-e", ""]);
+  assert.ok(child.pid);
+  return child.pid;
+}
+
+jobQueueContract("SqliteJobQueue", async () => {
+  const { file, dir } = tempFile();
+  const db = openSqliteDatabase(file);
+  const clock = fakeClock();
+  const queue = new SqliteJobQueue(db, { now: clock.now });
+  return {
+    queue,
+    clock,
+    async cleanup() {
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe("SqliteJobQueue specifics", () => {
+  let file: string;
+  let dir: string;
+  let db: SqliteDatabase;
+  let clock: ReturnType<typeof fakeClock>;
+  const extraDbs: SqliteDatabase[] = [];
+
+  beforeEach(() => {
+    ({ file, dir } = tempFile());
+    db = openSqliteDatabase(file);
+    clock = fakeClock();
+  });
+
+  afterEach(() => {
+    for (const other of [db, ...extraDbs.splice(0)]) if (other.open) other.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function openAgain(): SqliteDatabase {
+    const other = openSqliteDatabase(file);
+    extraDbs.push(other);
+    return other;
+  }
+
+  /** Counters must equal what the rows say, or stats and admission drift over time. */
+  function assertCountersMatchRows(database: SqliteDatabase): void {
+    const byState = database
+      .prepare<[], { state: string; n: number; tokens: number }>(
+        "SELECT state, COUNT(*) AS n, SUM(est_tokens) AS tokens FROM queue_chunks GROUP BY state",
+      )
+      .all();
+    const n = (s: string) => byState.find((r) => r.state === s)?.n ?? 0;
+    const tokens = (s: string) => byState.find((r) => r.state === s)?.tokens ?? 0;
+    const counters = database
+      .prepare("SELECT pending, pending_tokens, running, dead FROM queue_counters")
+      .get();
+    assert.deepEqual(counters, {
+      pending: n("queued") + n("running"),
+      pending_tokens: tokens("queued") + tokens("running"),
+      running: n("running"),
+      dead: n("dead"),
+    });
+    const drift = database
+      .prepare(
+        `SELECT j.id FROM queue_jobs j WHERE
+           j.queued != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'queued') OR
+           j.running != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'running') OR
+           j.stored != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'stored') OR
+           j.unchanged != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'unchanged') OR
+           j.dead != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'dead') OR
+           j.total != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id)`,
+      )
+      .all();
+    assert.deepEqual(drift, [], "job counters drifted from their chunk rows");
+  }
+
+  it("creates only queue_-prefixed tables, idempotently", () => {
+    new SqliteJobQueue(db);
+    new SqliteJobQueue(db);
+    const tables = db
+      .prepare<[], { name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      )
+      .all()
+      .map((r) => r.name);
+    assert.deepEqual(tables, ["queue_chunks", "queue_counters", "queue_jobs"]);
+  });
+
+  it("keeps counters equal to the rows through a mixed workload", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    for (let j = 0; j < 5; j++) {
+      await queue.enqueue({
+        collection: j % 2 ? "a" : "b",
+        chunks: Array.from({ length: 20 }, (_, i) => chunk(`c${i % 12}`, 1 + i)),
+        maxQueueSize: 1_000,
+      });
+    }
+    for (let round = 0; round < 40; round++) {
+      const lease = await queue.reserve({
+        maxChunks: 7,
+        maxTokens: 60,
+        leaseMs: round % 5 === 0 ? 10 : LONG_MS,
+      });
+      if (lease === null) {
+        clock.advance(50);
+        continue;
+      }
+      const [first, second, third, ...rest] = lease.chunks;
+      if (first)
+        await queue.ack(lease.id, [{ seq: first.seq, state: "stored", tokens: 3, truncatedTokens: 1 }]);
+      if (second)
+        await queue.fail(lease.id, { seqs: [second.seq], error: "e", retryDelayMs: 20, maxAttempts: 2 });
+      if (third) await queue.release(lease.id);
+      if (round % 5 !== 0) {
+        await queue.ack(
+          lease.id,
+          rest.map((c) => ({ seq: c.seq, state: "unchanged" as const })),
+        );
+      }
+      clock.advance(15);
+      assertCountersMatchRows(db);
+    }
+  });
+
+  it("a second instance on the same file sees the same jobs, leases and capacity", async () => {
+    const q1 = new SqliteJobQueue(db, { now: clock.now });
+    const q2 = new SqliteJobQueue(openAgain(), { now: clock.now });
+    const result = await q1.enqueue({ collection: "c", chunks: [chunk("a"), chunk("b")], maxQueueSize: 3 });
+    assert.ok(result.accepted);
+    assert.deepEqual(await q2.stats(), await q1.stats());
+    assert.deepEqual(await q2.getJob(result.jobId), await q1.getJob(result.jobId));
+
+    const lease = await q1.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
+    assert.deepEqual(
+      lease?.chunks.map((c) => c.chunkId),
+      ["a"],
+    );
+    const other = await q2.reserve({ maxChunks: 10, maxTokens: 100, leaseMs: LONG_MS });
+    assert.deepEqual(
+      other?.chunks.map((c) => c.chunkId),
+      ["b"],
+    );
+    const refused = await q2.enqueue({ collection: "c", chunks: [chunk("c"), chunk("d")], maxQueueSize: 3 });
+    assert.deepEqual(refused, { accepted: false, reason: "queue_full", pending: 2, maxQueueSize: 3 });
+  });
+
+  it("keeps every accepted chunk and lease across close and reopen", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    const jobs: string[] = [];
+    for (let j = 0; j < 3; j++) {
+      const r = await queue.enqueue({
+        collection: "c",
+        chunks: [chunk(`j${j}-a`), chunk(`j${j}-b`)],
+        maxQueueSize: 100,
+      });
+      assert.ok(r.accepted);
+      jobs.push(r.jobId);
+    }
+    const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: 1_000 });
+    assert.ok(lease);
+    const stats = await queue.stats();
+    await queue.close();
+    assert.equal(db.open, true, "close() leaves the caller's database open");
+    db.close();
+
+    const reopened = new SqliteJobQueue(openAgain(), { now: clock.now });
+    assert.deepEqual(await reopened.stats(), stats);
+    assert.deepEqual(await reopened.getJob(jobs[0]!).then((j) => j?.counts.running), 1);
+    const rest = await reopened.reserve({ maxChunks: 100, maxTokens: 1_000, leaseMs: LONG_MS });
+    assert.deepEqual(
+      rest?.chunks.map((c) => c.chunkId),
+      ["j0-b", "j1-a", "j1-b", "j2-a", "j2-b"],
+      "a lease of a live process survives the reopen",
+    );
+    clock.advance(1_000);
+    const expired = await reopened.reserve({ maxChunks: 100, maxTokens: 1_000, leaseMs: LONG_MS });
+    assert.deepEqual(
+      expired?.chunks.map((c) => c.chunkId),
+      ["j0-a"],
+    );
+  });
+
+  it("releases on open only the leases of dead processes on this host", async () => {
+    const setup = new SqliteJobQueue(db, { now: clock.now });
+    await setup.enqueue({
+      collection: "c",
+      chunks: [chunk("dead"), chunk("live"), chunk("remote")],
+      maxQueueSize: 100,
+    });
+    const pid = deadPid();
+    const owners = [`${hostname()}:${pid}`, `${hostname()}:${process.pid}`, `elsewhere:${pid}`];
+    // All constructed before any reserves, since constructing one recovers the others' orphans.
+    const workers = owners.map((ownerId) => new SqliteJobQueue(db, { ownerId, now: clock.now }));
+    for (const worker of workers) {
+      assert.equal(
+        (await worker.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS }))?.chunks.length,
+        1,
+      );
+    }
+    assert.equal((await setup.stats()).running, 3);
+
+    const restarted = new SqliteJobQueue(db, { now: clock.now });
+    assert.equal((await restarted.stats()).running, 2);
+    const lease = await restarted.reserve({ maxChunks: 10, maxTokens: 100, leaseMs: LONG_MS });
+    assert.deepEqual(
+      lease?.chunks.map((c) => [c.chunkId, c.attempts]),
+      [["dead", 0]],
+    );
+    assert.equal(restarted.recoverOrphans(), 0, "nothing left to recover");
+    assertCountersMatchRows(db);
+  });
+
+  it("ackSync commits or rolls back with the caller's transaction", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    const r = await queue.enqueue({ collection: "c", chunks: [chunk("a")], maxQueueSize: 10 });
+    assert.ok(r.accepted);
+    const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
+    assert.ok(lease);
+    const outcome = [{ seq: lease.chunks[0]!.seq, state: "stored" as const, tokens: 4, truncatedTokens: 0 }];
+
+    const failing = db.transaction(() => {
+      queue.ackSync(lease.id, outcome);
+      throw new Error("vector upsert failed");
+    });
+    assert.throws(() => failing.immediate(), /vector upsert failed/);
+    assert.equal((await queue.getJob(r.jobId))?.counts.running, 1, "the ack rolled back with the upsert");
+    assert.equal((await queue.stats()).pending, 1);
+
+    db.transaction(() => queue.ackSync(lease.id, outcome)).immediate();
+    assert.equal((await queue.getJob(r.jobId))?.state, "done");
+    assert.deepEqual(db.prepare("SELECT tokens, truncated_tokens, lease_id FROM queue_chunks").get(), {
+      tokens: 4,
+      truncated_tokens: 0,
+      lease_id: null,
+    });
+    assertCountersMatchRows(db);
+  });
+
+  it("lists at most 1000 failures while counting all of them", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    const r = await queue.enqueue({
+      collection: "c",
+      chunks: Array.from({ length: 1_005 }, (_, i) => chunk(`c${i}`)),
+      maxQueueSize: 10_000,
+    });
+    assert.ok(r.accepted);
+    const lease = await queue.reserve({ maxChunks: 2_000, maxTokens: 1_000_000, leaseMs: LONG_MS });
+    assert.ok(lease);
+    await queue.fail(lease.id, {
+      seqs: lease.chunks.map((c) => c.seq),
+      error: "x",
+      retryDelayMs: 0,
+      maxAttempts: 1,
+    });
+    const job = await queue.getJob(r.jobId);
+    assert.equal(job?.counts.failed, 1_005);
+    assert.equal(job?.failures.length, 1_000);
+    assert.equal(job?.failures[0]?.chunkId, "c0");
+  });
+
+  it("admission stays atomic when two processes enqueue into one file at once", async () => {
+    new SqliteJobQueue(db);
+    const moduleUrl = pathToFileURL(join(REPO_ROOT, "src/queue/sqlite/sqlite-job-queue.ts")).href;
+    const dbUrl = pathToFileURL(join(REPO_ROOT, "src/storage/sqlite-database.ts")).href;
+    const script = `
+      import { SqliteJobQueue } from ${JSON.stringify(moduleUrl)};
+      import { openSqliteDatabase } from ${JSON.stringify(dbUrl)};
+      const queue = new SqliteJobQueue(openSqliteDatabase(process.argv[1]));
+      // Start together, so the two writers really contend for the last free slots.
+      await new Promise((r) => setTimeout(r, Number(process.argv[2]) - Date.now()));
+      let accepted = 0;
+      for (let i = 0; i < 300; i++) {
+        const chunks = Array.from({ length: 10 }, (_, k) => ({
+          chunkId: process.pid + "-" + i + "-" + k, text: "t", documentId: null, payload: {}, estimatedTokens: 1,
+        }));
+        const r = await queue.enqueue({ collection: "c", chunks, maxQueueSize: 2000 });
+        if (r.accepted) accepted += r.count;
+      }
+      console.log(accepted);
+    `;
+    const startAt = String(Date.now() + 2_000);
+    const children = [0, 1].map(() =>
+      spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, file, startAt], {
+        cwd: REPO_ROOT,
+        stdio: ["ignore", "pipe", "inherit"],
+      }),
+    );
+    const outputs = await Promise.all(
+      children.map(async (child) => {
+        let out = "";
+        child.stdout.on("data", (d: Buffer) => {
+          out += d.toString();
+        });
+        const [code] = await once(child, "exit");
+        assert.equal(code, 0);
+        return Number(out.trim());
+      }),
+    );
+    const queue = new SqliteJobQueue(db);
+    assert.equal((await queue.stats()).pending, 2_000);
+    assert.equal(
+      outputs.reduce((a, b) => a + b, 0),
+      2_000,
+    );
+    assertCountersMatchRows(db);
+  });
+});

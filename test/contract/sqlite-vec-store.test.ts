@@ -1,0 +1,207 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { pointId } from "../../src/domain/ids.js";
+import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
+import { SqliteVecStore } from "../../src/vector-store/sqlite-vec/sqlite-vec-store.js";
+import { hasCode, makeRecord, uniqueCollection, vectorStoreContract } from "./vector-store.contract.js";
+
+function openTemp(): { db: SqliteDatabase; file: string; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), "vs-"));
+  const file = join(dir, "v.sqlite");
+  return { db: openSqliteDatabase(file), file, dir };
+}
+
+vectorStoreContract("SqliteVecStore", async () => {
+  const { db, dir } = openTemp();
+  const store = new SqliteVecStore(db);
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe("SqliteVecStore specifics", () => {
+  let db: SqliteDatabase;
+  let file: string;
+  let dir: string;
+  let store: SqliteVecStore;
+
+  beforeEach(() => {
+    ({ db, file, dir } = openTemp());
+    store = new SqliteVecStore(db);
+  });
+
+  afterEach(() => {
+    if (db.open) db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("Euclid scores are L2 distances, ascending", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Euclid" });
+    await store.upsert(c, [
+      makeRecord(c, "far", [10, 0]),
+      makeRecord(c, "near", [1, 1]),
+      makeRecord(c, "mid", [3, 4]),
+      // Cosine would rank this first (same direction as the query); L2 ranks it by length.
+      makeRecord(c, "aligned", [0, 20]),
+    ]);
+    const hits = await store.search(c, Float32Array.from([0, 1]), 10);
+    assert.deepEqual(
+      hits.map((h) => h.chunkId),
+      ["near", "mid", "far", "aligned"],
+    );
+    const expected = [1, Math.hypot(3, 3), Math.hypot(10, 1), 19];
+    for (const [i, hit] of hits.entries())
+      assert.ok(Math.abs(hit.score - expected[i]!) < 1e-5, `${hit.score}`);
+  });
+
+  it("refuses Dot distance clearly and creates nothing", async () => {
+    const c = uniqueCollection();
+    await assert.rejects(
+      store.ensureCollection({ name: c, dimension: 3, distance: "Dot" }),
+      (err: unknown) => {
+        hasCode("invalid_request")(err);
+        assert.match((err as Error).message, /Dot distance is not supported.*use Cosine or Euclid/);
+        return true;
+      },
+    );
+    // Nothing was recorded under that name, so Cosine can still claim it.
+    await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine" });
+  });
+
+  it("refuses filter keys that are not dotted identifiers, before touching SQL", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { lang: "ko" } })]);
+    const bad = [
+      "lang') OR 1=1 --",
+      "$.lang",
+      "lang[0]",
+      "a..b",
+      ".a",
+      "a.",
+      "",
+      "1abc",
+      'la"ng',
+      "lang OR 1",
+    ];
+    for (const key of bad) {
+      await assert.rejects(
+        store.search(c, Float32Array.from([1, 0]), 5, { [key]: "ko" }),
+        hasCode("invalid_request"),
+        key,
+      );
+    }
+    assert.equal(await store.count(c), 1);
+  });
+
+  it("does not match the JSON text of an array or object against a string", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { tags: ["x"], meta: { k: "v" } } })]);
+    const q = Float32Array.from([1, 0]);
+    assert.equal((await store.search(c, q, 5, { tags: '["x"]' })).length, 0);
+    assert.equal((await store.search(c, q, 5, { meta: '{"k":"v"}' })).length, 0);
+    // Object members are not array elements: "meta" holding {k:"v"} must not match "v".
+    assert.equal((await store.search(c, q, 5, { meta: "v" })).length, 0);
+    assert.equal((await store.search(c, q, 5, { "meta.k": "v" })).length, 1);
+  });
+
+  it("upsertSync inside an outer transaction that throws is rolled back with it", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    db.exec("CREATE TABLE acks (seq INTEGER PRIMARY KEY)");
+    const ackAndUpsert = db.transaction((fail: boolean) => {
+      store.upsertSync(c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [0, 1])]);
+      db.prepare("INSERT INTO acks (seq) VALUES (1)").run();
+      if (fail) throw new Error("ack failed");
+    });
+
+    assert.throws(() => ackAndUpsert(true), /ack failed/);
+    assert.equal(await store.count(c), 0);
+    assert.equal(db.prepare("SELECT COUNT(*) AS n FROM acks").pluck().get(), 0);
+
+    ackAndUpsert(false);
+    assert.equal(await store.count(c), 2);
+    assert.equal(db.prepare("SELECT COUNT(*) AS n FROM acks").pluck().get(), 1);
+  });
+
+  it("a failing upsertSync inside an outer transaction leaves the outer work to the caller", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    db.exec("CREATE TABLE acks (seq INTEGER PRIMARY KEY)");
+    db.transaction(() => {
+      db.prepare("INSERT INTO acks (seq) VALUES (1)").run();
+      assert.throws(
+        () => store.upsertSync(c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [1])]),
+        hasCode("dimension_mismatch"),
+      );
+    })();
+    assert.equal(await store.count(c), 0);
+    assert.equal(db.prepare("SELECT COUNT(*) AS n FROM acks").pluck().get(), 1);
+  });
+
+  it("stores vectors as float32 little-endian blobs and survives reopening the file", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine" });
+    // A view into a larger buffer checks that the byte offset is honoured, not just the whole buffer copied.
+    const backing = new Float32Array([9, 9, 0.5, -2, 3.25, 9]);
+    await store.upsert(c, [makeRecord(c, "a", backing.subarray(2, 5))]);
+    const blob = db.prepare("SELECT vector FROM vs_points WHERE id = ?").pluck().get(pointId(c, "a"));
+    assert.ok(Buffer.isBuffer(blob));
+    assert.equal(blob.length, 12);
+    assert.deepEqual([blob.readFloatLE(0), blob.readFloatLE(4), blob.readFloatLE(8)], [0.5, -2, 3.25]);
+
+    db.close();
+    db = openSqliteDatabase(file);
+    store = new SqliteVecStore(db);
+    await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine" });
+    assert.equal(await store.count(c), 1);
+    const [hit] = await store.search(c, Float32Array.from([0.5, -2, 3.25]), 1);
+    assert.ok(hit && Math.abs(hit.score - 1) < 1e-5);
+  });
+
+  it("scores a zero vector as orthogonal instead of sorting it first", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.upsert(c, [
+      makeRecord(c, "zero", [0, 0]),
+      makeRecord(c, "a", [1, 0.5]),
+      makeRecord(c, "opp", [-1, 0]),
+    ]);
+    const hits = await store.search(c, Float32Array.from([1, 0]), 3);
+    assert.deepEqual(
+      hits.map((h) => [h.chunkId, Math.round(h.score * 1000) / 1000]),
+      [
+        ["a", 0.894],
+        ["zero", 0],
+        ["opp", -1],
+      ],
+    );
+  });
+
+  it("rejects a topK that is not a positive integer", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    for (const k of [0, -1, 1.5, Number.NaN]) {
+      await assert.rejects(
+        store.search(c, Float32Array.from([1, 0]), k),
+        hasCode("invalid_request"),
+        String(k),
+      );
+    }
+  });
+
+  it("close() leaves the caller's database open", async () => {
+    await store.close();
+    assert.equal(db.open, true);
+  });
+});

@@ -1,0 +1,470 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { afterEach, beforeEach, describe, it } from "node:test";
+import { AppError, type ErrorCode } from "../../src/domain/errors.js";
+import { canonicalJson, pointId, sha256 } from "../../src/domain/ids.js";
+import type { Payload, SearchFilter, VectorRecord } from "../../src/domain/types.js";
+import type { VectorStore } from "../../src/vector-store/vector-store.js";
+
+export interface VectorStoreFixture {
+  store: VectorStore;
+  cleanup(): Promise<void>;
+}
+
+/** Scores travel through float32 in every store, so compare them with float32 slack. */
+const SCORE_TOLERANCE = 1e-5;
+
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    dot += x * y;
+    na += x * x;
+    nb += y * y;
+  }
+  return dot / Math.sqrt(na * nb);
+}
+
+/** Deterministic so that a failure on a random-vector test reproduces. */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function uniqueCollection(): string {
+  return `c_${randomUUID().slice(0, 8)}`;
+}
+
+export function makeRecord(
+  collection: string,
+  chunkId: string,
+  vector: number[] | Float32Array,
+  options: { documentId?: string | null; payload?: Payload; contentHash?: string } = {},
+): VectorRecord {
+  const documentId = options.documentId === undefined ? "doc-1" : options.documentId;
+  const payload = options.payload ?? { chunkId, docId: documentId };
+  return {
+    id: pointId(collection, chunkId),
+    chunkId,
+    documentId,
+    vector: vector instanceof Float32Array ? vector : Float32Array.from(vector),
+    payload,
+    contentHash: options.contentHash ?? sha256(`content:${chunkId}`),
+    payloadHash: sha256(canonicalJson(payload)),
+  };
+}
+
+export function hasCode(code: ErrorCode): (err: unknown) => boolean {
+  return (err: unknown) => {
+    assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
+    assert.equal(err.code, code, `expected code ${code}, got ${err.code}: ${err.message}`);
+    return true;
+  };
+}
+
+/**
+ * The behaviour every VectorStore adapter must share. It talks only to the interface and uses a fresh
+ * collection name per test, so it can run against a shared live server.
+ */
+export function vectorStoreContract(name: string, factory: () => Promise<VectorStoreFixture>): void {
+  describe(`VectorStore contract: ${name}`, () => {
+    let fixture: VectorStoreFixture;
+    let store: VectorStore;
+
+    beforeEach(async () => {
+      fixture = await factory();
+      store = fixture.store;
+    });
+
+    afterEach(async () => {
+      await fixture.cleanup();
+    });
+
+    async function cosineCollection(dimension: number): Promise<string> {
+      const collection = uniqueCollection();
+      await store.ensureCollection({ name: collection, dimension, distance: "Cosine" });
+      return collection;
+    }
+
+    async function ids(collection: string, vector: number[], filter?: SearchFilter): Promise<string[]> {
+      const hits = await store.search(collection, Float32Array.from(vector), 100, filter);
+      return hits.map((h) => h.chunkId).sort();
+    }
+
+    describe("ensureCollection", () => {
+      it("is idempotent and keeps existing points", async () => {
+        const c = await cosineCollection(3);
+        await store.upsert(c, [makeRecord(c, "a", [1, 0, 0])]);
+        await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine" });
+        assert.equal(await store.count(c), 1);
+      });
+
+      it("refuses another dimension with dimension_mismatch and leaves the collection intact", async () => {
+        const c = await cosineCollection(3);
+        await store.upsert(c, [makeRecord(c, "a", [1, 0, 0])]);
+        await assert.rejects(
+          store.ensureCollection({ name: c, dimension: 4, distance: "Cosine" }),
+          hasCode("dimension_mismatch"),
+        );
+        assert.equal(await store.count(c), 1);
+        await store.upsert(c, [makeRecord(c, "b", [0, 1, 0])]);
+        const hits = await store.search(c, Float32Array.from([1, 0, 0]), 10);
+        assert.deepEqual(
+          hits.map((h) => h.chunkId),
+          ["a", "b"],
+        );
+      });
+
+      it("refuses another distance with dimension_mismatch and leaves the collection intact", async () => {
+        const c = await cosineCollection(3);
+        await store.upsert(c, [makeRecord(c, "a", [1, 1, 0])]);
+        await assert.rejects(
+          store.ensureCollection({ name: c, dimension: 3, distance: "Euclid" }),
+          hasCode("dimension_mismatch"),
+        );
+        assert.equal(await store.count(c), 1);
+        const [hit] = await store.search(c, Float32Array.from([1, 0, 0]), 1);
+        assert.ok(hit);
+        // Still cosine: a Euclid store would score this pair with distance 1, not similarity 0.707.
+        assert.ok(Math.abs(hit.score - cosine([1, 1, 0], [1, 0, 0])) < SCORE_TOLERANCE, `score ${hit.score}`);
+      });
+    });
+
+    describe("upsert and count", () => {
+      it("counts upserted points, and 0 for an unknown collection", async () => {
+        const c = await cosineCollection(3);
+        assert.equal(await store.count(c), 0);
+        await store.upsert(c, [
+          makeRecord(c, "a", [1, 0, 0]),
+          makeRecord(c, "b", [0, 1, 0]),
+          makeRecord(c, "c", [0, 0, 1]),
+        ]);
+        assert.equal(await store.count(c), 3);
+        assert.equal(await store.count(uniqueCollection()), 0);
+      });
+
+      it("re-upserting the same ids keeps one point each and replaces vector and payload", async () => {
+        const c = await cosineCollection(3);
+        await store.upsert(c, [
+          makeRecord(c, "a", [1, 0, 0], { payload: { v: 1 } }),
+          makeRecord(c, "b", [0, 1, 0], { payload: { v: 1 } }),
+        ]);
+        await store.upsert(c, [
+          makeRecord(c, "a", [0, 0, 1], { payload: { v: 2 } }),
+          makeRecord(c, "b", [0, 1, 0], { payload: { v: 1 } }),
+        ]);
+        assert.equal(await store.count(c), 2);
+        const [top] = await store.search(c, Float32Array.from([0, 0, 1]), 1);
+        assert.ok(top);
+        assert.equal(top.chunkId, "a");
+        assert.equal(top.id, pointId(c, "a"));
+        assert.ok(Math.abs(top.score - 1) < SCORE_TOLERANCE, `score ${top.score}`);
+        assert.deepEqual(top.payload, { v: 2 });
+      });
+
+      it("returns payloads exactly as stored (nested, null, unicode)", async () => {
+        const c = await cosineCollection(2);
+        const payload: Payload = {
+          name: "타이레놀정500밀리그람",
+          meta: { lang: "ko", pages: [1, 2], extra: null, ok: true, ratio: 0.25 },
+          emptyObject: {},
+        };
+        await store.upsert(c, [makeRecord(c, "a", [1, 0], { payload })]);
+        const [hit] = await store.search(c, Float32Array.from([1, 0]), 1);
+        assert.deepEqual(hit?.payload, payload);
+      });
+
+      it("a batch with one wrong-dimension vector fails with dimension_mismatch and writes nothing", async () => {
+        const c = await cosineCollection(3);
+        await assert.rejects(
+          store.upsert(c, [makeRecord(c, "a", [1, 0, 0]), makeRecord(c, "b", [1, 0, 0, 0])]),
+          hasCode("dimension_mismatch"),
+        );
+        assert.equal(await store.count(c), 0);
+        const fp = await store.fingerprints(c, [pointId(c, "a"), pointId(c, "b")]);
+        assert.equal(fp.size, 0);
+      });
+
+      it("upsert into an unknown collection fails with collection_not_found", async () => {
+        const c = uniqueCollection();
+        await assert.rejects(
+          store.upsert(c, [makeRecord(c, "a", [1, 0, 0])]),
+          hasCode("collection_not_found"),
+        );
+      });
+    });
+
+    describe("search", () => {
+      const points: Record<string, number[]> = {
+        p1: [1, 0, 0, 0],
+        p2: [0.9, 0.1, 0, 0],
+        p3: [0.5, 0.5, 0.2, 0],
+        p4: [0, 1, 0, 0],
+        p5: [-1, 0.2, 0, 0.3],
+        p6: [0.1, 0.1, 0.9, 0.4],
+      };
+
+      it("returns the exact nearest neighbours in order with cosine similarity scores", async () => {
+        const c = await cosineCollection(4);
+        await store.upsert(
+          c,
+          Object.entries(points).map(([id, v]) => makeRecord(c, id, v)),
+        );
+        const query = [0.8, 0.3, 0.1, 0];
+        const expected = Object.entries(points)
+          .map(([id, v]) => ({ id, score: cosine(query, v) }))
+          .sort((a, b) => b.score - a.score)
+          .slice(0, 4);
+        const hits = await store.search(c, Float32Array.from(query), 4);
+        assert.deepEqual(
+          hits.map((h) => h.chunkId),
+          expected.map((e) => e.id),
+        );
+        for (const [i, hit] of hits.entries()) {
+          const want = expected[i]!;
+          assert.ok(
+            Math.abs(hit.score - want.score) < SCORE_TOLERANCE,
+            `${hit.chunkId}: ${hit.score} vs ${want.score}`,
+          );
+          assert.equal(hit.id, pointId(c, want.id));
+        }
+      });
+
+      it("topK larger than the count returns every point", async () => {
+        const c = await cosineCollection(4);
+        await store.upsert(
+          c,
+          Object.entries(points).map(([id, v]) => makeRecord(c, id, v)),
+        );
+        const hits = await store.search(c, Float32Array.from([0, 0, 1, 0]), 50);
+        assert.equal(hits.length, 6);
+        assert.equal(hits[0]?.chunkId, "p6");
+      });
+
+      it("an empty collection returns no hits", async () => {
+        const c = await cosineCollection(4);
+        assert.deepEqual(await store.search(c, Float32Array.from([1, 0, 0, 0]), 10), []);
+      });
+
+      it("an unknown collection fails with collection_not_found", async () => {
+        await assert.rejects(
+          store.search(uniqueCollection(), Float32Array.from([1, 0, 0]), 5),
+          hasCode("collection_not_found"),
+        );
+      });
+
+      it("a query vector of the wrong length fails with dimension_mismatch", async () => {
+        const c = await cosineCollection(4);
+        await store.upsert(c, [makeRecord(c, "a", [1, 0, 0, 0])]);
+        await assert.rejects(store.search(c, Float32Array.from([1, 0, 0]), 5), hasCode("dimension_mismatch"));
+      });
+
+      it("a 10,000-topK search over 2,000 random 384-d points returns them all, sorted by score", async () => {
+        const dim = 384;
+        const n = 2000;
+        const c = await cosineCollection(dim);
+        const random = seededRandom(42);
+        const vectors = new Map<string, Float32Array>();
+        const records: VectorRecord[] = [];
+        for (let i = 0; i < n; i++) {
+          const v = new Float32Array(dim);
+          for (let d = 0; d < dim; d++) v[d] = random() * 2 - 1;
+          vectors.set(`r${i}`, v);
+          records.push(makeRecord(c, `r${i}`, v, { documentId: `doc-${i % 50}`, payload: { i } }));
+        }
+        for (let i = 0; i < n; i += 500) await store.upsert(c, records.slice(i, i + 500));
+        assert.equal(await store.count(c), n);
+
+        const query = vectors.get("r7")!;
+        const hits = await store.search(c, query, 10_000);
+        assert.equal(hits.length, n);
+        assert.equal(new Set(hits.map((h) => h.id)).size, n);
+        assert.equal(hits[0]?.chunkId, "r7");
+        for (let i = 1; i < hits.length; i++) {
+          assert.ok(hits[i - 1]!.score >= hits[i]!.score, `not sorted at ${i}`);
+        }
+        for (const hit of hits) {
+          const want = cosine(query, vectors.get(hit.chunkId)!);
+          assert.ok(Math.abs(hit.score - want) < 1e-4, `${hit.chunkId}: ${hit.score} vs ${want}`);
+        }
+      });
+    });
+
+    describe("filters", () => {
+      async function filtered(): Promise<string> {
+        const c = await cosineCollection(2);
+        await store.upsert(c, [
+          makeRecord(c, "a", [1, 0], {
+            payload: { lang: "ko", n: 1, s: "1", ok: true, meta: { src: "x", year: 2020 } },
+          }),
+          makeRecord(c, "b", [1, 0.1], {
+            payload: { lang: "en", n: 2, s: "2", ok: false, meta: { src: "y", year: 2021 } },
+          }),
+          makeRecord(c, "c", [1, 0.2], {
+            payload: {
+              lang: "ko",
+              n: 3,
+              s: "3",
+              ok: false,
+              meta: { src: "y", year: 2022 },
+              tags: ["t1", "t2"],
+            },
+          }),
+          makeRecord(c, "d", [1, 0.3], { payload: { lang: "ja", n: 1.5, meta: null } }),
+        ]);
+        return c;
+      }
+      const q = [1, 0];
+
+      it("matches a scalar string", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { lang: "ko" }), ["a", "c"]);
+      });
+
+      it("matches a nested path", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { "meta.src": "y" }), ["b", "c"]);
+        assert.deepEqual(await ids(c, q, { "meta.year": 2020 }), ["a"]);
+      });
+
+      it("matches any of an array of values, across types", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { lang: ["en", "ja"] }), ["b", "d"]);
+        assert.deepEqual(await ids(c, q, { n: [2, 1.5] }), ["b", "d"]);
+      });
+
+      it("an empty any-of array matches nothing", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { lang: [] }), []);
+      });
+
+      it("matches booleans as booleans, not as 1/0", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { ok: true }), ["a"]);
+        assert.deepEqual(await ids(c, q, { ok: false }), ["b", "c"]);
+        assert.deepEqual(await ids(c, q, { ok: 1 }), []);
+        assert.deepEqual(await ids(c, q, { n: true }), []);
+      });
+
+      it("keeps numbers and strings distinct", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { n: 1 }), ["a"]);
+        assert.deepEqual(await ids(c, q, { n: "1" }), []);
+        assert.deepEqual(await ids(c, q, { s: "1" }), ["a"]);
+        assert.deepEqual(await ids(c, q, { s: 1 }), []);
+        assert.deepEqual(await ids(c, q, { n: 1.5 }), ["d"]);
+      });
+
+      it("ANDs keys together", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { lang: "ko", "meta.src": "y" }), ["c"]);
+        assert.deepEqual(await ids(c, q, { lang: "ko", n: 2 }), []);
+      });
+
+      it("a payload array matches when any element matches", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { tags: "t2" }), ["c"]);
+        assert.deepEqual(await ids(c, q, { tags: ["zz", "t1"] }), ["c"]);
+      });
+
+      it("matches nothing for a missing field or an unknown value", async () => {
+        const c = await filtered();
+        assert.deepEqual(await ids(c, q, { lang: "fr" }), []);
+        assert.deepEqual(await ids(c, q, { nope: "ko" }), []);
+        assert.deepEqual(await ids(c, q, { "meta.src.deeper": "x" }), []);
+      });
+
+      it("applies topK after filtering", async () => {
+        const c = await filtered();
+        const hits = await store.search(c, Float32Array.from([0, 1]), 1, { lang: "ko" });
+        assert.deepEqual(
+          hits.map((h) => h.chunkId),
+          ["c"],
+        );
+      });
+    });
+
+    describe("deleteByDocument", () => {
+      it("removes only that document's points and returns how many", async () => {
+        const c = await cosineCollection(2);
+        const other = await cosineCollection(2);
+        await store.upsert(c, [
+          makeRecord(c, "a1", [1, 0], { documentId: "A" }),
+          makeRecord(c, "a2", [0, 1], { documentId: "A" }),
+          makeRecord(c, "b1", [1, 1], { documentId: "B" }),
+          makeRecord(c, "n1", [1, 2], { documentId: null }),
+        ]);
+        await store.upsert(other, [makeRecord(other, "a1", [1, 0], { documentId: "A" })]);
+
+        assert.equal(await store.deleteByDocument(c, "A"), 2);
+        assert.equal(await store.count(c), 2);
+        assert.deepEqual(await ids(c, [1, 0]), ["b1", "n1"]);
+        assert.equal(await store.count(other), 1);
+        assert.equal(await store.deleteByDocument(c, "A"), 0);
+        assert.equal(await store.deleteByDocument(c, "missing"), 0);
+      });
+    });
+
+    describe("fingerprints", () => {
+      it("returns the stored hashes of existing ids only", async () => {
+        const c = await cosineCollection(2);
+        const a = makeRecord(c, "a", [1, 0], { contentHash: sha256("ca") });
+        const b = makeRecord(c, "b", [0, 1], { contentHash: sha256("cb"), payload: { x: 1 } });
+        await store.upsert(c, [a, b]);
+        const missing = pointId(c, "missing");
+        const fp = await store.fingerprints(c, [a.id, missing, b.id]);
+        assert.equal(fp.size, 2);
+        assert.deepEqual(fp.get(a.id), { contentHash: a.contentHash, payloadHash: a.payloadHash });
+        assert.deepEqual(fp.get(b.id), { contentHash: b.contentHash, payloadHash: b.payloadHash });
+        assert.equal(fp.has(missing), false);
+        assert.equal((await store.fingerprints(c, [])).size, 0);
+      });
+
+      it("reflects a re-upsert and handles more ids than one query batch", async () => {
+        const c = await cosineCollection(2);
+        const records = Array.from({ length: 1200 }, (_, i) => makeRecord(c, `k${i}`, [1, i]));
+        await store.upsert(c, records);
+        const changed = makeRecord(c, "k5", [0, 1], { contentHash: sha256("new") });
+        await store.upsert(c, [changed]);
+        const asked = [...records.map((r) => r.id), pointId(c, "absent")];
+        const fp = await store.fingerprints(c, asked);
+        assert.equal(fp.size, 1200);
+        assert.equal(fp.get(changed.id)?.contentHash, sha256("new"));
+        assert.equal(fp.get(records[1100]!.id)?.contentHash, records[1100]!.contentHash);
+      });
+    });
+
+    describe("updatePayloads", () => {
+      it("replaces payload, payload hash and document id but not the vector; ignores missing points", async () => {
+        const c = await cosineCollection(3);
+        const a = makeRecord(c, "a", [1, 2, 3], { documentId: "A", payload: { v: "old" } });
+        await store.upsert(c, [a]);
+        const newPayload: Payload = { v: "new", extra: [1] };
+        const newHash = sha256(canonicalJson(newPayload));
+        await store.updatePayloads(c, [
+          { id: a.id, payload: newPayload, payloadHash: newHash, documentId: "B" },
+          { id: pointId(c, "ghost"), payload: { v: "ghost" }, payloadHash: sha256("g"), documentId: "B" },
+        ]);
+
+        assert.equal(await store.count(c), 1);
+        const [hit] = await store.search(c, Float32Array.from([1, 2, 3]), 5);
+        assert.ok(hit);
+        assert.ok(Math.abs(hit.score - 1) < SCORE_TOLERANCE, `vector changed: score ${hit.score}`);
+        assert.deepEqual(hit.payload, newPayload);
+        const fp = await store.fingerprints(c, [a.id]);
+        assert.deepEqual(fp.get(a.id), { contentHash: a.contentHash, payloadHash: newHash });
+        assert.equal(await store.deleteByDocument(c, "A"), 0);
+        assert.equal(await store.deleteByDocument(c, "B"), 1);
+      });
+    });
+  });
+}

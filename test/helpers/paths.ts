@@ -1,0 +1,21 @@
+import { existsSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+
+/** The random-weight MiniLM in ../shared/models: real graph and tokenizer, meaningless vectors. */
+export function testModelDir(): string {
+  const dir = process.env.TEST_MODEL_DIR ?? resolve(REPO_ROOT, "../shared/models/test-random-minilm-l6");
+  if (!existsSync(join(dir, "onnx"))) {
+    throw new Error(
+      `Test model not found at ${dir}; set TEST_MODEL_DIR to a transformers.js model directory`,
+    );
+  }
+  return dir;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `rag-embed-${prefix}-`));
+}

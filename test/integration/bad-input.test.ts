@@ -1,0 +1,184 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { loadSettings } from "../../src/config/settings.js";
+import { type RunningServer, startServer } from "../../src/main.js";
+import { createLogger } from "../../src/observability/logger.js";
+import { seedChunks } from "../helpers/fixtures.js";
+import { tempDir, testModelDir } from "../helpers/paths.js";
+
+interface ErrorBody {
+  error: { code: string; message: string; details?: Record<string, unknown> };
+}
+
+describe("bad input gets a clear 4xx with a stable code and changes nothing", () => {
+  let server: RunningServer;
+
+  before(async () => {
+    const settings = loadSettings({
+      DATA_DIR: tempDir("bad-input"),
+      EMBEDDING_MODEL: testModelDir(),
+      PORT: "0",
+      MAX_QUEUE_SIZE: "100",
+      BODY_LIMIT_BYTES: "65536",
+      LOG_LEVEL: "silent",
+      // Keep accepted chunks queued so the queue-size assertions see exactly what was admitted.
+      EMBEDDING_MAX_RATE: "0.001",
+    });
+    server = await startServer(settings, createLogger(settings.logLevel));
+  });
+  after(async () => {
+    await server.shutdown(1000);
+  });
+
+  async function pending(): Promise<number> {
+    const response = await fetch(`${server.url}/test/status`);
+    return ((await response.json()) as { current_task_queue_size: number }).current_task_queue_size;
+  }
+
+  async function send(path: string, body: string, contentType = "application/json") {
+    const response = await fetch(`${server.url}${path}`, {
+      method: "POST",
+      headers: { "content-type": contentType },
+      body,
+    });
+    return { status: response.status, headers: response.headers, body: (await response.json()) as ErrorBody };
+  }
+
+  const valid = seedChunks(3);
+  const cases: Array<{ name: string; path: string; body: string; status: number; code: string }> = [
+    {
+      name: "malformed JSON",
+      path: "/test/embed",
+      body: '[{"chunk_id": "a",',
+      status: 400,
+      code: "invalid_json",
+    },
+    { name: "empty body", path: "/test/embed", body: "", status: 400, code: "invalid_json" },
+    {
+      name: "missing field",
+      path: "/test/embed",
+      body: JSON.stringify([{ chunk_id: "a", item_sequence: "1", name: "n", meta: null }]),
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "wrong type",
+      path: "/test/embed",
+      body: JSON.stringify([{ ...valid[0], contents: 42 }]),
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "meta of the wrong type",
+      path: "/test/embed",
+      body: JSON.stringify([{ ...valid[0], meta: "x" }]),
+      status: 400,
+      code: "invalid_request",
+    },
+    { name: "empty array", path: "/test/embed", body: "[]", status: 400, code: "empty_batch" },
+    {
+      name: "empty wrapped array",
+      path: "/test/embed",
+      body: '{"chunks":[]}',
+      status: 400,
+      code: "empty_batch",
+    },
+    {
+      name: "empty text (seed)",
+      path: "/test/embed",
+      body: JSON.stringify([valid[0], { ...valid[1], contents: "   " }]),
+      status: 400,
+      code: "empty_text",
+    },
+    {
+      name: "empty text (native)",
+      path: "/v1/collections/docs/chunks",
+      body: JSON.stringify({
+        chunks: [
+          { id: "a", text: "fine" },
+          { id: "b", text: "" },
+        ],
+      }),
+      status: 400,
+      code: "empty_text",
+    },
+    {
+      name: "duplicate chunk ids",
+      path: "/v1/collections/docs/chunks",
+      body: JSON.stringify({
+        chunks: [
+          { id: "a", text: "one" },
+          { id: "a", text: "two" },
+        ],
+      }),
+      status: 400,
+      code: "duplicate_chunk_id",
+    },
+    {
+      name: "invalid collection name",
+      path: "/v1/collections/bad%20name/chunks",
+      body: JSON.stringify({ chunks: [{ id: "a", text: "one" }] }),
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "oversized body",
+      path: "/test/embed",
+      body: JSON.stringify(
+        Array.from({ length: 20 }, (_, i) => ({
+          ...valid[0],
+          chunk_id: `big-${i}`,
+          contents: "x".repeat(5000),
+        })),
+      ),
+      status: 413,
+      code: "payload_too_large",
+    },
+    {
+      name: "not JSON content type",
+      path: "/test/embed",
+      body: "chunk_id=a",
+      status: 415,
+      code: "unsupported_media_type",
+    },
+  ];
+
+  for (const testCase of cases) {
+    it(`${testCase.name} → ${testCase.status} ${testCase.code}, nothing enqueued`, async () => {
+      const before = await pending();
+      const contentType = testCase.code === "unsupported_media_type" ? "text/plain" : "application/json";
+      const response = await send(testCase.path, testCase.body, contentType);
+      assert.equal(response.status, testCase.status, JSON.stringify(response.body));
+      assert.equal(response.body.error.code, testCase.code);
+      assert.ok(response.body.error.message.length > 0, "message explains the problem");
+      assert.equal(await pending(), before, "queue unchanged");
+    });
+  }
+
+  it("a request that would overflow MAX_QUEUE_SIZE gets 429 with Retry-After and enqueues nothing", async () => {
+    const before = await pending();
+    const fits = seedChunks(100 - before, "fit");
+    const accepted = await send("/test/embed", JSON.stringify(fits));
+    assert.equal(accepted.status, 202);
+    // The rate ceiling lets the pipeline take at most one chunk meanwhile.
+    assert.ok((await pending()) >= 99);
+    const refused = await send("/test/embed", JSON.stringify(seedChunks(2, "over")));
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.code, "queue_full");
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    assert.ok(
+      Number.isInteger(retryAfter) && retryAfter >= 1,
+      `Retry-After is a positive integer: ${retryAfter}`,
+    );
+    assert.ok((await pending()) <= 100, "nothing of the refused request was enqueued");
+  });
+
+  it("unknown job → 404 job_not_found; unknown route → 404 not_found", async () => {
+    const job = await fetch(`${server.url}/v1/jobs/nope`);
+    assert.equal(job.status, 404);
+    assert.equal(((await job.json()) as ErrorBody).error.code, "job_not_found");
+    const route = await fetch(`${server.url}/v2/whatever`);
+    assert.equal(route.status, 404);
+    assert.equal(((await route.json()) as ErrorBody).error.code, "not_found");
+  });
+});
