@@ -3,6 +3,7 @@ import type { Settings } from "./config/settings.js";
 import type { ModelInfo } from "./domain/types.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
 import { ThroughputMeter } from "./observability/throughput-meter.js";
+import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
@@ -10,6 +11,7 @@ import { type App, buildApp } from "./server/app.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase } from "./storage/sqlite-database.js";
 import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
+import type { VectorStore } from "./vector-store/vector-store.js";
 
 export interface RunningServer {
   app: App;
@@ -24,11 +26,26 @@ export interface RunningServer {
  * The composition root: the only place that chooses adapters. Embedded defaults: one SQLite file
  * holds queue and vectors, so storing a batch and acknowledging it is one transaction.
  */
-export async function startServer(settings: Settings, logger: Logger): Promise<RunningServer> {
+export interface StartHooks {
+  /**
+   * Wrap the vector store (fault injection in tests, instrumentation). A wrapped store is no longer
+   * the SQLite store itself, so batches commit store-then-ack, which is exactly-once by idempotent upsert.
+   */
+  decorateStore?: (store: VectorStore) => VectorStore;
+}
+
+export async function startServer(
+  settings: Settings,
+  logger: Logger,
+  hooks: StartHooks = {},
+): Promise<RunningServer> {
   const db = openSqliteDatabase(settings.sqliteFile);
-  const queue = new SqliteJobQueue(db);
-  const store = new SqliteVecStore(db);
-  const committer = new SqliteAtomicCommitter(db, store, queue);
+  const queue = new SqliteJobQueue(db, { maxStalls: settings.maxStalls });
+  const sqliteStore = new SqliteVecStore(db);
+  const store = hooks.decorateStore ? hooks.decorateStore(sqliteStore) : sqliteStore;
+  const committer: BatchCommitter = hooks.decorateStore
+    ? new SequentialCommitter(store, queue)
+    : new SqliteAtomicCommitter(db, sqliteStore, queue);
   const embedder = new WorkerEmbedder(
     {
       model: settings.embeddingModel,
@@ -47,7 +64,8 @@ export async function startServer(settings: Settings, logger: Logger): Promise<R
     logger.child({ component: "embedder" }),
   );
   const throughput = new ThroughputMeter();
-  const admission = new Admission(queue, throughput, {
+  let model: ModelInfo | null = null;
+  const admission = new Admission(queue, throughput, embedder, () => model, {
     maxQueueSize: settings.maxQueueSize,
     maxChunksPerRequest: settings.maxChunksPerRequest,
   });
@@ -68,7 +86,6 @@ export async function startServer(settings: Settings, logger: Logger): Promise<R
     },
   );
 
-  let model: ModelInfo | null = null;
   let shuttingDown = false;
   const app = buildApp({
     logger,
@@ -80,11 +97,13 @@ export async function startServer(settings: Settings, logger: Logger): Promise<R
     model: () => model,
     isShuttingDown: () => shuttingDown,
     onEnqueued: () => pipeline.notify(),
+    auth: { apiKeys: (settings.apiKeys ?? "").split(","), perKeyRequestsPerMinute: settings.apiKeyRateLimit },
     limits: {
       maxQueueSize: settings.maxQueueSize,
       bodyLimitBytes: settings.bodyLimitBytes,
       seedCollection: settings.qdrantCollection,
       distance,
+      defaultOverflow: { policy: settings.overflowPolicy, overlapTokens: settings.splitOverlapTokens },
     },
   });
   const url = await app.listen({ host: settings.host, port: settings.port });
@@ -102,11 +121,13 @@ export async function startServer(settings: Settings, logger: Logger): Promise<R
   let shutdownPromise: Promise<void> | null = null;
   const shutdown = (timeoutMs: number): Promise<void> => {
     shutdownPromise ??= (async () => {
+      // New requests get 503 while in-flight batches finish (or go back to the queue at the
+      // timeout); only then does the listener close.
       shuttingDown = true;
-      logger.info({ timeoutMs }, "shutting down: no new requests, finishing in-flight batches");
-      await app.close();
+      logger.info({ timeoutMs }, "shutting down: refusing new requests, finishing in-flight batches");
       const result = await pipeline.stop(timeoutMs);
       logger.info(result, "pipeline stopped");
+      await app.close();
       await embedder.close();
       await queue.close();
       await store.close();

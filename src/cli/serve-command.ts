@@ -2,8 +2,6 @@ import { loadSettings, type SettingKey } from "../config/settings.js";
 import { startServer } from "../main.js";
 import { createLogger } from "../observability/logger.js";
 
-const SHUTDOWN_TIMEOUT_MS = 30_000;
-
 /** `rag-embed serve`: run the server until SIGTERM/SIGINT, then shut down without losing work. */
 export async function serveCommand(flags: Partial<Record<SettingKey, string>>): Promise<void> {
   const settings = loadSettings(process.env, flags);
@@ -15,7 +13,7 @@ export async function serveCommand(flags: Partial<Record<SettingKey, string>>): 
     if (exiting) return;
     exiting = true;
     logger.info({ reason }, "stopping");
-    server.shutdown(SHUTDOWN_TIMEOUT_MS).then(
+    server.shutdown(settings.shutdownTimeoutSeconds * 1000).then(
       () => {
         logger.info({ code }, "stopped");
         process.exit(code);

@@ -89,6 +89,35 @@ export const SETTINGS_SCHEMA = Type.Object({
     pattern: "^[A-Za-z0-9_-]{1,64}$",
     description: "Collection used by the seed endpoint POST /test/embed",
   }),
+  overflowPolicy: Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
+    default: "split",
+    description:
+      "Text over the model's token limit: split into windows, truncate (recorded), or reject (422)",
+  }),
+  splitOverlapTokens: Type.Integer({
+    minimum: 0,
+    default: 32,
+    description: "Tokens shared by consecutive windows of a split chunk",
+  }),
+  maxStalls: Type.Integer({
+    minimum: 1,
+    default: 5,
+    description:
+      "Times a chunk may be taken back from a crashed or stalled worker before it is a dead letter",
+  }),
+  shutdownTimeoutSeconds: Type.Number({
+    minimum: 0,
+    default: 30,
+    description: "On SIGTERM, how long in-flight batches may finish before they are released to the queue",
+  }),
+  apiKeys: optionalString(
+    "Comma-separated API keys; when set, every route but /health needs Authorization: Bearer",
+  ),
+  apiKeyRateLimit: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: "Requests per minute per API key (0 = no limit)",
+  }),
   maxChunksPerRequest: Type.Integer({
     minimum: 1,
     default: 10_000,

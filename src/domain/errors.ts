@@ -8,6 +8,7 @@ export const ERROR_CODES = [
   "empty_batch",
   "empty_text",
   "duplicate_chunk_id",
+  "text_too_long",
   "payload_too_large",
   "unsupported_media_type",
   "queue_full",
@@ -20,6 +21,8 @@ export const ERROR_CODES = [
   "store_unavailable",
   "embedder_failed",
   "internal_error",
+  "unauthorized",
+  "rate_limited",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -9,6 +9,21 @@ export type Payload = { [key: string]: JsonValue };
 /** The side of retrieval a text is embedded for; decides the model prefix (e5: "passage: " / "query: "). */
 export type EmbedKind = "passage" | "query";
 
+/**
+ * What to do with a text longer than the model's limit (prefix and special tokens count):
+ * split it into overlapping token windows (one point each), truncate it (recording the dropped
+ * tokens), or reject the request at admission.
+ */
+export type OverflowPolicy = "split" | "truncate" | "reject";
+/** The policies a queued chunk can carry: "reject" is settled at admission. */
+export type QueuedOverflowPolicy = Exclude<OverflowPolicy, "reject">;
+
+export interface OverflowSpec {
+  policy: QueuedOverflowPolicy;
+  /** Tokens shared by consecutive windows when splitting. */
+  overlapTokens: number;
+}
+
 /** A chunk as accepted from a client, normalised from either the seed or the native API. */
 export interface NewChunk {
   /** The client's id for the chunk; the point id is derived from (collection, chunkId). */
@@ -21,11 +36,45 @@ export interface NewChunk {
   payload: Payload;
   /** Cheap estimate of the model tokens, used to size reservations. */
   estimatedTokens: number;
+  overflow: OverflowSpec;
 }
 
-/** Lifecycle of one accepted chunk. */
-export type ChunkState = "queued" | "running" | "stored" | "unchanged" | "dead";
-export const TERMINAL_CHUNK_STATES: readonly ChunkState[] = ["stored", "unchanged", "dead"];
+/** Lifecycle of one accepted chunk. A dead letter is replayed (back to queued) or discarded. */
+export type ChunkState = "queued" | "running" | "stored" | "unchanged" | "dead" | "discarded";
+export const TERMINAL_CHUNK_STATES: readonly ChunkState[] = ["stored", "unchanged", "dead", "discarded"];
+
+/** States a receipt shows: "failed" is a queued chunk whose last attempt failed and will be retried. */
+export type ReceiptState = ChunkState | "failed";
+
+/** What happened to one chunk of a job. */
+export interface ChunkReceipt {
+  /** Queue sequence number: stable id of this chunk within the queue (also the dead-letter id). */
+  seq: number;
+  chunkId: string;
+  state: ReceiptState;
+  attempts: number;
+  /** Model tokens embedded (prefix and special tokens included); null until embedded. */
+  tokens: number | null;
+  /** Tokens dropped by the truncate policy; 0 when nothing was dropped. */
+  truncatedTokens: number;
+  /** Points the chunk became: 1, or the number of windows when split; null until stored. */
+  windows: number | null;
+  overflow: QueuedOverflowPolicy;
+  model: string | null;
+  profile: string | null;
+  lastError: string | null;
+  updatedAt: string;
+}
+
+export interface DeadLetter {
+  seq: number;
+  jobId: string;
+  collection: string;
+  chunkId: string;
+  reason: string;
+  attempts: number;
+  deadAt: string;
+}
 
 /** A chunk in the queue, as handed to the pipeline by a reservation. */
 export interface QueuedChunk extends NewChunk {
@@ -45,7 +94,10 @@ export interface JobCounts {
   running: number;
   stored: number;
   unchanged: number;
+  /** Dead letters: retries ran out. */
   failed: number;
+  /** Dead letters an operator discarded. */
+  discarded: number;
 }
 
 export interface ChunkFailure {
@@ -69,9 +121,12 @@ export type Distance = "Cosine" | "Euclid" | "Dot";
 
 /** A vector with its payload, ready for a store. */
 export interface VectorRecord {
-  /** Deterministic point id: UUIDv5 of (collection, chunkId). */
+  /** Deterministic point id: UUIDv5 of (collection, chunkId) (window 0), or of (collection, chunkId#i). */
   id: string;
+  /** The client's chunk id; for a window of a split chunk, `${parent}#${index}`. */
   chunkId: string;
+  /** For a window of a split chunk: the client's chunk id; otherwise null. */
+  parentChunkId: string | null;
   documentId: string | null;
   vector: Float32Array;
   payload: Payload;

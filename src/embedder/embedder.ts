@@ -1,12 +1,21 @@
-import type { EmbedKind, ModelInfo } from "../domain/types.js";
+import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
+
+/** One window of a split text: a substring of the original text, embedded on its own. */
+export interface EmbeddedWindow {
+  text: string;
+  vector: Float32Array;
+  tokens: number;
+}
 
 export interface EmbedResult {
-  /** One vector per input text, in input order. */
+  /** One vector per input text, in input order (for a split text: its first window's vector). */
   vectors: Float32Array[];
-  /** Model tokens per text, prefix and special tokens included, after truncation. */
+  /** Model tokens per text, prefix and special tokens included, after truncation (split: whole text). */
   tokens: number[];
-  /** Tokens cut off per text because it exceeded the model's limit (0 when it fitted). */
+  /** Tokens cut off per text because it exceeded the model's limit (0 when it fitted or was split). */
   truncatedTokens: number[];
+  /** Per text: its windows when the split policy cut it into two or more, else null. */
+  windows: Array<EmbeddedWindow[] | null>;
 }
 
 /** Turns text into vectors with one model, applying the model profile's prefix for `kind`. */
@@ -15,6 +24,9 @@ export interface Embedder {
   load(): Promise<ModelInfo>;
   /** Model description; throws if called before `load` resolved. */
   info(): ModelInfo;
-  embed(texts: string[], kind: EmbedKind): Promise<EmbedResult>;
+  /** `overflow` per text (default: truncate). Query embeds jump ahead of queued passage batches. */
+  embed(texts: string[], kind: EmbedKind, overflow?: OverflowSpec[]): Promise<EmbedResult>;
+  /** Exact model tokens per text with the prefix for `kind` and special tokens, untruncated. */
+  countTokens(texts: string[], kind: EmbedKind): Promise<number[]>;
   close(): Promise<void>;
 }

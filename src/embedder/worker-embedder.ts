@@ -12,8 +12,8 @@ import { existsSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ProcessingError } from "../domain/errors.js";
-import type { EmbedKind, ModelInfo } from "../domain/types.js";
-import type { Embedder, EmbedResult } from "./embedder.js";
+import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
+import type { EmbeddedWindow, Embedder, EmbedResult } from "./embedder.js";
 import type { ProfileOverrides } from "./profiles.js";
 import type { ModelSource, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
 
@@ -104,27 +104,54 @@ export class WorkerEmbedder implements Embedder {
     return this.modelInfo;
   }
 
-  async embed(texts: string[], kind: EmbedKind): Promise<EmbedResult> {
-    if (texts.length === 0) return { vectors: [], tokens: [], truncatedTokens: [] };
-    const info = await this.load();
-    const slot = this.slot;
-    if (!slot || slot.failed) {
-      // The worker died between load and this call; the caller's retry starts a fresh one.
-      throw new ProcessingError("embedding worker stopped before the request was sent", { retryable: true });
+  async embed(texts: string[], kind: EmbedKind, overflow?: OverflowSpec[]): Promise<EmbedResult> {
+    if (overflow !== undefined && overflow.length !== texts.length) {
+      throw new RangeError(`overflow has ${overflow.length} entries for ${texts.length} texts`);
     }
-    const response = await this.request(slot, { type: "embed", id: this.nextId++, texts, kind });
+    if (texts.length === 0) return { vectors: [], tokens: [], truncatedTokens: [], windows: [] };
+    const info = await this.load();
+    const slot = this.liveSlot();
+    const request: WorkerRequest = { type: "embed", id: this.nextId++, texts, kind };
+    // Nothing to split: the worker truncates by default, so the specs need not cross the channel.
+    if (overflow?.some((spec) => spec.policy === "split")) request.overflow = overflow;
+    const response = await this.request(slot, request);
     if (response.type !== "embedded") throw new Error(`unexpected worker response ${response.type}`);
 
     const { dimension } = info;
-    if (response.vectors.length !== texts.length * dimension) {
+    const rows = response.vectors.length / dimension;
+    const windowRows = response.windows.reduce((sum, w) => sum + (w ? w.length - 1 : 0), 0);
+    if (rows !== texts.length + windowRows) {
       throw new ProcessingError(
-        `embedding worker returned ${response.vectors.length} values for ${texts.length} × ${dimension}`,
+        `embedding worker returned ${response.vectors.length} values for ${texts.length + windowRows} × ${dimension}`,
         { retryable: true },
       );
     }
-    // Views into the one received buffer: no copy per text.
-    const vectors = texts.map((_, i) => response.vectors.subarray(i * dimension, (i + 1) * dimension));
-    return { vectors, tokens: response.tokens, truncatedTokens: response.truncatedTokens };
+    // Views into the one received buffer: no copy per text or window.
+    const row = (index: number): Float32Array =>
+      response.vectors.subarray(index * dimension, (index + 1) * dimension);
+    const vectors = texts.map((_, i) => row(i));
+    const windows = response.windows.map((wire): EmbeddedWindow[] | null =>
+      wire ? wire.map((w) => ({ text: w.text, vector: row(w.row), tokens: w.tokens })) : null,
+    );
+    return { vectors, tokens: response.tokens, truncatedTokens: response.truncatedTokens, windows };
+  }
+
+  async countTokens(texts: string[], kind: EmbedKind): Promise<number[]> {
+    if (texts.length === 0) return [];
+    await this.load();
+    const response = await this.request(this.liveSlot(), { type: "count", id: this.nextId++, texts, kind });
+    if (response.type !== "counted") throw new Error(`unexpected worker response ${response.type}`);
+    return response.counts;
+  }
+
+  /** The current worker; throws retryable when it died between load and this call. */
+  private liveSlot(): Slot {
+    const slot = this.slot;
+    if (!slot || slot.failed) {
+      // The caller's retry starts a fresh one.
+      throw new ProcessingError("embedding worker stopped before the request was sent", { retryable: true });
+    }
+    return slot;
   }
 
   async close(): Promise<void> {

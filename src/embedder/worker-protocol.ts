@@ -2,7 +2,7 @@
  * Messages between WorkerEmbedder (main thread) and worker.ts. Types only, so the main thread can
  * share them without importing the ONNX runtime.
  */
-import type { EmbedKind, ModelInfo } from "../domain/types.js";
+import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
 import type { ProfileOverrides } from "./profiles.js";
 
 /** Where the model comes from; decided on the main thread so errors name what the user configured. */
@@ -22,16 +22,31 @@ export interface WorkerLoadOptions {
 
 export type WorkerRequest =
   | { type: "load"; id: number; options: WorkerLoadOptions }
-  | { type: "embed"; id: number; texts: string[]; kind: EmbedKind };
+  /** `overflow` per text; absent means truncate everything. */
+  | { type: "embed"; id: number; texts: string[]; kind: EmbedKind; overflow?: OverflowSpec[] }
+  | { type: "count"; id: number; texts: string[]; kind: EmbedKind };
+
+/** One window of a split text; its vector is row `row` of the response's `vectors`. */
+export interface WireWindow {
+  text: string;
+  tokens: number;
+  row: number;
+}
 
 export type WorkerResponse =
   | { type: "loaded"; id: number; info: ModelInfo }
   | {
       type: "embedded";
       id: number;
-      /** texts.length × dimension, input order; its buffer is transferred, not copied. */
+      /**
+       * rows × dimension: row i is text i's vector (for a split text: its first window's), then the
+       * further windows' rows. Its buffer is transferred between threads, not copied.
+       */
       vectors: Float32Array;
       tokens: number[];
       truncatedTokens: number[];
+      /** Per text: its windows (two or more) when split, else null. */
+      windows: Array<WireWindow[] | null>;
     }
+  | { type: "counted"; id: number; counts: number[] }
   | { type: "error"; id: number; message: string };

@@ -18,7 +18,8 @@ import { planBatches } from "./batcher.js";
 import { buildBatchInputs, type SpecialTokenLayout, specialTokenLayout, truncateIds } from "./encoding.js";
 import { normalizeRows, pool } from "./pooling.js";
 import { type ModelProfile, resolveProfile } from "./profiles.js";
-import type { WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
+import { clampOverlap, planWindows, type TextSpan, wordSpans } from "./windows.js";
+import type { WireWindow, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
 
 /** transformers.js file-name suffix per dtype (its DEFAULT_DTYPE_SUFFIX_MAPPING, which it does not export). */
 const DTYPE_FILE_SUFFIX = {
@@ -238,36 +239,202 @@ async function runBatch(state: LoadedModel, rows: number[][]): Promise<Float32Ar
   }
 }
 
-async function embed(
-  texts: string[],
-  kind: EmbedKind,
-): Promise<{ vectors: Float32Array; tokens: number[]; truncatedTokens: number[] }> {
+/** A window of a split text with its model input (prefix and special tokens included). */
+interface TextWindow {
+  text: string;
+  ids: number[];
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+/**
+ * Cuts one run without whitespace (CJK, a URL, …) that is over the budget on its own into pieces of at
+ * most `budget` tokens, by binary search on the character count. Every piece is at least one code point long, so this
+ * always ends; a surrogate pair is never cut.
+ */
+function cutByCharacters(
+  text: string,
+  span: TextSpan,
+  budget: number,
+  countSpan: (span: TextSpan) => number,
+): TextSpan[] {
+  const pieces: TextSpan[] = [];
+  let pos = span.start;
+  while (pos < span.end) {
+    // A token is far shorter than 32 characters, so longer probes cannot fit and only cost time.
+    let lo = 1;
+    let hi = Math.min(span.end - pos, budget * 32);
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (countSpan({ start: pos, end: pos + mid }) <= budget) lo = mid;
+      else hi = mid - 1;
+    }
+    let end = pos + lo;
+    if (end < span.end && isHighSurrogate(text.charCodeAt(end - 1))) end += lo > 1 ? -1 : 1;
+    pieces.push({ start: pos, end });
+    pos = end;
+  }
+  return pieces;
+}
+
+/**
+ * Cuts a text over the model's limit into overlapping windows that are substrings of it and each fit
+ * (prefix and special tokens included). Returns null when it cannot produce two windows (the caller
+ * then truncates).
+ */
+function splitText(
+  state: LoadedModel,
+  text: string,
+  prefix: string,
+  overlapTokens: number,
+): TextWindow[] | null {
+  const { tokenizer, profile, layout } = state;
+  const { maxTokens } = profile;
+  const memo = new Map<string, number>();
+  const countSpan = (span: TextSpan): number => {
+    const key = `${span.start}:${span.end}`;
+    let count = memo.get(key);
+    if (count === undefined) {
+      count = tokenizer.encode(text.slice(span.start, span.end), { add_special_tokens: false }).length;
+      memo.set(key, count);
+    }
+    return count;
+  };
+  const prefixTokens = prefix.length > 0 ? tokenizer.encode(prefix, { add_special_tokens: false }).length : 0;
+  let budget = maxTokens - layout.prefixLength - layout.suffixLength - prefixTokens;
+  if (budget < 1) return null;
+
+  const words = wordSpans(text);
+  // Pieces are counted alone; in context the tokenizer may merge differently, so each window is checked
+  // and the budget shrinks by the worst excess until all fit (usually at once).
+  for (let attempt = 0; ; attempt++) {
+    const limit = budget;
+    // A run cut into pieces of half the overlap can still share about `overlapTokens` between windows.
+    const overlap = clampOverlap(overlapTokens, limit);
+    const cutLimit = overlap > 0 ? Math.max(1, Math.ceil(overlap / 2)) : limit;
+    const pieces = words.flatMap((word) =>
+      countSpan(word) <= limit ? [word] : cutByCharacters(text, word, cutLimit, countSpan),
+    );
+    const plan = planWindows(pieces.map(countSpan), limit, overlapTokens);
+    const windows = plan.map(({ start, end }) => {
+      const windowText = text.slice(pieces[start]?.start ?? 0, pieces[end - 1]?.end ?? 0);
+      return { text: windowText, ids: tokenizer.encode(prefix + windowText) };
+    });
+    const excess = Math.max(0, ...windows.map((w) => w.ids.length - maxTokens));
+    if (excess === 0 || limit <= 1 || attempt >= 6) {
+      if (windows.length < 2) return null;
+      return windows.map((w) => ({ text: w.text, ids: truncateIds(w.ids, maxTokens, layout) }));
+    }
+    budget = Math.max(1, limit - excess);
+  }
+}
+
+/** An embed request, tokenized and planned, run one model batch at a time. */
+interface EmbedJob {
+  id: number;
+  /** Model input per row: row i is text i (a split text's first window), then further windows. */
+  rows: number[][];
+  batches: number[][];
+  nextBatch: number;
+  dimension: number;
+  vectors: Float32Array;
+  tokens: number[];
+  truncatedTokens: number[];
+  windows: Array<WireWindow[] | null>;
+}
+
+function prepareEmbed(request: Extract<WorkerRequest, { type: "embed" }>): EmbedJob {
   const state = loaded;
   if (!state) throw new Error("embed before load");
   const { profile, layout, dimension, tokenizer } = state;
-  const prefix = kind === "query" ? profile.queryPrefix : profile.passagePrefix;
+  const { texts, kind, overflow } = request;
+  if (overflow !== undefined && overflow.length !== texts.length) {
+    throw new Error(`overflow has ${overflow.length} entries for ${texts.length} texts`);
+  }
+  const prefix = prefixFor(profile, kind);
 
   // Tokenize once, untruncated, to know what truncation costs each text.
   const encoded = texts.map((text) => tokenizer.encode(prefix + text));
-  const truncatedTokens = encoded.map((ids) => Math.max(0, ids.length - profile.maxTokens));
-  const rows = encoded.map((ids) => truncateIds(ids, profile.maxTokens, layout));
-  const tokens = rows.map((ids) => ids.length);
-
-  const vectors = new Float32Array(texts.length * dimension);
-  const batches = planBatches(tokens, {
-    maxBatchTokens: state.options.maxBatchTokens,
-    maxBatchSize: state.options.maxBatchSize,
+  const rows: number[][] = [];
+  const extraRows: number[][] = [];
+  const tokens: number[] = [];
+  const truncatedTokens: number[] = [];
+  const windows: Array<WireWindow[] | null> = [];
+  encoded.forEach((ids, i) => {
+    const spec = overflow?.[i];
+    const split =
+      spec?.policy === "split" && ids.length > profile.maxTokens
+        ? splitText(state, texts[i] ?? "", prefix, spec.overlapTokens)
+        : null;
+    if (split) {
+      const wire = split.map((window, k) => {
+        let row = i;
+        if (k > 0) {
+          row = texts.length + extraRows.length;
+          extraRows.push(window.ids);
+        }
+        return { text: window.text, tokens: window.ids.length, row };
+      });
+      rows.push(split[0]?.ids ?? []);
+      tokens.push(ids.length);
+      truncatedTokens.push(0);
+      windows.push(wire);
+    } else {
+      const row = truncateIds(ids, profile.maxTokens, layout);
+      rows.push(row);
+      tokens.push(row.length);
+      truncatedTokens.push(Math.max(0, ids.length - profile.maxTokens));
+      windows.push(null);
+    }
   });
-  for (const batch of batches) {
+  rows.push(...extraRows);
+
+  const batches = planBatches(
+    rows.map((row) => row.length),
+    { maxBatchTokens: state.options.maxBatchTokens, maxBatchSize: state.options.maxBatchSize },
+  );
+  return {
+    id: request.id,
+    rows,
+    batches,
+    nextBatch: 0,
+    dimension,
+    vectors: new Float32Array(rows.length * dimension),
+    tokens,
+    truncatedTokens,
+    windows,
+  };
+}
+
+/** Runs the job's next batch; resolves true when the job has no batches left. */
+async function runNextBatch(job: EmbedJob): Promise<boolean> {
+  const state = loaded;
+  if (!state) throw new Error("embed before load");
+  const batch = job.batches[job.nextBatch++];
+  if (batch) {
+    const { dimension } = job;
     const pooled = await runBatch(
       state,
-      batch.map((index) => rows[index] ?? []),
+      batch.map((index) => job.rows[index] ?? []),
     );
     batch.forEach((index, row) => {
-      vectors.set(pooled.subarray(row * dimension, (row + 1) * dimension), index * dimension);
+      job.vectors.set(pooled.subarray(row * dimension, (row + 1) * dimension), index * dimension);
     });
   }
-  return { vectors, tokens, truncatedTokens };
+  return job.nextBatch >= job.batches.length;
+}
+
+function prefixFor(profile: ModelProfile, kind: EmbedKind): string {
+  return kind === "query" ? profile.queryPrefix : profile.passagePrefix;
+}
+
+function countTokens(texts: string[], kind: EmbedKind): number[] {
+  const state = loaded;
+  if (!state) throw new Error("count before load");
+  const prefix = prefixFor(state.profile, kind);
+  return texts.map((text) => state.tokenizer.encode(prefix + text).length);
 }
 
 type Send = (message: WorkerResponse, transfer: ArrayBuffer[]) => void;
@@ -297,28 +464,80 @@ function connect(onMessage: (request: WorkerRequest) => void): Send {
   throw new Error("worker.ts must run as a forked child process or a worker thread");
 }
 
-// One request at a time: ORT already uses the configured intra-op threads, and interleaving runs would
-// only multiply peak memory.
-let queue: Promise<void> = Promise.resolve();
+/**
+ * Work queue. One model run at a time: ORT already uses the configured intra-op threads, and
+ * interleaving runs would only multiply peak memory. Passage embeds run one batch per turn, yielding to
+ * the event loop in between so new messages arrive; loads, token counts and query embeds (a search
+ * waiting on them) run before the next passage batch. Each request still gets one reply.
+ */
+const urgent: WorkerRequest[] = [];
+const passages: Array<{ request: Extract<WorkerRequest, { type: "embed" }>; job?: EmbedJob }> = [];
+let pumping = false;
+
 const reply = connect((request) => {
-  queue = queue.then(() => handle(request));
+  if (request.type === "embed" && request.kind === "passage") passages.push({ request });
+  else urgent.push(request);
+  void pump();
 });
+
+async function pump(): Promise<void> {
+  if (pumping) return;
+  pumping = true;
+  try {
+    for (;;) {
+      const request = urgent.shift();
+      if (request) {
+        await handle(request);
+        continue;
+      }
+      const entry = passages[0];
+      if (!entry) break;
+      try {
+        entry.job ??= prepareEmbed(entry.request);
+        if (await runNextBatch(entry.job)) {
+          passages.shift();
+          sendEmbedded(entry.job);
+        }
+      } catch (error) {
+        passages.shift();
+        replyError(entry.request.id, error);
+      }
+      await new Promise(setImmediate);
+    }
+  } finally {
+    pumping = false;
+  }
+}
+
+function sendEmbedded(job: EmbedJob): void {
+  const { id, vectors, tokens, truncatedTokens, windows } = job;
+  const buffer = vectors.buffer;
+  // Between threads the buffer moves instead of being copied (a child process copies anyway).
+  reply(
+    { type: "embedded", id, vectors, tokens, truncatedTokens, windows },
+    buffer instanceof ArrayBuffer ? [buffer] : [],
+  );
+}
+
+function replyError(id: number, error: unknown): void {
+  reply({ type: "error", id, message: error instanceof Error ? error.message : String(error) }, []);
+}
 
 async function handle(request: WorkerRequest): Promise<void> {
   try {
     if (request.type === "load") {
       const info = await load(request.options);
       reply({ type: "loaded", id: request.id, info }, []);
+    } else if (request.type === "count") {
+      reply({ type: "counted", id: request.id, counts: countTokens(request.texts, request.kind) }, []);
     } else {
-      const result = await embed(request.texts, request.kind);
-      const buffer = result.vectors.buffer;
-      // Between threads the buffer moves instead of being copied (a child process copies anyway).
-      reply({ type: "embedded", id: request.id, ...result }, buffer instanceof ArrayBuffer ? [buffer] : []);
+      const job = prepareEmbed(request);
+      // Query embeds are small: run them through.
+      let done = false;
+      while (!done) done = await runNextBatch(job);
+      sendEmbedded(job);
     }
   } catch (error) {
-    reply(
-      { type: "error", id: request.id, message: error instanceof Error ? error.message : String(error) },
-      [],
-    );
+    replyError(request.id, error);
   }
 }

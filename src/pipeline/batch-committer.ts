@@ -13,6 +13,8 @@ export interface CollectionWrite {
   collection: string;
   records: VectorRecord[];
   payloadUpdates: PayloadUpdate[];
+  /** Chunks re-embedded in this batch: any of their points not in `keepIds` (old windows) goes. */
+  remnants: { chunkIds: string[]; keepIds: string[] };
 }
 
 export interface CommitBatch {
@@ -40,6 +42,14 @@ export class SequentialCommitter implements BatchCommitter {
   async commit(batch: CommitBatch): Promise<void> {
     for (const write of batch.writes) {
       if (write.records.length > 0) await this.store.upsert(write.collection, write.records);
+      // After the upsert: a crash in between leaves extra windows for a moment, never missing ones.
+      if (write.remnants.chunkIds.length > 0) {
+        await this.store.deleteChunkRemnants(
+          write.collection,
+          write.remnants.chunkIds,
+          write.remnants.keepIds,
+        );
+      }
       if (write.payloadUpdates.length > 0)
         await this.store.updatePayloads(write.collection, write.payloadUpdates);
     }

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { canonicalJson, contentHash, pointId, sha256 } from "../domain/ids.js";
 import type { Distance, QueuedChunk, VectorRecord } from "../domain/types.js";
-import type { Embedder } from "../embedder/embedder.js";
+import type { EmbeddedWindow, Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { ChunkOutcome, JobQueue, Lease } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
@@ -78,10 +78,12 @@ export class IngestPipeline {
     this.notify();
     await this.loopDone;
     const pending = [...this.inFlight.entries()];
+    const timeout = new AbortController();
     const finishedAll = await Promise.race([
       Promise.allSettled(pending.map(([, task]) => task)).then(() => true),
-      sleep(timeoutMs).then(() => false),
+      sleep(timeoutMs, false, { signal: timeout.signal }).catch(() => false),
     ]);
+    timeout.abort();
     let released = 0;
     if (!finishedAll) {
       for (const [leaseId] of this.inFlight) {
@@ -189,6 +191,7 @@ export class IngestPipeline {
     chunks: QueuedChunk[],
   ): Promise<{ writes: CollectionWrite[]; outcomes: ChunkOutcome[]; tokens: number }> {
     const info = this.deps.embedder.info();
+    const model = { model: info.id, profile: info.profile };
     const byCollection = new Map<string, QueuedChunk[]>();
     for (const chunk of chunks) {
       const list = byCollection.get(chunk.collection) ?? [];
@@ -198,49 +201,69 @@ export class IngestPipeline {
 
     const outcomes: ChunkOutcome[] = [];
     const writes: CollectionWrite[] = [];
-    const toEmbed: Array<{
-      chunk: QueuedChunk;
-      write: CollectionWrite;
-      record: Omit<VectorRecord, "vector">;
-    }> = [];
+    const toEmbed: Array<{ chunk: QueuedChunk; write: CollectionWrite; base: Omit<VectorRecord, "vector"> }> =
+      [];
 
     for (const [collection, list] of byCollection) {
       await this.ensureCollection(collection, info.dimension);
-      const write: CollectionWrite = { collection, records: [], payloadUpdates: [] };
+      const write: CollectionWrite = {
+        collection,
+        records: [],
+        payloadUpdates: [],
+        remnants: { chunkIds: [], keepIds: [] },
+      };
       writes.push(write);
       const candidates = list.map((chunk) => ({
         chunk,
-        record: {
+        base: {
           id: pointId(collection, chunk.chunkId),
           chunkId: chunk.chunkId,
+          parentChunkId: null,
           documentId: chunk.documentId,
           payload: chunk.payload,
-          contentHash: contentHash(info.id, info.prefixes.passage, chunk.text),
+          // Everything that shapes the points: the same hash means the same vectors and windows.
+          contentHash: contentHash(
+            info.id,
+            [info.prefixes.passage, info.maxTokens, chunk.overflow.policy, chunk.overflow.overlapTokens].join(
+              "\u0000",
+            ),
+            chunk.text,
+          ),
           payloadHash: sha256(canonicalJson(chunk.payload)),
         },
       }));
       const existing = await this.deps.store.fingerprints(
         collection,
-        candidates.map((c) => c.record.id),
+        candidates.map((c) => c.base.id),
       );
-      for (const { chunk, record } of candidates) {
-        const known = existing.get(record.id);
-        if (known?.contentHash === record.contentHash) {
-          // Same text under the same model: the vector would be identical, so never embed again.
-          if (known.payloadHash !== record.payloadHash) {
-            write.payloadUpdates.push({
-              id: record.id,
-              payload: record.payload,
-              payloadHash: record.payloadHash,
-              documentId: record.documentId,
-            });
-            outcomes.push({ seq: chunk.seq, state: "stored", tokens: 0, truncatedTokens: 0 });
-          } else {
-            outcomes.push({ seq: chunk.seq, state: "unchanged" });
+      for (const { chunk, base } of candidates) {
+        const known = existing.get(base.id);
+        if (known?.contentHash === base.contentHash) {
+          // Same text, model and policy: the vectors would be identical, so never embed again.
+          if (known.payloadHash === base.payloadHash) {
+            outcomes.push({ seq: chunk.seq, state: "unchanged", ...model });
+            continue;
           }
-          continue;
+          // Only the payload changed. A split chunk's windows each carry it, so re-embed those.
+          if (chunk.overflow.policy !== "split") {
+            write.payloadUpdates.push({
+              id: base.id,
+              payload: base.payload,
+              payloadHash: base.payloadHash,
+              documentId: base.documentId,
+            });
+            outcomes.push({
+              seq: chunk.seq,
+              state: "stored",
+              tokens: 0,
+              truncatedTokens: 0,
+              windows: 1,
+              ...model,
+            });
+            continue;
+          }
         }
-        toEmbed.push({ chunk, write, record });
+        toEmbed.push({ chunk, write, base });
       }
     }
 
@@ -249,6 +272,7 @@ export class IngestPipeline {
       const result = await this.deps.embedder.embed(
         toEmbed.map((e) => e.chunk.text),
         "passage",
+        toEmbed.map((e) => e.chunk.overflow),
       );
       toEmbed.forEach((entry, index) => {
         const vector = result.vectors[index];
@@ -256,13 +280,29 @@ export class IngestPipeline {
           throw new Error(`embedder returned ${result.vectors.length} vectors for ${toEmbed.length} texts`);
         const chunkTokens = result.tokens[index] ?? 0;
         const truncatedTokens = result.truncatedTokens[index] ?? 0;
-        tokens += chunkTokens;
-        entry.write.records.push({ ...entry.record, vector });
-        outcomes.push({ seq: entry.chunk.seq, state: "stored", tokens: chunkTokens, truncatedTokens });
+        const records = windowRecords(
+          entry.chunk,
+          entry.base,
+          vector,
+          chunkTokens,
+          result.windows[index] ?? null,
+        );
+        tokens += records.reduce((sum, r) => sum + r.tokens, 0);
+        for (const { record } of records) entry.write.records.push(record);
+        entry.write.remnants.chunkIds.push(entry.chunk.chunkId);
+        entry.write.remnants.keepIds.push(...records.map((r) => r.record.id));
+        outcomes.push({
+          seq: entry.chunk.seq,
+          state: "stored",
+          tokens: chunkTokens,
+          truncatedTokens,
+          windows: records.length,
+          ...model,
+        });
         if (truncatedTokens > 0) {
           this.log.warn(
             { jobId: entry.chunk.jobId, chunkId: entry.chunk.chunkId, tokens: chunkTokens, truncatedTokens },
-            "chunk longer than the model's limit: truncated",
+            "chunk longer than the model's limit: truncated (overflow policy truncate)",
           );
         }
       });
@@ -308,4 +348,39 @@ export class IngestPipeline {
       );
     }
   }
+}
+
+/**
+ * The points of one embedded chunk: one, or one per window of a split chunk. Window 0 keeps the
+ * chunk's own point id, so a chunk that stops (or starts) being split reuses it; every window
+ * carries the parent id and its index, so all of a chunk's windows can be found and replaced.
+ */
+function windowRecords(
+  chunk: QueuedChunk,
+  base: Omit<VectorRecord, "vector">,
+  vector: Float32Array,
+  tokens: number,
+  windows: EmbeddedWindow[] | null,
+): Array<{ record: VectorRecord; tokens: number }> {
+  if (!windows) return [{ record: { ...base, vector }, tokens }];
+  return windows.map((window, index) => {
+    const chunkId = `${chunk.chunkId}#${index}`;
+    return {
+      tokens: window.tokens,
+      record: {
+        ...base,
+        id: index === 0 ? base.id : pointId(chunk.collection, chunkId),
+        chunkId,
+        parentChunkId: chunk.chunkId,
+        vector: window.vector,
+        payload: {
+          ...chunk.payload,
+          parent_chunk_id: chunk.chunkId,
+          window_index: index,
+          window_count: windows.length,
+          window_text: window.text,
+        },
+      },
+    };
+  });
 }

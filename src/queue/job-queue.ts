@@ -1,4 +1,4 @@
-import type { Job, NewChunk, QueuedChunk } from "../domain/types.js";
+import type { ChunkReceipt, DeadLetter, Job, NewChunk, QueuedChunk, ReceiptState } from "../domain/types.js";
 
 export interface EnqueueRequest {
   collection: string;
@@ -28,8 +28,32 @@ export interface Lease {
 }
 
 export type ChunkOutcome =
-  | { seq: number; state: "stored"; tokens: number; truncatedTokens: number }
-  | { seq: number; state: "unchanged" };
+  | {
+      seq: number;
+      state: "stored";
+      tokens: number;
+      truncatedTokens: number;
+      /** Points written for the chunk (windows when split). */
+      windows: number;
+      model: string;
+      profile: string;
+    }
+  | { seq: number; state: "unchanged"; model: string; profile: string };
+
+export interface Page<T> {
+  items: T[];
+  /** Pass as `after` to get the next page; null on the last page. */
+  nextCursor: number | null;
+}
+
+export interface PageRequest {
+  /** Return items with seq greater than this (cursor from the previous page). */
+  after?: number;
+  limit: number;
+}
+
+/** Which dead letters an operation applies to. */
+export type DeadLetterSelector = { all: true } | { jobId: string } | { seqs: number[] };
 
 export interface FailRequest {
   seqs: number[];
@@ -48,6 +72,14 @@ export interface QueueStats {
   pendingTokens: number;
 }
 
+export interface JobQueueOptions {
+  /**
+   * Times a chunk may be taken back from a worker that died or lost its lease (crash, OOM) before
+   * it becomes a dead letter: a chunk that kills every worker must not loop forever unseen.
+   */
+  maxStalls: number;
+}
+
 /**
  * A durable queue of chunks. `enqueue` is atomic per request and durable before it resolves;
  * every reserved chunk ends acked, failed (retried or dead-lettered) or released. Operations that
@@ -63,6 +95,13 @@ export interface JobQueue {
   /** Hand reserved chunks back untouched (graceful shutdown): no attempt is counted. */
   release(leaseId: string): Promise<void>;
   getJob(jobId: string): Promise<Job | null>;
+  /** Per-chunk receipts of a job in seq order, optionally only those in one state. */
+  listChunks(jobId: string, request: PageRequest & { state?: ReceiptState }): Promise<Page<ChunkReceipt>>;
+  listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>>;
+  /** Dead letters back to queued with attempts reset; returns how many. Ignores the size limit: they were accepted once. */
+  replayDeadLetters(selector: DeadLetterSelector): Promise<number>;
+  /** Dead letters marked discarded (kept as a record, never processed); returns how many. */
+  discardDeadLetters(selector: DeadLetterSelector): Promise<number>;
   stats(): Promise<QueueStats>;
   /** Milliseconds until the earliest delayed chunk becomes available, or null if none is waiting. */
   nextAvailableInMs(): Promise<number | null>;

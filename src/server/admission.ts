@@ -1,11 +1,20 @@
 import { AppError } from "../domain/errors.js";
-import type { NewChunk, Payload } from "../domain/types.js";
+import type { ModelInfo, NewChunk, OverflowPolicy, Payload } from "../domain/types.js";
+import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 
 export interface AdmissionOptions {
   maxQueueSize: number;
   maxChunksPerRequest: number;
+}
+
+/** A chunk from a request, before the request's overflow policy is attached. */
+export type ClientChunk = Omit<NewChunk, "overflow">;
+
+export interface OverflowRequest {
+  policy: OverflowPolicy;
+  overlapTokens: number;
 }
 
 export interface Admitted {
@@ -27,10 +36,13 @@ export class Admission {
   constructor(
     private readonly queue: JobQueue,
     private readonly throughput: ThroughputMeter,
+    private readonly embedder: Embedder,
+    private readonly model: () => ModelInfo | null,
     private readonly options: AdmissionOptions,
   ) {}
 
-  async admit(collection: string, chunks: NewChunk[]): Promise<Admitted> {
+  async admit(collection: string, clientChunks: ClientChunk[], overflow: OverflowRequest): Promise<Admitted> {
+    const chunks = clientChunks;
     if (chunks.length === 0) throw new AppError("empty_batch", "The request contains no chunks");
     if (chunks.length > this.options.maxChunksPerRequest) {
       throw new AppError(
@@ -59,7 +71,16 @@ export class Admission {
       });
     }
 
-    const result = await this.queue.enqueue({ collection, chunks, maxQueueSize: this.options.maxQueueSize });
+    if (overflow.policy === "reject") await this.rejectOverlong(chunks);
+    const spec = {
+      policy: overflow.policy === "split" ? ("split" as const) : ("truncate" as const),
+      overlapTokens: overflow.overlapTokens,
+    };
+    const result = await this.queue.enqueue({
+      collection,
+      chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
+      maxQueueSize: this.options.maxQueueSize,
+    });
     if (!result.accepted) {
       const excess = result.pending + chunks.length - result.maxQueueSize;
       throw new AppError(
@@ -72,6 +93,45 @@ export class Admission {
       );
     }
     return { jobId: result.jobId, count: result.count };
+  }
+
+  /**
+   * The reject policy refuses the whole request if any text (with its prefix and special tokens)
+   * exceeds the model's limit. Texts shorter in characters than the limit always fit (every token
+   * covers at least one character), so only the others are tokenized.
+   */
+  private async rejectOverlong(chunks: ClientChunk[]): Promise<void> {
+    const model = this.model();
+    if (!model) {
+      throw new AppError(
+        "model_not_ready",
+        "The reject overflow policy needs the model's tokenizer, still loading",
+        {
+          retryAfterSeconds: 2,
+        },
+      );
+    }
+    const budget = model.maxTokens - model.prefixes.passage.length - 2;
+    const suspects = chunks.filter((chunk) => chunk.text.length > budget);
+    if (suspects.length === 0) return;
+    const counts = await this.embedder.countTokens(
+      suspects.map((c) => c.text),
+      "passage",
+    );
+    const overlong = suspects.flatMap((chunk, index) => {
+      const tokens = counts[index] ?? 0;
+      return tokens > model.maxTokens ? [{ chunk_id: chunk.chunkId, tokens }] : [];
+    });
+    if (overlong.length > 0) {
+      throw new AppError(
+        "text_too_long",
+        `${overlong.length} chunk(s) exceed the model's ${model.maxTokens}-token limit (overflow policy reject): ${overlong
+          .slice(0, 10)
+          .map((o) => o.chunk_id)
+          .join(", ")}`,
+        { details: { max_tokens: model.maxTokens, chunks: overlong.slice(0, 1000) } },
+      );
+    }
   }
 
   /** Time for the measured drain rate to make room; a guess of 5 s while nothing has drained yet. */
@@ -87,6 +147,6 @@ export function newChunk(
   text: string,
   documentId: string | null,
   payload: Payload,
-): NewChunk {
+): ClientChunk {
   return { chunkId, text, documentId, payload, estimatedTokens: estimateTokens(text) };
 }

@@ -14,8 +14,10 @@ import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
-import type { Admission } from "./admission.js";
+import type { Admission, OverflowRequest } from "./admission.js";
+import { type AuthOptions, installAuth } from "./auth.js";
 import { installErrorHandler } from "./error-handler.js";
+import { registerDeadLetterRoutes } from "./routes/dead-letter-routes.js";
 import { registerHealthRoutes } from "./routes/health-routes.js";
 import { registerSeedRoutes } from "./routes/seed-routes.js";
 import { registerV1Routes } from "./routes/v1-routes.js";
@@ -32,7 +34,15 @@ export interface AppDeps {
   isShuttingDown(): boolean;
   /** Called after a request's chunks are durably queued (wakes the local pipeline). */
   onEnqueued(): void;
-  limits: { maxQueueSize: number; bodyLimitBytes: number; seedCollection: string; distance: Distance };
+  /** API keys and per-key rate limit; no keys means no auth. */
+  auth?: AuthOptions;
+  limits: {
+    maxQueueSize: number;
+    bodyLimitBytes: number;
+    seedCollection: string;
+    distance: Distance;
+    defaultOverflow: OverflowRequest;
+  };
 }
 
 export type App = FastifyInstance<
@@ -59,6 +69,7 @@ export function buildApp(deps: AppDeps): App {
   installErrorHandler(app);
   // JSON only: a text/plain body must be refused as 415, not half-parsed into a 400.
   app.removeContentTypeParser("text/plain");
+  if (deps.auth) installAuth(app, deps.auth);
 
   app.addHook("onRequest", async (request) => {
     if (deps.isShuttingDown() && !request.url.startsWith("/health")) {
@@ -82,7 +93,20 @@ export function buildApp(deps: AppDeps): App {
   registerHealthRoutes(app, deps);
   registerSeedRoutes(app, deps);
   registerV1Routes(app, deps);
+  registerDeadLetterRoutes(app, deps);
   return app;
+}
+
+/** The request's overflow choice over the server default. */
+export function overflowFor(
+  deps: AppDeps,
+  policy?: OverflowRequest["policy"],
+  overlapTokens?: number,
+): OverflowRequest {
+  return {
+    policy: policy ?? deps.limits.defaultOverflow.policy,
+    overlapTokens: overlapTokens ?? deps.limits.defaultOverflow.overlapTokens,
+  };
 }
 
 export function requireModel(deps: AppDeps): ModelInfo {

@@ -7,6 +7,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   empty_batch: 400,
   empty_text: 400,
   duplicate_chunk_id: 400,
+  text_too_long: 422,
   payload_too_large: 413,
   unsupported_media_type: 415,
   queue_full: 429,
@@ -19,4 +20,6 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   store_unavailable: 503,
   embedder_failed: 502,
   internal_error: 500,
+  unauthorized: 401,
+  rate_limited: 429,
 };

@@ -25,6 +25,21 @@ export const SeedEmbedBody = Type.Union([
 ]);
 export type SeedEmbedBody = Static<typeof SeedEmbedBody>;
 
+const OverflowPolicy = Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
+  description: "What to do with text over the model's token limit (default: the server's OVERFLOW_POLICY)",
+});
+const OverlapTokens = Type.Integer({
+  minimum: 0,
+  maximum: 4096,
+  description: "Tokens shared by consecutive windows",
+});
+
+/** The seed body is a bare array, so its options travel in the query string. */
+export const SeedEmbedQuery = Type.Object({
+  overflow: Type.Optional(OverflowPolicy),
+  overlap_tokens: Type.Optional(OverlapTokens),
+});
+
 export const SeedStatusQuery = Type.Object({
   threshold: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.7 })),
 });
@@ -37,10 +52,35 @@ export const NativeChunk = Type.Object({
 });
 export type NativeChunk = Static<typeof NativeChunk>;
 
-export const NativeIngestBody = Type.Object({ chunks: Type.Array(NativeChunk) });
+export const NativeIngestBody = Type.Object({
+  chunks: Type.Array(NativeChunk),
+  overflow: Type.Optional(OverflowPolicy),
+  overlap_tokens: Type.Optional(OverlapTokens),
+});
 export type NativeIngestBody = Static<typeof NativeIngestBody>;
 
 export const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
+
+const ReceiptStateSchema = Type.Union(
+  ["queued", "running", "stored", "unchanged", "failed", "dead", "discarded"].map((s) => Type.Literal(s)),
+);
+const PageQuery = {
+  after: Type.Optional(Type.Integer({ minimum: 0, description: "Cursor: next_cursor of the previous page" })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+};
+export const JobQuery = Type.Object({ state: Type.Optional(ReceiptStateSchema), ...PageQuery });
+export const DeadLetterQuery = Type.Object({
+  job_id: Type.Optional(Type.String({ minLength: 1 })),
+  ...PageQuery,
+});
+
+/** Which dead letters to replay or discard: exactly one of all / job_id / ids. */
+export const DeadLetterSelectorBody = Type.Object({
+  all: Type.Optional(Type.Literal(true)),
+  job_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
+});
+export type DeadLetterSelectorBody = Static<typeof DeadLetterSelectorBody>;
 
 const FilterValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
 export const SearchBody = Type.Object({

@@ -20,6 +20,13 @@ export class SqliteAtomicCommitter implements BatchCommitter {
       .transaction(() => {
         for (const write of batch.writes) {
           if (write.records.length > 0) this.store.upsertSync(write.collection, write.records);
+          if (write.remnants.chunkIds.length > 0) {
+            this.store.deleteChunkRemnantsSync(
+              write.collection,
+              write.remnants.chunkIds,
+              write.remnants.keepIds,
+            );
+          }
           if (write.payloadUpdates.length > 0)
             this.store.updatePayloadsSync(write.collection, write.payloadUpdates);
         }

@@ -28,6 +28,11 @@ export interface VectorStore {
   ): Promise<void>;
   /** Fingerprints of the points that exist among `ids` (missing ids are absent from the map). */
   fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>>;
+  /**
+   * Delete the points of these chunks (as chunk or as parent of windows) whose ids are not in
+   * `keepIds`: after re-ingesting a chunk, its old windows must not linger. Returns how many.
+   */
+  deleteChunkRemnants(collection: string, chunkIds: string[], keepIds: string[]): Promise<number>;
   /** Delete every point of a document; returns how many were deleted. */
   deleteByDocument(collection: string, documentId: string): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import type { NewChunk, Payload, QueuedChunk } from "../../src/domain/types.js";
-import type { JobQueue, Lease, QueueStats } from "../../src/queue/job-queue.js";
+import type { ChunkReceipt, NewChunk, OverflowSpec, Payload, QueuedChunk } from "../../src/domain/types.js";
+import type { JobQueue, JobQueueOptions, Lease, QueueStats } from "../../src/queue/job-queue.js";
 
 /**
  * A queue under test plus a way to move its time forward. Adapters with an injectable clock advance
@@ -21,8 +21,21 @@ const SHORT_MS = 1_000;
 const LONG_MS = 600_000;
 const ROOMY = 1_000_000;
 
+/** Model and profile of the outcomes acked in these tests. */
+export const MP = { model: "test-model", profile: "test-profile" } as const;
+export const TRUNCATE: OverflowSpec = { policy: "truncate", overlapTokens: 0 };
+const STALL_REASON = (n: number) =>
+  `worker stopped while processing this chunk ${n} times (crash, kill or lease timeout)`;
+
 function chunk(chunkId: string, estimatedTokens = 10, text = `text of ${chunkId}`): NewChunk {
-  return { chunkId, text, documentId: `doc-${chunkId}`, payload: { chunkId }, estimatedTokens };
+  return {
+    chunkId,
+    text,
+    documentId: `doc-${chunkId}`,
+    payload: { chunkId },
+    estimatedTokens,
+    overflow: TRUNCATE,
+  };
 }
 
 function ids(lease: Lease | null): string[] {
@@ -35,7 +48,32 @@ function texts(lease: Lease | null): string[] {
   return lease.chunks.map((c) => c.text);
 }
 
-export function jobQueueContract(name: string, factory: () => Promise<JobQueueFixture>): void {
+/** Receipt fields that do not depend on the adapter's clock or sequence. */
+function receiptView(r: ChunkReceipt) {
+  const { seq: _seq, updatedAt, ...rest } = r;
+  assert.equal(new Date(updatedAt).toISOString(), updatedAt, "updatedAt is ISO");
+  return rest;
+}
+
+const QUEUED_RECEIPT = {
+  state: "queued",
+  attempts: 0,
+  tokens: null,
+  truncatedTokens: 0,
+  windows: null,
+  overflow: "truncate",
+  model: null,
+  profile: null,
+  lastError: null,
+} as const;
+
+/**
+ * `factory(options)` builds a queue with those options (e.g. maxStalls) over the adapter defaults.
+ */
+export function jobQueueContract(
+  name: string,
+  factory: (options?: Partial<JobQueueOptions>) => Promise<JobQueueFixture>,
+): void {
   describe(`JobQueue contract: ${name}`, () => {
     let fixture: JobQueueFixture;
     let queue: JobQueue;
@@ -100,7 +138,15 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       assert.equal(job.id, result.jobId);
       assert.equal(job.collection, "docs");
       assert.equal(job.state, "queued");
-      assert.deepEqual(job.counts, { total: 3, queued: 3, running: 0, stored: 0, unchanged: 0, failed: 0 });
+      assert.deepEqual(job.counts, {
+        total: 3,
+        queued: 3,
+        running: 0,
+        stored: 0,
+        unchanged: 0,
+        failed: 0,
+        discarded: 0,
+      });
       assert.deepEqual(job.failures, []);
       assert.equal(new Date(job.createdAt).toISOString(), job.createdAt);
       assert.equal(new Date(job.updatedAt).toISOString(), job.updatedAt);
@@ -171,8 +217,16 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
             documentId: "leaflet-7",
             payload,
             estimatedTokens: 12,
+            overflow: { policy: "split", overlapTokens: 16 },
           },
-          { chunkId: "k2", text: "no document", documentId: null, payload: {}, estimatedTokens: 3 },
+          {
+            chunkId: "k2",
+            text: "no document",
+            documentId: null,
+            payload: {},
+            estimatedTokens: 3,
+            overflow: TRUNCATE,
+          },
         ],
         "leaflets",
       );
@@ -190,11 +244,13 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
           documentId: "leaflet-7",
           payload,
           estimatedTokens: 12,
+          overflow: { policy: "split", overlapTokens: 16 },
           attempts: 0,
         },
       );
       assert.equal(k2.documentId, null);
       assert.deepEqual(k2.payload, {});
+      assert.deepEqual(k2.overflow, TRUNCATE, "the overflow spec round-trips");
       assert.notEqual(k1.seq, k2.seq);
       assert.ok(lease.id.length > 0);
       assert.ok(
@@ -217,6 +273,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 0,
         unchanged: 0,
         failed: 0,
+        discarded: 0,
       });
     });
 
@@ -247,7 +304,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       await advance(SHORT_MS);
       assert.equal(await reserve(), null, "a renewed lease must not expire at its original time");
       assert.equal(await queue.renew("no-such-lease", LONG_MS), false);
-      await queue.ack(lease.id, [{ seq: lease.chunks[0]!.seq, state: "unchanged" }]);
+      await queue.ack(lease.id, [{ seq: lease.chunks[0]!.seq, state: "unchanged", ...MP }]);
       assert.equal(await queue.renew(lease.id, LONG_MS), false, "nothing left to renew after ack");
     });
 
@@ -261,7 +318,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       assert.deepEqual(ids(current), ["x"]);
       assert.ok(current);
 
-      await queue.ack(stale.id, [{ seq, state: "stored", tokens: 5, truncatedTokens: 0 }]);
+      await queue.ack(stale.id, [{ seq, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP }]);
       await queue.fail(stale.id, { seqs: [seq], error: "stale", retryDelayMs: 0, maxAttempts: 1 });
       await queue.release(stale.id);
       assert.equal(await queue.renew(stale.id, LONG_MS), false);
@@ -273,11 +330,14 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 0,
         unchanged: 0,
         failed: 0,
+        discarded: 0,
       });
       assert.equal(await reserve(), null, "the current lease still holds the chunk");
       await expectStats({ pending: 1, running: 1, dead: 0, pendingTokens: 10 });
 
-      await queue.ack(current.id, [{ seq, state: "stored", tokens: 5, truncatedTokens: 0 }]);
+      await queue.ack(current.id, [
+        { seq, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
       assert.equal((await counts(jobId)).state, "done");
       assert.equal((await counts(jobId)).stored, 1);
     });
@@ -290,8 +350,8 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       const [a] = seqs(la, "a");
       const [b] = seqs(lb, "b");
       await queue.ack(la.id, [
-        { seq: a!, state: "unchanged" },
-        { seq: b!, state: "unchanged" },
+        { seq: a!, state: "unchanged", ...MP },
+        { seq: b!, state: "unchanged", ...MP },
       ]);
       await queue.fail(la.id, { seqs: [b!], error: "not mine", retryDelayMs: 0, maxAttempts: 1 });
       assert.deepEqual(await counts(jobId), {
@@ -302,8 +362,9 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 0,
         unchanged: 1,
         failed: 0,
+        discarded: 0,
       });
-      await queue.ack(lb.id, [{ seq: b!, state: "unchanged" }]);
+      await queue.ack(lb.id, [{ seq: b!, state: "unchanged", ...MP }]);
       assert.equal((await counts(jobId)).unchanged, 2);
     });
 
@@ -316,8 +377,8 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       assert.equal((await counts(jobId)).state, "running");
       const [a, b] = seqs(lease, "a", "b");
       await queue.ack(lease.id, [
-        { seq: a!, state: "stored", tokens: 9, truncatedTokens: 0 },
-        { seq: b!, state: "unchanged" },
+        { seq: a!, state: "stored", tokens: 9, truncatedTokens: 0, windows: 1, ...MP },
+        { seq: b!, state: "unchanged", ...MP },
       ]);
       assert.deepEqual(await counts(jobId), {
         state: "running",
@@ -327,17 +388,20 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 1,
         unchanged: 1,
         failed: 0,
+        discarded: 0,
       });
       await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 30 });
 
       // A repeated ack (e.g. a retried request) must not count twice.
-      await queue.ack(lease.id, [{ seq: a!, state: "stored", tokens: 9, truncatedTokens: 0 }]);
+      await queue.ack(lease.id, [
+        { seq: a!, state: "stored", tokens: 9, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
       assert.equal((await counts(jobId)).stored, 1);
 
       const last = await reserve();
       assert.ok(last);
       await queue.ack(last.id, [
-        { seq: last.chunks[0]!.seq, state: "stored", tokens: 30, truncatedTokens: 2 },
+        { seq: last.chunks[0]!.seq, state: "stored", tokens: 30, truncatedTokens: 2, windows: 1, ...MP },
       ]);
       assert.deepEqual(await counts(jobId), {
         state: "done",
@@ -347,6 +411,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 2,
         unchanged: 1,
         failed: 0,
+        discarded: 0,
       });
       await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
       const job = await queue.getJob(jobId);
@@ -371,6 +436,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 0,
         unchanged: 0,
         failed: 0,
+        discarded: 0,
       });
       await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 7 });
       assert.equal(await reserve(), null, "not reservable before the delay");
@@ -391,7 +457,9 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       assert.ok(first);
       const [x, y] = seqs(first, "x", "y");
       await queue.fail(first.id, { seqs: [x!], error: "first", retryDelayMs: 0, maxAttempts: 2 });
-      await queue.ack(first.id, [{ seq: y!, state: "stored", tokens: 6, truncatedTokens: 0 }]);
+      await queue.ack(first.id, [
+        { seq: y!, state: "stored", tokens: 6, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
 
       const second = await reserve();
       assert.deepEqual(ids(second), ["x"]);
@@ -401,7 +469,15 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       const job = await queue.getJob(jobId);
       assert.ok(job);
       assert.equal(job.state, "done");
-      assert.deepEqual(job.counts, { total: 2, queued: 0, running: 0, stored: 1, unchanged: 0, failed: 1 });
+      assert.deepEqual(job.counts, {
+        total: 2,
+        queued: 0,
+        running: 0,
+        stored: 1,
+        unchanged: 0,
+        failed: 1,
+        discarded: 0,
+      });
       assert.deepEqual(job.failures, [
         { chunkId: "x", state: "dead", reason: "model exploded", attempts: 2 },
       ]);
@@ -438,6 +514,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
         stored: 0,
         unchanged: 0,
         failed: 0,
+        discarded: 0,
       });
       await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 30 });
       const again = await reserve();
@@ -461,7 +538,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
 
       await queue.ack(
         first.id,
-        first.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const })),
+        first.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
       );
       const second = await reserve();
       assert.deepEqual(texts(second), ["v2"]);
@@ -489,7 +566,7 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       const released = await reserve();
       assert.deepEqual(texts(released), ["v1"]);
       assert.ok(released);
-      await queue.ack(released.id, [{ seq: released.chunks[0]!.seq, state: "unchanged" }]);
+      await queue.ack(released.id, [{ seq: released.chunks[0]!.seq, state: "unchanged", ...MP }]);
       assert.deepEqual(texts(await reserve()), ["v2"]);
     });
 
@@ -520,7 +597,9 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       assert.ok(lease);
       await expectStats({ pending: 4, running: 3, dead: 0, pendingTokens: 10 }, "after reserve");
       const [a, b, c] = seqs(lease, "a", "b", "c");
-      await queue.ack(lease.id, [{ seq: a!, state: "stored", tokens: 1, truncatedTokens: 0 }]);
+      await queue.ack(lease.id, [
+        { seq: a!, state: "stored", tokens: 1, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
       await expectStats({ pending: 3, running: 2, dead: 0, pendingTokens: 9 }, "after ack");
       await queue.fail(lease.id, { seqs: [b!], error: "retry", retryDelayMs: 0, maxAttempts: 3 });
       await expectStats({ pending: 3, running: 1, dead: 0, pendingTokens: 9 }, "after retry");
@@ -535,6 +614,433 @@ export function jobQueueContract(name: string, factory: () => Promise<JobQueueFi
       assert.ok(reclaimed);
       await queue.release(reclaimed.id);
       await expectStats({ pending: 2, running: 0, dead: 1, pendingTokens: 6 }, "after release");
+    });
+
+    /** Enqueues the chunks and dead-letters them all (maxAttempts 1); returns job id and seqs. */
+    async function deadLetters(
+      chunkIds: string[],
+      reason = "broken",
+      collection = "docs",
+    ): Promise<{ jobId: string; seqs: number[] }> {
+      const jobId = await enqueue(
+        chunkIds.map((id) => chunk(id)),
+        collection,
+      );
+      const lease = await reserve();
+      assert.ok(lease);
+      const all = seqs(lease, ...chunkIds);
+      await queue.fail(lease.id, { seqs: all, error: reason, retryDelayMs: 0, maxAttempts: 1 });
+      return { jobId, seqs: all };
+    }
+
+    async function receiptStates(jobId: string): Promise<Array<[string, string]>> {
+      const page = await queue.listChunks(jobId, { limit: 1000 });
+      return page.items.map((r) => [r.chunkId, r.state]);
+    }
+
+    it("receipts: queued with nulls after enqueue, then the details of each outcome", async () => {
+      const jobId = await enqueue([
+        chunk("a", 10),
+        chunk("b", 20),
+        { ...chunk("c", 30), overflow: { policy: "split", overlapTokens: 8 } },
+      ]);
+      const first = await queue.listChunks(jobId, { limit: 100 });
+      assert.equal(first.nextCursor, null);
+      assert.deepEqual(first.items.map(receiptView), [
+        { chunkId: "a", ...QUEUED_RECEIPT },
+        { chunkId: "b", ...QUEUED_RECEIPT },
+        { chunkId: "c", ...QUEUED_RECEIPT, overflow: "split" },
+      ]);
+      const firstSeqs = first.items.map((r) => r.seq);
+      assert.ok(firstSeqs[0]! < firstSeqs[1]! && firstSeqs[1]! < firstSeqs[2]!, "seq order");
+
+      const lease = await reserve();
+      assert.ok(lease);
+      assert.deepEqual(firstSeqs, seqs(lease, "a", "b", "c"), "receipt seq is the queue seq");
+      assert.deepEqual(await receiptStates(jobId), [
+        ["a", "running"],
+        ["b", "running"],
+        ["c", "running"],
+      ]);
+      const [a, b, c] = seqs(lease, "a", "b", "c");
+      await queue.ack(lease.id, [
+        { seq: a!, state: "stored", tokens: 12, truncatedTokens: 2, windows: 1, ...MP },
+        { seq: b!, state: "unchanged", ...MP },
+        { seq: c!, state: "stored", tokens: 40, truncatedTokens: 0, windows: 3, ...MP },
+      ]);
+      const done = await queue.listChunks(jobId, { limit: 100 });
+      assert.deepEqual(done.items.map(receiptView), [
+        {
+          chunkId: "a",
+          state: "stored",
+          attempts: 0,
+          tokens: 12,
+          truncatedTokens: 2,
+          windows: 1,
+          overflow: "truncate",
+          ...MP,
+          lastError: null,
+        },
+        {
+          chunkId: "b",
+          state: "unchanged",
+          attempts: 0,
+          tokens: null,
+          truncatedTokens: 0,
+          windows: null,
+          overflow: "truncate",
+          ...MP,
+          lastError: null,
+        },
+        {
+          chunkId: "c",
+          state: "stored",
+          attempts: 0,
+          tokens: 40,
+          truncatedTokens: 0,
+          windows: 3,
+          overflow: "split",
+          ...MP,
+          lastError: null,
+        },
+      ]);
+    });
+
+    it("receipts: a failed attempt awaiting retry is 'failed', a dead letter 'dead'; the filter agrees", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b"), chunk("c"), chunk("d")]);
+      const lease = await reserve(2);
+      assert.ok(lease);
+      const [a, b] = seqs(lease, "a", "b");
+      await queue.fail(lease.id, { seqs: [a!], error: "flaky", retryDelayMs: SHORT_MS, maxAttempts: 3 });
+      await queue.fail(lease.id, { seqs: [b!], error: "broken", retryDelayMs: 0, maxAttempts: 1 });
+
+      const page = await queue.listChunks(jobId, { limit: 10 });
+      assert.deepEqual(page.items.map(receiptView), [
+        { chunkId: "a", ...QUEUED_RECEIPT, state: "failed", attempts: 1, lastError: "flaky" },
+        { chunkId: "b", ...QUEUED_RECEIPT, state: "dead", attempts: 1, lastError: "broken" },
+        { chunkId: "c", ...QUEUED_RECEIPT },
+        { chunkId: "d", ...QUEUED_RECEIPT },
+      ]);
+      const only = async (state: ChunkReceipt["state"]) =>
+        (await queue.listChunks(jobId, { state, limit: 10 })).items.map((r) => r.chunkId);
+      assert.deepEqual(await only("failed"), ["a"]);
+      assert.deepEqual(await only("queued"), ["c", "d"]);
+      assert.deepEqual(await only("dead"), ["b"]);
+      assert.deepEqual(await only("running"), []);
+      assert.deepEqual(await only("stored"), []);
+
+      await reserve(1, LONG_MS);
+      assert.deepEqual(await only("running"), ["c"]);
+      assert.deepEqual(await only("queued"), ["d"]);
+    });
+
+    it("receipts: pages of limit 2 over 5 chunks are 2, 2, 1 with cursors and no overlap", async () => {
+      const jobId = await enqueue(["a", "b", "c", "d", "e"].map((id) => chunk(id)));
+      await enqueue([chunk("other")]);
+      const p1 = await queue.listChunks(jobId, { limit: 2 });
+      assert.deepEqual(
+        p1.items.map((r) => r.chunkId),
+        ["a", "b"],
+      );
+      assert.equal(p1.nextCursor, p1.items[1]!.seq);
+      const p2 = await queue.listChunks(jobId, { limit: 2, after: p1.nextCursor! });
+      assert.deepEqual(
+        p2.items.map((r) => r.chunkId),
+        ["c", "d"],
+      );
+      assert.equal(p2.nextCursor, p2.items[1]!.seq);
+      const p3 = await queue.listChunks(jobId, { limit: 2, after: p2.nextCursor! });
+      assert.deepEqual(
+        p3.items.map((r) => r.chunkId),
+        ["e"],
+      );
+      assert.equal(p3.nextCursor, null);
+
+      const exact = await queue.listChunks(jobId, { limit: 5 });
+      assert.equal(exact.items.length, 5);
+      assert.equal(exact.nextCursor, null, "no next page when the last page is exactly full");
+      const filtered = await queue.listChunks(jobId, { state: "queued", limit: 3 });
+      assert.equal(filtered.items.length, 3);
+      assert.equal(filtered.nextCursor, filtered.items[2]!.seq);
+    });
+
+    it("receipts of an unknown job are an empty page", async () => {
+      await enqueue([chunk("a")]);
+      assert.deepEqual(await queue.listChunks("00000000-0000-4000-8000-000000000000", { limit: 10 }), {
+        items: [],
+        nextCursor: null,
+      });
+    });
+
+    it("lists dead letters across jobs and per job, in seq order, paged", async () => {
+      const one = await deadLetters(["x", "y"], "bad input");
+      await enqueue([chunk("alive")]);
+      const two = await deadLetters(["z"], "too long", "other");
+
+      const all = await queue.listDeadLetters({ limit: 100 });
+      assert.equal(all.nextCursor, null);
+      assert.deepEqual(
+        all.items.map(({ deadAt, ...rest }) => {
+          assert.equal(new Date(deadAt).toISOString(), deadAt);
+          return rest;
+        }),
+        [
+          {
+            seq: one.seqs[0],
+            jobId: one.jobId,
+            collection: "docs",
+            chunkId: "x",
+            reason: "bad input",
+            attempts: 1,
+          },
+          {
+            seq: one.seqs[1],
+            jobId: one.jobId,
+            collection: "docs",
+            chunkId: "y",
+            reason: "bad input",
+            attempts: 1,
+          },
+          {
+            seq: two.seqs[0],
+            jobId: two.jobId,
+            collection: "other",
+            chunkId: "z",
+            reason: "too long",
+            attempts: 1,
+          },
+        ],
+      );
+      const ofTwo = await queue.listDeadLetters({ jobId: two.jobId, limit: 100 });
+      assert.deepEqual(
+        ofTwo.items.map((d) => d.chunkId),
+        ["z"],
+      );
+      const p1 = await queue.listDeadLetters({ limit: 2 });
+      assert.deepEqual(
+        p1.items.map((d) => d.chunkId),
+        ["x", "y"],
+      );
+      assert.equal(p1.nextCursor, one.seqs[1]);
+      const p2 = await queue.listDeadLetters({ limit: 2, after: p1.nextCursor! });
+      assert.deepEqual(
+        p2.items.map((d) => d.chunkId),
+        ["z"],
+      );
+      assert.equal(p2.nextCursor, null);
+      assert.deepEqual(
+        await queue.listDeadLetters({ jobId: "00000000-0000-4000-8000-000000000000", limit: 5 }),
+        {
+          items: [],
+          nextCursor: null,
+        },
+      );
+    });
+
+    it("replays dead letters by seq: queued again with attempts 0, job and stats updated", async () => {
+      const jobId = await enqueue([chunk("x", 5), chunk("y", 6)]);
+      const lease = await reserve();
+      assert.ok(lease);
+      const [x, y] = seqs(lease, "x", "y");
+      await queue.fail(lease.id, { seqs: [x!], error: "broken", retryDelayMs: 0, maxAttempts: 1 });
+      await queue.ack(lease.id, [
+        { seq: y!, state: "stored", tokens: 6, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      assert.equal((await counts(jobId)).state, "done");
+      await expectStats({ pending: 0, running: 0, dead: 1, pendingTokens: 0 });
+
+      assert.equal(await queue.replayDeadLetters({ seqs: [x!, y!] }), 1, "only the dead one is replayed");
+      const job = await counts(jobId);
+      assert.notEqual(job.state, "done");
+      assert.deepEqual(
+        { ...job, state: undefined },
+        {
+          state: undefined,
+          total: 2,
+          queued: 1,
+          running: 0,
+          stored: 1,
+          unchanged: 0,
+          failed: 0,
+          discarded: 0,
+        },
+      );
+      assert.deepEqual((await queue.getJob(jobId))?.failures, []);
+      await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 5 });
+      assert.deepEqual((await queue.listDeadLetters({ limit: 10 })).items, []);
+      const [receipt] = (await queue.listChunks(jobId, { state: "queued", limit: 10 })).items;
+      assert.equal(receipt?.chunkId, "x");
+      assert.equal(receipt?.lastError, null);
+
+      assert.equal(await queue.nextAvailableInMs(), 0);
+      const again = await reserve();
+      assert.deepEqual(
+        again?.chunks.map((c) => [c.chunkId, c.attempts]),
+        [["x", 0]],
+      );
+      assert.equal((await counts(jobId)).state, "running");
+      assert.ok(again);
+      await queue.ack(again.id, [
+        { seq: x!, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      assert.equal((await counts(jobId)).state, "done");
+      assert.equal(await queue.replayDeadLetters({ seqs: [x!] }), 0, "a stored chunk is not replayed");
+    });
+
+    it("replays dead letters by job and all of them", async () => {
+      const one = await deadLetters(["a", "b"]);
+      const two = await deadLetters(["c"]);
+      const three = await deadLetters(["d"]);
+      await expectStats({ pending: 0, running: 0, dead: 4, pendingTokens: 0 });
+
+      assert.equal(await queue.replayDeadLetters({ jobId: one.jobId }), 2);
+      assert.deepEqual(await counts(one.jobId), {
+        state: "queued",
+        total: 2,
+        queued: 2,
+        running: 0,
+        stored: 0,
+        unchanged: 0,
+        failed: 0,
+        discarded: 0,
+      });
+      assert.equal((await counts(two.jobId)).failed, 1, "other jobs keep their dead letters");
+      await expectStats({ pending: 2, running: 0, dead: 2, pendingTokens: 20 });
+
+      assert.equal(await queue.replayDeadLetters({ all: true }), 2);
+      assert.equal((await counts(two.jobId)).queued, 1);
+      assert.equal((await counts(three.jobId)).queued, 1);
+      await expectStats({ pending: 4, running: 0, dead: 0, pendingTokens: 40 });
+      assert.equal(await queue.replayDeadLetters({ all: true }), 0);
+      assert.deepEqual(ids(await reserve()), ["a", "b", "c", "d"]);
+    });
+
+    it("discards dead letters: counted, no longer listed, never replayed", async () => {
+      const one = await deadLetters(["a", "b"]);
+      const two = await deadLetters(["c"]);
+      const three = await deadLetters(["d"]);
+
+      assert.equal(await queue.discardDeadLetters({ seqs: [one.seqs[0]!] }), 1);
+      assert.deepEqual(await counts(one.jobId), {
+        state: "done",
+        total: 2,
+        queued: 0,
+        running: 0,
+        stored: 0,
+        unchanged: 0,
+        failed: 1,
+        discarded: 1,
+      });
+      await expectStats({ pending: 0, running: 0, dead: 3, pendingTokens: 0 });
+      assert.deepEqual(
+        (await queue.listDeadLetters({ limit: 10 })).items.map((d) => d.chunkId),
+        ["b", "c", "d"],
+      );
+      assert.deepEqual(
+        (await queue.getJob(one.jobId))?.failures.map((f) => f.chunkId),
+        ["b"],
+      );
+      assert.deepEqual(await receiptStates(one.jobId), [
+        ["a", "discarded"],
+        ["b", "dead"],
+      ]);
+      assert.equal(await queue.replayDeadLetters({ seqs: [one.seqs[0]!] }), 0);
+      assert.equal(await queue.discardDeadLetters({ seqs: [one.seqs[0]!] }), 0);
+
+      assert.equal(await queue.discardDeadLetters({ jobId: two.jobId }), 1);
+      assert.equal((await counts(two.jobId)).discarded, 1);
+      assert.equal(await queue.discardDeadLetters({ all: true }), 2);
+      assert.equal((await counts(three.jobId)).discarded, 1);
+      await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+      assert.deepEqual((await queue.listDeadLetters({ limit: 10 })).items, []);
+      assert.equal(await queue.replayDeadLetters({ all: true }), 0, "discarded is terminal");
+      assert.equal(await reserve(), null);
+    });
+
+    it("replay and discard of chunks that are not dead change nothing", async () => {
+      const jobId = await enqueue([chunk("q"), chunk("r"), chunk("s"), chunk("t")]);
+      const lease = await reserve(3);
+      assert.ok(lease);
+      const [q, r, s] = seqs(lease, "q", "r", "s");
+      await queue.ack(lease.id, [
+        { seq: q!, state: "stored", tokens: 1, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      await queue.fail(lease.id, { seqs: [r!], error: "flaky", retryDelayMs: 0, maxAttempts: 5 });
+      const before = {
+        counts: await counts(jobId),
+        stats: await queue.stats(),
+        receipts: await receiptStates(jobId),
+      };
+      const all = [q!, r!, s!, 987_654_321];
+      assert.equal(await queue.replayDeadLetters({ seqs: all }), 0);
+      assert.equal(await queue.discardDeadLetters({ seqs: all }), 0);
+      assert.equal(await queue.replayDeadLetters({ jobId }), 0);
+      assert.equal(await queue.discardDeadLetters({ jobId }), 0);
+      assert.equal(await queue.replayDeadLetters({ all: true }), 0);
+      assert.equal(await queue.discardDeadLetters({ all: true }), 0);
+      assert.deepEqual(
+        { counts: await counts(jobId), stats: await queue.stats(), receipts: await receiptStates(jobId) },
+        before,
+      );
+      assert.deepEqual(before.receipts, [
+        ["q", "stored"],
+        ["r", "failed"],
+        ["s", "running"],
+        ["t", "queued"],
+      ]);
+    });
+
+    it("dead-letters a chunk whose lease ran out maxStalls times; release does not count", async () => {
+      const stalling = await factory({ maxStalls: 2 });
+      try {
+        const q = stalling.queue;
+        const result = await q.enqueue({
+          collection: "docs",
+          chunks: [chunk("x", 7), chunk("y", 3)],
+          maxQueueSize: ROOMY,
+        });
+        assert.ok(result.accepted);
+        const take = (maxChunks: number, leaseMs: number) =>
+          q.reserve({ maxChunks, maxTokens: ROOMY, leaseMs });
+
+        // y is released (graceful) more often than maxStalls allows stalls: it never dies of it.
+        for (let i = 0; i < 3; i++) {
+          const lease = await take(2, LONG_MS);
+          assert.deepEqual(ids(lease), ["x", "y"]);
+          await q.release(lease!.id);
+        }
+        const first = await take(1, SHORT_MS);
+        assert.deepEqual(ids(first), ["x"]);
+        await stalling.clock.advance(SHORT_MS + 1);
+        const second = await take(1, SHORT_MS);
+        assert.deepEqual(ids(second), ["x"], "the first stall requeues");
+        assert.equal(second?.chunks[0]?.attempts, 0, "a stall is not a failed attempt");
+        await stalling.clock.advance(SHORT_MS + 1);
+
+        const third = await take(10, LONG_MS);
+        assert.deepEqual(ids(third), ["y"], "the second stall dead-letters x");
+        assert.deepEqual(await q.stats(), { pending: 1, running: 1, dead: 1, pendingTokens: 3 });
+        const job = await q.getJob(result.jobId);
+        assert.equal(job?.counts.failed, 1);
+        assert.deepEqual(
+          job?.failures.map((f) => [f.chunkId, f.reason]),
+          [["x", STALL_REASON(2)]],
+        );
+        const dead = await q.listDeadLetters({ limit: 10 });
+        assert.deepEqual(
+          dead.items.map((d) => [d.chunkId, d.reason]),
+          [["x", STALL_REASON(2)]],
+        );
+
+        assert.equal(await q.replayDeadLetters({ seqs: [dead.items[0]!.seq] }), 1);
+        const replayed = await take(10, SHORT_MS);
+        assert.deepEqual(ids(replayed), ["x"], "a replay resets the stall count");
+        await stalling.clock.advance(SHORT_MS + 1);
+        assert.deepEqual(ids(await take(1, LONG_MS)), ["x"], "one stall after a replay only requeues");
+      } finally {
+        await stalling.queue.close();
+        await stalling.cleanup();
+      }
     });
   });
 }

@@ -9,10 +9,60 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import type { NewChunk } from "../../src/domain/types.js";
 import { SqliteJobQueue } from "../../src/queue/sqlite/sqlite-job-queue.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
-import { jobQueueContract } from "./job-queue.contract.js";
+import { jobQueueContract, MP, TRUNCATE } from "./job-queue.contract.js";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const LONG_MS = 600_000;
+
+/** The queue tables exactly as the first release created them. */
+const FIRST_SCHEMA = `
+CREATE TABLE IF NOT EXISTS queue_jobs (
+  id TEXT PRIMARY KEY,
+  collection TEXT NOT NULL,
+  total INTEGER NOT NULL,
+  queued INTEGER NOT NULL,
+  running INTEGER NOT NULL DEFAULT 0,
+  stored INTEGER NOT NULL DEFAULT 0,
+  unchanged INTEGER NOT NULL DEFAULT 0,
+  dead INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS queue_chunks (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL REFERENCES queue_jobs(id),
+  collection TEXT NOT NULL,
+  chunk_id TEXT NOT NULL,
+  document_id TEXT,
+  text TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  est_tokens INTEGER NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'stored', 'unchanged', 'dead')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  available_at INTEGER NOT NULL,
+  lease_id TEXT,
+  lease_owner TEXT,
+  lease_expires_at INTEGER,
+  last_error TEXT,
+  tokens INTEGER,
+  truncated_tokens INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_chunks_reserve ON queue_chunks (state, seq);
+CREATE INDEX IF NOT EXISTS queue_chunks_available ON queue_chunks (state, available_at);
+CREATE INDEX IF NOT EXISTS queue_chunks_job_dead ON queue_chunks (job_id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS queue_chunks_lease ON queue_chunks (lease_id) WHERE lease_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS queue_chunks_key ON queue_chunks (collection, chunk_id, state);
+CREATE TABLE IF NOT EXISTS queue_counters (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  pending INTEGER NOT NULL,
+  pending_tokens INTEGER NOT NULL,
+  running INTEGER NOT NULL,
+  dead INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO queue_counters (id, pending, pending_tokens, running, dead) VALUES (1, 0, 0, 0, 0);
+`;
 
 function tempFile(): { file: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), "q-"));
@@ -30,7 +80,14 @@ function fakeClock(start = 1_700_000_000_000) {
 }
 
 function chunk(chunkId: string, estimatedTokens = 10): NewChunk {
-  return { chunkId, text: `text ${chunkId}`, documentId: null, payload: { chunkId }, estimatedTokens };
+  return {
+    chunkId,
+    text: `text ${chunkId}`,
+    documentId: null,
+    payload: { chunkId },
+    estimatedTokens,
+    overflow: TRUNCATE,
+  };
 }
 
 /** The pid of a process that has exited, so no live process can own it (barring pid reuse). */
@@ -40,11 +97,11 @@ function deadPid(): number {
   return child.pid;
 }
 
-jobQueueContract("SqliteJobQueue", async () => {
+jobQueueContract("SqliteJobQueue", async (options = {}) => {
   const { file, dir } = tempFile();
   const db = openSqliteDatabase(file);
   const clock = fakeClock();
-  const queue = new SqliteJobQueue(db, { now: clock.now });
+  const queue = new SqliteJobQueue(db, { ...options, now: clock.now });
   return {
     queue,
     clock,
@@ -88,6 +145,11 @@ describe("SqliteJobQueue specifics", () => {
       .all();
     const n = (s: string) => byState.find((r) => r.state === s)?.n ?? 0;
     const tokens = (s: string) => byState.find((r) => r.state === s)?.tokens ?? 0;
+    assert.equal(
+      n("discarded") + n("dead") + n("queued") + n("running") + n("stored") + n("unchanged"),
+      byState.reduce((a, r) => a + r.n, 0),
+      "no unknown state",
+    );
     const counters = database
       .prepare("SELECT pending, pending_tokens, running, dead FROM queue_counters")
       .get();
@@ -105,6 +167,7 @@ describe("SqliteJobQueue specifics", () => {
            j.stored != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'stored') OR
            j.unchanged != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'unchanged') OR
            j.dead != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'dead') OR
+           j.discarded != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'discarded') OR
            j.total != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id)`,
       )
       .all();
@@ -144,14 +207,16 @@ describe("SqliteJobQueue specifics", () => {
       }
       const [first, second, third, ...rest] = lease.chunks;
       if (first)
-        await queue.ack(lease.id, [{ seq: first.seq, state: "stored", tokens: 3, truncatedTokens: 1 }]);
+        await queue.ack(lease.id, [
+          { seq: first.seq, state: "stored", tokens: 3, truncatedTokens: 1, windows: 1, ...MP },
+        ]);
       if (second)
         await queue.fail(lease.id, { seqs: [second.seq], error: "e", retryDelayMs: 20, maxAttempts: 2 });
       if (third) await queue.release(lease.id);
       if (round % 5 !== 0) {
         await queue.ack(
           lease.id,
-          rest.map((c) => ({ seq: c.seq, state: "unchanged" as const })),
+          rest.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
         );
       }
       clock.advance(15);
@@ -247,13 +312,159 @@ describe("SqliteJobQueue specifics", () => {
     assertCountersMatchRows(db);
   });
 
+  it("counts an orphan recovery as a stall and dead-letters at maxStalls", async () => {
+    const setup = new SqliteJobQueue(db, { now: clock.now, maxStalls: 1 });
+    const r = await setup.enqueue({ collection: "c", chunks: [chunk("crasher")], maxQueueSize: 10 });
+    assert.ok(r.accepted);
+    const worker = new SqliteJobQueue(db, { ownerId: `${hostname()}:${deadPid()}`, now: clock.now });
+    assert.ok(await worker.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS }));
+
+    const restarted = new SqliteJobQueue(db, { now: clock.now, maxStalls: 1 });
+    assert.deepEqual(await restarted.stats(), { pending: 0, running: 0, dead: 1, pendingTokens: 0 });
+    const dead = await restarted.listDeadLetters({ limit: 10 });
+    assert.deepEqual(
+      dead.items.map((d) => [d.chunkId, d.reason, d.deadAt]),
+      [
+        [
+          "crasher",
+          "worker stopped while processing this chunk 1 times (crash, kill or lease timeout)",
+          new Date(clock.now()).toISOString(),
+        ],
+      ],
+    );
+    assert.equal((await restarted.getJob(r.jobId))?.state, "done");
+    assertCountersMatchRows(db);
+  });
+
+  it("does not replay a dead letter over a newer version of the same chunk", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    await queue.enqueue({ collection: "c", chunks: [chunk("x")], maxQueueSize: 10 });
+    const old = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
+    assert.ok(old);
+    const oldSeq = old.chunks[0]!.seq;
+    await queue.fail(old.id, { seqs: [oldSeq], error: "e", retryDelayMs: 0, maxAttempts: 1 });
+    await queue.enqueue({ collection: "c", chunks: [chunk("x")], maxQueueSize: 10 });
+    assert.equal(await queue.replayDeadLetters({ seqs: [oldSeq] }), 0, "newer version queued");
+    const newer = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
+    assert.ok(newer);
+    await queue.ack(newer.id, [{ seq: newer.chunks[0]!.seq, state: "unchanged", ...MP }]);
+    assert.equal(await queue.replayDeadLetters({ all: true }), 0, "newer version written");
+    // Another collection's chunk with the same id is a different chunk.
+    await queue.enqueue({ collection: "other", chunks: [chunk("x")], maxQueueSize: 10 });
+    assert.equal((await queue.listDeadLetters({ limit: 10 })).items.length, 1, "it stays a dead letter");
+    assert.equal(await queue.discardDeadLetters({ seqs: [oldSeq] }), 1);
+    assertCountersMatchRows(db);
+  });
+
+  it("migrates a file written by the first schema and keeps its rows", async () => {
+    db.exec(FIRST_SCHEMA);
+    const t = clock.now();
+    db.prepare(
+      `INSERT INTO queue_jobs (id, collection, total, queued, dead, created_at, updated_at)
+       VALUES ('old-job', 'c', 3, 2, 1, ?, ?)`,
+    ).run(t, t);
+    const insert = db.prepare(
+      `INSERT INTO queue_chunks (seq, job_id, collection, chunk_id, document_id, text, payload, est_tokens,
+         state, attempts, available_at, last_error, created_at, updated_at)
+       VALUES (?, 'old-job', 'c', ?, NULL, 'old text', '{"k":1}', 4, ?, ?, ?, ?, ?, ?)`,
+    );
+    insert.run(41, "q1", "queued", 0, t, null, t, t);
+    insert.run(42, "q2", "queued", 0, t, null, t, t);
+    insert.run(43, "d1", "dead", 3, t, "old failure", t, t - 5);
+    db.prepare("UPDATE sqlite_sequence SET seq = 50 WHERE name = 'queue_chunks'").run();
+    db.prepare("UPDATE queue_counters SET pending = 2, pending_tokens = 8, dead = 1").run();
+
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    new SqliteJobQueue(openAgain(), { now: clock.now });
+    const columns = db
+      .prepare<[], { name: string }>("PRAGMA table_info(queue_chunks)")
+      .all()
+      .map((c) => c.name);
+    for (const c of ["overflow", "overlap_tokens", "windows", "model", "profile", "stalls", "dead_at"]) {
+      assert.ok(columns.includes(c), `queue_chunks.${c} added`);
+    }
+    assert.deepEqual(await queue.stats(), { pending: 2, running: 0, dead: 1, pendingTokens: 8 });
+    assert.deepEqual(
+      (await queue.listChunks("old-job", { limit: 10 })).items.map((r) => [
+        r.seq,
+        r.chunkId,
+        r.state,
+        r.overflow,
+      ]),
+      [
+        [41, "q1", "queued", "truncate"],
+        [42, "q2", "queued", "truncate"],
+        [43, "d1", "dead", "truncate"],
+      ],
+    );
+    assert.deepEqual((await queue.listDeadLetters({ limit: 10 })).items, [
+      {
+        seq: 43,
+        jobId: "old-job",
+        collection: "c",
+        chunkId: "d1",
+        reason: "old failure",
+        attempts: 3,
+        deadAt: new Date(t - 5).toISOString(),
+      },
+    ]);
+    const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
+    assert.deepEqual(lease?.chunks[0], {
+      seq: 41,
+      jobId: "old-job",
+      collection: "c",
+      chunkId: "q1",
+      documentId: null,
+      text: "old text",
+      payload: { k: 1 },
+      estimatedTokens: 4,
+      attempts: 0,
+      overflow: TRUNCATE,
+    });
+    assert.equal(await queue.discardDeadLetters({ seqs: [43] }), 1, "the new state passes the CHECK");
+    const job = await queue.getJob("old-job");
+    assert.deepEqual(job?.counts, {
+      total: 3,
+      queued: 1,
+      running: 1,
+      stored: 0,
+      unchanged: 0,
+      failed: 0,
+      discarded: 1,
+    });
+    const r = await queue.enqueue({ collection: "c", chunks: [chunk("new")], maxQueueSize: 10 });
+    assert.ok(r.accepted);
+    const [fresh] = (await queue.listChunks(r.jobId, { limit: 1 })).items;
+    assert.equal(fresh?.seq, 51, "seq continues after the old high-water mark");
+    const indexes = db
+      .prepare<[], { name: string }>(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'queue_chunks' AND sql IS NOT NULL ORDER BY name",
+      )
+      .all()
+      .map((i) => i.name);
+    assert.ok(
+      indexes.includes("queue_chunks_reserve") && indexes.includes("queue_chunks_job_seq"),
+      String(indexes),
+    );
+    assertCountersMatchRows(db);
+  });
+
   it("ackSync commits or rolls back with the caller's transaction", async () => {
     const queue = new SqliteJobQueue(db, { now: clock.now });
     const r = await queue.enqueue({ collection: "c", chunks: [chunk("a")], maxQueueSize: 10 });
     assert.ok(r.accepted);
     const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
     assert.ok(lease);
-    const outcome = [{ seq: lease.chunks[0]!.seq, state: "stored" as const, tokens: 4, truncatedTokens: 0 }];
+    const outcome = [
+      {
+        seq: lease.chunks[0]!.seq,
+        state: "stored" as const,
+        tokens: 4,
+        truncatedTokens: 0,
+        windows: 1,
+        ...MP,
+      },
+    ];
 
     const failing = db.transaction(() => {
       queue.ackSync(lease.id, outcome);
@@ -309,6 +520,7 @@ describe("SqliteJobQueue specifics", () => {
       for (let i = 0; i < 300; i++) {
         const chunks = Array.from({ length: 10 }, (_, k) => ({
           chunkId: process.pid + "-" + i + "-" + k, text: "t", documentId: null, payload: {}, estimatedTokens: 1,
+          overflow: { policy: "truncate", overlapTokens: 0 },
         }));
         const r = await queue.enqueue({ collection: "c", chunks, maxQueueSize: 2000 });
         if (r.accepted) accepted += r.count;

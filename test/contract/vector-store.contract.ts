@@ -48,13 +48,19 @@ export function makeRecord(
   collection: string,
   chunkId: string,
   vector: number[] | Float32Array,
-  options: { documentId?: string | null; payload?: Payload; contentHash?: string } = {},
+  options: {
+    documentId?: string | null;
+    payload?: Payload;
+    contentHash?: string;
+    parentChunkId?: string;
+  } = {},
 ): VectorRecord {
   const documentId = options.documentId === undefined ? "doc-1" : options.documentId;
   const payload = options.payload ?? { chunkId, docId: documentId };
   return {
     id: pointId(collection, chunkId),
     chunkId,
+    parentChunkId: options.parentChunkId ?? null,
     documentId,
     vector: vector instanceof Float32Array ? vector : Float32Array.from(vector),
     payload,
@@ -411,6 +417,26 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         assert.equal(await store.count(other), 1);
         assert.equal(await store.deleteByDocument(c, "A"), 0);
         assert.equal(await store.deleteByDocument(c, "missing"), 0);
+      });
+    });
+
+    describe("deleteChunkRemnants", () => {
+      it("removes a chunk's stale windows and keeps the ones named, leaving other chunks alone", async () => {
+        const c = await cosineCollection(2);
+        await store.upsert(c, [
+          makeRecord(c, "p", [1, 0]),
+          makeRecord(c, "p#1", [0, 1], { parentChunkId: "p" }),
+          makeRecord(c, "p#2", [1, 1], { parentChunkId: "p" }),
+          makeRecord(c, "q", [1, 2]),
+          makeRecord(c, "q#1", [2, 1], { parentChunkId: "q" }),
+        ]);
+        // Re-ingested "p" now fits in one point: its windows must go, its first point stays.
+        const deleted = await store.deleteChunkRemnants(c, ["p"], [makeRecord(c, "p", [1, 0]).id]);
+        assert.equal(deleted, 2);
+        assert.deepEqual(await ids(c, [1, 0]), ["p", "q", "q#1"]);
+        assert.equal(await store.deleteChunkRemnants(c, ["q"], []), 2, "nothing kept: every point of q goes");
+        assert.deepEqual(await ids(c, [1, 0]), ["p"]);
+        assert.equal(await store.deleteChunkRemnants(c, [], []), 0);
       });
     });
 

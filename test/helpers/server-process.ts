@@ -17,13 +17,14 @@ export interface ServerProcess {
  * The model is the local random-weight test model unless EMBEDDING_MODEL is given.
  */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve", "--port", "0"], {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
       EMBEDDING_MODEL: testModelDir(),
       EMBEDDING_THREADS: "1",
       LOG_LEVEL: "info",
+      PORT: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -90,4 +91,18 @@ export async function postJson<T = Record<string, unknown>>(
     body: JSON.stringify(body),
   });
   return { status: response.status, body: (await response.json()) as T, headers: response.headers };
+}
+
+/** A port that was free a moment ago, for servers that must come back on the same address. */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
 }

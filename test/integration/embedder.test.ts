@@ -38,6 +38,39 @@ function words(count: number, word = "protein"): string {
   return Array.from({ length: count }, () => word).join(" ");
 }
 
+/** Unique sentences, so every window can be located in the text. */
+function englishText(sentences: number): string {
+  return Array.from(
+    { length: sentences },
+    (_, i) =>
+      `Sentence ${i}: in cohort ${i * 7}, patients  treated with Compound-${i} showed\tbetter outcomes than controls.`,
+  ).join(i18nBreak);
+}
+const i18nBreak = " \n";
+
+/** Locates each window in order and checks they are in-order, overlapping substrings covering the text. */
+function checkWindowsCover(text: string, windows: { text: string }[], overlapping: boolean): void {
+  let previousStart = -1;
+  let previousEnd = 0;
+  windows.forEach((window, k) => {
+    const start = text.indexOf(window.text, previousStart + 1);
+    assert.ok(start >= 0, `window ${k} is not a substring after window ${k - 1}`);
+    assert.equal(window.text, window.text.trim(), `window ${k} has surrounding whitespace`);
+    if (k === 0) {
+      assert.equal(text.slice(0, start).trim(), "", "text before the first window");
+    } else if (overlapping) {
+      assert.ok(start < previousEnd, `window ${k} does not overlap window ${k - 1}`);
+    } else {
+      assert.equal(text.slice(previousEnd, start).trim(), "", `gap before window ${k}`);
+    }
+    assert.ok(start + window.text.length > previousEnd, `window ${k} adds nothing`);
+    previousStart = start;
+    previousEnd = start + window.text.length;
+  });
+  // The non-overlapping parts concatenated give the whole text (up to surrounding whitespace).
+  assert.equal(text.slice(previousEnd).trim(), "", "text after the last window");
+}
+
 const MIXED = [
   "Aspirin reduces the risk of heart attack.",
   words(120, "the"),
@@ -75,7 +108,13 @@ describe("WorkerEmbedder with the local test model", () => {
   });
 
   it("answers an empty request without the model", async () => {
-    assert.deepEqual(await embedder.embed([], "passage"), { vectors: [], tokens: [], truncatedTokens: [] });
+    assert.deepEqual(await embedder.embed([], "passage"), {
+      vectors: [],
+      tokens: [],
+      truncatedTokens: [],
+      windows: [],
+    });
+    assert.deepEqual(await embedder.countTokens([], "passage"), []);
   });
 
   it("returns unit-norm 384-d vectors", async () => {
@@ -157,6 +196,125 @@ describe("WorkerEmbedder with the local test model", () => {
     assert.ok(maxAbsDiff(a, b) < 1e-4, `diff ${maxAbsDiff(a, b)}`);
   });
 
+  it("splits a 2,000-token text into overlapping windows that fit", async () => {
+    const text = englishText(95);
+    const [full = 0] = await embedder.countTokens([text], "passage");
+    assert.ok(full > 1800 && full < 2400, `full ${full}`);
+    const overlap = 32;
+    const result = await embedder.embed([text, "short"], "passage", [
+      { policy: "split", overlapTokens: overlap },
+      { policy: "split", overlapTokens: overlap },
+    ]);
+    const windows = result.windows[0];
+    assert.ok(windows);
+    const budget = 256 - 2;
+    const expected = Math.ceil((full - 2 - overlap) / (budget - overlap));
+    assert.ok(Math.abs(windows.length - expected) <= 1, `${windows.length} windows, expected ~${expected}`);
+    const counts = await embedder.countTokens(
+      windows.map((w) => w.text),
+      "passage",
+    );
+    windows.forEach((w, k) => {
+      assert.ok((counts[k] ?? 0) <= 256, `window ${k}: ${counts[k]} tokens`);
+      assert.equal(w.tokens, counts[k]);
+      assert.equal(w.vector.length, 384);
+      assert.ok(Math.abs(norm(w.vector) - 1) < 1e-5);
+    });
+    checkWindowsCover(text, windows, true);
+    assert.equal(result.tokens[0], full);
+    assert.equal(result.truncatedTokens[0], 0);
+    assert.deepEqual(result.vectors[0], windows[0]?.vector);
+    // A split text that fits is embedded as usual.
+    assert.equal(result.windows[1], null);
+    assert.equal(result.tokens[1], 3);
+
+    // A window embeds like the same text on its own.
+    const second = windows[1];
+    assert.ok(second);
+    const alone = await embedder.embed([second.text], "passage");
+    const [a] = alone.vectors;
+    assert.ok(a);
+    assert.ok(maxAbsDiff(a, second.vector) < 2e-3, `diff ${maxAbsDiff(a, second.vector)}`);
+
+    const truncated = await embedder.embed([text], "passage");
+    assert.deepEqual(truncated.windows, [null]);
+    assert.equal(truncated.tokens[0], 256);
+    assert.equal(truncated.truncatedTokens[0], full - 256);
+  });
+
+  it("counts tokens exactly as embed reports them", async () => {
+    const short = "Aspirin reduces the risk of heart attack.";
+    const long = englishText(40);
+    const [shortCount, longCount = 0] = await embedder.countTokens([short, long], "passage");
+    const { tokens } = await embedder.embed([short], "passage");
+    assert.equal(shortCount, tokens[0]);
+    assert.ok(longCount > 256, `long ${longCount}`);
+    const { truncatedTokens } = await embedder.embed([long], "passage");
+    assert.equal(truncatedTokens[0], longCount - 256);
+  });
+
+  it("splits a long run without spaces by characters, without hanging", async () => {
+    // Each CJK ideograph is its own token for this (BERT) tokenizer: 3,000 of them exceed the limit.
+    // Not periodic, so every window can be located in the text.
+    const ideographs = Array.from({ length: 3000 }, (_, i) =>
+      String.fromCharCode(0x4e00 + ((i * 7919) % 20000)),
+    ).join("");
+    const [full = 0] = await embedder.countTokens([ideographs], "passage");
+    assert.ok(full > 256, `full ${full}`);
+    // Hangul is not split per character by BERT: a word over 100 characters becomes one [UNK], so
+    // 3,000 syllables without spaces fit, and a split text that fits keeps no windows.
+    const hangul = "가나다라마바사아자차카타파하".repeat(215).slice(0, 3000);
+    // Astral characters (surrogate pairs) must never be cut in half.
+    const astral = `${"𝒜".repeat(300)} ${"中".repeat(300)}`;
+    const result = await embedder.embed([ideographs, hangul, astral], "passage", [
+      { policy: "split", overlapTokens: 16 },
+      { policy: "split", overlapTokens: 16 },
+      { policy: "split", overlapTokens: 16 },
+    ]);
+    const windows = result.windows[0];
+    assert.ok(windows && windows.length >= 12, `${windows?.length} windows`);
+    const counts = await embedder.countTokens(
+      windows.map((w) => w.text),
+      "passage",
+    );
+    for (const count of counts) assert.ok(count <= 256, `window of ${count} tokens`);
+    checkWindowsCover(ideographs, windows, true);
+
+    const [hangulCount = 0] = await embedder.countTokens([hangul], "passage");
+    if (hangulCount > 256) assert.ok(result.windows[1]);
+    else assert.equal(result.windows[1], null);
+
+    for (const window of result.windows[2] ?? []) {
+      assert.ok(!/[\ud800-\udbff]$|^[\udc00-\udfff]/.test(window.text), "surrogate pair cut");
+    }
+  });
+
+  it("runs a query embed before a queued passage embed of many texts", async () => {
+    const texts = Array.from({ length: 400 }, (_, i) => MIXED[i % MIXED.length] ?? "");
+    const order: string[] = [];
+    const passage = embedder.embed(texts, "passage").then((r) => {
+      order.push("passage");
+      return r;
+    });
+    const query = embedder.embed(["does aspirin prevent heart attacks"], "query").then((r) => {
+      order.push("query");
+      return r;
+    });
+    const count = embedder.countTokens(["a count"], "query").then((r) => {
+      order.push("count");
+      return r;
+    });
+    const [p, q] = await Promise.all([passage, query, count]);
+    assert.deepEqual(order, ["query", "count", "passage"]);
+    assert.equal(p.vectors.length, 400);
+    assert.equal(q.vectors.length, 1);
+    // Interleaving did not mix up rows: row i still is text i.
+    const single = await embedder.embed([texts[1] ?? ""], "passage");
+    const [a] = single.vectors;
+    assert.ok(a && p.vectors[1]);
+    assert.ok(maxAbsDiff(a, p.vectors[1]) < 2e-3);
+  });
+
   it("applies a query prefix from the overrides", async () => {
     const e5ish = new WorkerEmbedder(
       options({ profileOverrides: { passagePrefix: "passage: ", queryPrefix: "query: " } }),
@@ -176,6 +334,25 @@ describe("WorkerEmbedder with the local test model", () => {
       assert.ok(p && q && s);
       assert.ok(maxAbsDiff(p, q) > 1e-3);
       assert.ok(maxAbsDiff(q, s) > 1e-3);
+
+      // Split windows still fit with the passage prefix ("passage: " is two tokens) counted.
+      const long = englishText(60);
+      const split = await e5ish.embed([long], "passage", [{ policy: "split", overlapTokens: 32 }]);
+      const windows = split.windows[0];
+      assert.ok(windows && windows.length >= 2);
+      const counts = await e5ish.countTokens(
+        windows.map((w) => w.text),
+        "passage",
+      );
+      windows.forEach((w, k) => {
+        assert.ok((counts[k] ?? 0) <= 256, `window ${k}: ${counts[k]} tokens`);
+        assert.equal(w.tokens, counts[k]);
+        assert.ok(!w.text.startsWith("passage:"));
+      });
+      const [withPrefix = 0] = await e5ish.countTokens([long], "passage");
+      const [without = 0] = await embedder.countTokens([long], "passage");
+      assert.equal(withPrefix, without + 2);
+      checkWindowsCover(long, windows, true);
     } finally {
       await e5ish.close();
     }

@@ -1,11 +1,13 @@
 import type { QueueStatements } from "./queue-statements.js";
 
-type ChunkTransition =
+export type ChunkTransition =
   | "queued>running"
   | "running>queued"
   | "running>stored"
   | "running>unchanged"
-  | "running>dead";
+  | "running>dead"
+  | "dead>queued"
+  | "dead>discarded";
 
 interface JobDelta {
   queued: number;
@@ -13,6 +15,7 @@ interface JobDelta {
   stored: number;
   unchanged: number;
   dead: number;
+  discarded: number;
 }
 
 /**
@@ -30,7 +33,7 @@ export class CounterDeltas {
   record(jobId: string, transition: ChunkTransition, estTokens: number): void {
     let job = this.jobs.get(jobId);
     if (job === undefined) {
-      job = { queued: 0, running: 0, stored: 0, unchanged: 0, dead: 0 };
+      job = { queued: 0, running: 0, stored: 0, unchanged: 0, dead: 0, discarded: 0 };
       this.jobs.set(jobId, job);
     }
     switch (transition) {
@@ -58,12 +61,33 @@ export class CounterDeltas {
         this.pending -= 1;
         this.pendingTokens -= estTokens;
         return;
+      case "dead>queued":
+        job.dead -= 1;
+        job.queued += 1;
+        this.dead -= 1;
+        this.pending += 1;
+        this.pendingTokens += estTokens;
+        return;
+      case "dead>discarded":
+        job.dead -= 1;
+        job.discarded += 1;
+        this.dead -= 1;
+        return;
     }
   }
 
   flush(statements: QueueStatements, now: number): void {
     for (const [jobId, d] of this.jobs) {
-      statements.addJobCounts.run(d.queued, d.running, d.stored, d.unchanged, d.dead, now, jobId);
+      statements.addJobCounts.run(
+        d.queued,
+        d.running,
+        d.stored,
+        d.unchanged,
+        d.dead,
+        d.discarded,
+        now,
+        jobId,
+      );
     }
     if (this.pending !== 0 || this.pendingTokens !== 0 || this.running !== 0 || this.dead !== 0) {
       statements.addGlobalCounts.run(this.pending, this.pendingTokens, this.running, this.dead);

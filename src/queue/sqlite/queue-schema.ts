@@ -1,5 +1,38 @@
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 
+/** Columns of queue_chunks, in order; `{{name}}` is the table name (used again by the rebuild). */
+const CHUNKS_TABLE = `
+CREATE TABLE IF NOT EXISTS {{name}} (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL REFERENCES queue_jobs(id),
+  collection TEXT NOT NULL,
+  chunk_id TEXT NOT NULL,
+  document_id TEXT,
+  text TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  est_tokens INTEGER NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('queued', 'running', 'stored', 'unchanged', 'dead', 'discarded')),
+  attempts INTEGER NOT NULL DEFAULT 0,
+  available_at INTEGER NOT NULL,
+  lease_id TEXT,
+  lease_owner TEXT,
+  lease_expires_at INTEGER,
+  last_error TEXT,
+  tokens INTEGER,
+  truncated_tokens INTEGER,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  overflow TEXT NOT NULL DEFAULT 'truncate' CHECK (overflow IN ('split', 'truncate')),
+  overlap_tokens INTEGER NOT NULL DEFAULT 0,
+  windows INTEGER,
+  model TEXT,
+  profile TEXT,
+  -- Times the chunk was taken back from a worker that neither acked, failed nor released it.
+  stalls INTEGER NOT NULL DEFAULT 0,
+  dead_at INTEGER
+);`;
+
 /**
  * Tables of the SQLite queue. Counters live beside the rows they count and are changed in the same
  * transactions, so `stats()` and the admission check read one row instead of scanning 200k chunks.
@@ -15,40 +48,11 @@ CREATE TABLE IF NOT EXISTS queue_jobs (
   unchanged INTEGER NOT NULL DEFAULT 0,
   dead INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  discarded INTEGER NOT NULL DEFAULT 0
 );
 
-CREATE TABLE IF NOT EXISTS queue_chunks (
-  seq INTEGER PRIMARY KEY AUTOINCREMENT,
-  job_id TEXT NOT NULL REFERENCES queue_jobs(id),
-  collection TEXT NOT NULL,
-  chunk_id TEXT NOT NULL,
-  document_id TEXT,
-  text TEXT NOT NULL,
-  payload TEXT NOT NULL,
-  est_tokens INTEGER NOT NULL,
-  state TEXT NOT NULL CHECK (state IN ('queued', 'running', 'stored', 'unchanged', 'dead')),
-  attempts INTEGER NOT NULL DEFAULT 0,
-  available_at INTEGER NOT NULL,
-  lease_id TEXT,
-  lease_owner TEXT,
-  lease_expires_at INTEGER,
-  last_error TEXT,
-  tokens INTEGER,
-  truncated_tokens INTEGER,
-  created_at INTEGER NOT NULL,
-  updated_at INTEGER NOT NULL
-);
-
--- FIFO scan of reservable chunks (state = 'queued' ORDER BY seq), and of running ones for recovery.
-CREATE INDEX IF NOT EXISTS queue_chunks_reserve ON queue_chunks (state, seq);
--- Earliest delayed retry without scanning the queue; also finds the (few) running rows for expiry.
-CREATE INDEX IF NOT EXISTS queue_chunks_available ON queue_chunks (state, available_at);
--- A job's dead letters; partial, so inserting queued chunks does not pay for it.
-CREATE INDEX IF NOT EXISTS queue_chunks_job_dead ON queue_chunks (job_id) WHERE state = 'dead';
-CREATE INDEX IF NOT EXISTS queue_chunks_lease ON queue_chunks (lease_id) WHERE lease_id IS NOT NULL;
--- Last-write-wins ordering: is an older version of this chunk still queued or running?
-CREATE INDEX IF NOT EXISTS queue_chunks_key ON queue_chunks (collection, chunk_id, state);
+${CHUNKS_TABLE.replace("{{name}}", "queue_chunks")}
 
 CREATE TABLE IF NOT EXISTS queue_counters (
   id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -60,9 +64,89 @@ CREATE TABLE IF NOT EXISTS queue_counters (
 INSERT OR IGNORE INTO queue_counters (id, pending, pending_tokens, running, dead) VALUES (1, 0, 0, 0, 0);
 `;
 
-/** Idempotent; immediate so that two processes opening a fresh file at once do not race. */
+/** Indexes of queue_chunks; created after any rebuild, since dropping the old table drops them. */
+const CHUNK_INDEXES = `
+-- FIFO scan of reservable chunks (state = 'queued' ORDER BY seq), of running ones for recovery,
+-- and of all dead letters in seq order.
+CREATE INDEX IF NOT EXISTS queue_chunks_reserve ON queue_chunks (state, seq);
+-- Earliest delayed retry without scanning the queue; also finds the (few) running rows for expiry.
+CREATE INDEX IF NOT EXISTS queue_chunks_available ON queue_chunks (state, available_at);
+-- A job's dead letters in seq order (rowid is seq); partial, so inserting queued chunks does not pay for it.
+CREATE INDEX IF NOT EXISTS queue_chunks_job_dead ON queue_chunks (job_id) WHERE state = 'dead';
+CREATE INDEX IF NOT EXISTS queue_chunks_lease ON queue_chunks (lease_id) WHERE lease_id IS NOT NULL;
+-- Last-write-wins ordering: is an older version of this chunk still queued or running?
+CREATE INDEX IF NOT EXISTS queue_chunks_key ON queue_chunks (collection, chunk_id, state);
+-- Receipts of one job, a page at a time in seq order.
+CREATE INDEX IF NOT EXISTS queue_chunks_job_seq ON queue_chunks (job_id, seq);
+`;
+
+/** Columns added to queue_jobs after the first release; ADD COLUMN keeps existing rows. */
+const ADDED_JOB_COLUMNS: ReadonlyArray<readonly [string, string]> = [
+  ["discarded", "INTEGER NOT NULL DEFAULT 0"],
+];
+
+/**
+ * Idempotent, and migrates files written by earlier versions; immediate so that two processes
+ * opening a fresh (or old) file at once do not race.
+ */
 export function createQueueSchema(db: SqliteDatabase): void {
   db.transaction(() => {
     db.exec(SCHEMA);
+    migrateJobs(db);
+    migrateChunks(db);
+    db.exec(CHUNK_INDEXES);
   }).immediate();
+}
+
+function columnNames(db: SqliteDatabase, table: string): Set<string> {
+  const rows = db.prepare<[], { name: string }>(`PRAGMA table_info(${table})`).all();
+  return new Set(rows.map((r) => r.name));
+}
+
+function migrateJobs(db: SqliteDatabase): void {
+  const existing = columnNames(db, "queue_jobs");
+  for (const [name, definition] of ADDED_JOB_COLUMNS) {
+    if (!existing.has(name)) db.exec(`ALTER TABLE queue_jobs ADD COLUMN ${name} ${definition}`);
+  }
+}
+
+/**
+ * The first schema's CHECK on `state` does not allow 'discarded', and SQLite cannot alter a CHECK,
+ * so an old queue_chunks is rebuilt (copy, drop, rename) with the new columns at their defaults.
+ * Nothing references queue_chunks, and seq values (AUTOINCREMENT) are kept, so leases, receipts and
+ * dead-letter ids stay valid.
+ */
+function migrateChunks(db: SqliteDatabase): void {
+  const row = db
+    .prepare<[], { sql: string }>(
+      "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue_chunks'",
+    )
+    .get();
+  if (row === undefined || row.sql.includes("'discarded'")) return;
+
+  const oldColumns = columnNames(db, "queue_chunks");
+  db.exec("DROP TABLE IF EXISTS queue_chunks_migrating");
+  db.exec(CHUNKS_TABLE.replace("{{name}}", "queue_chunks_migrating"));
+  const newColumns = columnNames(db, "queue_chunks_migrating");
+  const shared = [...oldColumns].filter((c) => newColumns.has(c)).join(", ");
+  db.exec(`INSERT INTO queue_chunks_migrating (${shared}) SELECT ${shared} FROM queue_chunks`);
+  if (!oldColumns.has("dead_at")) {
+    db.exec("UPDATE queue_chunks_migrating SET dead_at = updated_at WHERE state = 'dead'");
+  }
+  const sequence = db
+    .prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'queue_chunks'")
+    .get();
+  db.exec("DROP TABLE queue_chunks");
+  db.exec("ALTER TABLE queue_chunks_migrating RENAME TO queue_chunks");
+  if (sequence !== undefined) {
+    // Keep AUTOINCREMENT's high-water mark, so seq values of deleted rows are never reused.
+    const updated = db
+      .prepare<[number]>("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'queue_chunks'")
+      .run(sequence.seq);
+    if (updated.changes === 0) {
+      db.prepare<[number]>("INSERT INTO sqlite_sequence (name, seq) VALUES ('queue_chunks', ?)").run(
+        sequence.seq,
+      );
+    }
+  }
 }

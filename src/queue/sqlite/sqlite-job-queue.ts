@@ -1,27 +1,41 @@
 import { randomUUID } from "node:crypto";
-import type { Job, JobState, Payload, QueuedChunk } from "../../domain/types.js";
+import type {
+  ChunkReceipt,
+  DeadLetter,
+  Job,
+  JobState,
+  Payload,
+  QueuedChunk,
+  ReceiptState,
+} from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import type {
   ChunkOutcome,
+  DeadLetterSelector,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
   JobQueue,
   Lease,
+  Page,
+  PageRequest,
   QueueStats,
   ReserveRequest,
 } from "../job-queue.js";
-import { CounterDeltas } from "./counter-deltas.js";
+import { type ChunkTransition, CounterDeltas } from "./counter-deltas.js";
 import { defaultLeaseOwner, isOrphanedOwner } from "./lease-owner.js";
 import { createQueueSchema } from "./queue-schema.js";
 import {
   type CandidateRow,
   type CountersRow,
+  type DeadLetterRow,
   type FailureRow,
   type JobRow,
   type MovedRow,
   prepareQueueStatements,
   type QueueStatements,
+  type ReceiptRow,
+  type ReclaimedRow,
 } from "./queue-statements.js";
 
 export interface SqliteJobQueueOptions {
@@ -29,7 +43,16 @@ export interface SqliteJobQueueOptions {
   ownerId?: string;
   /** Clock in ms, injectable so tests can expire leases and delays without sleeping. */
   now?: () => number;
+  /**
+   * Times a chunk may be taken back from a worker that died or lost its lease before it becomes a
+   * dead letter (default 5). A graceful release does not count.
+   */
+  maxStalls?: number;
 }
+
+const DEFAULT_MAX_STALLS = 5;
+/** Bounds of a page of receipts or dead letters. */
+const MAX_PAGE = 1000;
 
 /** Failures listed per job; the count in `counts.failed` is always exact. */
 const MAX_LISTED_FAILURES = 1000;
@@ -50,11 +73,14 @@ export class SqliteJobQueue implements JobQueue {
   private readonly ownerId: string;
   private readonly now: () => number;
   private readonly sql: QueueStatements;
+  private readonly maxStalls: number;
 
   constructor(db: SqliteDatabase, options: SqliteJobQueueOptions = {}) {
     this.db = db;
     this.ownerId = options.ownerId ?? defaultLeaseOwner();
     this.now = options.now ?? Date.now;
+    const maxStalls = options.maxStalls ?? DEFAULT_MAX_STALLS;
+    this.maxStalls = Number.isFinite(maxStalls) ? Math.max(1, Math.floor(maxStalls)) : DEFAULT_MAX_STALLS;
     createQueueSchema(db);
     this.sql = prepareQueueStatements(db);
     this.recoverOrphans();
@@ -93,6 +119,9 @@ export class SqliteJobQueue implements JobQueue {
             outcome.state,
             stored ? outcome.tokens : null,
             stored ? outcome.truncatedTokens : null,
+            stored ? outcome.windows : null,
+            outcome.model,
+            outcome.profile,
             now,
             outcome.seq,
             leaseId,
@@ -113,7 +142,7 @@ export class SqliteJobQueue implements JobQueue {
           const row = this.sql.held.get(seq, leaseId);
           if (row === undefined) continue;
           if (row.attempts + 1 >= request.maxAttempts) {
-            this.sql.kill.run(request.error, now, seq);
+            this.sql.kill.run(request.error, now, now, seq);
             deltas.record(row.job_id, "running>dead", row.est_tokens);
           } else {
             this.sql.retry.run(now + Math.max(0, request.retryDelayMs), request.error, now, seq);
@@ -129,7 +158,10 @@ export class SqliteJobQueue implements JobQueue {
     this.db
       .transaction(() => {
         const now = this.now();
-        this.requeue(this.sql.release.all(now, leaseId), now);
+        this.requeue(
+          this.sql.release.all(now, leaseId).map((row) => ({ ...row, state: "queued" as const })),
+          now,
+        );
       })
       .immediate();
   }
@@ -142,6 +174,61 @@ export class SqliteJobQueue implements JobQueue {
       const failures = row.dead === 0 ? [] : this.sql.failures.all(jobId, MAX_LISTED_FAILURES);
       return toJob(row, failures);
     })();
+  }
+
+  async listChunks(
+    jobId: string,
+    request: PageRequest & { state?: ReceiptState },
+  ): Promise<Page<ChunkReceipt>> {
+    const after = pageAfter(request.after);
+    const limit = pageLimit(request.limit);
+    let rows: ReceiptRow[];
+    if (request.state === undefined) rows = this.sql.receipts.all(jobId, after, limit + 1);
+    else if (request.state === "queued") rows = this.sql.receiptsQueued.all(jobId, after, limit + 1);
+    else if (request.state === "failed") rows = this.sql.receiptsFailed.all(jobId, after, limit + 1);
+    else rows = this.sql.receiptsInState.all(jobId, request.state, after, limit + 1);
+    return toPage(rows, limit, toReceipt);
+  }
+
+  async listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>> {
+    const after = pageAfter(request.after);
+    const limit = pageLimit(request.limit);
+    const rows =
+      request.jobId === undefined
+        ? this.sql.deadLetters.all(after, limit + 1)
+        : this.sql.deadLettersOfJob.all(request.jobId, after, limit + 1);
+    return toPage(rows, limit, toDeadLetter);
+  }
+
+  /**
+   * Dead letters back to queued, attempts and stalls reset, available at once. A dead letter with a
+   * newer version of the same chunk queued, running or written stays dead: replaying it would put
+   * the stale text over the newer one. Discard it instead.
+   */
+  async replayDeadLetters(selector: DeadLetterSelector): Promise<number> {
+    return this.db
+      .transaction(() => {
+        const now = this.now();
+        let rows: MovedRow[];
+        if ("all" in selector) rows = this.sql.replayAll.all(now, now);
+        else if ("jobId" in selector) rows = this.sql.replayJob.all(now, now, selector.jobId);
+        else rows = uniqueSeqs(selector.seqs).flatMap((seq) => this.sql.replaySeq.all(now, now, seq));
+        return this.count(rows, "dead>queued", now);
+      })
+      .immediate();
+  }
+
+  async discardDeadLetters(selector: DeadLetterSelector): Promise<number> {
+    return this.db
+      .transaction(() => {
+        const now = this.now();
+        let rows: MovedRow[];
+        if ("all" in selector) rows = this.sql.discardAll.all(now);
+        else if ("jobId" in selector) rows = this.sql.discardJob.all(now, selector.jobId);
+        else rows = uniqueSeqs(selector.seqs).flatMap((seq) => this.sql.discardSeq.all(now, seq));
+        return this.count(rows, "dead>discarded", now);
+      })
+      .immediate();
   }
 
   async stats(): Promise<QueueStats> {
@@ -164,7 +251,8 @@ export class SqliteJobQueue implements JobQueue {
 
   /**
    * Releases leases whose owner process on this host is gone (a SIGKILLed server), so its chunks
-   * do not wait out their lease. Runs on construction; returns how many chunks went back to queued.
+   * do not wait out their lease. Counts a stall for each (dead letter at maxStalls). Runs on
+   * construction; returns how many chunks were taken back (queued or dead).
    */
   recoverOrphans(): number {
     return this.db
@@ -173,7 +261,10 @@ export class SqliteJobQueue implements JobQueue {
         let released = 0;
         for (const { lease_owner } of this.sql.runningOwners.all()) {
           if (lease_owner === this.ownerId || !isOrphanedOwner(lease_owner)) continue;
-          released += this.requeue(this.sql.releaseOwner.all(now, lease_owner), now);
+          released += this.requeue(
+            this.sql.releaseOwner.all({ now, maxStalls: this.maxStalls, owner: lease_owner }),
+            now,
+          );
         }
         return released;
       })
@@ -201,6 +292,8 @@ export class SqliteJobQueue implements JobQueue {
         chunk.text,
         JSON.stringify(chunk.payload),
         estTokens,
+        chunk.overflow.policy,
+        normaliseTokens(chunk.overflow.overlapTokens),
         now,
         now,
         now,
@@ -212,7 +305,7 @@ export class SqliteJobQueue implements JobQueue {
 
   private reserveInTransaction(request: ReserveRequest): Lease | null {
     const now = this.now();
-    this.requeue(this.sql.reclaimExpired.all(now, now), now);
+    this.requeue(this.sql.reclaimExpired.all({ now, maxStalls: this.maxStalls }), now);
 
     const taken: CandidateRow[] = [];
     let tokens = 0;
@@ -248,11 +341,20 @@ export class SqliteJobQueue implements JobQueue {
     return { id: leaseId, chunks: taken.map(toQueuedChunk), expiresAt };
   }
 
-  /** Counts rows moved from running back to queued; returns how many. */
-  private requeue(rows: MovedRow[], now: number): number {
+  /** Counts rows taken back from running (to queued, or dead after too many stalls); returns how many. */
+  private requeue(rows: ReclaimedRow[], now: number): number {
     if (rows.length === 0) return 0;
     const deltas = new CounterDeltas();
-    for (const row of rows) deltas.record(row.job_id, "running>queued", row.est_tokens);
+    for (const row of rows) deltas.record(row.job_id, `running>${row.state}`, row.est_tokens);
+    deltas.flush(this.sql, now);
+    return rows.length;
+  }
+
+  /** Counts rows that made one transition; returns how many. */
+  private count(rows: MovedRow[], transition: ChunkTransition, now: number): number {
+    if (rows.length === 0) return 0;
+    const deltas = new CounterDeltas();
+    for (const row of rows) deltas.record(row.job_id, transition, row.est_tokens);
     deltas.flush(this.sql, now);
     return rows.length;
   }
@@ -280,11 +382,12 @@ function toQueuedChunk(row: CandidateRow): QueuedChunk {
     payload: JSON.parse(row.payload) as Payload,
     estimatedTokens: row.est_tokens,
     attempts: row.attempts,
+    overflow: { policy: row.overflow, overlapTokens: row.overlap_tokens },
   };
 }
 
 function toJob(row: JobRow, failures: FailureRow[]): Job {
-  const terminal = row.stored + row.unchanged + row.dead;
+  const terminal = row.stored + row.unchanged + row.dead + row.discarded;
   let state: JobState = "queued";
   if (row.queued + row.running === 0) state = "done";
   else if (row.running > 0 || terminal > 0) state = "running";
@@ -299,6 +402,7 @@ function toJob(row: JobRow, failures: FailureRow[]): Job {
       stored: row.stored,
       unchanged: row.unchanged,
       failed: row.dead,
+      discarded: row.discarded,
     },
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
@@ -308,5 +412,54 @@ function toJob(row: JobRow, failures: FailureRow[]): Job {
       reason: f.last_error ?? "",
       attempts: f.attempts,
     })),
+  };
+}
+
+function pageAfter(after: number | undefined): number {
+  return after !== undefined && Number.isFinite(after) ? Math.floor(after) : 0;
+}
+
+function pageLimit(limit: number): number {
+  return Number.isFinite(limit) ? Math.min(MAX_PAGE, Math.max(1, Math.floor(limit))) : MAX_PAGE;
+}
+
+/** Rows were read with limit + 1, so one more row than the page means there is a next page. */
+function toPage<R extends { seq: number }, T>(rows: R[], limit: number, map: (row: R) => T): Page<T> {
+  const more = rows.length > limit;
+  const page = more ? rows.slice(0, limit) : rows;
+  return { items: page.map(map), nextCursor: more ? (page[page.length - 1]?.seq ?? null) : null };
+}
+
+function uniqueSeqs(seqs: number[]): number[] {
+  return [...new Set(seqs.filter((seq) => Number.isSafeInteger(seq)))];
+}
+
+function toReceipt(row: ReceiptRow): ChunkReceipt {
+  const retrying = row.state === "queued" && row.attempts > 0 && row.last_error !== null;
+  return {
+    seq: row.seq,
+    chunkId: row.chunk_id,
+    state: retrying ? "failed" : row.state,
+    attempts: row.attempts,
+    tokens: row.tokens,
+    truncatedTokens: row.truncated_tokens ?? 0,
+    windows: row.windows,
+    overflow: row.overflow,
+    model: row.model,
+    profile: row.profile,
+    lastError: row.last_error,
+    updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function toDeadLetter(row: DeadLetterRow): DeadLetter {
+  return {
+    seq: row.seq,
+    jobId: row.job_id,
+    collection: row.collection,
+    chunkId: row.chunk_id,
+    reason: row.last_error ?? "",
+    attempts: row.attempts,
+    deadAt: new Date(row.dead_at ?? row.updated_at).toISOString(),
   };
 }

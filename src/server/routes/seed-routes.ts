@@ -1,15 +1,15 @@
-import type { NewChunk, Payload } from "../../domain/types.js";
-import { newChunk } from "../admission.js";
+import type { Payload } from "../../domain/types.js";
+import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
-import { requireModel } from "../app.js";
-import { type SeedChunk, SeedEmbedBody, SeedStatusQuery } from "../schemas.js";
+import { overflowFor, requireModel } from "../app.js";
+import { type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
 
 /**
  * The API of the system we grow from, kept so existing clients work unchanged:
  * text = name + " | " + contents; payload {docId, itemSequence, name, contents, meta};
  * the document (for delete-by-document) is the item sequence.
  */
-export function seedChunk(chunk: SeedChunk): NewChunk {
+export function seedChunk(chunk: SeedChunk): ClientChunk {
   const payload: Payload = {
     docId: chunk.chunk_id,
     itemSequence: chunk.item_sequence,
@@ -22,12 +22,20 @@ export function seedChunk(chunk: SeedChunk): NewChunk {
 }
 
 export function registerSeedRoutes(app: App, deps: AppDeps): void {
-  app.post("/test/embed", { schema: { body: SeedEmbedBody } }, async (request, reply) => {
-    const chunks = Array.isArray(request.body) ? request.body : request.body.chunks;
-    const admitted = await deps.admission.admit(deps.limits.seedCollection, chunks.map(seedChunk));
-    deps.onEnqueued();
-    return reply.status(202).send({ status: "accepted", count: admitted.count, job_id: admitted.jobId });
-  });
+  app.post(
+    "/test/embed",
+    { schema: { body: SeedEmbedBody, querystring: SeedEmbedQuery } },
+    async (request, reply) => {
+      const chunks = Array.isArray(request.body) ? request.body : request.body.chunks;
+      const admitted = await deps.admission.admit(
+        deps.limits.seedCollection,
+        chunks.map(seedChunk),
+        overflowFor(deps, request.query.overflow, request.query.overlap_tokens),
+      );
+      deps.onEnqueued();
+      return reply.status(202).send({ status: "accepted", count: admitted.count, job_id: admitted.jobId });
+    },
+  );
 
   app.get("/test/status", { schema: { querystring: SeedStatusQuery } }, async (request) => {
     const threshold = request.query.threshold ?? 0.7;

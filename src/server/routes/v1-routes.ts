@@ -1,19 +1,20 @@
 import { AppError } from "../../domain/errors.js";
-import type { NewChunk, Payload } from "../../domain/types.js";
-import { newChunk } from "../admission.js";
+import type { ChunkReceipt, Payload } from "../../domain/types.js";
+import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
-import { requireModel } from "../app.js";
+import { overflowFor, requireModel } from "../app.js";
 import {
   CollectionParams,
   DocumentParams,
   JobParams,
+  JobQuery,
   type NativeChunk,
   NativeIngestBody,
   SearchBody,
 } from "../schemas.js";
 
 /** Native chunk → queue entry; the payload is what search returns. */
-export function nativeChunk(chunk: NativeChunk): NewChunk {
+export function nativeChunk(chunk: NativeChunk): ClientChunk {
   const documentId =
     chunk.document_id === undefined || chunk.document_id === null ? null : String(chunk.document_id);
   const payload: Payload = {
@@ -30,18 +31,22 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     "/v1/collections/:collection/chunks",
     { schema: { params: CollectionParams, body: NativeIngestBody } },
     async (request, reply) => {
+      const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
       const admitted = await deps.admission.admit(
         request.params.collection,
-        request.body.chunks.map(nativeChunk),
+        chunks.map(nativeChunk),
+        overflowFor(deps, overflow, overlapTokens),
       );
       deps.onEnqueued();
       return reply.status(202).send({ job_id: admitted.jobId, status: "accepted", count: admitted.count });
     },
   );
 
-  app.get("/v1/jobs/:id", { schema: { params: JobParams } }, async (request) => {
+  app.get("/v1/jobs/:id", { schema: { params: JobParams, querystring: JobQuery } }, async (request) => {
     const job = await deps.queue.getJob(request.params.id);
     if (!job) throw new AppError("job_not_found", `No job ${request.params.id}`);
+    const { state, after, limit = 100 } = request.query;
+    const page = await deps.queue.listChunks(job.id, { state, after, limit });
     return {
       id: job.id,
       collection: job.collection,
@@ -55,6 +60,8 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
         reason: f.reason,
         attempts: f.attempts,
       })),
+      chunks: page.items.map(receiptBody),
+      next_cursor: page.nextCursor,
     };
   });
 
@@ -117,4 +124,23 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;
+}
+
+export function receiptBody(receipt: ChunkReceipt) {
+  return {
+    id: receipt.seq,
+    chunk_id: receipt.chunkId,
+    state: receipt.state,
+    attempts: receipt.attempts,
+    tokens: receipt.tokens,
+    truncated: receipt.truncatedTokens > 0,
+    truncated_tokens: receipt.truncatedTokens,
+    split: receipt.windows !== null && receipt.windows > 1,
+    windows: receipt.windows,
+    overflow: receipt.overflow,
+    model: receipt.model,
+    profile: receipt.profile,
+    last_error: receipt.lastError,
+    updated_at: receipt.updatedAt,
+  };
 }

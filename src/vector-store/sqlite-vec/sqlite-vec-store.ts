@@ -69,6 +69,19 @@ CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document
 `;
 
 /**
+ * group_id is the client's chunk id for a whole chunk and for every window of a split chunk, so
+ * the points of one chunk can be found (and stale windows removed) whatever their number.
+ * Added after the first release: older files get the column and a backfill.
+ */
+function migrate(db: SqliteDatabase): void {
+  const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_points')").all();
+  if (!columns.some((c) => c.name === "group_id")) {
+    db.exec("ALTER TABLE vs_points ADD COLUMN group_id TEXT; UPDATE vs_points SET group_id = chunk_id;");
+  }
+  db.exec("CREATE INDEX IF NOT EXISTS vs_points_group ON vs_points (collection, group_id)");
+}
+
+/**
  * Vectors in the same SQLite file as the queue, so the embedded mode can commit an upsert and the
  * queue ack in one transaction. Search is exact brute force with sqlite-vec's scalar distance
  * functions: no ANN index to keep consistent, and fast enough for the collection sizes an embedded
@@ -83,6 +96,7 @@ export class SqliteVecStore implements VectorStore {
   constructor(db: SqliteDatabase) {
     this.db = db;
     db.exec(SCHEMA);
+    migrate(db);
     this.stmts = prepareStatements(db);
 
     // db.transaction nests as a savepoint inside a caller's transaction, which is what lets the
@@ -111,6 +125,7 @@ export class SqliteVecStore implements VectorStore {
           collection,
           r.id,
           r.chunkId,
+          r.parentChunkId ?? r.chunkId,
           r.documentId,
           JSON.stringify(r.payload),
           r.contentHash,
@@ -203,6 +218,29 @@ export class SqliteVecStore implements VectorStore {
     return result;
   }
 
+  async deleteChunkRemnants(collection: string, chunkIds: string[], keepIds: string[]): Promise<number> {
+    return this.deleteChunkRemnantsSync(collection, chunkIds, keepIds);
+  }
+
+  /** Synchronous counterpart, so the embedded commit can include it in its one transaction. */
+  deleteChunkRemnantsSync(collection: string, chunkIds: string[], keepIds: string[]): number {
+    if (chunkIds.length === 0) return 0;
+    const keep = new Set(keepIds);
+    let deleted = 0;
+    for (let start = 0; start < chunkIds.length; start += 500) {
+      const groups = chunkIds.slice(start, start + 500);
+      const rows = this.db
+        .prepare<string[], { id: string }>(
+          `SELECT id FROM vs_points WHERE collection = ? AND group_id IN (${groups.map(() => "?").join(",")})`,
+        )
+        .all(collection, ...groups);
+      for (const row of rows) {
+        if (!keep.has(row.id)) deleted += this.stmts.deletePoint.run(collection, row.id).changes;
+      }
+    }
+    return deleted;
+  }
+
   async deleteByDocument(collection: string, documentId: string): Promise<number> {
     return this.stmts.deleteByDocument.run(collection, documentId).changes;
   }
@@ -285,12 +323,15 @@ function prepareStatements(db: SqliteDatabase) {
     insertCollection: db.prepare<[string, number, string, string]>(
       "INSERT INTO vs_collections (name, dimension, distance, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
     ),
-    upsertPoint: db.prepare<[string, string, string, string | null, string, string, string, Buffer, string]>(
+    upsertPoint: db.prepare<
+      [string, string, string, string, string | null, string, string, string, Buffer, string]
+    >(
       `INSERT INTO vs_points
-         (collection, id, chunk_id, document_id, payload, content_hash, payload_hash, vector, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(collection, id) DO UPDATE SET
          chunk_id = excluded.chunk_id,
+         group_id = excluded.group_id,
          document_id = excluded.document_id,
          payload = excluded.payload,
          content_hash = excluded.content_hash,
@@ -302,6 +343,7 @@ function prepareStatements(db: SqliteDatabase) {
       `UPDATE vs_points SET payload = ?, payload_hash = ?, document_id = ?, updated_at = ?
        WHERE collection = ? AND id = ?`,
     ),
+    deletePoint: db.prepare<[string, string]>("DELETE FROM vs_points WHERE collection = ? AND id = ?"),
     deleteByDocument: db.prepare<[string, string]>(
       "DELETE FROM vs_points WHERE collection = ? AND document_id = ?",
     ),

@@ -1,0 +1,49 @@
+import { AppError } from "../../domain/errors.js";
+import type { DeadLetterSelector } from "../../queue/job-queue.js";
+import type { App, AppDeps } from "../app.js";
+import { DeadLetterQuery, DeadLetterSelectorBody } from "../schemas.js";
+
+/** Exactly one of all / job_id / ids, so a typo can never widen a replay or a discard to everything. */
+function selector(body: DeadLetterSelectorBody): DeadLetterSelector {
+  const given = [body.all !== undefined, body.job_id !== undefined, body.ids !== undefined].filter(
+    Boolean,
+  ).length;
+  if (given !== 1) {
+    throw new AppError("invalid_request", 'Give exactly one of "all": true, "job_id" or "ids"');
+  }
+  if (body.all) return { all: true };
+  if (body.job_id !== undefined) return { jobId: body.job_id };
+  return { seqs: body.ids ?? [] };
+}
+
+export function registerDeadLetterRoutes(app: App, deps: AppDeps): void {
+  app.get("/v1/dead-letters", { schema: { querystring: DeadLetterQuery } }, async (request) => {
+    const { job_id: jobId, after, limit = 100 } = request.query;
+    const page = await deps.queue.listDeadLetters({ jobId, after, limit });
+    return {
+      dead_letters: page.items.map((d) => ({
+        id: d.seq,
+        job_id: d.jobId,
+        collection: d.collection,
+        chunk_id: d.chunkId,
+        reason: d.reason,
+        attempts: d.attempts,
+        dead_at: d.deadAt,
+      })),
+      next_cursor: page.nextCursor,
+    };
+  });
+
+  app.post("/v1/dead-letters/replay", { schema: { body: DeadLetterSelectorBody } }, async (request) => {
+    const replayed = await deps.queue.replayDeadLetters(selector(request.body));
+    request.log.info({ selector: request.body, replayed }, "dead letters replayed");
+    deps.onEnqueued();
+    return { replayed };
+  });
+
+  app.delete("/v1/dead-letters", { schema: { body: DeadLetterSelectorBody } }, async (request) => {
+    const discarded = await deps.queue.discardDeadLetters(selector(request.body));
+    request.log.info({ selector: request.body, discarded }, "dead letters discarded");
+    return { discarded };
+  });
+}
