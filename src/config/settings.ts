@@ -84,6 +84,23 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 60,
     description: "How long reserved work is held before another worker may take it (renewed while working)",
   }),
+  vectorStore: Type.Union([Type.Literal("sqlite"), Type.Literal("qdrant")], {
+    default: "sqlite",
+    description: "Where vectors go: sqlite (embedded, same file as the queue) or qdrant",
+  }),
+  qdrantUrl: optionalString("Qdrant URL, e.g. http://127.0.0.1:6333 (or set QDRANT_HOST and QDRANT_PORT)"),
+  qdrantHost: optionalString("Qdrant host, used with QDRANT_PORT when QDRANT_URL is not set"),
+  qdrantPort: Type.Integer({ minimum: 1, maximum: 65535, default: 6333, description: "Qdrant REST port" }),
+  qdrantApiKey: optionalString("Qdrant API key"),
+  qdrantDistance: Type.Union([Type.Literal("Cosine"), Type.Literal("Euclid"), Type.Literal("Dot")], {
+    default: "Cosine",
+    description: "Distance of new collections (both stores; sqlite supports Cosine and Euclid)",
+  }),
+  qdrantTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 30_000,
+    description: "Timeout of one Qdrant request; a timed-out batch is retried",
+  }),
   qdrantCollection: Type.String({
     default: "test",
     pattern: "^[A-Za-z0-9_-]{1,64}$",
@@ -134,7 +151,12 @@ export const SETTINGS_SCHEMA = Type.Object({
   ),
 });
 
-export type Settings = Static<typeof SETTINGS_SCHEMA> & { sqliteFile: string; resolvedModelCacheDir: string };
+export type Settings = Static<typeof SETTINGS_SCHEMA> & {
+  sqliteFile: string;
+  resolvedModelCacheDir: string;
+  /** QDRANT_URL, or http://QDRANT_HOST:QDRANT_PORT, or undefined. */
+  resolvedQdrantUrl: string | undefined;
+};
 export type SettingKey = keyof Static<typeof SETTINGS_SCHEMA>;
 
 export function envName(key: string): string {
@@ -186,5 +208,7 @@ export function loadSettings(
     dataDir,
     sqliteFile: join(dataDir, "rag-embed.sqlite"),
     resolvedModelCacheDir: settings.modelCacheDir ? resolve(settings.modelCacheDir) : join(dataDir, "models"),
+    resolvedQdrantUrl:
+      settings.qdrantUrl ?? (settings.qdrantHost ? `http://${settings.qdrantHost}:${settings.qdrantPort}` : undefined),
   };
 }
