@@ -1,16 +1,19 @@
 import type { Logger } from "pino";
-import type { Settings } from "./config/settings.js";
+import { type Settings, SettingsError } from "./config/settings.js";
 import type { ModelInfo } from "./domain/types.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
+import { Metrics, observeEnqueue } from "./observability/metrics.js";
 import { ThroughputMeter } from "./observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
 import { type App, buildApp } from "./server/app.js";
+import { RecentJobs } from "./server/routes/dashboard-routes.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase } from "./storage/sqlite-database.js";
 import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
+import { QdrantStore } from "./vector-store/qdrant/qdrant-store.js";
 import type { VectorStore } from "./vector-store/vector-store.js";
 
 export interface RunningServer {
@@ -34,6 +37,18 @@ export interface StartHooks {
   decorateStore?: (store: VectorStore) => VectorStore;
 }
 
+function qdrantStore(settings: Settings, logger: Logger): VectorStore {
+  if (!settings.resolvedQdrantUrl) {
+    throw new SettingsError("VECTOR_STORE=qdrant needs QDRANT_URL (or QDRANT_HOST and QDRANT_PORT)");
+  }
+  return new QdrantStore({
+    url: settings.resolvedQdrantUrl,
+    apiKey: settings.qdrantApiKey,
+    timeoutMs: settings.qdrantTimeoutMs,
+    logger: logger.child({ component: "qdrant" }),
+  });
+}
+
 export async function startServer(
   settings: Settings,
   logger: Logger,
@@ -42,10 +57,12 @@ export async function startServer(
   const db = openSqliteDatabase(settings.sqliteFile);
   const queue = new SqliteJobQueue(db, { maxStalls: settings.maxStalls });
   const sqliteStore = new SqliteVecStore(db);
-  const store = hooks.decorateStore ? hooks.decorateStore(sqliteStore) : sqliteStore;
-  const committer: BatchCommitter = hooks.decorateStore
-    ? new SequentialCommitter(store, queue)
-    : new SqliteAtomicCommitter(db, sqliteStore, queue);
+  const baseStore: VectorStore = settings.vectorStore === "qdrant" ? qdrantStore(settings, logger) : sqliteStore;
+  const store = hooks.decorateStore ? hooks.decorateStore(baseStore) : baseStore;
+  // One transaction for vectors + ack only when both live in the SQLite file; otherwise
+  // upsert (idempotent, wait=true) then ack, which is exactly-once by deterministic point ids.
+  const committer: BatchCommitter =
+    store === sqliteStore ? new SqliteAtomicCommitter(db, sqliteStore, queue) : new SequentialCommitter(store, queue);
   const embedder = new WorkerEmbedder(
     {
       model: settings.embeddingModel,
@@ -65,13 +82,21 @@ export async function startServer(
   );
   const throughput = new ThroughputMeter();
   let model: ModelInfo | null = null;
-  const admission = new Admission(queue, throughput, embedder, () => model, {
+  const metrics = new Metrics();
+  metrics.observeQueue(() => queue.stats());
+  const recentJobs = new RecentJobs();
+  // Admission sees the queue through a decorator that counts accepted chunks and notes recent jobs.
+  const admittedQueue = observeEnqueue(queue, (collection, jobId, count) => {
+    metrics.acceptedChunks(collection, count);
+    recentJobs.add(jobId);
+  });
+  const admission = new Admission(admittedQueue, throughput, embedder, () => model, {
     maxQueueSize: settings.maxQueueSize,
     maxChunksPerRequest: settings.maxChunksPerRequest,
   });
-  const distance = "Cosine" as const;
+  const distance = settings.qdrantDistance;
   const pipeline = new IngestPipeline(
-    { queue, store, embedder, committer, throughput, logger },
+    { queue, store, embedder, committer, throughput, logger, metrics },
     {
       reserveMaxChunks: settings.reserveMaxChunks,
       reserveMaxTokens: settings.reserveMaxChunks * Math.max(64, Math.floor(settings.batchMaxTokens / 8)),
@@ -97,6 +122,8 @@ export async function startServer(
     model: () => model,
     isShuttingDown: () => shuttingDown,
     onEnqueued: () => pipeline.notify(),
+    metrics,
+    recentJobs,
     auth: { apiKeys: (settings.apiKeys ?? "").split(","), perKeyRequestsPerMinute: settings.apiKeyRateLimit },
     limits: {
       maxQueueSize: settings.maxQueueSize,

@@ -1,0 +1,59 @@
+import { AppError } from "../../domain/errors.js";
+import type { JsonValue, Payload, PointFingerprint, VectorRecord } from "../../domain/types.js";
+
+/** Reserved top-level payload key holding the server's own fields next to the user's payload. */
+export const RAG_KEY = "_rag";
+
+/** Keyword indexes created with each collection: the fields deletes filter on. */
+export const INDEXED_FIELDS = [`${RAG_KEY}.document_id`, `${RAG_KEY}.group_id`, `${RAG_KEY}.chunk_id`];
+
+/** What `_rag` holds. Snake case like Qdrant's own fields, readable by any Qdrant client. */
+export interface RagFields {
+  chunk_id: string;
+  /** The client's chunk id for a whole chunk and for every window of a split one. */
+  group_id: string;
+  document_id: string | null;
+  content_hash: string;
+  payload_hash: string;
+}
+
+export function ragFieldsOf(record: VectorRecord): RagFields {
+  return {
+    chunk_id: record.chunkId,
+    group_id: record.parentChunkId ?? record.chunkId,
+    document_id: record.documentId,
+    content_hash: record.contentHash,
+    payload_hash: record.payloadHash,
+  };
+}
+
+/** The stored payload: the user's payload as is, plus `_rag`. A user key named `_rag` is refused. */
+export function storedPayload(payload: Payload, rag: RagFields): Payload {
+  if (Object.hasOwn(payload, RAG_KEY)) {
+    throw new AppError(
+      "invalid_request",
+      `Payload key "${RAG_KEY}" is reserved for the server's own fields in Qdrant; rename it`,
+      { details: { key: RAG_KEY, chunkId: rag.chunk_id } },
+    );
+  }
+  return { ...payload, [RAG_KEY]: rag as unknown as JsonValue };
+}
+
+/** Splits a stored payload back into the user's payload and `_rag` (undefined for foreign points). */
+export function splitPayload(stored: Record<string, unknown> | null | undefined): {
+  payload: Payload;
+  rag: Partial<RagFields> | undefined;
+} {
+  const { [RAG_KEY]: rag, ...rest } = stored ?? {};
+  return {
+    payload: rest as Payload,
+    rag: typeof rag === "object" && rag !== null ? (rag as Partial<RagFields>) : undefined,
+  };
+}
+
+export function fingerprintOf(rag: Partial<RagFields> | undefined): PointFingerprint | undefined {
+  if (rag === undefined || typeof rag.content_hash !== "string" || typeof rag.payload_hash !== "string") {
+    return undefined;
+  }
+  return { contentHash: rag.content_hash, payloadHash: rag.payload_hash };
+}

@@ -1,0 +1,405 @@
+import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
+import type { Logger } from "pino";
+import { AppError } from "../../domain/errors.js";
+import type {
+  Distance,
+  Payload,
+  PointFingerprint,
+  SearchFilter,
+  SearchHit,
+  VectorRecord,
+} from "../../domain/types.js";
+import type { CollectionSpec, VectorStore } from "../vector-store.js";
+import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
+import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
+import {
+  fingerprintOf,
+  INDEXED_FIELDS,
+  RAG_KEY,
+  type RagFields,
+  ragFieldsOf,
+  splitPayload,
+  storedPayload,
+} from "./qdrant-payload.js";
+import { splitBatches, vectorJsonBytes } from "./request-batches.js";
+
+/** Points (or operations) per request: far below Qdrant's limits, small enough to retry cheaply. */
+const MAX_POINTS_PER_REQUEST = 256;
+/** JSON bytes per request, estimated; Qdrant's default `max_request_size_mb` is 32. */
+const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+/** Ids per retrieve request and chunk ids per delete filter. */
+const IDS_PER_REQUEST = 256;
+
+export interface QdrantStoreOptions {
+  /** e.g. http://127.0.0.1:6333 */
+  url: string;
+  apiKey?: string;
+  /** Timeout of one HTTP request; a timed-out call is a retryable ProcessingError. */
+  timeoutMs: number;
+  logger?: Logger;
+}
+
+interface CollectionShape {
+  dimension: number;
+  distance: Distance;
+}
+
+type Update = { id: string; payload: Payload; payloadHash: string; documentId: string | null };
+
+/**
+ * Qdrant through the official REST client. Point ids are the core's deterministic UUIDv5s and every
+ * write waits (`wait=true`) until applied, so "upsert, then ack" repeated after a crash rewrites the
+ * same points: one point per chunk. The user's payload is stored as is; the server's own fields live
+ * under `_rag` (see qdrant-payload.ts) and are indexed for the deletes that filter on them.
+ */
+export class QdrantStore implements VectorStore {
+  private readonly client: QdrantClient;
+  private readonly timeoutMs: number;
+  private readonly logger: Logger | undefined;
+  /** Collections known to exist, with their shape (ensured or read back). */
+  private readonly shapes = new Map<string, CollectionShape>();
+
+  constructor(options: { url: string; apiKey?: string; timeoutMs: number; logger?: Logger }) {
+    this.timeoutMs = options.timeoutMs;
+    this.logger = options.logger?.child({ component: "qdrant-store" });
+    this.client = new QdrantClient({
+      url: options.url,
+      ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+      timeout: options.timeoutMs,
+      checkCompatibility: false,
+    });
+  }
+
+  async ensureCollection(spec: CollectionSpec): Promise<void> {
+    if (!Number.isInteger(spec.dimension) || spec.dimension < 1) {
+      throw new AppError(
+        "invalid_request",
+        `Collection dimension must be a positive integer, got ${spec.dimension}`,
+        { details: { collection: spec.name, dimension: spec.dimension } },
+      );
+    }
+    if (spec.distance !== "Cosine" && spec.distance !== "Euclid" && spec.distance !== "Dot") {
+      throw new AppError(
+        "invalid_request",
+        `Unknown distance ${JSON.stringify(spec.distance)}; use Cosine, Euclid or Dot`,
+        { details: { distance: spec.distance } },
+      );
+    }
+    const wanted: CollectionShape = { dimension: spec.dimension, distance: spec.distance };
+    const cached = this.shapes.get(spec.name);
+    if (cached !== undefined) {
+      compareShapes(spec.name, cached, wanted);
+      return;
+    }
+    let info = await this.readCollection(spec.name, "ensureCollection");
+    if (info === undefined) {
+      try {
+        await this.client.createCollection(spec.name, {
+          vectors: { size: spec.dimension, distance: spec.distance },
+        });
+        this.logger?.info(
+          { collection: spec.name, dimension: spec.dimension, distance: spec.distance },
+          "created Qdrant collection",
+        );
+      } catch (error) {
+        // Another process created it between our read and our create: compare with what won.
+        if (!isAlreadyExists(error)) throw this.classify(error, "create collection", spec.name);
+      }
+      info = await this.readCollection(spec.name, "ensureCollection");
+      if (info === undefined) {
+        throw new AppError(
+          "collection_not_found",
+          `Collection "${spec.name}" vanished right after creation`,
+          {
+            details: { collection: spec.name },
+          },
+        );
+      }
+    }
+    const existing = shapeOf(spec.name, info);
+    compareShapes(spec.name, existing, wanted);
+    // Indexes are created by whoever finds them missing, so a creator that died early is repaired.
+    const indexed = new Set(Object.keys(info.payload_schema ?? {}));
+    for (const field of INDEXED_FIELDS) {
+      if (indexed.has(field)) continue;
+      await this.call("create payload index", spec.name, () =>
+        this.client.createPayloadIndex(spec.name, { wait: true, field_name: field, field_schema: "keyword" }),
+      );
+    }
+    this.shapes.set(spec.name, existing);
+  }
+
+  async upsert(collection: string, records: VectorRecord[]): Promise<void> {
+    const shape = await this.requireShape(collection, "upsert");
+    for (const record of records) {
+      if (record.vector.length !== shape.dimension) {
+        throw new AppError(
+          "dimension_mismatch",
+          `Vector for chunk ${JSON.stringify(record.chunkId)} has ${record.vector.length} dimensions; collection "${collection}" expects ${shape.dimension}`,
+          {
+            details: {
+              collection,
+              expected: shape.dimension,
+              actual: record.vector.length,
+              chunkId: record.chunkId,
+            },
+          },
+        );
+      }
+    }
+    // Build every point first: a refused payload fails the whole call before anything is written.
+    const points = records.map((r) => ({
+      id: r.id,
+      vector: Array.from(r.vector),
+      payload: storedPayload(r.payload, ragFieldsOf(r)),
+    }));
+    const vectorBytes = vectorJsonBytes(shape.dimension);
+    for (const batch of splitBatches(
+      points,
+      MAX_POINTS_PER_REQUEST,
+      MAX_REQUEST_BYTES,
+      (p) => vectorBytes + JSON.stringify(p.payload).length + 64,
+    )) {
+      await this.call("upsert", collection, () =>
+        this.client.upsert(collection, { wait: true, points: batch }),
+      );
+    }
+  }
+
+  async updatePayloads(collection: string, updates: Update[]): Promise<void> {
+    await this.requireShape(collection, "updatePayloads");
+    if (updates.length === 0) return;
+    const existing = await this.retrieveRag(
+      collection,
+      updates.map((u) => u.id),
+      "updatePayloads",
+    );
+    const operations: Array<{ op: Schemas["UpdateOperation"]; bytes: number }> = [];
+    for (const u of updates) {
+      const found = existing.get(u.id);
+      if (found === undefined) continue; // missing points are ignored, as documented by the interface
+      const chunkId = typeof found.chunk_id === "string" ? found.chunk_id : u.id;
+      const rag: RagFields = {
+        chunk_id: chunkId,
+        group_id: typeof found.group_id === "string" ? found.group_id : chunkId,
+        document_id: u.documentId,
+        content_hash: typeof found.content_hash === "string" ? found.content_hash : "",
+        payload_hash: u.payloadHash,
+      };
+      const payload = storedPayload(u.payload, rag);
+      // A filter on the id (not `points`) so a point deleted meanwhile is skipped instead of failing.
+      operations.push({
+        op: { overwrite_payload: { payload, filter: { must: [{ has_id: [u.id] }] } } },
+        bytes: JSON.stringify(payload).length + 128,
+      });
+    }
+    for (const batch of splitBatches(operations, MAX_POINTS_PER_REQUEST, MAX_REQUEST_BYTES, (o) => o.bytes)) {
+      await this.call("updatePayloads", collection, () =>
+        this.client.batchUpdate(collection, { wait: true, operations: batch.map((o) => o.op) }),
+      );
+    }
+  }
+
+  async fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
+    const result = new Map<string, PointFingerprint>();
+    if (ids.length === 0) return result;
+    let rags: Map<string, Partial<RagFields>>;
+    try {
+      rags = await this.retrieveRag(collection, ids, "fingerprints");
+    } catch (error) {
+      if (isCollectionNotFound(error)) return result;
+      throw error;
+    }
+    for (const [id, rag] of rags) {
+      const fp = fingerprintOf(rag);
+      if (fp !== undefined) result.set(id, fp);
+    }
+    return result;
+  }
+
+  async deleteChunkRemnants(collection: string, chunkIds: string[], keepIds: string[]): Promise<number> {
+    const groups = [...new Set(chunkIds)];
+    if (groups.length === 0) return 0;
+    const keep = [...new Set(keepIds)];
+    let deleted = 0;
+    for (let start = 0; start < groups.length; start += IDS_PER_REQUEST) {
+      const filter: QdrantFilter = {
+        must: [{ key: `${RAG_KEY}.group_id`, match: { any: groups.slice(start, start + IDS_PER_REQUEST) } }],
+        ...(keep.length === 0 ? {} : { must_not: [{ has_id: keep }] }),
+      };
+      deleted += await this.deleteByFilter(collection, filter, "deleteChunkRemnants");
+    }
+    return deleted;
+  }
+
+  async deleteByDocument(collection: string, documentId: string): Promise<number> {
+    return this.deleteByFilter(
+      collection,
+      { must: [{ key: `${RAG_KEY}.document_id`, match: { value: documentId } }] },
+      "deleteByDocument",
+    );
+  }
+
+  async search(
+    collection: string,
+    vector: Float32Array,
+    topK: number,
+    filter?: SearchFilter,
+  ): Promise<SearchHit[]> {
+    if (!Number.isInteger(topK) || topK < 1) {
+      throw new AppError("invalid_request", `topK must be a positive integer, got ${topK}`, {
+        details: { topK },
+      });
+    }
+    const mapped = toQdrantFilter(filter);
+    const shape = await this.requireShape(collection, "search");
+    if (vector.length !== shape.dimension) {
+      throw new AppError(
+        "dimension_mismatch",
+        `Query vector has ${vector.length} dimensions; collection "${collection}" expects ${shape.dimension}`,
+        { details: { collection, expected: shape.dimension, actual: vector.length } },
+      );
+    }
+    if (mapped.matchesNothing) return [];
+    const response = await this.call("search", collection, () =>
+      this.client.query(collection, {
+        query: Array.from(vector),
+        limit: topK,
+        with_payload: true,
+        with_vector: false,
+        ...(mapped.filter === undefined ? {} : { filter: mapped.filter }),
+      }),
+    );
+    return response.points.map((point) => {
+      const { payload, rag } = splitPayload(point.payload);
+      const id = String(point.id);
+      return {
+        id,
+        chunkId: typeof rag?.chunk_id === "string" ? rag.chunk_id : id,
+        score: point.score,
+        payload,
+      };
+    });
+  }
+
+  async count(collection: string): Promise<number> {
+    try {
+      const result = await this.call("count", collection, () =>
+        this.client.count(collection, { exact: true }),
+      );
+      return result.count;
+    } catch (error) {
+      if (isCollectionNotFound(error)) return 0;
+      throw error;
+    }
+  }
+
+  /** The client keeps no resources that need closing (its HTTP agent's idle sockets time out). */
+  async close(): Promise<void> {
+    this.shapes.clear();
+  }
+
+  /** Count, then delete, with the same filter: Qdrant's delete does not say how many it removed. */
+  private async deleteByFilter(collection: string, filter: QdrantFilter, operation: string): Promise<number> {
+    try {
+      const { count } = await this.call(operation, collection, () =>
+        this.client.count(collection, { filter, exact: true }),
+      );
+      if (count === 0) return 0;
+      await this.call(operation, collection, () => this.client.delete(collection, { wait: true, filter }));
+      return count;
+    } catch (error) {
+      if (isCollectionNotFound(error)) return 0;
+      throw error;
+    }
+  }
+
+  /** `_rag` of the points that exist among `ids`, retrieved in batches without vectors. */
+  private async retrieveRag(
+    collection: string,
+    ids: string[],
+    operation: string,
+  ): Promise<Map<string, Partial<RagFields>>> {
+    const unique = [...new Set(ids)];
+    const result = new Map<string, Partial<RagFields>>();
+    for (let start = 0; start < unique.length; start += IDS_PER_REQUEST) {
+      const batch = unique.slice(start, start + IDS_PER_REQUEST);
+      const points = await this.call(operation, collection, () =>
+        this.client.retrieve(collection, { ids: batch, with_payload: [RAG_KEY], with_vector: false }),
+      );
+      for (const point of points) result.set(String(point.id), splitPayload(point.payload).rag ?? {});
+    }
+    return result;
+  }
+
+  /** The shape of an existing collection (cached), or collection_not_found. */
+  private async requireShape(collection: string, operation: string): Promise<CollectionShape> {
+    const cached = this.shapes.get(collection);
+    if (cached !== undefined) return cached;
+    const info = await this.readCollection(collection, operation);
+    if (info === undefined) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    const shape = shapeOf(collection, info);
+    this.shapes.set(collection, shape);
+    return shape;
+  }
+
+  /** Collection info, or undefined when Qdrant says it does not exist. */
+  private async readCollection(
+    collection: string,
+    operation: string,
+  ): Promise<Schemas["CollectionInfo"] | undefined> {
+    try {
+      return await this.call(operation, collection, () => this.client.getCollection(collection));
+    } catch (error) {
+      if (isCollectionNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
+  private async call<T>(operation: string, collection: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      throw this.classify(error, operation, collection);
+    }
+  }
+
+  private classify(error: unknown, operation: string, collection: string): Error {
+    const classified = classifyQdrantError(error, { operation, collection, timeoutMs: this.timeoutMs });
+    // Deleted behind our back: forget the cached shape so the next call reads it again.
+    if (isCollectionNotFound(classified)) this.shapes.delete(collection);
+    return classified;
+  }
+}
+
+function shapeOf(collection: string, info: Schemas["CollectionInfo"]): CollectionShape {
+  const vectors = info.config.params.vectors as unknown;
+  if (
+    typeof vectors === "object" &&
+    vectors !== null &&
+    typeof (vectors as { size?: unknown }).size === "number" &&
+    typeof (vectors as { distance?: unknown }).distance === "string"
+  ) {
+    const { size, distance } = vectors as { size: number; distance: string };
+    return { dimension: size, distance: distance as Distance };
+  }
+  throw new AppError(
+    "dimension_mismatch",
+    `Collection "${collection}" exists with named vectors ${JSON.stringify(vectors)}; this server writes one unnamed vector per point. Use another collection name.`,
+    { details: { collection, vectors } },
+  );
+}
+
+function compareShapes(collection: string, existing: CollectionShape, wanted: CollectionShape): void {
+  if (existing.dimension === wanted.dimension && existing.distance === wanted.distance) return;
+  throw new AppError(
+    "dimension_mismatch",
+    `Collection "${collection}" exists with dimension ${existing.dimension} and distance ${existing.distance}; ` +
+      `requested dimension ${wanted.dimension} and distance ${wanted.distance}. Use another collection name or delete it first.`,
+    { details: { collection, existing, requested: wanted } },
+  );
+}

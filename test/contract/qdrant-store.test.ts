@@ -1,0 +1,419 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { AppError, ProcessingError } from "../../src/domain/errors.js";
+import { pointId } from "../../src/domain/ids.js";
+import { classifyQdrantError, parseRetryAfter } from "../../src/vector-store/qdrant/qdrant-errors.js";
+import { toQdrantFilter } from "../../src/vector-store/qdrant/qdrant-filter.js";
+import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
+import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
+import { hasCode, makeRecord, uniqueCollection, vectorStoreContract } from "./vector-store.contract.js";
+
+const TIMEOUT_MS = 2_000;
+
+describe("QdrantStore against the OpenAPI-validating contract server", () => {
+  let server: QdrantContractServer;
+
+  before(async () => {
+    server = await startQdrantContractServer();
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  vectorStoreContract("QdrantStore (contract server)", async () => {
+    const store = new QdrantStore({ url: server.url, timeoutMs: TIMEOUT_MS });
+    return { store, cleanup: () => store.close() };
+  });
+
+  it("sent only requests that validate against Qdrant's OpenAPI spec, for every operation used", () => {
+    const invalid = server.requests.filter((r) => !r.valid);
+    assert.deepEqual(
+      invalid.map((r) => ({ method: r.method, path: r.path, errors: r.errors })),
+      [],
+      "the adapter sent requests the spec rejects",
+    );
+    const operations = new Set(server.requests.map((r) => r.operationId));
+    for (const op of [
+      "get_collection",
+      "create_collection",
+      "create_field_index",
+      "upsert_points",
+      "get_points",
+      "batch_update",
+      "count_points",
+      "delete_points",
+      "query_points",
+    ]) {
+      assert.ok(operations.has(op), `the contract suite never exercised ${op}`);
+    }
+    // Writes wait until applied: that is what makes "upsert, then ack" exactly-once.
+    for (const r of server.requests) {
+      if (
+        ["upsert_points", "batch_update", "delete_points", "create_field_index"].includes(r.operationId ?? "")
+      ) {
+        assert.equal(r.query.wait, "true", `${r.operationId} without wait=true`);
+      }
+    }
+  });
+});
+
+describe("the contract server's validator rejects non-conforming requests", () => {
+  let server: QdrantContractServer;
+
+  before(async () => {
+    server = await startQdrantContractServer();
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  async function raw(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: unknown }> {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, json: await res.json() };
+  }
+
+  async function expectRejected(method: string, path: string, body: unknown): Promise<void> {
+    const before = server.requests.length;
+    const { status, json } = await raw(method, path, body);
+    assert.equal(status, 400, JSON.stringify(json));
+    assert.match((json as { status: { error: string } }).status.error, /Validation error/);
+    const recorded = server.requests[before];
+    assert.equal(recorded?.valid, false);
+  }
+
+  it("accepts a well-formed create and upsert (control)", async () => {
+    const c = uniqueCollection();
+    assert.equal(
+      (await raw("PUT", `/collections/${c}`, { vectors: { size: 2, distance: "Cosine" } })).status,
+      200,
+    );
+    const ok = await raw("PUT", `/collections/${c}/points?wait=true`, {
+      points: [
+        { id: pointId(c, "a"), vector: [1, 0], payload: { k: "v" } },
+        { id: 7, vector: [0, 1] },
+      ],
+    });
+    assert.equal(ok.status, 200, JSON.stringify(ok.json));
+  });
+
+  it("rejects a vector size that is not an integer ≥ 1", async () => {
+    const c = uniqueCollection();
+    await expectRejected("PUT", `/collections/${c}`, { vectors: { size: "384", distance: "Cosine" } });
+    await expectRejected("PUT", `/collections/${c}`, { vectors: { size: 0, distance: "Cosine" } });
+    await expectRejected("PUT", `/collections/${c}`, { vectors: { size: 3.5, distance: "Cosine" } });
+    await expectRejected("PUT", `/collections/${c}`, { vectors: { size: 3, distance: "cosine" } });
+    assert.equal(server.collection(c), undefined);
+  });
+
+  it("rejects point ids that are neither unsigned integers nor UUIDs", async () => {
+    const c = uniqueCollection();
+    await raw("PUT", `/collections/${c}`, { vectors: { size: 2, distance: "Cosine" } });
+    for (const id of ["chunk-1", -1, 1.5, "6f1b3c2e-8d4a-5b7e-9c21", null]) {
+      await expectRejected("PUT", `/collections/${c}/points?wait=true`, { points: [{ id, vector: [1, 0] }] });
+    }
+    await expectRejected("POST", `/collections/${c}/points`, { ids: ["not-a-uuid"] });
+    assert.equal(server.collection(c)?.points.size, 0);
+  });
+
+  it("rejects an unknown field in a Filter (additionalProperties: false) and a mistyped match", async () => {
+    const c = uniqueCollection();
+    await raw("PUT", `/collections/${c}`, { vectors: { size: 2, distance: "Cosine" } });
+    await expectRejected("POST", `/collections/${c}/points/count`, {
+      filter: { must: [], and: [] },
+      exact: true,
+    });
+    await expectRejected("POST", `/collections/${c}/points/count`, {
+      filter: { must: [{ key: "n", match: { value: 1.5 } }] },
+    });
+    await expectRejected("POST", `/collections/${c}/points/count`, {
+      filter: { must: [{ key: "n", match: { any: ["a", "a"] } }] },
+    });
+  });
+
+  it("rejects a bad query parameter and a missing required body field", async () => {
+    const c = uniqueCollection();
+    await expectRejected("PUT", `/collections/${c}/points?wait=maybe`, { points: [] });
+    await expectRejected("PUT", `/collections/${c}/points`, { vectors: [[1, 0]] });
+    await expectRejected("POST", `/collections/${c}/points/query`, { query: [1, 0], limit: -1 });
+  });
+});
+
+describe("QdrantStore error classification", () => {
+  let server: QdrantContractServer;
+  let store: QdrantStore;
+  let c: string;
+
+  before(async () => {
+    server = await startQdrantContractServer();
+    store = new QdrantStore({ url: server.url, timeoutMs: 500 });
+    c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+  });
+
+  after(async () => {
+    await store.close();
+    await server.close();
+  });
+
+  async function failure(promise: Promise<unknown>): Promise<unknown> {
+    try {
+      await promise;
+    } catch (error) {
+      return error;
+    }
+    assert.fail("expected a failure");
+  }
+
+  it("429 with Retry-After → retryable with retryAfterMs", async () => {
+    server.inject({
+      status: 429,
+      headers: { "retry-after": "3" },
+      body: { status: { error: "Too many requests" } },
+    });
+    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    assert.ok(error instanceof ProcessingError, String(error));
+    assert.equal(error.retryable, true);
+    assert.equal(error.retryAfterMs, 3000);
+    assert.match(error.message, new RegExp(`upsert on collection "${c}"`));
+  });
+
+  it("429 without Retry-After → retryable", async () => {
+    server.inject({ status: 429, body: { status: { error: "Too many requests" } } });
+    const error = await failure(store.count(c));
+    assert.ok(error instanceof ProcessingError && error.retryable, String(error));
+    assert.match(error.message, /HTTP 429: Too many requests/);
+  });
+
+  it("500 → retryable, with Qdrant's message", async () => {
+    server.inject({ status: 500, body: { status: { error: "Service internal error: disk full" }, time: 0 } });
+    const error = await failure(store.search(c, Float32Array.from([1, 0]), 3));
+    assert.ok(error instanceof ProcessingError, String(error));
+    assert.equal(error.retryable, true);
+    assert.match(error.message, /search on collection .*HTTP 500: Service internal error: disk full/);
+  });
+
+  it("a hung request times out after about timeoutMs → retryable", async () => {
+    server.inject({ hang: true });
+    const started = Date.now();
+    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const elapsed = Date.now() - started;
+    assert.ok(error instanceof ProcessingError, String(error));
+    assert.equal(error.retryable, true);
+    assert.match(error.message, /timed out after 500 ms/);
+    assert.ok(elapsed >= 450 && elapsed < 2_000, `took ${elapsed} ms`);
+  });
+
+  it("an unreachable server → retryable", async () => {
+    const gone = await startQdrantContractServer();
+    await gone.close();
+    const lost = new QdrantStore({ url: gone.url, timeoutMs: 500 });
+    const error = await failure(lost.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    assert.ok(error instanceof ProcessingError && error.retryable, String(error));
+    assert.match(error.message, /unreachable/);
+  });
+
+  it("400 → permanent, carrying Qdrant's message", async () => {
+    server.inject({
+      status: 400,
+      body: { status: { error: "Wrong input: Payload field too deep" }, time: 0 },
+    });
+    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    assert.ok(error instanceof ProcessingError, String(error));
+    assert.equal(error.retryable, false);
+    assert.match(error.message, /HTTP 400: Wrong input: Payload field too deep/);
+  });
+
+  it("a 400 naming a vector dimension → AppError dimension_mismatch with Qdrant's message", async () => {
+    server.inject({
+      status: 400,
+      body: { status: { error: "Wrong input: Vector dimension error: expected dim: 2, got 3" }, time: 0 },
+    });
+    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    hasCode("dimension_mismatch")(error);
+    assert.match((error as Error).message, /expected dim: 2, got 3/);
+  });
+
+  it("a query of the wrong size reaching Qdrant is dimension_mismatch (shape not cached)", async () => {
+    const fresh = new QdrantStore({ url: server.url, timeoutMs: 500 });
+    // Another process's view: the store has not cached this collection's shape yet, and the server answers.
+    server.inject({
+      status: 400,
+      body: { status: { error: "Wrong input: Vector dimension error: expected dim: 2, got 3" } },
+    });
+    const error = await failure(fresh.search(c, Float32Array.from([1, 0, 0]), 1));
+    hasCode("dimension_mismatch")(error);
+  });
+
+  it("ensureCollection on an existing collection of another size → dimension_mismatch, collection untouched", async () => {
+    await store.upsert(c, [makeRecord(c, "keep", [1, 0])]);
+    const other = new QdrantStore({ url: server.url, timeoutMs: 500 });
+    const mark = server.requests.length;
+    await assert.rejects(
+      other.ensureCollection({ name: c, dimension: 3, distance: "Cosine" }),
+      (err: unknown) => {
+        hasCode("dimension_mismatch")(err);
+        assert.match(
+          (err as Error).message,
+          /dimension 2 and distance Cosine.*requested dimension 3 and distance Cosine/,
+        );
+        return true;
+      },
+    );
+    const sent = server.requests.slice(mark).map((r) => r.operationId);
+    assert.deepEqual(sent, ["get_collection"], "only read: never created, recreated or deleted");
+    assert.equal(server.collection(c)?.size, 2);
+    assert.equal(server.collection(c)?.points.size, 1);
+  });
+
+  it("two stores creating the same collection at once both succeed (409 race)", async () => {
+    const name = uniqueCollection();
+    const a = new QdrantStore({ url: server.url, timeoutMs: 2_000 });
+    const b = new QdrantStore({ url: server.url, timeoutMs: 2_000 });
+    await Promise.all([
+      a.ensureCollection({ name, dimension: 4, distance: "Dot" }),
+      b.ensureCollection({ name, dimension: 4, distance: "Dot" }),
+    ]);
+    assert.equal(server.collection(name)?.distance, "Dot");
+    assert.deepEqual(Object.keys(server.collection(name)?.payloadSchema ?? {}).sort(), [
+      "_rag.chunk_id",
+      "_rag.document_id",
+      "_rag.group_id",
+    ]);
+  });
+});
+
+describe("QdrantStore specifics", () => {
+  let server: QdrantContractServer;
+  let store: QdrantStore;
+
+  before(async () => {
+    server = await startQdrantContractServer();
+    store = new QdrantStore({ url: server.url, timeoutMs: 2_000 });
+  });
+
+  after(async () => {
+    await store.close();
+    await server.close();
+  });
+
+  it("stores the user's payload as is plus _rag, readable by any Qdrant client", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    const r = makeRecord(c, "p#1", [1, 0], { parentChunkId: "p", documentId: "D", payload: { a: 1 } });
+    await store.upsert(c, [r]);
+    const stored = server.collection(c)?.points.get(`u:${r.id}`);
+    assert.deepEqual(stored?.payload, {
+      a: 1,
+      _rag: {
+        chunk_id: "p#1",
+        group_id: "p",
+        document_id: "D",
+        content_hash: r.contentHash,
+        payload_hash: r.payloadHash,
+      },
+    });
+  });
+
+  it("refuses a user payload key _rag and filter keys under _rag", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await assert.rejects(
+      store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { _rag: 1 } })]),
+      hasCode("invalid_request"),
+    );
+    for (const key of ["_rag", "_rag.document_id", "lang') OR 1", "a..b"]) {
+      await assert.rejects(
+        store.search(c, Float32Array.from([1, 0]), 5, { [key]: "x" }),
+        hasCode("invalid_request"),
+      );
+    }
+  });
+
+  it("splits large upserts under the per-request point cap", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Euclid" });
+    const mark = server.requests.length;
+    await store.upsert(
+      c,
+      Array.from({ length: 600 }, (_, i) => makeRecord(c, `k${i}`, [i, 1])),
+    );
+    const upserts = server.requests.slice(mark).filter((r) => r.operationId === "upsert_points");
+    assert.deepEqual(
+      upserts.map((r) => (r.body as { points: unknown[] }).points.length),
+      [256, 256, 88],
+    );
+    assert.equal(await store.count(c), 600);
+    const hits = await store.search(c, Float32Array.from([0, 1]), 2);
+    assert.deepEqual(
+      hits.map((h) => [h.chunkId, h.score]),
+      [
+        ["k0", 0],
+        ["k1", 1],
+      ],
+    );
+  });
+
+  it("maps filters to match/any, range for non-integers, and nested should across kinds", () => {
+    assert.deepEqual(toQdrantFilter({ lang: "ko", n: [1, 2], x: 1.5, mix: ["a", 3, true] }).filter, {
+      must: [
+        { key: "lang", match: { value: "ko" } },
+        { key: "n", match: { any: [1, 2] } },
+        { key: "x", range: { gte: 1.5, lte: 1.5 } },
+        {
+          should: [
+            { key: "mix", match: { value: "a" } },
+            { key: "mix", match: { value: 3 } },
+            { key: "mix", match: { value: true } },
+          ],
+        },
+      ],
+    });
+    assert.equal(toQdrantFilter({ lang: [] }).matchesNothing, true);
+    assert.equal(toQdrantFilter(undefined).filter, undefined);
+  });
+});
+
+describe("classifyQdrantError (unit)", () => {
+  const ctx = { operation: "upsert", collection: "docs", timeoutMs: 1000 };
+  const apiError = (status: number, data: unknown, headers: Record<string, string> = {}) =>
+    Object.assign(new Error("x"), { status, statusText: "", data, headers: new Headers(headers) });
+
+  it("classifies statuses, network failures and timeouts", () => {
+    const e429 = classifyQdrantError(apiError(429, {}, { "retry-after": "12" }), ctx);
+    assert.ok(e429 instanceof ProcessingError && e429.retryable && e429.retryAfterMs === 12_000);
+    const e503 = classifyQdrantError(apiError(503, "upstream"), ctx);
+    assert.ok(e503 instanceof ProcessingError && e503.retryable);
+    const e404 = classifyQdrantError(
+      apiError(404, { status: { error: "Not found: Collection `docs` doesn't exist!" } }),
+      ctx,
+    );
+    assert.ok(e404 instanceof AppError && e404.code === "collection_not_found");
+    const e422 = classifyQdrantError(apiError(422, { status: { error: "Unprocessable: bad json" } }), ctx);
+    assert.ok(e422 instanceof ProcessingError && !e422.retryable && /bad json/.test(e422.message));
+    const timeout = Object.assign(new Error("aborted"), { name: "QdrantClientTimeoutError" });
+    const t = classifyQdrantError(timeout, ctx);
+    assert.ok(t instanceof ProcessingError && t.retryable && /timed out after 1000 ms/.test(t.message));
+    const net = new TypeError("fetch failed", {
+      cause: Object.assign(new Error("x"), { code: "ECONNRESET" }),
+    });
+    const n = classifyQdrantError(net, ctx);
+    assert.ok(n instanceof ProcessingError && n.retryable && /ECONNRESET/.test(n.message));
+  });
+
+  it("parses Retry-After seconds and dates", () => {
+    assert.equal(parseRetryAfter("2"), 2000);
+    assert.equal(parseRetryAfter(new Date(10_000).toUTCString(), 4_000), 6_000);
+    assert.equal(parseRetryAfter("soon"), undefined);
+    assert.equal(parseRetryAfter(null), undefined);
+  });
+});
