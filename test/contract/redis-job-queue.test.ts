@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { after, before, describe, it } from "node:test";
+import type { NewChunk } from "../../src/domain/types.js";
+import type { JobQueueOptions } from "../../src/queue/job-queue.js";
+import { RedisJobQueue } from "../../src/queue/redis/redis-job-queue.js";
+import { RedisTestServer } from "../helpers/redis-server.js";
+import { type JobQueueFixture, jobQueueContract, MP, TRUNCATE } from "./job-queue.contract.js";
+
+const LONG_MS = 600_000;
+const ROOMY = 1_000_000;
+
+let server: RedisTestServer | undefined;
+
+before(async () => {
+  server = await RedisTestServer.start();
+});
+
+after(async () => {
+  await server?.stop();
+});
+
+function redisUrl(): string {
+  assert.ok(server, "redis-server did not start");
+  return server.url;
+}
+
+/** A fresh key prefix per queue, so tests sharing one redis-server never see each other's keys. */
+function freshPrefix(): string {
+  return `test-${randomUUID()}:`;
+}
+
+function chunk(chunkId: string, estimatedTokens = 10): NewChunk {
+  return {
+    chunkId,
+    text: `text of ${chunkId}`,
+    documentId: null,
+    payload: { chunkId },
+    estimatedTokens,
+    overflow: TRUNCATE,
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+// Production path: leases and delays on the Redis server's clock; advancing time means waiting.
+// The +5 ms absorbs timer rounding (a Node timer may fire a millisecond early).
+jobQueueContract("RedisJobQueue (Redis server clock)", async (options?: Partial<JobQueueOptions>) => {
+  const queue = new RedisJobQueue({ url: redisUrl(), prefix: freshPrefix(), ...options });
+  const fixture: JobQueueFixture = {
+    queue,
+    clock: { advance: (ms: number) => sleep(ms + 5) },
+    cleanup: async () => {},
+  };
+  return fixture;
+});
+
+// Same scripts with the client's clock injected: also covers the `now` option, without sleeping.
+jobQueueContract("RedisJobQueue (injected clock)", async (options?: Partial<JobQueueOptions>) => {
+  let t = 1_700_000_000_000;
+  const queue = new RedisJobQueue({ url: redisUrl(), prefix: freshPrefix(), now: () => t, ...options });
+  return {
+    queue,
+    clock: {
+      advance(ms: number) {
+        t += ms;
+      },
+    },
+    cleanup: async () => {},
+  };
+});
+
+describe("RedisJobQueue across processes", () => {
+  it("two instances see the same counts and never reserve the same chunk", async () => {
+    const prefix = freshPrefix();
+    const a = new RedisJobQueue({ url: redisUrl(), prefix });
+    const b = new RedisJobQueue({ url: redisUrl(), prefix });
+    try {
+      const total = 300;
+      for (let i = 0; i < total; i += 30) {
+        const from = i % 60 === 0 ? a : b;
+        const result = await from.enqueue({
+          collection: "docs",
+          chunks: Array.from({ length: 30 }, (_, j) => chunk(`c${i + j}`)),
+          maxQueueSize: ROOMY,
+        });
+        assert.ok(result.accepted);
+      }
+      assert.deepEqual(await a.stats(), await b.stats());
+      assert.deepEqual(await a.stats(), { pending: total, running: 0, dead: 0, pendingTokens: total * 10 });
+
+      const seen = new Map<number, string>();
+      const drain = async (queue: RedisJobQueue, name: string) => {
+        for (;;) {
+          const lease = await queue.reserve({ maxChunks: 7, maxTokens: ROOMY, leaseMs: LONG_MS });
+          if (lease === null) return;
+          for (const c of lease.chunks) {
+            assert.equal(seen.get(c.seq), undefined, `seq ${c.seq} reserved twice`);
+            seen.set(c.seq, name);
+          }
+          await queue.ack(
+            lease.id,
+            lease.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+          );
+        }
+      };
+      await Promise.all([drain(a, "a"), drain(b, "b"), drain(a, "a2"), drain(b, "b2")]);
+      assert.equal(seen.size, total);
+      const names = new Set(seen.values());
+      assert.ok(names.size > 1, "both instances took work");
+      assert.deepEqual(await a.stats(), { pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+      assert.deepEqual(await b.stats(), await a.stats());
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("concurrent enqueues from two instances accept exactly the capacity, whole requests only", async () => {
+    const prefix = freshPrefix();
+    const a = new RedisJobQueue({ url: redisUrl(), prefix });
+    const b = new RedisJobQueue({ url: redisUrl(), prefix });
+    try {
+      const capacity = 50;
+      // 40 requests of 5 chunks race for room for 10 of them.
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) =>
+          (i % 2 === 0 ? a : b).enqueue({
+            collection: "docs",
+            chunks: Array.from({ length: 5 }, (_, j) => chunk(`r${i}-${j}`)),
+            maxQueueSize: capacity,
+          }),
+        ),
+      );
+      const accepted = results.filter((r) => r.accepted);
+      assert.equal(accepted.length, 10);
+      assert.equal(
+        accepted.reduce((sum, r) => sum + (r.accepted ? r.count : 0), 0),
+        capacity,
+      );
+      for (const r of results) if (!r.accepted) assert.equal(r.pending, capacity);
+      assert.equal((await a.stats()).pending, capacity);
+      assert.equal((await b.stats()).pending, capacity);
+
+      // Single-chunk requests against the remaining room of another prefix's queue: exactly capacity.
+      const prefix2 = freshPrefix();
+      const c = new RedisJobQueue({ url: redisUrl(), prefix: prefix2 });
+      const d = new RedisJobQueue({ url: redisUrl(), prefix: prefix2 });
+      try {
+        const singles = await Promise.all(
+          Array.from({ length: 120 }, (_, i) =>
+            (i % 2 === 0 ? c : d).enqueue({ collection: "docs", chunks: [chunk(`s${i}`)], maxQueueSize: 37 }),
+          ),
+        );
+        assert.equal(singles.filter((r) => r.accepted).length, 37);
+        assert.equal((await d.stats()).pending, 37);
+        assert.equal((await a.stats()).pending, capacity, "prefixes are isolated");
+      } finally {
+        await c.close();
+        await d.close();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("a redis-server SIGKILLed and restarted on its AOF keeps every accepted chunk and count", async () => {
+    assert.ok(server);
+    const prefix = freshPrefix();
+    const queue = new RedisJobQueue({ url: redisUrl(), prefix });
+    const jobIds: string[] = [];
+    let accepted = 0;
+    try {
+      for (let i = 0; i < 40; i++) {
+        const result = await queue.enqueue({
+          collection: "docs",
+          chunks: Array.from({ length: 25 }, (_, j) => chunk(`k${i}-${j}`)),
+          maxQueueSize: ROOMY,
+        });
+        assert.ok(result.accepted);
+        jobIds.push(result.jobId);
+        accepted += result.count;
+      }
+      const lease = await queue.reserve({ maxChunks: 30, maxTokens: ROOMY, leaseMs: LONG_MS });
+      assert.ok(lease);
+      await queue.ack(
+        lease.id,
+        lease.chunks.slice(0, 10).map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+      );
+      const statsBefore = await queue.stats();
+      const jobsBefore = await Promise.all(jobIds.map((id) => queue.getJob(id)));
+
+      await server.restart("SIGKILL");
+
+      const fresh = new RedisJobQueue({ url: redisUrl(), prefix });
+      try {
+        assert.deepEqual(await fresh.stats(), statsBefore);
+        assert.deepEqual(await Promise.all(jobIds.map((id) => fresh.getJob(id))), jobsBefore);
+        let receipts = 0;
+        for (const id of jobIds) receipts += (await fresh.listChunks(id, { limit: 1000 })).items.length;
+        assert.equal(receipts, accepted, "every accepted chunk survived");
+        // The lease survived too: the rest of it can still be acked (the old client reconnects).
+        await queue.ack(
+          lease.id,
+          lease.chunks.slice(10).map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+        );
+        let drained = 0;
+        for (;;) {
+          const next = await fresh.reserve({ maxChunks: 100, maxTokens: ROOMY, leaseMs: LONG_MS });
+          if (next === null) break;
+          drained += next.chunks.length;
+          await fresh.ack(
+            next.id,
+            next.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+          );
+        }
+        assert.equal(drained, accepted - lease.chunks.length);
+        assert.deepEqual(await fresh.stats(), { pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await queue.close();
+    }
+  });
+});
