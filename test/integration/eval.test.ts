@@ -1,0 +1,141 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
+
+const SCIFACT = resolve(REPO_ROOT, "../shared/datasets/scifact");
+const FIRST_DOCS = 300;
+const QUERIES = 20;
+
+/**
+ * A small BEIR dir cut from SciFact: the first 300 documents plus every document relevant to the
+ * first 20 test queries, and those 20 queries. Returns the number of documents written.
+ */
+function writeSlice(dir: string): { docs: number; queries: string[] } {
+  const qrelLines = readFileSync(join(SCIFACT, "qrels/test.tsv"), "utf8").split("\n").filter(Boolean);
+  const [header, ...rows] = qrelLines;
+  const queries: string[] = [];
+  const keptRows: string[] = [];
+  const relevant = new Set<string>();
+  for (const row of rows) {
+    const [queryId, docId] = row.split("\t");
+    if (queryId === undefined || docId === undefined) continue;
+    if (!queries.includes(queryId)) {
+      if (queries.length === QUERIES) continue;
+      queries.push(queryId);
+    }
+    keptRows.push(row);
+    relevant.add(docId);
+  }
+  const corpus = readFileSync(join(SCIFACT, "corpus.jsonl"), "utf8").split("\n").filter(Boolean);
+  const slice = corpus.filter(
+    (line, index) => index < FIRST_DOCS || relevant.has((JSON.parse(line) as { _id: string })._id),
+  );
+  const wanted = new Set(queries);
+  const queryLines = readFileSync(join(SCIFACT, "queries.jsonl"), "utf8")
+    .split("\n")
+    .filter((line) => line && wanted.has((JSON.parse(line) as { _id: string })._id));
+  mkdirSync(join(dir, "qrels"), { recursive: true });
+  writeFileSync(join(dir, "corpus.jsonl"), `${slice.join("\n")}\n`);
+  writeFileSync(join(dir, "queries.jsonl"), `${queryLines.join("\n")}\n`);
+  writeFileSync(join(dir, "qrels/test.tsv"), `${[header, ...keptRows].join("\n")}\n`);
+  return { docs: slice.length, queries };
+}
+
+describe("npm run eval on a SciFact slice (random-weight model: plumbing, not score)", () => {
+  let dir: string;
+  let slice: { docs: number; queries: string[] };
+  let result: Record<string, unknown>;
+  let stdout = "";
+  let stderr = "";
+  let exitCode: number | null = null;
+
+  before(async () => {
+    dir = tempDir("eval");
+    slice = writeSlice(join(dir, "scifact-slice"));
+    const child = spawn(
+      process.execPath,
+      [
+        "--import",
+        "tsx",
+        "src/eval/main.ts",
+        "--dataset",
+        join(dir, "scifact-slice"),
+        "--model",
+        testModelDir(),
+        "--json",
+        join(dir, "eval.json"),
+      ],
+      { cwd: REPO_ROOT, env: { ...process.env, INIT_CWD: REPO_ROOT }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child.stdout.on("data", (data: Buffer) => {
+      stdout += data.toString();
+    });
+    child.stderr.on("data", (data: Buffer) => {
+      stderr += data.toString();
+    });
+    [exitCode] = (await once(child, "exit")) as [number | null];
+    if (exitCode === 0)
+      result = JSON.parse(readFileSync(join(dir, "eval.json"), "utf8")) as Record<string, unknown>;
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("exits 0 and prints the table", () => {
+    assert.equal(exitCode, 0, `eval failed:\n${stderr}`);
+    assert.match(stdout, /nDCG@10\s+\d\.\d{5}/);
+    assert.match(stdout, /Recall@100\s+\d\.\d{5}/);
+  });
+
+  it("ingested every document exactly once", () => {
+    assert.ok(slice.docs > FIRST_DOCS, "the slice adds the relevant documents beyond the first 300");
+    assert.equal(result.docs, slice.docs);
+    assert.equal(result.stored_points, slice.docs);
+    assert.equal(result.skipped_empty_docs, 0);
+  });
+
+  it("answered every test query with up to 100 hits", () => {
+    assert.equal(result.queries, QUERIES);
+    assert.equal(result.queries_missing_hits, 0);
+    const perQuery = result.per_query as Array<{ query_id: string; hits: number; latency_ms: number }>;
+    assert.deepEqual(
+      perQuery.map((q) => q.query_id),
+      slice.queries,
+    );
+    for (const q of perQuery) {
+      assert.ok(q.hits > 0 && q.hits <= 100, `query ${q.query_id}: ${q.hits} hits`);
+      assert.ok(q.latency_ms > 0);
+    }
+  });
+
+  it("writes every field, metrics in [0, 1]", () => {
+    for (const key of [
+      "dataset",
+      "model",
+      "docs",
+      "queries",
+      "ndcg_at_10",
+      "recall_at_100",
+      "ingest_seconds",
+      "query_p50_ms",
+      "query_p95_ms",
+      "model_info",
+    ]) {
+      assert.ok(key in result, `missing ${key}`);
+    }
+    assert.equal(result.dataset, "scifact-slice");
+    assert.equal(result.model, testModelDir());
+    for (const key of ["ndcg_at_10", "recall_at_100"]) {
+      const value = result[key] as number;
+      assert.ok(typeof value === "number" && value >= 0 && value <= 1, `${key} = ${value}`);
+    }
+    assert.ok((result.ingest_seconds as number) > 0);
+    assert.ok((result.query_p50_ms as number) > 0);
+    const info = result.model_info as { profile: string; max_tokens: number; prefixes: { query: string } };
+    assert.equal(info.max_tokens, 256);
+    assert.equal(info.prefixes.query, "");
+  });
+});
