@@ -6,23 +6,41 @@ import { Metrics, observeEnqueue } from "./observability/metrics.js";
 import { ThroughputMeter } from "./observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
+import type { JobQueue } from "./queue/job-queue.js";
+import { RedisJobQueue } from "./queue/redis/redis-job-queue.js";
+import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
 import { type App, buildApp } from "./server/app.js";
 import { RecentJobs } from "./server/routes/dashboard-routes.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
-import { openSqliteDatabase } from "./storage/sqlite-database.js";
-import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
+import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
 import { QdrantStore } from "./vector-store/qdrant/qdrant-store.js";
+import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
 import type { VectorStore } from "./vector-store/vector-store.js";
 
 export interface RunningServer {
-  app: App;
-  url: string;
+  /** The HTTP app; null in the worker role, which serves no HTTP. */
+  app: App | null;
+  url: string | null;
   /** Resolves once the model is loaded and the pipeline runs; rejects if the model cannot load. */
   ready: Promise<ModelInfo>;
   /** Stop accepting, finish or release in-flight work, close everything. */
   shutdown(timeoutMs: number): Promise<void>;
+}
+
+export type HttpServer = RunningServer & { app: App; url: string };
+
+/** startServer for roles that serve HTTP (all, api): the app and its URL are there. */
+export async function startHttpServer(
+  settings: Settings,
+  logger: Logger,
+  hooks: StartHooks = {},
+): Promise<HttpServer> {
+  if (settings.role === "worker") throw new SettingsError("the worker role serves no HTTP");
+  const server = await startServer(settings, logger, hooks);
+  if (!server.app || server.url === null) throw new Error("an HTTP role started without an HTTP server");
+  return { ...server, app: server.app, url: server.url };
 }
 
 /**
@@ -49,20 +67,54 @@ function qdrantStore(settings: Settings, logger: Logger): VectorStore {
   });
 }
 
+async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase | null): Promise<JobQueue> {
+  if (!settings.queueUrl) {
+    if (!db) throw new Error("the SQLite queue needs the SQLite file");
+    return new SqliteJobQueue(db, { maxStalls: settings.maxStalls });
+  }
+  const log = logger.child({ component: "redis-queue" });
+  const queue = new RedisJobQueue({
+    url: settings.queueUrl,
+    prefix: settings.queuePrefix,
+    maxStalls: settings.maxStalls,
+    onError: (error) => log.warn({ err: error }, "redis connection error"),
+  });
+  const durability = await queue.durability().catch(() => null);
+  if (durability && !(durability.appendonly && durability.appendfsync === "always")) {
+    log.warn(
+      durability,
+      "Redis is not running with appendonly yes + appendfsync always: a Redis crash can lose accepted chunks",
+    );
+  }
+  return queue;
+}
+
 export async function startServer(
   settings: Settings,
   logger: Logger,
   hooks: StartHooks = {},
 ): Promise<RunningServer> {
-  const db = openSqliteDatabase(settings.sqliteFile);
-  const queue = new SqliteJobQueue(db, { maxStalls: settings.maxStalls });
-  const sqliteStore = new SqliteVecStore(db);
-  const baseStore: VectorStore = settings.vectorStore === "qdrant" ? qdrantStore(settings, logger) : sqliteStore;
+  const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
+  const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
+  const queue = await openQueue(settings, logger, db);
+  // The SQLite store is shared through a local file: with a shared queue, refuse a second host.
+  const hostGuard =
+    settings.queueUrl && settings.vectorStore === "sqlite"
+      ? new SingleHostGuard(settings.queueUrl, settings.queuePrefix)
+      : null;
+  await hostGuard?.claim();
+  const sqliteStore = db ? new SqliteVecStore(db) : null;
+  const baseStore: VectorStore =
+    settings.vectorStore === "qdrant" || !sqliteStore ? qdrantStore(settings, logger) : sqliteStore;
   const store = hooks.decorateStore ? hooks.decorateStore(baseStore) : baseStore;
   // One transaction for vectors + ack only when both live in the SQLite file; otherwise
   // upsert (idempotent, wait=true) then ack, which is exactly-once by deterministic point ids.
   const committer: BatchCommitter =
-    store === sqliteStore ? new SqliteAtomicCommitter(db, sqliteStore, queue) : new SequentialCommitter(store, queue);
+    db && sqliteStore && store === sqliteStore && queue instanceof SqliteJobQueue
+      ? new SqliteAtomicCommitter(db, sqliteStore, queue)
+      : new SequentialCommitter(store, queue);
+  const runsPipeline = settings.role !== "api";
+  const servesHttp = settings.role !== "worker";
   const embedder = new WorkerEmbedder(
     {
       model: settings.embeddingModel,
@@ -99,7 +151,8 @@ export async function startServer(
     { queue, store, embedder, committer, throughput, logger, metrics },
     {
       reserveMaxChunks: settings.reserveMaxChunks,
-      reserveMaxTokens: settings.reserveMaxChunks * Math.max(64, Math.floor(settings.batchMaxTokens / 8)),
+      // Bounds the work of one reservation (split chunks can be long); ~512 estimated tokens a chunk.
+      reserveMaxTokens: settings.reserveMaxChunks * 512,
       leaseMs: settings.leaseSeconds * 1000,
       maxParallelTasks: settings.maxParallelTasks,
       maxRate: settings.embeddingMaxRate,
@@ -112,34 +165,51 @@ export async function startServer(
   );
 
   let shuttingDown = false;
-  const app = buildApp({
-    logger,
-    queue,
-    store,
-    embedder,
-    admission,
-    throughput,
-    model: () => model,
-    isShuttingDown: () => shuttingDown,
-    onEnqueued: () => pipeline.notify(),
-    metrics,
-    recentJobs,
-    auth: { apiKeys: (settings.apiKeys ?? "").split(","), perKeyRequestsPerMinute: settings.apiKeyRateLimit },
-    limits: {
-      maxQueueSize: settings.maxQueueSize,
-      bodyLimitBytes: settings.bodyLimitBytes,
-      seedCollection: settings.qdrantCollection,
-      distance,
-      defaultOverflow: { policy: settings.overflowPolicy, overlapTokens: settings.splitOverlapTokens },
-    },
-  });
-  const url = await app.listen({ host: settings.host, port: settings.port });
-  logger.info({ url, dataFile: settings.sqliteFile, model: settings.embeddingModel }, "listening");
+  const app = !servesHttp
+    ? null
+    : buildApp({
+        logger,
+        queue,
+        store,
+        embedder,
+        admission,
+        throughput,
+        model: () => model,
+        isShuttingDown: () => shuttingDown,
+        onEnqueued: () => {
+          if (runsPipeline) pipeline.notify();
+        },
+        metrics,
+        recentJobs,
+        auth: {
+          apiKeys: (settings.apiKeys ?? "").split(","),
+          perKeyRequestsPerMinute: settings.apiKeyRateLimit,
+        },
+        limits: {
+          maxQueueSize: settings.maxQueueSize,
+          bodyLimitBytes: settings.bodyLimitBytes,
+          seedCollection: settings.qdrantCollection,
+          distance,
+          defaultOverflow: { policy: settings.overflowPolicy, overlapTokens: settings.splitOverlapTokens },
+        },
+      });
+  const url = app ? await app.listen({ host: settings.host, port: settings.port }) : null;
+  const where = {
+    role: settings.role,
+    queue: settings.queueUrl ? "redis" : "sqlite",
+    store: settings.vectorStore,
+  };
+  if (url)
+    logger.info(
+      { url, ...where, dataFile: settings.sqliteFile, model: settings.embeddingModel },
+      "listening",
+    );
 
   const ready = embedder.load().then((info) => {
     model = info;
-    logger.info({ model: info }, "model loaded; pipeline started");
-    pipeline.start();
+    if (runsPipeline) pipeline.start();
+    logger.info({ model: info, ...where }, runsPipeline ? "model loaded; pipeline started" : "model loaded");
+    if (!servesHttp) logger.info(where, "worker started");
     return info;
   });
   // The caller decides what a failed load means; this only keeps the rejection from going unseen.
@@ -154,11 +224,12 @@ export async function startServer(
       logger.info({ timeoutMs }, "shutting down: refusing new requests, finishing in-flight batches");
       const result = await pipeline.stop(timeoutMs);
       logger.info(result, "pipeline stopped");
-      await app.close();
+      await app?.close();
       await embedder.close();
       await queue.close();
       await store.close();
-      db.close();
+      await hostGuard?.release();
+      db?.close();
     })();
     return shutdownPromise;
   };

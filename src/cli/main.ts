@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
+import { RagEmbedError } from "../client/errors.js";
 import {
   envName,
   flagName,
@@ -8,14 +9,33 @@ import {
   SettingsError,
   settingKeys,
 } from "../config/settings.js";
+import { ingestCommand } from "./ingest-command.js";
+import { modelsCommand } from "./models-command.js";
+import { searchCommand } from "./search-command.js";
 import { serveCommand } from "./serve-command.js";
+import { statusCommand } from "./status-command.js";
+
+/** Client commands: each parses its own flags and returns an exit code. */
+const CLIENT_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  ingest: ingestCommand,
+  search: searchCommand,
+  status: statusCommand,
+  models: modelsCommand,
+};
 
 const USAGE = `Usage: rag-embed <command> [options]
 
 Commands:
-  serve      run the ingestion server (HTTP API + embedding pipeline)
+  serve               run the ingestion server (HTTP API + embedding pipeline; --role api|worker|all)
+  worker              run only the embedding pipeline (same as serve --role worker)
+  ingest FILE         send a JSONL or CSV file to a server, resumably, with progress
+  search "QUERY"      search a collection
+  status              show a server's queue, throughput and dead letters
+  models verify DIR   check a model directory's files and published sha256
 
-Every setting is a flag and an environment variable (flag wins):
+Run 'rag-embed <command> --help' for a client command's options.
+
+Every setting of 'serve' is a flag and an environment variable (flag wins):
 ${settingKeys()
   .map((key) => {
     const schema = SETTINGS_SCHEMA.properties[key] as { description?: string; default?: unknown };
@@ -26,6 +46,20 @@ ${settingKeys()
 `;
 
 async function main(argv: string[]): Promise<void> {
+  const clientCommand = argv[0] === undefined ? undefined : CLIENT_COMMANDS[argv[0]];
+  if (clientCommand) {
+    try {
+      process.exitCode = await clientCommand(argv.slice(1));
+    } catch (error) {
+      if (error instanceof RagEmbedError) {
+        process.stderr.write(`rag-embed ${argv[0]}: ${error.message}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      throw error;
+    }
+    return;
+  }
   const options = Object.fromEntries(
     settingKeys().map((key) => [flagName(key), { type: "string" as const }]),
   );
@@ -48,6 +82,9 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case "serve":
       await serveCommand(flags);
+      return;
+    case "worker":
+      await serveCommand({ ...flags, role: "worker" });
       return;
     default:
       throw new SettingsError(`Unknown command '${command}'. Run 'rag-embed --help'.`);

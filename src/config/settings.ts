@@ -84,6 +84,14 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 60,
     description: "How long reserved work is held before another worker may take it (renewed while working)",
   }),
+  role: Type.Union([Type.Literal("all"), Type.Literal("api"), Type.Literal("worker")], {
+    default: "all",
+    description: "api: HTTP only; worker: embedding pipeline only; all: both in one process",
+  }),
+  queueUrl: optionalString(
+    "redis://host:port to share one queue between processes (default: the SQLite file)",
+  ),
+  queuePrefix: Type.String({ default: "rag:", description: "Prefix of the Redis keys of this deployment" }),
   vectorStore: Type.Union([Type.Literal("sqlite"), Type.Literal("qdrant")], {
     default: "sqlite",
     description: "Where vectors go: sqlite (embedded, same file as the queue) or qdrant",
@@ -209,6 +217,7 @@ export function loadSettings(
     sqliteFile: join(dataDir, "rag-embed.sqlite"),
     resolvedModelCacheDir: settings.modelCacheDir ? resolve(settings.modelCacheDir) : join(dataDir, "models"),
     resolvedQdrantUrl:
-      settings.qdrantUrl ?? (settings.qdrantHost ? `http://${settings.qdrantHost}:${settings.qdrantPort}` : undefined),
+      settings.qdrantUrl ??
+      (settings.qdrantHost ? `http://${settings.qdrantHost}:${settings.qdrantPort}` : undefined),
   };
 }

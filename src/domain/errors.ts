@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   "internal_error",
   "unauthorized",
   "rate_limited",
+  "model_not_found",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -24,6 +24,25 @@ export interface PipelineOptions {
   idlePollMs: number;
 }
 
+/** What the pipeline reports for monitoring; implemented with prom-client in observability/metrics.ts. */
+export interface PipelineMetrics {
+  /** A reservation of `chunks` chunks was taken from the queue. */
+  batchReserved(chunks: number): void;
+  /** One embedder call: texts sent, tokens embedded, wall time. */
+  embedded(texts: number, tokens: number, seconds: number): void;
+  /** One reservation's points written and acknowledged. */
+  committed(seconds: number): void;
+  /** Chunks of a collection that ended an attempt in this state (failed = a retry is scheduled). */
+  outcome(collection: string, state: "stored" | "unchanged" | "failed" | "dead", count: number): void;
+}
+
+const NO_METRICS: PipelineMetrics = {
+  batchReserved() {},
+  embedded() {},
+  committed() {},
+  outcome() {},
+};
+
 export interface PipelineDeps {
   queue: JobQueue;
   store: VectorStore;
@@ -31,6 +50,7 @@ export interface PipelineDeps {
   committer: BatchCommitter;
   throughput: ThroughputMeter;
   logger: Logger;
+  metrics?: PipelineMetrics;
 }
 
 /**
@@ -46,6 +66,7 @@ export class IngestPipeline {
   private readonly ensuredCollections = new Set<string>();
   private wake: (() => void) | null = null;
   private readonly log: Logger;
+  private readonly metrics: PipelineMetrics;
 
   constructor(
     private readonly deps: PipelineDeps,
@@ -53,6 +74,7 @@ export class IngestPipeline {
   ) {
     this.rateLimiter = new RateLimiter(options.maxRate);
     this.log = deps.logger.child({ component: "pipeline" });
+    this.metrics = deps.metrics ?? NO_METRICS;
   }
 
   start(): void {
@@ -163,9 +185,15 @@ export class IngestPipeline {
         (error: unknown) => this.log.warn({ err: error, leaseId: lease.id }, "lease renewal failed"),
       );
     }, renewEvery);
+    this.metrics.batchReserved(lease.chunks.length);
     try {
       const { writes, outcomes, tokens } = await this.prepare(lease.chunks);
+      const commitStarted = performance.now();
       await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes });
+      this.metrics.committed((performance.now() - commitStarted) / 1000);
+      const collectionOf = new Map(lease.chunks.map((c) => [c.seq, c.collection]));
+      for (const outcome of outcomes)
+        this.metrics.outcome(collectionOf.get(outcome.seq) ?? "", outcome.state, 1);
       const stored = outcomes.filter((o) => o.state === "stored").length;
       this.deps.throughput.record(outcomes.length, tokens);
       this.log.info(
@@ -269,11 +297,14 @@ export class IngestPipeline {
 
     let tokens = 0;
     if (toEmbed.length > 0) {
+      const embedStarted = performance.now();
       const result = await this.deps.embedder.embed(
         toEmbed.map((e) => e.chunk.text),
         "passage",
         toEmbed.map((e) => e.chunk.overflow),
       );
+      const embedSeconds = (performance.now() - embedStarted) / 1000;
+      const truncated: Array<{ jobId: string; chunkId: string; truncatedTokens: number }> = [];
       toEmbed.forEach((entry, index) => {
         const vector = result.vectors[index];
         if (!vector)
@@ -300,12 +331,18 @@ export class IngestPipeline {
           ...model,
         });
         if (truncatedTokens > 0) {
-          this.log.warn(
-            { jobId: entry.chunk.jobId, chunkId: entry.chunk.chunkId, tokens: chunkTokens, truncatedTokens },
-            "chunk longer than the model's limit: truncated (overflow policy truncate)",
-          );
+          truncated.push({ jobId: entry.chunk.jobId, chunkId: entry.chunk.chunkId, truncatedTokens });
         }
       });
+      // One line per batch, naming every truncated chunk: a line per chunk costs real time when
+      // half a corpus is over the limit, and the receipts hold the per-chunk counts anyway.
+      if (truncated.length > 0) {
+        this.log.warn(
+          { truncated: truncated.length, chunks: truncated },
+          "chunks longer than the model's limit were truncated (overflow policy truncate)",
+        );
+      }
+      this.metrics.embedded(toEmbed.length, tokens, embedSeconds);
     }
     return { writes, outcomes, tokens };
   }
@@ -340,6 +377,10 @@ export class IngestPipeline {
         retryDelayMs: decision.delayMs,
         maxAttempts: decision.retryable ? this.options.maxAttempts : 0,
       });
+      for (const chunk of lease.chunks) {
+        const dies = !decision.retryable || chunk.attempts + 1 >= this.options.maxAttempts;
+        this.metrics.outcome(chunk.collection, dies ? "dead" : "failed", 1);
+      }
     } catch (failError) {
       // The lease will expire and the chunks come back; nothing is lost, but say so.
       this.log.error(

@@ -11,14 +11,19 @@ import type { Logger } from "pino";
 import { AppError } from "../domain/errors.js";
 import type { Distance, ModelInfo } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
+import { Metrics } from "../observability/metrics.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
 import type { Admission, OverflowRequest } from "./admission.js";
 import { type AuthOptions, installAuth } from "./auth.js";
 import { installErrorHandler } from "./error-handler.js";
+import { registerOpenApi } from "./openapi.js";
+import { RecentJobs, registerDashboardRoutes } from "./routes/dashboard-routes.js";
 import { registerDeadLetterRoutes } from "./routes/dead-letter-routes.js";
 import { registerHealthRoutes } from "./routes/health-routes.js";
+import { registerMetricsRoutes } from "./routes/metrics-routes.js";
+import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerSeedRoutes } from "./routes/seed-routes.js";
 import { registerV1Routes } from "./routes/v1-routes.js";
 
@@ -36,6 +41,10 @@ export interface AppDeps {
   onEnqueued(): void;
   /** API keys and per-key rate limit; no keys means no auth. */
   auth?: AuthOptions;
+  /** Prometheus registry behind GET /metrics (a fresh one if not given). */
+  metrics?: Metrics;
+  /** Jobs accepted by this process, for the dashboard's GET /v1/jobs (empty if not given). */
+  recentJobs?: RecentJobs;
   limits: {
     maxQueueSize: number;
     bodyLimitBytes: number;
@@ -90,10 +99,17 @@ export function buildApp(deps: AppDeps): App {
     );
   });
 
-  registerHealthRoutes(app, deps);
-  registerSeedRoutes(app, deps);
-  registerV1Routes(app, deps);
-  registerDeadLetterRoutes(app, deps);
+  // OpenAPI first, and the routes in a plugin registered after it, so every route is documented.
+  registerOpenApi(app);
+  void app.register(async (api) => {
+    registerMetricsRoutes(api, deps.metrics ?? new Metrics());
+    registerHealthRoutes(api, deps);
+    registerSeedRoutes(api, deps);
+    registerV1Routes(api, deps);
+    registerDeadLetterRoutes(api, deps);
+    registerOpenAiRoutes(api, deps);
+    registerDashboardRoutes(api, deps, deps.recentJobs ?? new RecentJobs());
+  });
   return app;
 }
 

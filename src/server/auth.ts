@@ -64,6 +64,7 @@ export function installAuth(app: App, options: AuthOptions): void {
 
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     if (PUBLIC_ROUTES.has(`${request.method} ${request.routeOptions.url ?? ""}`)) return;
+    if (request.routeOptions.config.public === true) return; // static docs/dashboard assets
     const index = authenticate(request.headers.authorization);
     if (index === -1) {
       const missing = request.headers.authorization === undefined;

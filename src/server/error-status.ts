@@ -22,4 +22,5 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   internal_error: 500,
   unauthorized: 401,
   rate_limited: 429,
+  model_not_found: 404,
 };

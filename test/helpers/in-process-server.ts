@@ -1,5 +1,5 @@
 import { loadSettings } from "../../src/config/settings.js";
-import { type RunningServer, type StartHooks, startServer } from "../../src/main.js";
+import { type HttpServer, type StartHooks, startHttpServer } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { tempDir, testModelDir } from "./paths.js";
 
@@ -7,7 +7,7 @@ import { tempDir, testModelDir } from "./paths.js";
 export async function startInProcess(
   env: Record<string, string>,
   hooks: StartHooks = {},
-): Promise<RunningServer> {
+): Promise<HttpServer> {
   const settings = loadSettings({
     DATA_DIR: tempDir("inproc"),
     EMBEDDING_MODEL: testModelDir(),
@@ -16,7 +16,7 @@ export async function startInProcess(
     LOG_LEVEL: "silent",
     ...env,
   });
-  const server = await startServer(settings, createLogger(settings.logLevel), hooks);
+  const server = await startHttpServer(settings, createLogger(settings.logLevel), hooks);
   await server.ready;
   return server;
 }

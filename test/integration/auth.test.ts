@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { request as httpRequest } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { loadSettings } from "../../src/config/settings.js";
-import { type RunningServer, startServer } from "../../src/main.js";
+import { type HttpServer, startHttpServer } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { seedChunks } from "../helpers/fixtures.js";
 import { tempDir, testModelDir } from "../helpers/paths.js";
@@ -15,7 +15,7 @@ const KEY_A = "test-key-alpha-0123456789";
 const KEY_B = "test-key-bravo-9876543210";
 
 /** Settings contract: API_KEYS (comma-separated) and API_KEY_RATE_LIMIT (requests/min per key). */
-async function start(name: string, extra: Record<string, string>): Promise<RunningServer> {
+async function start(name: string, extra: Record<string, string>): Promise<HttpServer> {
   const settings = loadSettings({
     DATA_DIR: tempDir(name),
     EMBEDDING_MODEL: testModelDir(),
@@ -25,7 +25,7 @@ async function start(name: string, extra: Record<string, string>): Promise<Runni
     EMBEDDING_MAX_RATE: "0.001",
     ...extra,
   });
-  return startServer(settings, createLogger(settings.logLevel));
+  return startHttpServer(settings, createLogger(settings.logLevel));
 }
 
 interface Route {
@@ -69,7 +69,7 @@ async function pending(base: string): Promise<number> {
 }
 
 describe("API keys: every route but /health needs a valid bearer key", () => {
-  let server: RunningServer;
+  let server: HttpServer;
   before(async () => {
     server = await start("auth", { API_KEYS: `${KEY_A}, ${KEY_B}` });
   });
@@ -161,7 +161,7 @@ describe("API keys: every route but /health needs a valid bearer key", () => {
 });
 
 describe("API keys: per-key rate limit", () => {
-  let server: RunningServer;
+  let server: HttpServer;
   before(async () => {
     server = await start("auth-rate", { API_KEYS: `${KEY_A},${KEY_B}`, API_KEY_RATE_LIMIT: "5" });
   });

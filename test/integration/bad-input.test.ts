@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { loadSettings } from "../../src/config/settings.js";
-import { type RunningServer, startServer } from "../../src/main.js";
+import { type HttpServer, startHttpServer } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { seedChunks } from "../helpers/fixtures.js";
 import { tempDir, testModelDir } from "../helpers/paths.js";
@@ -11,7 +11,7 @@ interface ErrorBody {
 }
 
 describe("bad input gets a clear 4xx with a stable code and changes nothing", () => {
-  let server: RunningServer;
+  let server: HttpServer;
 
   before(async () => {
     const settings = loadSettings({
@@ -24,7 +24,7 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       // Keep accepted chunks queued so the queue-size assertions see exactly what was admitted.
       EMBEDDING_MAX_RATE: "0.001",
     });
-    server = await startServer(settings, createLogger(settings.logLevel));
+    server = await startHttpServer(settings, createLogger(settings.logLevel));
   });
   after(async () => {
     await server.shutdown(1000);

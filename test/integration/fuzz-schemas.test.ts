@@ -3,7 +3,7 @@ import { after, afterEach, before, beforeEach, describe, it } from "node:test";
 import fc from "fast-check";
 import { loadSettings } from "../../src/config/settings.js";
 import { ERROR_CODES } from "../../src/domain/errors.js";
-import { type RunningServer, startServer } from "../../src/main.js";
+import { type HttpServer, startHttpServer } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { tempDir, testModelDir } from "../helpers/paths.js";
@@ -278,7 +278,7 @@ const collectionName = fc.oneof(
 // ---------------------------------------------------------------------------------------------------
 
 describe("schema fuzzing: never 5xx, errors are catalogued, no partial enqueue", () => {
-  let server: RunningServer;
+  let server: HttpServer;
 
   before(async () => {
     const settings = loadSettings({
@@ -292,7 +292,7 @@ describe("schema fuzzing: never 5xx, errors are catalogued, no partial enqueue",
       // grows by what was admitted.
       EMBEDDING_MAX_RATE: "0.001",
     });
-    server = await startServer(settings, createLogger(settings.logLevel));
+    server = await startHttpServer(settings, createLogger(settings.logLevel));
     await server.ready;
     // Spend the rate limiter's initial token on a warm-up chunk (also gives collection "c" a vector,
     // so searches do real work), and wait until it is stored so it never re-enters the queue.

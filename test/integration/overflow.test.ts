@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { RunningServer } from "../../src/main.js";
+import type { HttpServer } from "../../src/main.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
 import { getJson, postJson } from "../helpers/server-process.js";
@@ -35,7 +35,7 @@ function longText(n: number, seed = 1): string {
 }
 
 describe("over-long text: split, truncate and reject policies (2,000-token chunk)", () => {
-  let server: RunningServer;
+  let server: HttpServer;
   const text = longText(1998);
 
   before(async () => {

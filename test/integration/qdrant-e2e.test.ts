@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import type { RunningServer } from "../../src/main.js";
+import type { HttpServer } from "../../src/main.js";
 import { type JobBody, seedChunks, waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
@@ -8,11 +8,15 @@ import { postJson } from "../helpers/server-process.js";
 
 describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-in)", () => {
   let qdrant: QdrantContractServer;
-  let server: RunningServer;
+  let server: HttpServer;
 
   before(async () => {
     qdrant = await startQdrantContractServer();
-    server = await startInProcess({ VECTOR_STORE: "qdrant", QDRANT_URL: qdrant.url, OVERFLOW_POLICY: "split" });
+    server = await startInProcess({
+      VECTOR_STORE: "qdrant",
+      QDRANT_URL: qdrant.url,
+      OVERFLOW_POLICY: "split",
+    });
   });
   after(async () => {
     await server.shutdown(2000);
@@ -36,9 +40,18 @@ describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-
     assert.equal(search.status, 200);
     const ids = search.body.hits.map((h) => h.id);
     assert.equal(new Set(ids).size, ids.length, "no duplicate points");
-    assert.ok(ids.includes("q-1") && ids.includes("q-0#0") && ids.includes("q-0#1"), "chunks and windows stored");
+    assert.ok(
+      ids.includes("q-1") && ids.includes("q-0#0") && ids.includes("q-0#1"),
+      "chunks and windows stored",
+    );
     const plain = search.body.hits.find((h) => h.id === "q-1")!;
-    assert.deepEqual(Object.keys(plain.payload).sort(), ["contents", "docId", "itemSequence", "meta", "name"]);
+    assert.deepEqual(Object.keys(plain.payload).sort(), [
+      "contents",
+      "docId",
+      "itemSequence",
+      "meta",
+      "name",
+    ]);
 
     const invalid = qdrant.requests.filter((r) => !r.valid);
     assert.deepEqual(invalid, [], "every request the server sent validates against Qdrant's OpenAPI spec");

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { ProcessingError } from "../../src/domain/errors.js";
-import type { RunningServer } from "../../src/main.js";
+import type { HttpServer } from "../../src/main.js";
 import type { VectorStore } from "../../src/vector-store/vector-store.js";
 import { type JobBody, seedChunks, waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
@@ -42,7 +42,7 @@ interface DeadLetters {
 
 describe("store outage: retries with backoff, dead letters only where retries ran out, replay stores them", () => {
   const state = { down: false, refused: 0 };
-  let server: RunningServer;
+  let server: HttpServer;
 
   before(async () => {
     server = await startInProcess(

@@ -1,0 +1,384 @@
+import { RagEmbedError } from "./errors.js";
+import { backoffMs, parseRetryAfter, retryDelayMs, sleep } from "./retry.js";
+import type {
+  Chunk,
+  DeadLetterPage,
+  DeadLetterQueryOptions,
+  DeadLetterSelector,
+  ErrorBody,
+  IngestAccepted,
+  Job,
+  JobQueryOptions,
+  NativeIngestBody,
+  OverflowPolicy,
+  SearchBody,
+  SearchFilter,
+  SearchResult,
+  SeedStatus,
+  ServerStatus,
+} from "./types.js";
+
+export interface RagEmbedClientOptions {
+  /** e.g. `http://127.0.0.1:8000` */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** A fetch implementation (default: the global one), e.g. to instrument or proxy requests. */
+  fetch?: typeof fetch;
+  /** Longest wait honoured from a Retry-After header (default 30 s). */
+  maxRetryAfterMs?: number;
+  /** Retries of a request that got no answer (connection refused, reset, timeout) (default 5). */
+  maxNetworkRetries?: number;
+  /** Per-request time limit (default 120 s). */
+  requestTimeoutMs?: number;
+}
+
+export interface IngestProgress {
+  /** Chunks acknowledged (202) so far. */
+  accepted: number;
+  total: number;
+  jobIds: string[];
+  /** The request just acknowledged. */
+  jobId: string;
+  count: number;
+}
+
+export interface IngestOptions {
+  /** Chunks per request (default 256). */
+  batchSize?: number;
+  overflow?: OverflowPolicy;
+  overlapTokens?: number;
+  /**
+   * Poll `GET /v1/status` for room before sending, like the original Python client's
+   * `wait_until_available`: `"auto"` (default) only once the server has answered 429 in this
+   * ingest, `"always"` before every request, `"never"`.
+   */
+  waitForCapacity?: "auto" | "always" | "never";
+  /** Interval of the capacity polls (default 500 ms). */
+  capacityPollMs?: number;
+  /** Give up on one request that keeps getting 429/503 after this long (default 15 min). */
+  maxWaitMs?: number;
+  onProgress?: (progress: IngestProgress) => void;
+  /** Called on every 429/503 before waiting; for logs and tests. */
+  onRetry?: (info: { status: number; code: string; waitMs: number }) => void;
+  signal?: AbortSignal;
+}
+
+export interface IngestResult {
+  jobIds: string[];
+  accepted: number;
+}
+
+export interface WaitForJobOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | boolean | undefined>;
+  signal?: AbortSignal;
+  /** Retry 429/503 as well as network errors (default: only network errors for reads). */
+  retryBusy?: boolean;
+}
+
+/** Client of the rag-embedding-server HTTP API. */
+export class RagEmbedClient {
+  readonly baseUrl: string;
+  private readonly apiKey: string | undefined;
+  private readonly fetchImpl: typeof fetch;
+  private readonly maxRetryAfterMs: number;
+  private readonly maxNetworkRetries: number;
+  private readonly requestTimeoutMs: number;
+
+  constructor(options: RagEmbedClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, "");
+    this.apiKey = options.apiKey;
+    this.fetchImpl = options.fetch ?? globalThis.fetch;
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 30_000;
+    this.maxNetworkRetries = options.maxNetworkRetries ?? 5;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+  }
+
+  /**
+   * Sends `chunks` in requests of `batchSize`. A request refused with 429 (queue full, rate limit) or
+   * 503 (shutting down, model loading) enqueued nothing, so the same request is sent again after
+   * Retry-After: nothing is dropped or duplicated. A request whose answer was lost to a network error
+   * is resent too; that is safe because a chunk id maps to one point and unchanged text is not
+   * embedded again (the worst case is one extra job holding `unchanged` receipts).
+   * Other 4xx throw a {@link RagEmbedError}; requests already acknowledged stay acknowledged.
+   */
+  async ingest(
+    collection: string,
+    chunks: readonly Chunk[],
+    options: IngestOptions = {},
+  ): Promise<IngestResult> {
+    const batchSize = options.batchSize ?? 256;
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new RangeError("batchSize must be a positive integer");
+    const jobIds: string[] = [];
+    let accepted = 0;
+    const state = { sawBusy: false };
+    const pending: Chunk[][] = [];
+    for (let i = 0; i < chunks.length; i += batchSize) pending.push(chunks.slice(i, i + batchSize));
+    while (pending.length > 0) {
+      const batch = pending.shift()!;
+      const result = await this.sendBatch(collection, batch, options, state);
+      if (result.kind === "too_big") {
+        // The queue can never hold this many at once: nothing was enqueued, so split and go on.
+        const size = Math.max(1, Math.min(result.maxQueueSize, Math.floor(batch.length / 2)));
+        const parts: Chunk[][] = [];
+        for (let i = 0; i < batch.length; i += size) parts.push(batch.slice(i, i + size));
+        pending.unshift(...parts);
+        continue;
+      }
+      jobIds.push(result.accepted.job_id);
+      accepted += result.accepted.count;
+      options.onProgress?.({
+        accepted,
+        total: chunks.length,
+        jobIds,
+        jobId: result.accepted.job_id,
+        count: result.accepted.count,
+      });
+    }
+    return { jobIds, accepted };
+  }
+
+  private async sendBatch(
+    collection: string,
+    batch: Chunk[],
+    options: IngestOptions,
+    state: { sawBusy: boolean },
+  ): Promise<{ kind: "accepted"; accepted: IngestAccepted } | { kind: "too_big"; maxQueueSize: number }> {
+    const body: NativeIngestBody = { chunks: batch };
+    if (options.overflow !== undefined) body.overflow = options.overflow;
+    if (options.overlapTokens !== undefined) body.overlap_tokens = options.overlapTokens;
+    const mode = options.waitForCapacity ?? "auto";
+    const deadline = Date.now() + (options.maxWaitMs ?? 15 * 60_000);
+    for (;;) {
+      if (mode === "always" || (mode === "auto" && state.sawBusy)) {
+        await this.waitForCapacity(batch.length, deadline, options);
+      }
+      try {
+        const accepted = await this.request<IngestAccepted>(
+          "POST",
+          `/v1/collections/${encodeURIComponent(collection)}/chunks`,
+          { body, signal: options.signal },
+        );
+        return { kind: "accepted", accepted };
+      } catch (error) {
+        if (!(error instanceof RagEmbedError) || !isBusy(error)) throw error;
+        const requested = numberDetail(error, "requested");
+        const max = numberDetail(error, "max_queue_size");
+        if (error.code === "queue_full" && requested !== undefined && max !== undefined && requested > max) {
+          return { kind: "too_big", maxQueueSize: max };
+        }
+        state.sawBusy = true;
+        const waitMs = retryDelayMs(error.retryAfterSeconds, {
+          fallbackMs: 1000,
+          capMs: this.maxRetryAfterMs,
+          jitter: 0.2,
+        });
+        if (Date.now() + waitMs > deadline) {
+          throw new RagEmbedError("timeout", `Gave up after waiting for the server: ${error.message}`, {
+            status: error.status,
+            details: error.details,
+            cause: error,
+          });
+        }
+        options.onRetry?.({ status: error.status, code: String(error.code), waitMs });
+        if (error.code === "queue_full" && mode !== "never") {
+          // Come back as soon as there is room rather than sleeping out a pessimistic Retry-After.
+          await this.waitForCapacity(batch.length, Math.min(deadline, Date.now() + waitMs), options, true);
+        } else {
+          await sleep(waitMs, options.signal);
+        }
+      }
+    }
+  }
+
+  /** Polls /v1/status until `count` more chunks fit in the queue, or `until` passes. */
+  private async waitForCapacity(
+    count: number,
+    until: number,
+    options: IngestOptions,
+    pollFirst = false,
+  ): Promise<void> {
+    const interval = options.capacityPollMs ?? 500;
+    let first = !pollFirst;
+    while (Date.now() < until) {
+      if (!first) await sleep(Math.min(interval, Math.max(0, until - Date.now())), options.signal);
+      first = false;
+      try {
+        const status = await this.request<ServerStatus>("GET", "/v1/status", { signal: options.signal });
+        const { pending_chunks: pending, max_queue_size: max } = status.queue;
+        if (pending + count <= max || count > max) return;
+      } catch (error) {
+        if (options.signal?.aborted) throw error;
+        return; // the status route is only advice: let the real request find out
+      }
+    }
+  }
+
+  /** Polls the job until it is `done` and returns it; throws `timeout` after `timeoutMs` (default 10 min). */
+  async waitForJob(id: string, options: WaitForJobOptions = {}): Promise<Job> {
+    const timeoutMs = options.timeoutMs ?? 10 * 60_000;
+    const intervalMs = options.intervalMs ?? 500;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const job = await this.job(id, { limit: 1 }, options.signal);
+      if (job.state === "done") return job;
+      if (Date.now() + intervalMs > deadline) {
+        throw new RagEmbedError("timeout", `Job ${id} not done after ${timeoutMs} ms (state ${job.state})`, {
+          details: { job_id: id, counts: job.counts },
+        });
+      }
+      await sleep(intervalMs, options.signal);
+    }
+  }
+
+  job(id: string, query: JobQueryOptions = {}, signal?: AbortSignal): Promise<Job> {
+    return this.request<Job>("GET", `/v1/jobs/${encodeURIComponent(id)}`, { query: { ...query }, signal });
+  }
+
+  search(
+    collection: string,
+    query: string,
+    options: { topK?: number; filter?: SearchFilter; signal?: AbortSignal } = {},
+  ): Promise<SearchResult> {
+    const body: SearchBody = { query };
+    if (options.topK !== undefined) body.top_k = options.topK;
+    if (options.filter !== undefined) body.filter = options.filter;
+    return this.request<SearchResult>("POST", `/v1/collections/${encodeURIComponent(collection)}/search`, {
+      body,
+      signal: options.signal,
+      retryBusy: true,
+    });
+  }
+
+  status(signal?: AbortSignal): Promise<ServerStatus> {
+    return this.request<ServerStatus>("GET", "/v1/status", { signal });
+  }
+
+  /** The seed API's status, `queue_available = size < threshold × max`. */
+  seedStatus(threshold?: number, signal?: AbortSignal): Promise<SeedStatus> {
+    return this.request<SeedStatus>("GET", "/test/status", { query: { threshold }, signal });
+  }
+
+  deadLetters(query: DeadLetterQueryOptions = {}, signal?: AbortSignal): Promise<DeadLetterPage> {
+    return this.request<DeadLetterPage>("GET", "/v1/dead-letters", { query: { ...query }, signal });
+  }
+
+  /** Back to the queue, attempts reset. Exactly one of `{all: true}`, `{job_id}`, `{ids}`. */
+  replayDeadLetters(selector: DeadLetterSelector, signal?: AbortSignal): Promise<{ replayed: number }> {
+    return this.request<{ replayed: number }>("POST", "/v1/dead-letters/replay", { body: selector, signal });
+  }
+
+  discardDeadLetters(selector: DeadLetterSelector, signal?: AbortSignal): Promise<{ discarded: number }> {
+    return this.request<{ discarded: number }>("DELETE", "/v1/dead-letters", { body: selector, signal });
+  }
+
+  deleteDocument(collection: string, documentId: string, signal?: AbortSignal): Promise<{ deleted: number }> {
+    return this.request<{ deleted: number }>(
+      "DELETE",
+      `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(documentId)}`,
+      { signal },
+    );
+  }
+
+  /** One HTTP call; network errors retry with backoff, 429/503 too when `retryBusy`. */
+  private async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(this.baseUrl + path);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+    let networkFailures = 0;
+    let busyRetries = 0;
+    for (;;) {
+      let response: Response;
+      const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+      const signal = options.signal ? AbortSignal.any([options.signal, timeout]) : timeout;
+      try {
+        response = await this.fetchImpl(url, { method, headers, body: payload, signal });
+      } catch (error) {
+        if (options.signal?.aborted) throw options.signal.reason ?? error;
+        networkFailures += 1;
+        if (networkFailures > this.maxNetworkRetries) {
+          throw new RagEmbedError(
+            "network_error",
+            `${method} ${url.pathname} failed after ${networkFailures} attempts: ${describe(error)}`,
+            { cause: error },
+          );
+        }
+        await sleep(backoffMs(networkFailures - 1, 250, 10_000), options.signal);
+        continue;
+      }
+      if (response.ok) {
+        const text = await response.text();
+        try {
+          return (text === "" ? {} : JSON.parse(text)) as T;
+        } catch (error) {
+          throw new RagEmbedError("invalid_response", `${method} ${url.pathname}: the answer is not JSON`, {
+            status: response.status,
+            cause: error,
+          });
+        }
+      }
+      const error = await errorFrom(response, method, url.pathname);
+      if (options.retryBusy && isBusy(error) && busyRetries < 20) {
+        busyRetries += 1;
+        await sleep(
+          retryDelayMs(error.retryAfterSeconds, {
+            fallbackMs: 1000,
+            capMs: this.maxRetryAfterMs,
+            jitter: 0.2,
+          }),
+          options.signal,
+        );
+        continue;
+      }
+      throw error;
+    }
+  }
+}
+
+function isBusy(error: RagEmbedError): boolean {
+  return error.status === 429 || error.status === 503;
+}
+
+function numberDetail(error: RagEmbedError, key: string): number | undefined {
+  const value = error.details?.[key];
+  return typeof value === "number" ? value : undefined;
+}
+
+async function errorFrom(response: Response, method: string, path: string): Promise<RagEmbedError> {
+  const retryAfterSeconds = parseRetryAfter(response.headers.get("retry-after"));
+  const text = await response.text().catch(() => "");
+  let body: ErrorBody | undefined;
+  try {
+    body = JSON.parse(text) as ErrorBody;
+  } catch {
+    body = undefined;
+  }
+  const code = body?.error?.code ?? `http_${response.status}`;
+  const message = body?.error?.message ?? (text.slice(0, 200) || response.statusText);
+  return new RagEmbedError(code, `${method} ${path}: ${response.status} ${code}: ${message}`, {
+    status: response.status,
+    details: body?.error?.details,
+    retryAfterSeconds,
+  });
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${error.message} (${cause.message})` : error.message;
+  }
+  return String(error);
+}

@@ -1,0 +1,140 @@
+/**
+ * Request and response types of the HTTP API. Request bodies are derived from the server's own
+ * TypeBox schemas (type-only imports: nothing of the server is loaded at run time); responses are
+ * declared here to match the route handlers in src/server/routes/.
+ */
+import type { ErrorCode } from "../domain/errors.js";
+import type {
+  DeadLetterSelectorBody,
+  NativeChunk,
+  NativeIngestBody,
+  SearchBody,
+  SeedChunk,
+} from "../server/schemas.js";
+
+export type { DeadLetterSelectorBody, NativeChunk, NativeIngestBody, SearchBody, SeedChunk };
+
+/** A chunk for `ingest`: `{id, text, document_id?, metadata?}`. */
+export type Chunk = NativeChunk;
+export type OverflowPolicy = NonNullable<NativeIngestBody["overflow"]>;
+export type SearchFilter = NonNullable<SearchBody["filter"]>;
+export type DeadLetterSelector = DeadLetterSelectorBody;
+export type { ErrorCode };
+
+export interface ErrorBody {
+  error: { code: ErrorCode | string; message: string; details?: Record<string, unknown> };
+}
+
+/** 202 of POST /v1/collections/{collection}/chunks */
+export interface IngestAccepted {
+  job_id: string;
+  status: "accepted";
+  count: number;
+}
+
+export type JobState = "queued" | "running" | "done";
+export type ReceiptState = "queued" | "running" | "stored" | "unchanged" | "failed" | "dead" | "discarded";
+
+export interface JobCounts {
+  total: number;
+  queued: number;
+  running: number;
+  stored: number;
+  unchanged: number;
+  /** Dead letters: retries ran out. */
+  failed: number;
+  discarded: number;
+}
+
+export interface ChunkReceipt {
+  id: number;
+  chunk_id: string;
+  state: ReceiptState;
+  attempts: number;
+  tokens: number | null;
+  truncated: boolean;
+  truncated_tokens: number;
+  split: boolean;
+  windows: number | null;
+  overflow: "split" | "truncate";
+  model: string | null;
+  profile: string | null;
+  last_error: string | null;
+  updated_at: string;
+}
+
+/** GET /v1/jobs/{id} */
+export interface Job {
+  id: string;
+  collection: string;
+  state: JobState;
+  counts: JobCounts;
+  created_at: string;
+  updated_at: string;
+  failures: Array<{ chunk_id: string; state: "dead"; reason: string; attempts: number }>;
+  chunks: ChunkReceipt[];
+  next_cursor: number | null;
+}
+
+export interface JobQueryOptions {
+  state?: ReceiptState;
+  after?: number;
+  limit?: number;
+}
+
+/** GET /v1/status */
+export interface ServerStatus {
+  queue: {
+    pending_chunks: number;
+    running_chunks: number;
+    pending_tokens_estimate: number;
+    max_queue_size: number;
+    available: boolean;
+  };
+  dead_letters: number;
+  throughput: { chunks_per_second: number; tokens_per_second: number };
+  estimated_drain_seconds: number | null;
+  model: { id: string; dimension: number; ready: true } | { ready: false };
+}
+
+/** GET /test/status (seed API) */
+export interface SeedStatus {
+  current_task_queue_size: number;
+  max_queue_size: number;
+  queue_available: boolean;
+  threshold_ratio: number;
+}
+
+export interface SearchHit {
+  id: string;
+  point_id: string;
+  score: number;
+  payload: Record<string, unknown>;
+}
+
+/** POST /v1/collections/{collection}/search */
+export interface SearchResult {
+  hits: SearchHit[];
+}
+
+export interface DeadLetter {
+  id: number;
+  job_id: string;
+  collection: string;
+  chunk_id: string;
+  reason: string;
+  attempts: number;
+  dead_at: string;
+}
+
+/** GET /v1/dead-letters */
+export interface DeadLetterPage {
+  dead_letters: DeadLetter[];
+  next_cursor: number | null;
+}
+
+export interface DeadLetterQueryOptions {
+  job_id?: string;
+  after?: number;
+  limit?: number;
+}

@@ -1,0 +1,208 @@
+import { basename } from "node:path";
+import Type, { type Static } from "typebox";
+import { AppError } from "../../domain/errors.js";
+import type { ModelInfo } from "../../domain/types.js";
+import type { App, AppDeps } from "../app.js";
+import { requireModel } from "../app.js";
+
+/**
+ * OpenAI-compatible embeddings (`POST /v1/embeddings`, `GET /v1/models`), so the official `openai`
+ * clients (baseURL `<server>/v1`) and tools built on them work unchanged. Texts are embedded on the
+ * query side (the profile's query prefix, e5: "query: "), never queued: the answer carries the vectors.
+ */
+
+const MAX_INPUTS = 2048;
+
+export const EmbeddingsBody = Type.Object({
+  input: Type.Union(
+    [
+      Type.String(),
+      Type.Array(Type.String(), { minItems: 1, maxItems: MAX_INPUTS }),
+      Type.Array(Type.Integer()),
+      Type.Array(Type.Array(Type.Integer())),
+    ],
+    {
+      description: `A text or an array of up to ${MAX_INPUTS} texts. Token arrays (OpenAI's pre-tokenized input) are refused with 400: this server tokenizes with its own model's tokenizer.`,
+    },
+  ),
+  model: Type.String({
+    minLength: 1,
+    description:
+      "The served model: its id (GET /v1/models), or the id's last path segment (e.g. all-MiniLM-L6-v2). Any other model is 404 model_not_found.",
+  }),
+  encoding_format: Type.Optional(
+    Type.Union([Type.Literal("float"), Type.Literal("base64")], {
+      default: "float",
+      description: "float: arrays of numbers; base64: little-endian float32 bytes, base64-encoded",
+    }),
+  ),
+  dimensions: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: "Must equal the model's dimension if given (vectors are never shortened)",
+    }),
+  ),
+  user: Type.Optional(Type.String({ description: "Accepted and ignored" })),
+  overflow: Type.Optional(
+    Type.Union([Type.Literal("truncate"), Type.Literal("reject")], {
+      description:
+        "Not in OpenAI's API. Input over the model's token limit: reject (422 text_too_long) or truncate to the limit. Default: truncate if the server's OVERFLOW_POLICY is truncate, else reject (one input cannot answer with several vectors, so split means reject here).",
+    }),
+  ),
+});
+export type EmbeddingsBody = Static<typeof EmbeddingsBody>;
+
+const EmbeddingsResponse = Type.Object({
+  object: Type.Literal("list"),
+  data: Type.Array(
+    Type.Object({
+      object: Type.Literal("embedding"),
+      index: Type.Integer(),
+      embedding: Type.Union([Type.Array(Type.Number()), Type.String()]),
+    }),
+  ),
+  model: Type.String(),
+  usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
+});
+
+const ModelObject = Type.Object({
+  id: Type.String(),
+  object: Type.Literal("model"),
+  created: Type.Integer(),
+  owned_by: Type.String(),
+});
+
+/** The model a request names, if it is the served one (id, or its last path segment, case-insensitive). */
+function servesModel(model: ModelInfo, requested: string): boolean {
+  const wanted = requested.trim().toLowerCase();
+  const id = model.id.toLowerCase();
+  return wanted === id || basename(wanted) === basename(id);
+}
+
+/** Float32 little-endian bytes, base64: what OpenAI's `encoding_format: "base64"` returns. */
+export function float32Base64(vector: Float32Array): string {
+  const bytes = Buffer.alloc(vector.length * 4);
+  for (let i = 0; i < vector.length; i++) bytes.writeFloatLE(vector[i] ?? 0, i * 4);
+  return bytes.toString("base64");
+}
+
+function texts(input: EmbeddingsBody["input"]): string[] {
+  if (typeof input === "string") return [input];
+  if (input.some((item) => typeof item !== "string")) {
+    throw new AppError(
+      "invalid_request",
+      "Token arrays are not supported as input: send the text itself (a string or an array of strings)",
+      { details: { param: "input" } },
+    );
+  }
+  return input as string[];
+}
+
+function modelObject(model: ModelInfo) {
+  return { id: model.id, object: "model" as const, created: 0, owned_by: "rag-embedding-server" };
+}
+
+export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
+  app.post(
+    "/v1/embeddings",
+    {
+      schema: {
+        summary: "Create embeddings (OpenAI-compatible)",
+        description:
+          "Embeds texts on the query side and answers the vectors directly (nothing is queued or stored). Over-long input is refused (422 text_too_long) unless overflow is truncate.",
+        tags: ["openai"],
+        body: EmbeddingsBody,
+        response: { 200: EmbeddingsResponse },
+      },
+    },
+    async (request) => {
+      const model = requireModel(deps);
+      const body = request.body;
+      if (!servesModel(model, body.model)) {
+        throw new AppError(
+          "model_not_found",
+          `The model '${body.model}' is not served here; this server serves '${model.id}'`,
+          { details: { param: "model", available: [model.id] } },
+        );
+      }
+      if (body.dimensions !== undefined && body.dimensions !== model.dimension) {
+        throw new AppError(
+          "invalid_request",
+          `dimensions ${body.dimensions} is not supported: the model '${model.id}' gives ${model.dimension}-dimensional vectors`,
+          { details: { param: "dimensions", supported: [model.dimension] } },
+        );
+      }
+      const inputs = texts(body.input);
+      if (inputs.length === 0) throw new AppError("empty_batch", "input is empty");
+      if (inputs.length > MAX_INPUTS) {
+        throw new AppError("payload_too_large", `At most ${MAX_INPUTS} inputs per request`);
+      }
+      const blank = inputs.flatMap((text, index) => (text.trim() === "" ? [index] : []));
+      if (blank.length > 0) {
+        throw new AppError("empty_text", `${blank.length} input(s) have no text to embed`, {
+          details: { param: "input", indexes: blank.slice(0, 100) },
+        });
+      }
+      const policy =
+        body.overflow ?? (deps.limits.defaultOverflow.policy === "truncate" ? "truncate" : "reject");
+      if (policy === "reject") {
+        // A text shorter in characters than the budget always fits: only the others are tokenized.
+        const budget = model.maxTokens - model.prefixes.query.length - 2;
+        const suspects = inputs.flatMap((text, index) => (text.length > budget ? [index] : []));
+        if (suspects.length > 0) {
+          const counts = await deps.embedder.countTokens(
+            suspects.map((index) => inputs[index] ?? ""),
+            "query",
+          );
+          const overlong = suspects.flatMap((index, i) => {
+            const tokens = counts[i] ?? 0;
+            return tokens > model.maxTokens ? [{ index, tokens }] : [];
+          });
+          if (overlong.length > 0) {
+            throw new AppError(
+              "text_too_long",
+              `${overlong.length} input(s) exceed the model's ${model.maxTokens}-token limit; send shorter text or "overflow": "truncate"`,
+              { details: { max_tokens: model.maxTokens, inputs: overlong.slice(0, 1000) } },
+            );
+          }
+        }
+      }
+      const result = await deps.embedder.embed(
+        inputs,
+        "query",
+        inputs.map(() => ({ policy: "truncate" as const, overlapTokens: 0 })),
+      );
+      const truncated = result.truncatedTokens.reduce((sum, t) => sum + t, 0);
+      if (truncated > 0) {
+        request.log.info(
+          { inputs: result.truncatedTokens.filter((t) => t > 0).length, truncatedTokens: truncated },
+          "embeddings input truncated (overflow truncate)",
+        );
+      }
+      const base64 = body.encoding_format === "base64";
+      const promptTokens = result.tokens.reduce((sum, t) => sum + t, 0);
+      return {
+        object: "list" as const,
+        data: result.vectors.map((vector, index) => ({
+          object: "embedding" as const,
+          index,
+          embedding: base64 ? float32Base64(vector) : Array.from(vector),
+        })),
+        model: model.id,
+        usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
+      };
+    },
+  );
+
+  app.get(
+    "/v1/models",
+    {
+      schema: {
+        summary: "List models (OpenAI-compatible)",
+        tags: ["openai"],
+        response: { 200: Type.Object({ object: Type.Literal("list"), data: Type.Array(ModelObject) }) },
+      },
+    },
+    async () => ({ object: "list" as const, data: [modelObject(requireModel(deps))] }),
+  );
+}

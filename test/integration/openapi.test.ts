@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import { OpenAPIBackend } from "openapi-backend";
+import type { HttpServer } from "../../src/main.js";
+import type { App } from "../../src/server/app.js";
+import { startInProcess } from "../helpers/in-process-server.js";
+
+interface OpenApiDocument {
+  openapi: string;
+  paths: Record<string, Record<string, { security?: unknown[] }>>;
+}
+
+/**
+ * Every route of the app as "METHOD /path", read from Fastify's own route tree
+ * (`printRoutes({ commonPrefix: false })`: one node per line, indented 4 columns per level).
+ * Each parsed route is checked with `app.hasRoute`, so a misparse cannot pass silently.
+ */
+function appRoutes(app: App): string[] {
+  const stack: string[] = [];
+  const routes: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split("\n")) {
+    const at = line.indexOf("── ");
+    if (at === -1) continue;
+    const depth = (at - 1) / 4;
+    const match = /^(\S+)(?: \(([A-Z, ]+)\))?$/.exec(line.slice(at + 3).trim());
+    assert.ok(match, `route tree line: ${line}`);
+    stack.length = depth;
+    stack.push(match[1]!);
+    const url = stack.join("");
+    for (const method of (match[2] ?? "").split(", ").filter(Boolean)) {
+      if (method === "HEAD" || method === "OPTIONS") continue;
+      // (find-my-way's hasRoute does not match wildcard routes such as the docs UI's /docs/*.)
+      if (!url.includes("*"))
+        assert.ok(app.hasRoute({ method, url }), `parsed route exists: ${method} ${url}`);
+      routes.push(`${method} ${url}`);
+    }
+  }
+  return routes;
+}
+
+describe("GET /openapi.json and the /docs UI", () => {
+  let server: HttpServer;
+  let document: OpenApiDocument;
+
+  before(async () => {
+    server = await startInProcess({});
+    const response = await fetch(`${server.url}/openapi.json`);
+    assert.equal(response.status, 200);
+    document = (await response.json()) as OpenApiDocument;
+  });
+  after(async () => {
+    await server.shutdown(5_000);
+  });
+
+  it("is a valid OpenAPI 3 document (openapi-backend, strict)", async () => {
+    assert.match(document.openapi, /^3\./);
+    const api = new OpenAPIBackend({
+      definition: structuredClone(document) as never,
+      strict: true,
+      validate: true,
+      quick: false,
+    });
+    await api.init(); // strict: throws with the validator's errors if the document is invalid
+    assert.doesNotThrow(() => api.validateDefinition());
+  });
+
+  it("lists every route of the app (only the docs UI's own assets are hidden)", () => {
+    const routes = appRoutes(server.app);
+    assert.ok(routes.length >= 20, `found ${routes.length} routes`);
+    const documented = new Set(
+      Object.entries(document.paths).flatMap(([path, operations]) =>
+        Object.keys(operations).map((method) => `${method.toUpperCase()} ${path}`),
+      ),
+    );
+    const missing = routes.filter((route) => {
+      const [method, url] = route.split(" ") as [string, string];
+      if (url === "/docs" || url.startsWith("/docs/")) return false; // Swagger UI's own pages
+      return !documented.has(`${method} ${url.replace(/:([A-Za-z0-9_]+)/g, "{$1}")}`);
+    });
+    assert.deepEqual(missing, [], "routes missing from /openapi.json");
+    for (const route of [
+      "POST /v1/embeddings",
+      "GET /metrics",
+      "GET /",
+      "GET /v1/jobs",
+      "POST /test/embed",
+      "POST /v1/dead-letters/replay",
+    ]) {
+      assert.ok(documented.has(route), `${route} documented`);
+    }
+    assert.ok(routes.includes("GET /docs/json"), "the docs UI's routes were seen (and skipped)");
+    assert.deepEqual(document.paths["/health"]?.get?.security, [], "/health needs no key");
+  });
+
+  it("serves the Swagger UI from the server itself (no CDN)", async () => {
+    const page = await fetch(`${server.url}/docs/static/index.html`);
+    assert.equal(page.status, 200);
+    const html = await page.text();
+    assert.match(html, /swagger-ui/i);
+    assert.doesNotMatch(html, /https?:\/\/(?!localhost|127\.0\.0\.1)[^"' ]+\.(js|css)/, "no external assets");
+    const redirect = await fetch(`${server.url}/docs`, { redirect: "manual" });
+    assert.ok([200, 302].includes(redirect.status));
+    const initializer = await (await fetch(`${server.url}/docs/static/swagger-initializer.js`)).text();
+    assert.match(initializer, /json/);
+  });
+});
