@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { type Settings, SettingsError } from "./config/settings.js";
 import type { ModelInfo } from "./domain/types.js";
+import type { Embedder } from "./embedder/embedder.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
 import { Metrics, observeEnqueue } from "./observability/metrics.js";
 import { ThroughputMeter } from "./observability/throughput-meter.js";
@@ -53,6 +54,8 @@ export interface StartHooks {
    * the SQLite store itself, so batches commit store-then-ack, which is exactly-once by idempotent upsert.
    */
   decorateStore?: (store: VectorStore) => VectorStore;
+  /** Wrap the embedder (fault injection in tests). */
+  decorateEmbedder?: (embedder: Embedder) => Embedder;
 }
 
 function qdrantStore(settings: Settings, logger: Logger): VectorStore {
@@ -115,7 +118,7 @@ export async function startServer(
       : new SequentialCommitter(store, queue);
   const runsPipeline = settings.role !== "api";
   const servesHttp = settings.role !== "worker";
-  const embedder = new WorkerEmbedder(
+  const workerEmbedder = new WorkerEmbedder(
     {
       model: settings.embeddingModel,
       dtype: settings.embeddingDtype,
@@ -132,6 +135,7 @@ export async function startServer(
     },
     logger.child({ component: "embedder" }),
   );
+  const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(workerEmbedder) : workerEmbedder;
   const throughput = new ThroughputMeter();
   let model: ModelInfo | null = null;
   const metrics = new Metrics();

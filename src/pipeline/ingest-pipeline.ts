@@ -187,9 +187,11 @@ export class IngestPipeline {
     }, renewEvery);
     this.metrics.batchReserved(lease.chunks.length);
     try {
-      const { writes, outcomes, tokens } = await this.prepare(lease.chunks);
+      const { writes, outcomes, tokens, failed } = await this.prepare(lease.chunks);
       const commitStarted = performance.now();
       await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes });
+      // Chunks that failed alone (the rest of their batch is committed) retry or die on their own.
+      for (const { chunk, error } of failed) await this.handleFailure(lease, error, [chunk]);
       this.metrics.committed((performance.now() - commitStarted) / 1000);
       const collectionOf = new Map(lease.chunks.map((c) => [c.seq, c.collection]));
       for (const outcome of outcomes)
@@ -217,7 +219,7 @@ export class IngestPipeline {
 
   private async prepare(
     chunks: QueuedChunk[],
-  ): Promise<{ writes: CollectionWrite[]; outcomes: ChunkOutcome[]; tokens: number }> {
+  ): Promise<{ writes: CollectionWrite[]; outcomes: ChunkOutcome[]; tokens: number; failed: FailedChunk[] }> {
     const info = this.deps.embedder.info();
     const model = { model: info.id, profile: info.profile };
     const byCollection = new Map<string, QueuedChunk[]>();
@@ -296,27 +298,26 @@ export class IngestPipeline {
     }
 
     let tokens = 0;
+    const failed: FailedChunk[] = [];
     if (toEmbed.length > 0) {
       const embedStarted = performance.now();
-      const result = await this.deps.embedder.embed(
-        toEmbed.map((e) => e.chunk.text),
-        "passage",
-        toEmbed.map((e) => e.chunk.overflow),
-      );
+      const results = await this.embedIsolatingFailures(toEmbed.map((e) => e.chunk));
       const embedSeconds = (performance.now() - embedStarted) / 1000;
       const truncated: Array<{ jobId: string; chunkId: string; truncatedTokens: number }> = [];
       toEmbed.forEach((entry, index) => {
-        const vector = result.vectors[index];
-        if (!vector)
-          throw new Error(`embedder returned ${result.vectors.length} vectors for ${toEmbed.length} texts`);
-        const chunkTokens = result.tokens[index] ?? 0;
-        const truncatedTokens = result.truncatedTokens[index] ?? 0;
+        const embedded = results[index];
+        if (!embedded || "error" in embedded) {
+          failed.push({ chunk: entry.chunk, error: embedded?.error ?? new Error("no embedding returned") });
+          return;
+        }
+        const chunkTokens = embedded.tokens;
+        const truncatedTokens = embedded.truncatedTokens;
         const records = windowRecords(
           entry.chunk,
           entry.base,
-          vector,
+          embedded.vector,
           chunkTokens,
-          result.windows[index] ?? null,
+          embedded.windows,
         );
         tokens += records.reduce((sum, r) => sum + r.tokens, 0);
         for (const { record } of records) entry.write.records.push(record);
@@ -344,7 +345,7 @@ export class IngestPipeline {
       }
       this.metrics.embedded(toEmbed.length, tokens, embedSeconds);
     }
-    return { writes, outcomes, tokens };
+    return { writes, outcomes, tokens, failed };
   }
 
   private async ensureCollection(collection: string, dimension: number): Promise<void> {
@@ -353,18 +354,69 @@ export class IngestPipeline {
     this.ensuredCollections.add(collection);
   }
 
-  private async handleFailure(lease: Lease, error: unknown): Promise<void> {
-    const attempts = Math.min(...lease.chunks.map((c) => c.attempts));
+  /**
+   * Embeds a reservation's chunks in one call. If that call fails, each chunk is embedded alone, so
+   * one poisonous text fails only itself instead of dragging its whole batch into dead letters; if
+   * every chunk fails alone too, the cause is not the text and the original error is thrown.
+   */
+  private async embedIsolatingFailures(
+    chunks: QueuedChunk[],
+  ): Promise<Array<EmbeddedChunk | { error: unknown }>> {
+    const embedAll = async (batch: QueuedChunk[]): Promise<EmbeddedChunk[]> => {
+      const result = await this.deps.embedder.embed(
+        batch.map((c) => c.text),
+        "passage",
+        batch.map((c) => c.overflow),
+      );
+      return batch.map((_, index) => {
+        const vector = result.vectors[index];
+        if (!vector)
+          throw new Error(`embedder returned ${result.vectors.length} vectors for ${batch.length} texts`);
+        return {
+          vector,
+          tokens: result.tokens[index] ?? 0,
+          truncatedTokens: result.truncatedTokens[index] ?? 0,
+          windows: result.windows[index] ?? null,
+        };
+      });
+    };
+    try {
+      return await embedAll(chunks);
+    } catch (error) {
+      if (chunks.length === 1) throw error;
+      this.log.warn(
+        { err: error, chunks: chunks.length },
+        "embedding a batch failed; embedding its chunks one by one to find the cause",
+      );
+      const results: Array<EmbeddedChunk | { error: unknown }> = [];
+      for (const chunk of chunks) {
+        try {
+          const [embedded] = await embedAll([chunk]);
+          results.push(embedded ?? { error: new Error("no embedding returned") });
+        } catch (chunkError) {
+          results.push({ error: chunkError });
+        }
+      }
+      if (results.every((r) => "error" in r)) throw error;
+      return results;
+    }
+  }
+
+  private async handleFailure(
+    lease: Lease,
+    error: unknown,
+    chunks: QueuedChunk[] = lease.chunks,
+  ): Promise<void> {
+    const attempts = Math.min(...chunks.map((c) => c.attempts));
     const decision = classifyFailure(error, attempts, this.options.retryBaseMs, this.options.retryMaxMs);
-    const willDie =
-      !decision.retryable || lease.chunks.every((c) => c.attempts + 1 >= this.options.maxAttempts);
+    const willDie = !decision.retryable || chunks.every((c) => c.attempts + 1 >= this.options.maxAttempts);
     this.log[willDie ? "error" : "warn"](
       {
         err: error,
         leaseId: lease.id,
-        jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
-        chunkIds: lease.chunks.slice(0, 20).map((c) => c.chunkId),
-        chunks: lease.chunks.length,
+        jobs: [...new Set(chunks.map((c) => c.jobId))],
+        chunkIds: chunks.slice(0, 20).map((c) => c.chunkId),
+        chunks: chunks.length,
         attempts: attempts + 1,
         retryInMs: decision.retryable ? decision.delayMs : null,
       },
@@ -372,12 +424,12 @@ export class IngestPipeline {
     );
     try {
       await this.deps.queue.fail(lease.id, {
-        seqs: lease.chunks.map((c) => c.seq),
+        seqs: chunks.map((c) => c.seq),
         error: decision.reason,
         retryDelayMs: decision.delayMs,
         maxAttempts: decision.retryable ? this.options.maxAttempts : 0,
       });
-      for (const chunk of lease.chunks) {
+      for (const chunk of chunks) {
         const dies = !decision.retryable || chunk.attempts + 1 >= this.options.maxAttempts;
         this.metrics.outcome(chunk.collection, dies ? "dead" : "failed", 1);
       }
@@ -389,6 +441,18 @@ export class IngestPipeline {
       );
     }
   }
+}
+
+interface EmbeddedChunk {
+  vector: Float32Array;
+  tokens: number;
+  truncatedTokens: number;
+  windows: EmbeddedWindow[] | null;
+}
+
+interface FailedChunk {
+  chunk: QueuedChunk;
+  error: unknown;
 }
 
 /**
