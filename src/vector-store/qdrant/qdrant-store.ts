@@ -9,6 +9,7 @@ import type {
   SearchHit,
   VectorRecord,
 } from "../../domain/types.js";
+import { assertVectorDimensions } from "../vector-dimensions.js";
 import type { CollectionSpec, VectorStore } from "../vector-store.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
 import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
@@ -131,22 +132,7 @@ export class QdrantStore implements VectorStore {
 
   async upsert(collection: string, records: VectorRecord[]): Promise<void> {
     const shape = await this.requireShape(collection, "upsert");
-    for (const record of records) {
-      if (record.vector.length !== shape.dimension) {
-        throw new AppError(
-          "dimension_mismatch",
-          `Vector for chunk ${JSON.stringify(record.chunkId)} has ${record.vector.length} dimensions; collection "${collection}" expects ${shape.dimension}`,
-          {
-            details: {
-              collection,
-              expected: shape.dimension,
-              actual: record.vector.length,
-              chunkId: record.chunkId,
-            },
-          },
-        );
-      }
-    }
+    assertVectorDimensions(collection, records, shape.dimension);
     // Build every point first: a refused payload fails the whole call before anything is written.
     const points = records.map((r) => ({
       id: r.id,

@@ -8,6 +8,7 @@ import type {
   VectorRecord,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { assertVectorDimensions } from "../vector-dimensions.js";
 import type { CollectionSpec, VectorStore } from "../vector-store.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
 
@@ -103,22 +104,7 @@ export class SqliteVecStore implements VectorStore {
     // embedded pipeline wrap upsert + ack in one outer transaction.
     this.upsertTx = db.transaction((collection: string, records: VectorRecord[]) => {
       const spec = this.requireCollection(collection);
-      for (const record of records) {
-        if (record.vector.length !== spec.dimension) {
-          throw new AppError(
-            "dimension_mismatch",
-            `Vector for chunk ${JSON.stringify(record.chunkId)} has ${record.vector.length} dimensions; collection "${collection}" expects ${spec.dimension}`,
-            {
-              details: {
-                collection,
-                expected: spec.dimension,
-                actual: record.vector.length,
-                chunkId: record.chunkId,
-              },
-            },
-          );
-        }
-      }
+      assertVectorDimensions(collection, records, spec.dimension);
       const now = new Date().toISOString();
       for (const r of records) {
         this.stmts.upsertPoint.run(
