@@ -59,13 +59,13 @@ export const SETTINGS_SCHEMA = Type.Object({
   }),
   batchMaxTokens: Type.Integer({
     minimum: 64,
-    default: 4096,
+    default: 2048,
     description: "Padded tokens per forward pass (batch size × longest text in it)",
   }),
-  batchMaxSize: Type.Integer({ minimum: 1, default: 16, description: "Texts per forward pass at most" }),
+  batchMaxSize: Type.Integer({ minimum: 1, default: 8, description: "Texts per forward pass at most" }),
   reserveMaxChunks: Type.Integer({
     minimum: 1,
-    default: 256,
+    default: 512,
     description: "Chunks taken from the queue at once; they are sorted by length before batching",
   }),
   maxAttempts: Type.Integer({
