@@ -4,11 +4,12 @@ import type { ModelInfo } from "./domain/types.js";
 import type { Embedder } from "./embedder/embedder.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
 import { Metrics, observeEnqueue } from "./observability/metrics.js";
-import { ThroughputMeter } from "./observability/throughput-meter.js";
+import { ThroughputMeter, type ThroughputSource } from "./observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
 import type { JobQueue } from "./queue/job-queue.js";
 import { RedisJobQueue } from "./queue/redis/redis-job-queue.js";
+import { SharedThroughput } from "./queue/redis/shared-throughput.js";
 import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
@@ -137,6 +138,10 @@ export async function startServer(
   );
   const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(workerEmbedder) : workerEmbedder;
   const throughput = new ThroughputMeter();
+  const sharedThroughput = settings.queueUrl
+    ? new SharedThroughput(settings.queueUrl, settings.queuePrefix, throughput, runsPipeline)
+    : null;
+  const drainRate: ThroughputSource = sharedThroughput ?? throughput;
   let model: ModelInfo | null = null;
   const metrics = new Metrics();
   metrics.observeQueue(() => queue.stats());
@@ -146,7 +151,7 @@ export async function startServer(
     metrics.acceptedChunks(collection, count);
     recentJobs.add(jobId);
   });
-  const admission = new Admission(admittedQueue, throughput, embedder, () => model, {
+  const admission = new Admission(admittedQueue, drainRate, embedder, () => model, {
     maxQueueSize: settings.maxQueueSize,
     maxChunksPerRequest: settings.maxChunksPerRequest,
   });
@@ -177,7 +182,7 @@ export async function startServer(
         store,
         embedder,
         admission,
-        throughput,
+        throughput: drainRate,
         model: () => model,
         isShuttingDown: () => shuttingDown,
         onEnqueued: () => {
@@ -233,6 +238,7 @@ export async function startServer(
       await queue.close();
       await store.close();
       await hostGuard?.release();
+      await sharedThroughput?.close();
       db?.close();
     })();
     return shutdownPromise;

@@ -1,8 +1,18 @@
+export interface Rates {
+  chunksPerSecond: number;
+  tokensPerSecond: number;
+}
+
+/** Where the server reads how fast the queue drains (this process, or every worker of a deployment). */
+export interface ThroughputSource {
+  rates(): Rates;
+}
+
 /**
  * Chunks and tokens stored per second over a sliding window. Feeds Retry-After and the drain
  * estimate in /v1/status, so clients back off by what the server really achieves.
  */
-export class ThroughputMeter {
+export class ThroughputMeter implements ThroughputSource {
   private readonly events: Array<{ at: number; chunks: number; tokens: number }> = [];
 
   constructor(
@@ -16,7 +26,7 @@ export class ThroughputMeter {
   }
 
   /** Rates over the window; zero when nothing was stored recently. */
-  rates(): { chunksPerSecond: number; tokensPerSecond: number } {
+  rates(): Rates {
     this.prune();
     const first = this.events[0];
     if (!first) return { chunksPerSecond: 0, tokensPerSecond: 0 };

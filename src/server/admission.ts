@@ -1,7 +1,7 @@
 import { AppError } from "../domain/errors.js";
 import type { ModelInfo, NewChunk, OverflowPolicy, Payload } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
-import type { ThroughputMeter } from "../observability/throughput-meter.js";
+import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 
 export interface AdmissionOptions {
@@ -35,7 +35,7 @@ export function estimateTokens(text: string): number {
 export class Admission {
   constructor(
     private readonly queue: JobQueue,
-    private readonly throughput: ThroughputMeter,
+    private readonly throughput: ThroughputSource,
     private readonly embedder: Embedder,
     private readonly model: () => ModelInfo | null,
     private readonly options: AdmissionOptions,

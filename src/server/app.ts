@@ -12,7 +12,7 @@ import { AppError } from "../domain/errors.js";
 import type { Distance, ModelInfo } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
 import { Metrics } from "../observability/metrics.js";
-import type { ThroughputMeter } from "../observability/throughput-meter.js";
+import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
 import type { Admission, OverflowRequest } from "./admission.js";
@@ -33,7 +33,7 @@ export interface AppDeps {
   store: VectorStore;
   embedder: Embedder;
   admission: Admission;
-  throughput: ThroughputMeter;
+  throughput: ThroughputSource;
   /** The loaded model, or null while it loads. */
   model(): ModelInfo | null;
   isShuttingDown(): boolean;

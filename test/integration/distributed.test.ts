@@ -228,6 +228,16 @@ describe("distributed: Redis queue, 2 API processes behind nginx, 2 workers, one
       what: "1,500 accepted chunks",
     });
     const pendingAtKill = await pendingChunks(apiUrl(1));
+    // An API process embeds nothing, yet reports the workers' drain rate (published through Redis).
+    const apiThroughput = await waitFor(
+      async () => {
+        const status = await getJson<{ throughput: { chunks_per_second: number } }>(`${apiUrl(1)}/v1/status`);
+        return status.body.throughput.chunks_per_second > 0
+          ? status.body.throughput.chunks_per_second
+          : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: "the API instance to report the workers' throughput" },
+    );
     const [worker0, api0] = [workers[0], apis[0]];
     assert.ok(worker0 && api0);
     await Promise.all([worker0.stop("SIGKILL"), api0.stop("SIGKILL")]);
@@ -238,7 +248,9 @@ describe("distributed: Redis queue, 2 API processes behind nginx, 2 workers, one
     workers[0] = newWorker;
     await sender;
 
-    t.diagnostic(`pending at the kill: ${pendingAtKill}; retries: ${JSON.stringify([...retried])}`);
+    t.diagnostic(
+      `pending at the kill: ${pendingAtKill}; API-reported throughput ${apiThroughput} chunks/s; retries: ${JSON.stringify([...retried])}`,
+    );
     assert.ok(pendingAtKill !== null && pendingAtKill > 0, `work was pending at the kill (${pendingAtKill})`);
     assert.ok(sentWhileDown < CHUNKS, "the kill happened while chunks were still being sent");
     assert.equal(accepted.size, CHUNKS);
