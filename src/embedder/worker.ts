@@ -112,7 +112,12 @@ async function load(options: WorkerLoadOptions): Promise<ModelInfo> {
     });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`could not load model ${displayId} (dtype ${dtype}): ${reason}`);
+    // Without the hub, a hub id cannot load: say how to point at a local directory instead.
+    const hint =
+      source.kind === "hub"
+        ? " — is the Hugging Face hub reachable? Air-gapped, set EMBEDDING_MODEL to a local model directory (config.json, tokenizer.json, onnx/model_quantized.onnx)"
+        : "";
+    throw new Error(`could not load model ${displayId} (dtype ${dtype}): ${reason}${hint}`);
   }
 
   try {
