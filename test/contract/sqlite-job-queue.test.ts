@@ -186,6 +186,33 @@ describe("SqliteJobQueue specifics", () => {
     assert.deepEqual(tables, ["queue_chunks", "queue_counters", "queue_jobs"]);
   });
 
+  it("drops a chunk's text and payload once it is stored, keeps them while it may still be needed", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    await queue.enqueue({ collection: "a", chunks: [chunk("keep", 1), chunk("done", 1)], maxQueueSize: 10 });
+    const lease = await queue.reserve({ maxChunks: 2, maxTokens: 100, leaseMs: 60_000 });
+    assert.ok(lease && lease.chunks.length === 2);
+    const [done, keep] = [...lease.chunks].sort((a, b) =>
+      a.chunkId === "done" ? -1 : b.chunkId === "done" ? 1 : 0,
+    );
+    await queue.ack(lease.id, [
+      { seq: done!.seq, state: "stored", tokens: 3, truncatedTokens: 0, windows: 1, ...MP },
+    ]);
+    await queue.fail(lease.id, { seqs: [keep!.seq], error: "boom", retryDelayMs: 0, maxAttempts: 1 });
+    const rows = db
+      .prepare<[], { chunk_id: string; text: string; payload: string }>(
+        "SELECT chunk_id, text, payload FROM queue_chunks ORDER BY chunk_id",
+      )
+      .all();
+    assert.deepEqual(
+      rows.map((r) => [r.chunk_id, r.text === "", r.payload === "{}"]),
+      [
+        ["done", true, true],
+        ["keep", false, false],
+      ],
+      "the stored chunk's copy is gone; the dead letter keeps its text for replay",
+    );
+  });
+
   it("keeps counters equal to the rows through a mixed workload", async () => {
     const queue = new SqliteJobQueue(db, { now: clock.now });
     for (let j = 0; j < 5; j++) {

@@ -217,8 +217,11 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
       [string, number | null, number | null, number | null, string, string, number, number, string],
       MovedRow
     >(
+      // A stored chunk's text and payload live in the store now: keeping a second copy in the
+      // queue would double the file over a large ingest. The receipt fields stay.
       `UPDATE queue_chunks SET state = ?, tokens = ?, truncated_tokens = ?, windows = ?, model = ?,
-         profile = ?, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
+         profile = ?, text = '', payload = '{}',
+         lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
        WHERE seq = ? AND lease_id = ? AND state = 'running' RETURNING job_id, est_tokens`,
     ),
     held: db.prepare<[number, string], HeldRow>(
