@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./server-process.js";
 
 const READY_TIMEOUT_MS = 10_000;
 
@@ -18,17 +19,6 @@ function findNginx(): string {
     "nginx is not installed (looked for $NGINX_BIN, /usr/sbin/nginx, /usr/local/sbin/nginx and nginx on PATH). " +
       "The distributed-mode test drives a real nginx: apt-get install -y nginx (CI's .ci/run must install it).",
   );
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 function accepts(port: number): Promise<boolean> {

@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./server-process.js";
 
 const BINARY = "redis-server";
 const READY_TIMEOUT_MS = 15_000;
@@ -17,17 +18,6 @@ export function assertRedisServerInstalled(): void {
         "The Redis queue tests need it: apt-get install -y redis-server (CI's .ci/run installs it).",
     );
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const address = server.address();
-  server.close();
-  await once(server, "close");
-  if (address === null || typeof address === "string") throw new Error("no port");
-  return address.port;
 }
 
 /** One PING over a raw socket: true on +PONG (false while refused or -LOADING the AOF). */

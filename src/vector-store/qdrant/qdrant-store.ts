@@ -9,7 +9,7 @@ import type {
   SearchHit,
   VectorRecord,
 } from "../../domain/types.js";
-import { assertVectorDimensions } from "../vector-dimensions.js";
+import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import type { CollectionSpec, VectorStore } from "../vector-store.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
 import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
@@ -232,20 +232,10 @@ export class QdrantStore implements VectorStore {
     topK: number,
     filter?: SearchFilter,
   ): Promise<SearchHit[]> {
-    if (!Number.isInteger(topK) || topK < 1) {
-      throw new AppError("invalid_request", `topK must be a positive integer, got ${topK}`, {
-        details: { topK },
-      });
-    }
+    assertTopK(topK);
     const mapped = toQdrantFilter(filter);
     const shape = await this.requireShape(collection, "search");
-    if (vector.length !== shape.dimension) {
-      throw new AppError(
-        "dimension_mismatch",
-        `Query vector has ${vector.length} dimensions; collection "${collection}" expects ${shape.dimension}`,
-        { details: { collection, expected: shape.dimension, actual: vector.length } },
-      );
-    }
+    assertQueryDimension(collection, vector, shape.dimension);
     if (mapped.matchesNothing) return [];
     const response = await this.call("search", collection, () =>
       this.client.query(collection, {

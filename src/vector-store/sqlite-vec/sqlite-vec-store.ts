@@ -8,7 +8,7 @@ import type {
   VectorRecord,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
-import { assertVectorDimensions } from "../vector-dimensions.js";
+import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import type { CollectionSpec, VectorStore } from "../vector-store.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
 
@@ -237,19 +237,9 @@ export class SqliteVecStore implements VectorStore {
     topK: number,
     filter?: SearchFilter,
   ): Promise<SearchHit[]> {
-    if (!Number.isInteger(topK) || topK < 1) {
-      throw new AppError("invalid_request", `topK must be a positive integer, got ${topK}`, {
-        details: { topK },
-      });
-    }
+    assertTopK(topK);
     const spec = this.requireCollection(collection);
-    if (vector.length !== spec.dimension) {
-      throw new AppError(
-        "dimension_mismatch",
-        `Query vector has ${vector.length} dimensions; collection "${collection}" expects ${spec.dimension}`,
-        { details: { collection, expected: spec.dimension, actual: vector.length } },
-      );
-    }
+    assertQueryDimension(collection, vector, spec.dimension);
     // sqlite-vec returns NULL cosine distance for a zero vector, and NULL sorts first; treating it as
     // orthogonal (similarity 0) is what Qdrant does after normalising a zero vector.
     const distanceSql =
