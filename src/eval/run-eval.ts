@@ -10,7 +10,6 @@ import { type LaunchedServer, launchServer, PACKAGE_ROOT } from "./server-launch
 export const EVAL_COLLECTION = "eval";
 /** The store's largest top_k: a search that large lists every stored point of a small corpus. */
 const MAX_TOP_K = 10_000;
-const TRUNCATED_LOG_MSG = "chunk longer than the model's limit: truncated (overflow policy truncate)";
 
 export interface EvalOptions {
   /** BEIR-layout directory. */
@@ -83,7 +82,12 @@ interface JobBody {
   state: string;
   counts: JobCounts;
   failures: unknown[];
+  chunks: Array<{ chunk_id: string; truncated: boolean }>;
+  next_cursor: number | null;
 }
+
+/** The largest receipt page the jobs endpoint serves. */
+const RECEIPT_PAGE = 1000;
 
 interface SearchHit {
   id: string;
@@ -254,6 +258,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       failed: 0,
       discarded: 0,
     };
+    let truncatedDocs = 0;
     let lastReport = 0;
     while (pending.size > 0) {
       for (const id of [...pending]) {
@@ -270,6 +275,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
           );
         }
         for (const key of Object.keys(totals) as Array<keyof JobCounts>) totals[key] += job.counts[key];
+        truncatedDocs += await countTruncated(server.url, id);
       }
       if (pending.size === 0) break;
       if (performance.now() - lastReport > 10_000) {
@@ -336,7 +342,6 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
 
     const metrics = evaluateRun(qrels, run, { ndcgK: 10, recallK: topK });
     const latencyValues = [...latencies.values()];
-    const truncated = server.logCount(TRUNCATED_LOG_MSG);
     return {
       dataset: basename(datasetDir),
       dataset_dir: datasetDir,
@@ -345,7 +350,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       model_info: modelInfo,
       docs,
       stored_points: storedPoints,
-      truncated_docs: truncated,
+      truncated_docs: truncatedDocs,
       skipped_empty_docs: skippedEmpty,
       queries: metrics.queries,
       queries_missing_hits: metrics.missingFromRun,
@@ -390,4 +395,21 @@ export function formatTable(result: EvalResult): string {
   ];
   const width = Math.max(...rows.map(([label]) => label.length));
   return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`).join("\n");
+}
+
+/** Documents of a finished job that were truncated, read from its receipts (the server's own record). */
+async function countTruncated(baseUrl: string, jobId: string): Promise<number> {
+  let truncated = 0;
+  let cursor: number | null = null;
+  do {
+    const query = `limit=${RECEIPT_PAGE}${cursor === null ? "" : `&after=${cursor}`}`;
+    const page: JobBody = await requestJson<JobBody>(
+      `${baseUrl}/v1/jobs/${jobId}?${query}`,
+      { method: "GET" },
+      "job receipts",
+    );
+    truncated += page.chunks.filter((receipt) => receipt.truncated).length;
+    cursor = page.next_cursor;
+  } while (cursor !== null);
+  return truncated;
 }

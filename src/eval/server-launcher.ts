@@ -12,8 +12,6 @@ export const PACKAGE_ROOT = resolve(HERE, "../..");
 export interface LaunchedServer {
   url: string;
   child: ChildProcess;
-  /** Log lines (parsed JSON) whose msg matches, counted as they arrive. */
-  logCount(msg: string): number;
   /** The last lines of stderr and of non-JSON stdout, for error messages. */
   tail(): string;
   /** SIGTERM, wait for the exit (SIGKILL after graceMs); resolves with the exit code. */
@@ -42,7 +40,6 @@ export async function launchServer(
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const counts = new Map<string, number>();
   const tailLines: string[] = [];
   const remember = (line: string) => {
     tailLines.push(line);
@@ -67,7 +64,6 @@ export async function launchServer(
       return;
     }
     const msg = typeof entry.msg === "string" ? entry.msg : "";
-    counts.set(msg, (counts.get(msg) ?? 0) + 1);
     if (typeof entry.level === "number" && entry.level >= 50) remember(line);
     if (msg === "listening" && typeof entry.url === "string") listeningUrl?.(entry.url);
   });
@@ -92,7 +88,7 @@ export async function launchServer(
     timeout,
   ]);
   if (typeof outcome === "string" && outcome !== "timeout") {
-    return { url: outcome, child, logCount: (msg) => counts.get(msg) ?? 0, tail, stop };
+    return { url: outcome, child, tail, stop };
   }
   await stop(5_000);
   const why =

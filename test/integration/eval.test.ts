@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { AutoTokenizer, env } from "@huggingface/transformers";
 import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
 
 const SCIFACT = resolve(REPO_ROOT, "../shared/datasets/scifact");
@@ -95,6 +96,22 @@ describe("npm run eval on a SciFact slice (random-weight model: plumbing, not sc
     assert.equal(result.docs, slice.docs);
     assert.equal(result.stored_points, slice.docs);
     assert.equal(result.skipped_empty_docs, 0);
+  });
+
+  it("reports as truncated exactly the documents over the model's 256 tokens", async () => {
+    env.allowLocalModels = true;
+    env.allowRemoteModels = false;
+    env.localModelPath = dirname(testModelDir());
+    const tokenizer = await AutoTokenizer.from_pretrained(basename(testModelDir()));
+    const corpus = readFileSync(join(dir, "scifact-slice/corpus.jsonl"), "utf8").split("\n").filter(Boolean);
+    let over = 0;
+    for (const line of corpus) {
+      const doc = JSON.parse(line) as { title: string; text: string };
+      const ids = tokenizer.encode(`${doc.title} ${doc.text}`.trim());
+      if (ids.length > 256) over += 1;
+    }
+    assert.ok(over > 0, "the slice has documents over the limit");
+    assert.equal(result.truncated_docs, over);
   });
 
   it("answered every test query with up to 100 hits", () => {
