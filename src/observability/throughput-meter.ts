@@ -8,42 +8,58 @@ export interface ThroughputSource {
   rates(): Rates;
 }
 
+interface Completion {
+  /** When the work began (a reservation is embedded for seconds before it is stored). */
+  startedAt: number;
+  /** When it was stored. */
+  at: number;
+  chunks: number;
+  tokens: number;
+}
+
 /**
  * Chunks and tokens stored per second over a sliding window. Feeds Retry-After and the drain
  * estimate in /v1/status, so clients back off by what the server really achieves.
+ *
+ * Work is recorded when a whole reservation is stored, which can be seconds of embedding. Dividing
+ * by the time since the first completion in the window would credit that work to an instant and
+ * overstate the rate many times over, so the rate is measured from when the earliest recorded work
+ * began.
  */
 export class ThroughputMeter implements ThroughputSource {
-  private readonly events: Array<{ at: number; chunks: number; tokens: number }> = [];
+  private readonly completions: Completion[] = [];
 
   constructor(
     private readonly windowMs = 30_000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  record(chunks: number, tokens: number): void {
-    this.events.push({ at: this.now(), chunks, tokens });
+  /** `startedAt`: when this work began (default: now, for work that took no measurable time). */
+  record(chunks: number, tokens: number, startedAt = this.now()): void {
+    const at = this.now();
+    this.completions.push({ startedAt: Math.min(startedAt, at), at, chunks, tokens });
     this.prune();
   }
 
   /** Rates over the window; zero when nothing was stored recently. */
   rates(): Rates {
     this.prune();
-    const first = this.events[0];
-    if (!first) return { chunksPerSecond: 0, tokensPerSecond: 0 };
-    // Measure from the first event in the window, but never over less than 1 s, so one batch
-    // finishing right now does not claim an absurd rate.
-    const spanSeconds = Math.max(1, (this.now() - first.at) / 1000);
+    if (this.completions.length === 0) return { chunksPerSecond: 0, tokensPerSecond: 0 };
+    let since = Number.POSITIVE_INFINITY;
     let chunks = 0;
     let tokens = 0;
-    for (const event of this.events) {
-      chunks += event.chunks;
-      tokens += event.tokens;
+    for (const completion of this.completions) {
+      since = Math.min(since, completion.startedAt);
+      chunks += completion.chunks;
+      tokens += completion.tokens;
     }
+    // Never over less than 1 s, so a burst of trivial work does not claim an absurd rate.
+    const spanSeconds = Math.max(1, (this.now() - since) / 1000);
     return { chunksPerSecond: chunks / spanSeconds, tokensPerSecond: tokens / spanSeconds };
   }
 
   private prune(): void {
     const horizon = this.now() - this.windowMs;
-    while (this.events.length > 0 && (this.events[0]?.at ?? 0) < horizon) this.events.shift();
+    while (this.completions.length > 0 && (this.completions[0]?.at ?? 0) < horizon) this.completions.shift();
   }
 }

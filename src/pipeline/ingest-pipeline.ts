@@ -175,6 +175,7 @@ export class IngestPipeline {
 
   private async process(lease: Lease): Promise<void> {
     const started = performance.now();
+    const startedAt = Date.now();
     const renewEvery = Math.max(250, Math.floor(this.options.leaseMs / 3));
     const renewTimer = setInterval(() => {
       this.deps.queue.renew(lease.id, this.options.leaseMs).then(
@@ -197,7 +198,7 @@ export class IngestPipeline {
       for (const outcome of outcomes)
         this.metrics.outcome(collectionOf.get(outcome.seq) ?? "", outcome.state, 1);
       const stored = outcomes.filter((o) => o.state === "stored").length;
-      this.deps.throughput.record(outcomes.length, tokens);
+      this.deps.throughput.record(outcomes.length, tokens, startedAt);
       this.log.info(
         {
           leaseId: lease.id,
