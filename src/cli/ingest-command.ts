@@ -42,7 +42,7 @@ same command again and it continues after the last request the server acknowledg
   --json                print the summary as JSON on stdout
 ${CLIENT_FLAGS_USAGE}
 
-Exit status: 0 all stored; 1 some chunks failed, or an error; 2 bad usage; 130 interrupted.`;
+Exit status: 0 all stored; 1 some chunks are dead letters, or an error; 2 bad usage; 130 interrupted.`;
 
 interface Summary {
   input: string;
@@ -56,7 +56,8 @@ interface Summary {
   jobs: number;
   stored: number;
   unchanged: number;
-  failed: number;
+  /** Dead letters: chunks whose retries ran out. */
+  dead: number;
   discarded: number;
   pending: number;
   failures: Array<{ chunk_id: string; reason: string; job_id: string }>;
@@ -271,7 +272,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     if (!values["no-wait"]) removeCheckpoint(checkpointPath);
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(renderSummary(summary, state.job_ids.length - startJobs, !values["no-wait"]));
-    return summary.failed > 0 ? 1 : 0;
+    return summary.dead > 0 ? 1 : 0;
   } finally {
     clearInterval(poller);
     process.off("SIGINT", onSignal);
@@ -281,13 +282,13 @@ export async function ingestCommand(argv: string[]): Promise<number> {
 
 function summarize(
   jobs: Job[],
-  base: Omit<Summary, "stored" | "unchanged" | "failed" | "discarded" | "pending" | "failures">,
+  base: Omit<Summary, "stored" | "unchanged" | "dead" | "discarded" | "pending" | "failures">,
 ): Summary {
   const summary: Summary = {
     ...base,
     stored: 0,
     unchanged: 0,
-    failed: 0,
+    dead: 0,
     discarded: 0,
     pending: 0,
     failures: [],
@@ -295,7 +296,7 @@ function summarize(
   for (const job of jobs) {
     summary.stored += job.counts.stored;
     summary.unchanged += job.counts.unchanged;
-    summary.failed += job.counts.failed;
+    summary.dead += job.counts.dead;
     summary.discarded += job.counts.discarded;
     summary.pending += job.counts.queued + job.counts.running;
     for (const f of job.failures)
@@ -315,14 +316,14 @@ function renderSummary(s: Summary, newJobs: number, waited: boolean): string {
   if (s.skipped_empty > 0) lines.push(`Skipped:     ${s.skipped_empty} record(s) with empty text`);
   if (waited) {
     lines.push(
-      `Result:      ${s.stored} stored, ${s.unchanged} unchanged, ${s.failed} failed${s.discarded ? `, ${s.discarded} discarded` : ""} (${s.jobs} job(s))`,
+      `Result:      ${s.stored} stored, ${s.unchanged} unchanged, ${s.dead} dead${s.discarded ? `, ${s.discarded} discarded` : ""} (${s.jobs} job(s))`,
     );
     const byReason = new Map<string, string[]>();
     for (const f of s.failures) byReason.set(f.reason, [...(byReason.get(f.reason) ?? []), f.chunk_id]);
     for (const [reason, ids] of byReason) {
-      lines.push(`  failed ×${ids.length}: ${reason} (e.g. ${ids.slice(0, 5).join(", ")})`);
+      lines.push(`  dead ×${ids.length}: ${reason} (e.g. ${ids.slice(0, 5).join(", ")})`);
     }
-    if (s.failed > 0)
+    if (s.dead > 0)
       lines.push("  Dead letters can be replayed once the cause is fixed: POST /v1/dead-letters/replay");
   } else {
     lines.push(`Jobs:        not waited for (--no-wait); checkpoint kept`);
@@ -372,7 +373,7 @@ class JobTracker {
     } else {
       this.partial.set(
         job.id,
-        job.counts.stored + job.counts.unchanged + job.counts.failed + job.counts.discarded,
+        job.counts.stored + job.counts.unchanged + job.counts.dead + job.counts.discarded,
       );
     }
   }

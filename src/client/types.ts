@@ -41,8 +41,10 @@ export interface JobCounts {
   running: number;
   stored: number;
   unchanged: number;
-  /** Dead letters: retries ran out. */
+  /** The last attempt failed; a retry is scheduled. */
   failed: number;
+  /** Dead letters: retries ran out (or the error was permanent). */
+  dead: number;
   discarded: number;
 }
 

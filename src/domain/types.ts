@@ -88,14 +88,18 @@ export interface QueuedChunk extends NewChunk {
 
 export type JobState = "queued" | "running" | "done";
 
+/** Chunks of a job per receipt state; they add up to `total`. */
 export interface JobCounts {
   total: number;
+  /** Waiting for a worker (first attempt, or taken back from a worker that died). */
   queued: number;
   running: number;
   stored: number;
   unchanged: number;
-  /** Dead letters: retries ran out. */
+  /** The last attempt failed; a retry is scheduled. */
   failed: number;
+  /** Dead letters: retries ran out (or the error was permanent). */
+  dead: number;
   /** Dead letters an operator discarded. */
   discarded: number;
 }

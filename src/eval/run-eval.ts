@@ -74,6 +74,7 @@ interface JobCounts {
   stored: number;
   unchanged: number;
   failed: number;
+  dead: number;
   discarded: number;
 }
 
@@ -256,6 +257,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       stored: 0,
       unchanged: 0,
       failed: 0,
+      dead: 0,
       discarded: 0,
     };
     let truncatedDocs = 0;

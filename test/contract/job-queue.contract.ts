@@ -145,6 +145,7 @@ export function jobQueueContract(
         stored: 0,
         unchanged: 0,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
       assert.deepEqual(job.failures, []);
@@ -273,6 +274,7 @@ export function jobQueueContract(
         stored: 0,
         unchanged: 0,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
     });
@@ -330,6 +332,7 @@ export function jobQueueContract(
         stored: 0,
         unchanged: 0,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
       assert.equal(await reserve(), null, "the current lease still holds the chunk");
@@ -362,6 +365,7 @@ export function jobQueueContract(
         stored: 0,
         unchanged: 1,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
       await queue.ack(lb.id, [{ seq: b!, state: "unchanged", ...MP }]);
@@ -388,6 +392,7 @@ export function jobQueueContract(
         stored: 1,
         unchanged: 1,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
       await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 30 });
@@ -411,6 +416,7 @@ export function jobQueueContract(
         stored: 2,
         unchanged: 1,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
       await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
@@ -431,11 +437,12 @@ export function jobQueueContract(
       assert.deepEqual(await counts(jobId), {
         state: "queued",
         total: 1,
-        queued: 1,
+        queued: 0,
         running: 0,
         stored: 0,
         unchanged: 0,
-        failed: 0,
+        failed: 1,
+        dead: 0,
         discarded: 0,
       });
       await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 7 });
@@ -475,7 +482,8 @@ export function jobQueueContract(
         running: 0,
         stored: 1,
         unchanged: 0,
-        failed: 1,
+        failed: 0,
+        dead: 1,
         discarded: 0,
       });
       assert.deepEqual(job.failures, [
@@ -514,6 +522,7 @@ export function jobQueueContract(
         stored: 0,
         unchanged: 0,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
       await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 30 });
@@ -728,6 +737,18 @@ export function jobQueueContract(
       assert.deepEqual(await only("dead"), ["b"]);
       assert.deepEqual(await only("running"), []);
       assert.deepEqual(await only("stored"), []);
+      // The job's counts are the same partition as the receipt filters.
+      const counts = (await queue.getJob(jobId))?.counts;
+      assert.deepEqual(counts, {
+        total: 4,
+        queued: 2,
+        running: 0,
+        stored: 0,
+        unchanged: 0,
+        failed: 1,
+        dead: 1,
+        discarded: 0,
+      });
 
       await reserve(1, LONG_MS);
       assert.deepEqual(await only("running"), ["c"]);
@@ -862,6 +883,7 @@ export function jobQueueContract(
           stored: 1,
           unchanged: 0,
           failed: 0,
+          dead: 0,
           discarded: 0,
         },
       );
@@ -902,9 +924,10 @@ export function jobQueueContract(
         stored: 0,
         unchanged: 0,
         failed: 0,
+        dead: 0,
         discarded: 0,
       });
-      assert.equal((await counts(two.jobId)).failed, 1, "other jobs keep their dead letters");
+      assert.equal((await counts(two.jobId)).dead, 1, "other jobs keep their dead letters");
       await expectStats({ pending: 2, running: 0, dead: 2, pendingTokens: 20 });
 
       assert.equal(await queue.replayDeadLetters({ all: true }), 2);
@@ -928,7 +951,8 @@ export function jobQueueContract(
         running: 0,
         stored: 0,
         unchanged: 0,
-        failed: 1,
+        failed: 0,
+        dead: 1,
         discarded: 1,
       });
       await expectStats({ pending: 0, running: 0, dead: 3, pendingTokens: 0 });
@@ -1021,7 +1045,7 @@ export function jobQueueContract(
         assert.deepEqual(ids(third), ["y"], "the second stall dead-letters x");
         assert.deepEqual(await q.stats(), { pending: 1, running: 1, dead: 1, pendingTokens: 3 });
         const job = await q.getJob(result.jobId);
-        assert.equal(job?.counts.failed, 1);
+        assert.equal(job?.counts.dead, 1);
         assert.deepEqual(
           job?.failures.map((f) => [f.chunkId, f.reason]),
           [["x", STALL_REASON(2)]],

@@ -457,6 +457,7 @@ describe("SqliteJobQueue specifics", () => {
       stored: 0,
       unchanged: 0,
       failed: 0,
+      dead: 0,
       discarded: 1,
     });
     const r = await queue.enqueue({ collection: "c", chunks: [chunk("new")], maxQueueSize: 10 });
@@ -528,7 +529,7 @@ describe("SqliteJobQueue specifics", () => {
       maxAttempts: 1,
     });
     const job = await queue.getJob(r.jobId);
-    assert.equal(job?.counts.failed, 1_005);
+    assert.equal(job?.counts.dead, 1_005);
     assert.equal(job?.failures.length, 1_000);
     assert.equal(job?.failures[0]?.chunkId, "c0");
   });

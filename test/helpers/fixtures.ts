@@ -29,6 +29,7 @@ export interface JobBody {
     stored: number;
     unchanged: number;
     failed: number;
+    dead: number;
   };
   failures: Array<{ chunk_id: string; reason: string }>;
 }

@@ -81,7 +81,7 @@ describe("chaos: SIGKILL the server repeatedly while 5,000 chunks are ingested",
     try {
       for (const jobId of jobIds) {
         const job: JobBody = await waitForJobDone(base, jobId, 240_000);
-        assert.equal(job.counts.failed, 0, `job ${jobId}: ${JSON.stringify(job.failures.slice(0, 3))}`);
+        assert.equal(job.counts.dead, 0, `job ${jobId}: ${JSON.stringify(job.failures.slice(0, 3))}`);
         assert.equal(job.counts.stored + job.counts.unchanged, job.counts.total, `job ${jobId} complete`);
       }
       const search = await postJson<{ hits: Array<{ id: string }> }>(`${base}/v1/collections/test/search`, {

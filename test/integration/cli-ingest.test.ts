@@ -111,7 +111,7 @@ describe("rag-embed CLI against a running server", () => {
     assert.equal(summary.accepted_total, 600);
     assert.equal(summary.jobs, 30, "one job per request over both runs");
     assert.equal((summary.stored ?? 0) + (summary.unchanged ?? 0), 600);
-    assert.equal(summary.failed, 0);
+    assert.equal(summary.dead, 0);
     assert.match(second.stderr, /Resuming after record/);
     assert.equal(existsSync(checkpoint), false, "the checkpoint is removed once everything is stored");
 

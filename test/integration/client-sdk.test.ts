@@ -53,7 +53,7 @@ describe("client SDK against a real server whose queue holds 100 chunks", () => 
     for (const id of result.jobIds) {
       const job = await client.waitForJob(id, { timeoutMs: 180_000, intervalMs: 200 });
       assert.equal(job.state, "done");
-      assert.equal(job.counts.failed, 0);
+      assert.equal(job.counts.dead, 0);
       total += job.counts.stored + job.counts.unchanged;
     }
     assert.equal(total, 1000);

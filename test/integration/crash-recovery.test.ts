@@ -39,7 +39,7 @@ describe("crash safety: SIGKILL mid-work, restart on the same DATA_DIR", () => {
     try {
       for (const jobId of jobIds) {
         const job = await waitForJobDone(second.url, jobId);
-        assert.equal(job.counts.failed, 0, `job ${jobId} has no failures`);
+        assert.equal(job.counts.dead, 0, `job ${jobId} has no failures`);
         assert.equal(job.counts.stored + job.counts.unchanged, job.counts.total, `job ${jobId} complete`);
       }
       const search = await postJson<SearchBody>(`${second.url}/v1/collections/test/search`, {

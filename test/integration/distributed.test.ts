@@ -257,7 +257,7 @@ describe("distributed: Redis queue, 2 API processes behind nginx, 2 workers, one
 
     for (const jobId of jobIds) {
       const job = await jobDone(base, jobId, Math.max(5_000, deadline - Date.now()));
-      assert.equal(job.counts.failed, 0, `job ${jobId}: ${JSON.stringify(job.failures.slice(0, 3))}`);
+      assert.equal(job.counts.dead, 0, `job ${jobId}: ${JSON.stringify(job.failures.slice(0, 3))}`);
       assert.equal(job.counts.stored + job.counts.unchanged, job.counts.total, `job ${jobId} complete`);
     }
 
@@ -323,7 +323,7 @@ describe("distributed: Redis queue, 2 API processes behind nginx, 2 workers, one
     for (const { jobId, ids } of jobs) {
       const job = await jobDone(base, jobId, Math.max(5_000, deadline - Date.now()));
       assert.equal(job.counts.total, ids.length, `job ${jobId} kept all its chunks`);
-      assert.equal(job.counts.failed, 0, `job ${jobId}: ${JSON.stringify(job.failures.slice(0, 3))}`);
+      assert.equal(job.counts.dead, 0, `job ${jobId}: ${JSON.stringify(job.failures.slice(0, 3))}`);
       assert.equal(job.counts.stored + job.counts.unchanged, job.counts.total, `job ${jobId} complete`);
     }
     const ids = await searchIds(base, "aof", "aof chunk");

@@ -42,7 +42,7 @@ describe("one poisonous chunk fails alone; its batch mates are stored", () => {
     });
     const job = await waitForJobDone(server.url, accepted.body.job_id);
     assert.equal(job.counts.stored, 19);
-    assert.equal(job.counts.failed, 1);
+    assert.equal(job.counts.dead, 1);
     assert.deepEqual(
       job.failures.map((f) => f.chunk_id),
       ["p-7"],

@@ -44,6 +44,7 @@ describe("seed-compatible API end to end over HTTP (real model directory, real S
       stored: 60,
       unchanged: 0,
       failed: 0,
+      dead: 0,
       discarded: 0,
     });
 

@@ -83,7 +83,7 @@ describe("store outage: retries with backoff, dead letters only where retries ra
 
     const jobs: JobBody[] = [];
     for (const id of [first.body.job_id, second.body.job_id]) jobs.push(await waitForJobDone(server.url, id));
-    const totalDead = jobs.reduce((sum, job) => sum + job.counts.failed, 0);
+    const totalDead = jobs.reduce((sum, job) => sum + job.counts.dead, 0);
     const totalStored = jobs.reduce((sum, job) => sum + job.counts.stored, 0);
     assert.equal(totalDead + totalStored, 220, "every accepted chunk is stored or a dead letter: none lost");
     assert.ok(totalDead > 0);
@@ -105,12 +105,12 @@ describe("store outage: retries with backoff, dead letters only where retries ra
     }
 
     // The job shows its failed chunks with the reason, and its receipts agree.
-    const failedJob = jobs.find((job) => job.counts.failed > 0)!;
+    const failedJob = jobs.find((job) => job.counts.dead > 0)!;
     assert.ok(failedJob.failures.every((f) => /injected outage/.test(f.reason)));
     const receipts = await getJson<{ chunks: Array<{ state: string }> }>(
       `${server.url}/v1/jobs/${failedJob.id}?state=dead&limit=1000`,
     );
-    assert.equal(receipts.body.chunks.length, failedJob.counts.failed);
+    assert.equal(receipts.body.chunks.length, failedJob.counts.dead);
 
     const replay = await postJson<{ replayed: number }>(`${server.url}/v1/dead-letters/replay`, {
       all: true,
@@ -119,7 +119,7 @@ describe("store outage: retries with backoff, dead letters only where retries ra
     assert.equal(replay.body.replayed, totalDead);
     for (const job of jobs) {
       const done = await waitForJobDone(server.url, job.id);
-      assert.equal(done.counts.failed, 0, "replay stored the dead letters");
+      assert.equal(done.counts.dead, 0, "replay stored the dead letters");
       assert.equal(done.counts.stored + done.counts.unchanged, done.counts.total);
     }
     const search = await postJson<{ hits: Array<{ id: string }> }>(
@@ -140,7 +140,7 @@ describe("store outage: retries with backoff, dead letters only where retries ra
     const accepted = await postJson<{ job_id: string }>(`${server.url}/test/embed`, seedChunks(3, "d"));
     const job = await waitForJobDone(server.url, accepted.body.job_id);
     state.down = false;
-    assert.equal(job.counts.failed, 3);
+    assert.equal(job.counts.dead, 3);
     const discard = await fetch(`${server.url}/v1/dead-letters`, {
       method: "DELETE",
       headers: { "content-type": "application/json" },

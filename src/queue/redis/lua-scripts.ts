@@ -324,13 +324,23 @@ return released
 
 /**
  * ARGV: jobId, maxFailures. Returns {} or {{collection, total, queued, running, stored, unchanged,
- * dead, discarded, created_at, updated_at}, {chunk_id, last_error, attempts}...}.
+ * dead, discarded, created_at, updated_at, retrying}, {chunk_id, last_error, attempts}...}.
  */
 const GET_JOB = `
 local k = jk(ARGV[1])
 if redis.call('EXISTS', k) == 0 then return {} end
-local out = {redis.call('HMGET', k, 'collection', 'total', 'queued', 'running', 'stored', 'unchanged', 'dead',
-  'discarded', 'created_at', 'updated_at')}
+local row = redis.call('HMGET', k, 'collection', 'total', 'queued', 'running', 'stored', 'unchanged', 'dead',
+  'discarded', 'created_at', 'updated_at')
+-- Chunks waiting for a retry are counted on read (a job holds at most one request's chunks).
+local retrying = 0
+if tonumber(row[3]) > 0 then
+  for _, seq in ipairs(redis.call('ZRANGE', k .. ':chunks', 0, -1)) do
+    local f = redis.call('HMGET', ck(seq), 'state', 'attempts', 'last_error')
+    if f[1] == 'queued' and tonumber(f[2]) > 0 and f[3] ~= false then retrying = retrying + 1 end
+  end
+end
+row[#row + 1] = retrying
+local out = {row}
 for _, seq in ipairs(redis.call('ZRANGE', k .. ':dead', 0, tonumber(ARGV[2]) - 1)) do
   out[#out + 1] = redis.call('HMGET', ck(seq), 'chunk_id', 'last_error', 'attempts')
 end

@@ -4,12 +4,12 @@ import type {
   ChunkReceipt,
   DeadLetter,
   Job,
-  JobState,
   Payload,
   QueuedChunk,
   QueuedOverflowPolicy,
   ReceiptState,
 } from "../../domain/types.js";
+import { toJobCounts, toJobState } from "../job-counts.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
@@ -178,26 +178,33 @@ export class RedisJobQueue implements JobQueue {
     const reply = (await this.call("ragqGetJob", jobId, MAX_LISTED_FAILURES)) as Reply[][];
     const [row, ...failures] = reply;
     if (row === undefined) return null;
-    const [collection, total, queued, running, stored, unchanged, dead, discarded, createdAt, updatedAt] =
-      row.map((v) => (v === null ? null : String(v)));
-    const counts = {
+    const [
+      collection,
+      total,
+      queued,
+      running,
+      stored,
+      unchanged,
+      dead,
+      discarded,
+      createdAt,
+      updatedAt,
+      retrying,
+    ] = row.map((v) => (v === null ? null : String(v)));
+    const counters = {
       total: Number(total),
       queued: Number(queued),
       running: Number(running),
       stored: Number(stored),
       unchanged: Number(unchanged),
-      failed: Number(dead),
+      dead: Number(dead),
       discarded: Number(discarded),
     };
-    const terminal = counts.stored + counts.unchanged + counts.failed + counts.discarded;
-    let state: JobState = "queued";
-    if (counts.queued + counts.running === 0) state = "done";
-    else if (counts.running > 0 || terminal > 0) state = "running";
     return {
       id: jobId,
       collection: collection ?? "",
-      state,
-      counts,
+      state: toJobState(counters),
+      counts: toJobCounts(counters, Number(retrying)),
       createdAt: iso(createdAt),
       updatedAt: iso(updatedAt),
       failures: failures.map(([chunkId, lastError, attempts]) => ({

@@ -150,6 +150,7 @@ export interface QueueStatements {
   releaseOwner: Statement<[ReleaseOwnerParams], ReclaimedRow>;
   job: Statement<[string], JobRow>;
   failures: Statement<[string, number], FailureRow>;
+  retryingOfJob: Statement<[string], { n: number }>;
   earliestQueued: Statement<[], { available_at: number }>;
   receipts: Statement<[string, number, number], ReceiptRow>;
   receiptsInState: Statement<[string, string, number, number], ReceiptRow>;
@@ -257,6 +258,9 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     failures: db.prepare<[string, number], FailureRow>(
       `SELECT chunk_id, last_error, attempts FROM queue_chunks
        WHERE job_id = ? AND state = 'dead' ORDER BY seq LIMIT ?`,
+    ),
+    retryingOfJob: db.prepare<[string], { n: number }>(
+      `SELECT count(*) AS n FROM queue_chunks WHERE job_id = ? AND ${RETRYING}`,
     ),
     earliestQueued: db.prepare<[], { available_at: number }>(
       "SELECT available_at FROM queue_chunks WHERE state = 'queued' ORDER BY available_at LIMIT 1",

@@ -3,12 +3,12 @@ import type {
   ChunkReceipt,
   DeadLetter,
   Job,
-  JobState,
   Payload,
   QueuedChunk,
   ReceiptState,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { toJobCounts, toJobState } from "../job-counts.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
@@ -54,7 +54,7 @@ const DEFAULT_MAX_STALLS = 5;
 /** Bounds of a page of receipts or dead letters. */
 const MAX_PAGE = 1000;
 
-/** Failures listed per job; the count in `counts.failed` is always exact. */
+/** Dead letters listed per job (`failures`); the count in `counts.dead` is always exact. */
 const MAX_LISTED_FAILURES = 1000;
 /**
  * Upper bound on queued rows inspected per reservation. Rows are skipped only while an older version
@@ -172,7 +172,8 @@ export class SqliteJobQueue implements JobQueue {
       const row = this.sql.job.get(jobId);
       if (row === undefined) return null;
       const failures = row.dead === 0 ? [] : this.sql.failures.all(jobId, MAX_LISTED_FAILURES);
-      return toJob(row, failures);
+      const retrying = row.queued === 0 ? 0 : (this.sql.retryingOfJob.get(jobId)?.n ?? 0);
+      return toJob(row, failures, retrying);
     })();
   }
 
@@ -386,24 +387,12 @@ function toQueuedChunk(row: CandidateRow): QueuedChunk {
   };
 }
 
-function toJob(row: JobRow, failures: FailureRow[]): Job {
-  const terminal = row.stored + row.unchanged + row.dead + row.discarded;
-  let state: JobState = "queued";
-  if (row.queued + row.running === 0) state = "done";
-  else if (row.running > 0 || terminal > 0) state = "running";
+function toJob(row: JobRow, failures: FailureRow[], retrying: number): Job {
   return {
     id: row.id,
     collection: row.collection,
-    state,
-    counts: {
-      total: row.total,
-      queued: row.queued,
-      running: row.running,
-      stored: row.stored,
-      unchanged: row.unchanged,
-      failed: row.dead,
-      discarded: row.discarded,
-    },
+    state: toJobState(row),
+    counts: toJobCounts(row, retrying),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
     failures: failures.map((f) => ({

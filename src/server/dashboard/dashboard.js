@@ -225,6 +225,7 @@ async function pollJobs() {
       cell(job.counts.stored),
       cell(job.counts.unchanged),
       cell(job.counts.failed),
+      cell(job.counts.dead),
       cell(shortTime(job.updated_at)),
     );
     tr.firstChild.title = job.id;
