@@ -4,10 +4,20 @@ import type { JsonValue } from "./types.js";
 
 /** Namespace for point ids (a fixed random UUID: changing it would orphan every stored point). */
 const POINT_NAMESPACE = "6f1b3c2e-8d4a-5b7e-9c21-3a0f5e7d9b42";
+/** Namespace for the points of windows 1.. of split chunks (window 0 keeps the chunk's own id). */
+const WINDOW_NAMESPACE = "b3e0d6a1-47c2-5f98-8e1d-2c6a9f0b7d35";
 
 /** Deterministic point id, so that re-ingesting a chunk overwrites its point instead of adding one. */
 export function pointId(collection: string, chunkId: string): string {
   return uuidv5(`${collection}\u0000${chunkId}`, POINT_NAMESPACE);
+}
+
+/**
+ * Point id of window `index` (> 0) of a split chunk. Its own namespace, so no client chunk id (say
+ * "a#1") can ever name the same point as a window of another chunk ("a", window 1).
+ */
+export function windowPointId(collection: string, chunkId: string, index: number): string {
+  return uuidv5(`${collection}\u0000${chunkId}\u0000${index}`, WINDOW_NAMESPACE);
 }
 
 export function sha256(text: string): string {

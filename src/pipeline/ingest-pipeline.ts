@@ -1,12 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { canonicalJson, contentHash, pointId, sha256 } from "../domain/ids.js";
+import { AppError } from "../domain/errors.js";
+import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
 import type { Distance, QueuedChunk, VectorRecord } from "../domain/types.js";
 import type { EmbeddedWindow, Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { ChunkOutcome, JobQueue, Lease } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
-import type { BatchCommitter, CollectionWrite } from "./batch-committer.js";
+import type { BatchCommitter, ChunkWrite } from "./batch-committer.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { classifyFailure } from "./retry-policy.js";
 
@@ -188,9 +189,26 @@ export class IngestPipeline {
     }, renewEvery);
     this.metrics.batchReserved(lease.chunks.length);
     try {
-      const { writes, outcomes, tokens, failed } = await this.prepare(lease.chunks);
+      const { writes, outcomes: prepared, tokens, failed } = await this.prepare(lease.chunks);
       const commitStarted = performance.now();
-      await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes });
+      const { fenced } = await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes: prepared });
+      if (fenced.length > 0) {
+        // Another worker took these chunks when this lease lapsed; its results are the ones that count.
+        const lost = new Set(fenced);
+        this.log.warn(
+          {
+            leaseId: lease.id,
+            chunkIds: lease.chunks
+              .filter((c) => lost.has(c.seq))
+              .slice(0, 20)
+              .map((c) => c.chunkId),
+            chunks: fenced.length,
+          },
+          "lease lapsed while processing; these chunks belong to another worker now and were not written",
+        );
+      }
+      const fencedSeqs = new Set(fenced);
+      const outcomes = prepared.filter((o) => !fencedSeqs.has(o.seq));
       // Chunks that failed alone (the rest of their batch is committed) retry or die on their own.
       for (const { chunk, error } of failed) await this.handleFailure(lease, error, [chunk]);
       this.metrics.committed((performance.now() - commitStarted) / 1000);
@@ -220,7 +238,7 @@ export class IngestPipeline {
 
   private async prepare(
     chunks: QueuedChunk[],
-  ): Promise<{ writes: CollectionWrite[]; outcomes: ChunkOutcome[]; tokens: number; failed: FailedChunk[] }> {
+  ): Promise<{ writes: ChunkWrite[]; outcomes: ChunkOutcome[]; tokens: number; failed: FailedChunk[] }> {
     const info = this.deps.embedder.info();
     const model = { model: info.id, profile: info.profile };
     const byCollection = new Map<string, QueuedChunk[]>();
@@ -231,19 +249,19 @@ export class IngestPipeline {
     }
 
     const outcomes: ChunkOutcome[] = [];
-    const writes: CollectionWrite[] = [];
-    const toEmbed: Array<{ chunk: QueuedChunk; write: CollectionWrite; base: Omit<VectorRecord, "vector"> }> =
-      [];
+    const writes: ChunkWrite[] = [];
+    const toEmbed: Array<{ chunk: QueuedChunk; base: Omit<VectorRecord, "vector"> }> = [];
+    // Everything that shapes a chunk's points besides its text: the same hash means the same vectors.
+    const shape = [
+      info.prefixes.passage,
+      info.maxTokens,
+      info.dtype,
+      info.pooling,
+      info.normalize ? "normalized" : "raw",
+    ].join("\u0000");
 
     for (const [collection, list] of byCollection) {
       await this.ensureCollection(collection, info.dimension);
-      const write: CollectionWrite = {
-        collection,
-        records: [],
-        payloadUpdates: [],
-        remnants: { chunkIds: [], keepIds: [] },
-      };
-      writes.push(write);
       const candidates = list.map((chunk) => ({
         chunk,
         base: {
@@ -252,12 +270,10 @@ export class IngestPipeline {
           parentChunkId: null,
           documentId: chunk.documentId,
           payload: chunk.payload,
-          // Everything that shapes the points: the same hash means the same vectors and windows.
+          // The overflow policy shapes the windows, so it is part of the hash too.
           contentHash: contentHash(
             info.id,
-            [info.prefixes.passage, info.maxTokens, chunk.overflow.policy, chunk.overflow.overlapTokens].join(
-              "\u0000",
-            ),
+            [shape, chunk.overflow.policy, chunk.overflow.overlapTokens].join("\u0000"),
             chunk.text,
           ),
           payloadHash: sha256(canonicalJson(chunk.payload)),
@@ -277,11 +293,17 @@ export class IngestPipeline {
           }
           // Only the payload changed. A split chunk's windows each carry it, so re-embed those.
           if (chunk.overflow.policy !== "split") {
-            write.payloadUpdates.push({
-              id: base.id,
-              payload: base.payload,
-              payloadHash: base.payloadHash,
-              documentId: base.documentId,
+            writes.push({
+              seq: chunk.seq,
+              collection,
+              records: [],
+              replaces: null,
+              payloadUpdate: {
+                id: base.id,
+                payload: base.payload,
+                payloadHash: base.payloadHash,
+                documentId: base.documentId,
+              },
             });
             outcomes.push({
               seq: chunk.seq,
@@ -294,7 +316,7 @@ export class IngestPipeline {
             continue;
           }
         }
-        toEmbed.push({ chunk, write, base });
+        toEmbed.push({ chunk, base });
       }
     }
 
@@ -321,9 +343,13 @@ export class IngestPipeline {
           embedded.windows,
         );
         tokens += records.reduce((sum, r) => sum + r.tokens, 0);
-        for (const { record } of records) entry.write.records.push(record);
-        entry.write.remnants.chunkIds.push(entry.chunk.chunkId);
-        entry.write.remnants.keepIds.push(...records.map((r) => r.record.id));
+        writes.push({
+          seq: entry.chunk.seq,
+          collection: entry.chunk.collection,
+          records: records.map((r) => r.record),
+          replaces: entry.chunk.chunkId,
+          payloadUpdate: null,
+        });
         outcomes.push({
           seq: entry.chunk.seq,
           state: "stored",
@@ -408,6 +434,11 @@ export class IngestPipeline {
     error: unknown,
     chunks: QueuedChunk[] = lease.chunks,
   ): Promise<void> {
+    if (error instanceof AppError && error.code === "collection_not_found") {
+      // The collection was deleted behind our back (an operator, another tool): create it again on
+      // the retry instead of failing every batch for it until the process restarts.
+      for (const chunk of chunks) this.ensuredCollections.delete(chunk.collection);
+    }
     const attempts = Math.min(...chunks.map((c) => c.attempts));
     const decision = classifyFailure(error, attempts, this.options.retryBaseMs, this.options.retryMaxMs);
     const willDie = !decision.retryable || chunks.every((c) => c.attempts + 1 >= this.options.maxAttempts);
@@ -475,7 +506,7 @@ function windowRecords(
       tokens: window.tokens,
       record: {
         ...base,
-        id: index === 0 ? base.id : pointId(chunk.collection, chunkId),
+        id: index === 0 ? base.id : windowPointId(chunk.collection, chunk.chunkId, index),
         chunkId,
         parentChunkId: chunk.chunkId,
         vector: window.vector,

@@ -117,6 +117,26 @@ describe("over-long text: split, truncate and reject policies (2,000-token chunk
     );
   });
 
+  it("a client chunk named like a window ('w#1') and the windows of 'w' are distinct points", async () => {
+    await ingest("names", { chunks: [{ id: "w#1", text: "a chunk of its own" }] });
+    await ingest("names", { chunks: [{ id: "w", text }] });
+    const own = await postJson<{ hits: Hit[] }>(`${server.url}/v1/collections/names/search`, {
+      query: "alpha",
+      top_k: 1000,
+      filter: { text: "a chunk of its own" },
+    });
+    assert.equal(own.body.hits.length, 1, "window 1 of 'w' did not overwrite the chunk 'w#1'");
+    // Re-ingesting 'w' shorter deletes its old windows, and only those.
+    await ingest("names", { chunks: [{ id: "w", text: longText(300, 3) }] });
+    assert.equal((await windowsOf("names", "w")).length, 2);
+    const again = await postJson<{ hits: Hit[] }>(`${server.url}/v1/collections/names/search`, {
+      query: "alpha",
+      top_k: 1000,
+      filter: { text: "a chunk of its own" },
+    });
+    assert.equal(again.body.hits.length, 1, "'w#1' survived the clean-up of w's windows");
+  });
+
   it("truncate keeps the first window and records the dropped tokens", async () => {
     const { receipts } = await ingest("trunc", { chunks: [{ id: "long-2", text }], overflow: "truncate" });
     const receipt = receipts[0]!;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { ProcessingError } from "../../src/domain/errors.js";
+import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import type { HttpServer } from "../../src/main.js";
 import type { VectorStore } from "../../src/vector-store/vector-store.js";
 import { type JobBody, seedChunks, waitForJobDone } from "../helpers/fixtures.js";
@@ -158,5 +158,55 @@ describe("store outage: retries with backoff, dead letters only where retries ra
     assert.equal(replay.body.replayed, 0, "a discarded letter cannot be replayed");
     const ambiguous = await postJson(`${server.url}/v1/dead-letters/replay`, { all: true, job_id: job.id });
     assert.equal(ambiguous.status, 400, "selectors are exclusive");
+  });
+});
+
+describe("a collection deleted behind the server's back is created again on the retry", () => {
+  // Simulates an operator deleting the collection: writes fail with collection_not_found until
+  // someone calls ensureCollection again.
+  const state = { vanished: false, ensured: 0 };
+  let server: HttpServer;
+
+  before(async () => {
+    server = await startInProcess(
+      { MAX_ATTEMPTS: "3", RETRY_BASE_MS: "50", RETRY_MAX_MS: "100" },
+      {
+        decorateStore: (inner) => ({
+          ...inner,
+          ensureCollection: async (spec) => {
+            state.ensured += 1;
+            state.vanished = false;
+            return inner.ensureCollection(spec);
+          },
+          upsert: async (c, r) => {
+            if (state.vanished)
+              throw new AppError("collection_not_found", `Collection "${c}" does not exist`);
+            return inner.upsert(c, r);
+          },
+          fingerprints: (c, ids) => inner.fingerprints(c, ids),
+          deleteChunkRemnants: (c, ids, keep) => inner.deleteChunkRemnants(c, ids, keep),
+          updatePayloads: (c, u) => inner.updatePayloads(c, u),
+          deleteByDocument: (c, d) => inner.deleteByDocument(c, d),
+          search: (c, v, k, f) => inner.search(c, v, k, f),
+          count: (c) => inner.count(c),
+          close: () => inner.close(),
+        }),
+      },
+    );
+  });
+  after(async () => {
+    await server.shutdown(2000);
+  });
+
+  it("stores the next chunks instead of dead-lettering them until a restart", async () => {
+    const first = await postJson<{ job_id: string }>(`${server.url}/test/embed`, seedChunks(2, "v1"));
+    await waitForJobDone(server.url, first.body.job_id);
+    const ensuredBefore = state.ensured;
+    state.vanished = true;
+    const second = await postJson<{ job_id: string }>(`${server.url}/test/embed`, seedChunks(2, "v2"));
+    const job = await waitForJobDone(server.url, second.body.job_id);
+    assert.equal(job.counts.dead, 0, JSON.stringify(job.failures));
+    assert.equal(job.counts.stored, 2);
+    assert.ok(state.ensured > ensuredBefore, "ensureCollection ran again");
   });
 });

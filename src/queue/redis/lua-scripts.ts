@@ -244,6 +244,17 @@ end
 return held
 `;
 
+/** ARGV: leaseId, seqs... Returns the seqs still running under this lease (read only). */
+const HELD = `
+local leaseId = ARGV[1]
+local out = {}
+for i = 2, #ARGV do
+  local f = redis.call('HMGET', ck(ARGV[i]), 'state', 'lease_id')
+  if f[1] == 'running' and f[2] == leaseId then out[#out + 1] = ARGV[i] end
+end
+return out
+`;
+
 /** ARGV: now, leaseId, n, then 7 per outcome: seq, state, tokens, truncated, windows, model, profile. */
 const ACK = `
 local now = now_ms(ARGV[1])
@@ -460,6 +471,7 @@ export const QUEUE_SCRIPTS = {
   ragqEnqueue: ENQUEUE,
   ragqReserve: RESERVE,
   ragqRenew: RENEW,
+  ragqHeld: HELD,
   ragqAck: ACK,
   ragqFail: FAIL,
   ragqRelease: RELEASE,

@@ -140,6 +140,13 @@ export class RedisJobQueue implements JobQueue {
     return Number(held) > 0;
   }
 
+  async held(leaseId: string, seqs: number[]): Promise<number[]> {
+    const unique = [...new Set(seqs.filter((seq) => Number.isSafeInteger(seq)))];
+    if (unique.length === 0) return [];
+    const reply = (await this.call("ragqHeld", leaseId, ...unique)) as Reply[];
+    return reply.map(Number);
+  }
+
   /** Outcomes for chunks this lease no longer holds are ignored (fencing). */
   async ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void> {
     if (outcomes.length === 0) return;
