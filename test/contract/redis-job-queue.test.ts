@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
 import type { NewChunk } from "../../src/domain/types.js";
 import type { JobQueueOptions } from "../../src/queue/job-queue.js";
@@ -42,6 +44,54 @@ function chunk(chunkId: string, estimatedTokens = 10): NewChunk {
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * A TCP proxy in front of redis-server that can lose one reply: the command reaches Redis and runs,
+ * then the client's connection is cut before the answer arrives. ioredis reconnects and sends the
+ * command again, as it does after any network blip.
+ */
+async function replyDroppingProxy(
+  port: number,
+): Promise<{ url: string; dropNextReply(): void; close(): Promise<void> }> {
+  let drop = false;
+  const sockets = new Set<Socket>();
+  const proxy: Server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port });
+    sockets.add(client);
+    sockets.add(upstream);
+    client.on("data", (data) => upstream.write(data));
+    upstream.on("data", (data) => {
+      if (drop) {
+        drop = false;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(data);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("close", end).on("error", end);
+    upstream.on("close", end).on("error", end);
+  });
+  proxy.listen(0, "127.0.0.1");
+  await once(proxy, "listening");
+  const address = proxy.address();
+  assert.ok(address && typeof address === "object");
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    dropNextReply() {
+      drop = true;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      proxy.close();
+      await once(proxy, "close");
+    },
+  };
+}
 
 // Production path: leases and delays on the Redis server's clock; advancing time means waiting.
 // The +5 ms absorbs timer rounding (a Node timer may fire a millisecond early).
@@ -113,6 +163,44 @@ describe("RedisJobQueue across processes", () => {
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+
+  it("a command re-sent after a lost reply is not applied twice (enqueue, reserve)", async () => {
+    assert.ok(server);
+    const proxy = await replyDroppingProxy(server.port);
+    const prefix = freshPrefix();
+    const flaky = new RedisJobQueue({ url: proxy.url, prefix });
+    const direct = new RedisJobQueue({ url: redisUrl(), prefix });
+    try {
+      await flaky.stats(); // connected, scripts loaded
+      proxy.dropNextReply();
+      const accepted = await flaky.enqueue({
+        collection: "docs",
+        chunks: [chunk("a"), chunk("b"), chunk("c")],
+        maxQueueSize: ROOMY,
+      });
+      assert.ok(accepted.accepted);
+      assert.deepEqual(await direct.stats(), { pending: 3, running: 0, dead: 0, pendingTokens: 30 });
+      assert.equal((await direct.getJob(accepted.jobId))?.counts.queued, 3);
+
+      proxy.dropNextReply();
+      const lease = await flaky.reserve({ maxChunks: 2, maxTokens: ROOMY, leaseMs: LONG_MS });
+      assert.deepEqual(
+        lease?.chunks.map((c) => c.chunkId),
+        ["a", "b"],
+      );
+      assert.deepEqual(await direct.stats(), { pending: 3, running: 2, dead: 0, pendingTokens: 30 });
+      const rest = await direct.reserve({ maxChunks: 10, maxTokens: ROOMY, leaseMs: LONG_MS });
+      assert.deepEqual(
+        rest?.chunks.map((c) => c.chunkId),
+        ["c"],
+        "the re-sent reserve took no extra chunk",
+      );
+    } finally {
+      await flaky.close();
+      await direct.close();
+      await proxy.close();
     }
   });
 

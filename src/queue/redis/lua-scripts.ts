@@ -131,6 +131,9 @@ local max = tonumber(ARGV[2])
 local jobId = ARGV[3]
 local collection = ARGV[4]
 local n = tonumber(ARGV[5])
+-- ioredis re-sends a command whose reply a dropped connection lost: the job exists, so this request
+-- was accepted by the first run. Accepting it again would enqueue every chunk twice.
+if redis.call('EXISTS', jk(jobId)) == 1 then return {1} end
 local pending = tonumber(redis.call('HGET', COUNTERS, 'pending') or '0')
 if pending + n > max then return {0, fmt(pending)} end
 local nowS = fmt(now)
@@ -172,6 +175,26 @@ local leaseMs = tonumber(ARGV[4])
 local leaseId = ARGV[5]
 local maxStalls = tonumber(ARGV[6])
 local maxScan = tonumber(ARGV[7])
+
+-- A re-sent reserve (see ENQUEUE): hand back what the first run took under this lease instead of
+-- taking more chunks that the worker would never hear of.
+if redis.call('EXISTS', lk(leaseId)) == 1 then
+  local held = {}
+  local heldUntil = '0'
+  for _, seq in ipairs(redis.call('SMEMBERS', lk(leaseId))) do
+    local f = redis.call('HMGET', ck(seq), 'state', 'lease_id', 'lease_expires_at', 'job_id', 'collection',
+      'chunk_id', 'document_id', 'text', 'payload', 'est_tokens', 'attempts', 'overflow', 'overlap_tokens')
+    if f[1] == 'running' and f[2] == leaseId then
+      heldUntil = f[3]
+      held[#held + 1] = {seq, f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13]}
+    end
+  end
+  if #held == 0 then return {} end
+  table.sort(held, function(a, b) return tonumber(a[1]) < tonumber(b[1]) end)
+  table.insert(held, 1, heldUntil)
+  return held
+end
+
 reclaim(now, maxStalls)
 promote(now)
 
