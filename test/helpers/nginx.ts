@@ -85,7 +85,7 @@ ${servers}
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_connect_timeout 2s;
       proxy_read_timeout 60s;
-      proxy_next_upstream error timeout http_502 http_503 http_429 non_idempotent;
+      proxy_next_upstream error timeout http_502 http_503 non_idempotent;
       proxy_next_upstream_tries 2;
       proxy_next_upstream_timeout 10s;
     }
