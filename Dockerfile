@@ -20,9 +20,8 @@ RUN npm ci --no-audit --no-fund --ignore-scripts \
  && npm rebuild better-sqlite3 onnxruntime-node esbuild
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
+# `npm run build` compiles and copies the dashboard's static files next to the compiled routes.
 RUN npm run build \
- # tsc emits only .js: the dashboard's static files are copied next to the compiled routes.
- && cp -r src/server/dashboard dist/server/dashboard \
  && npm prune --omit=dev
 
 ############################ runtime ############################

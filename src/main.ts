@@ -84,7 +84,7 @@ async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase 
     onError: (error) => log.warn({ err: error }, "redis connection error"),
   });
   const durability = await queue.durability().catch(() => null);
-  if (durability && !(durability.appendonly && durability.appendfsync === "always")) {
+  if (durability && !(durability.appendonly === "yes" && durability.appendfsync === "always")) {
     log.warn(
       durability,
       "Redis is not running with appendonly yes + appendfsync always: a Redis crash can lose accepted chunks",

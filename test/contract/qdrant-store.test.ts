@@ -288,6 +288,7 @@ describe("QdrantStore error classification", () => {
       "_rag.chunk_id",
       "_rag.document_id",
       "_rag.group_id",
+      "parent_chunk_id",
     ]);
   });
 });
@@ -304,6 +305,23 @@ describe("QdrantStore specifics", () => {
   after(async () => {
     await store.close();
     await server.close();
+  });
+
+  it("splits upserts by UTF-8 bytes, so long Korean payloads stay under the request limit", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    // 3 million Hangul syllables: 3 M UTF-16 units, 9 MB of UTF-8 each.
+    const leaflet = "가".repeat(3_000_000);
+    const records = ["a", "b", "c"].map((id) =>
+      makeRecord(c, id, [1, 0], { payload: { contents: leaflet } }),
+    );
+    const before = server.requests.length;
+    await store.upsert(c, records);
+    const upserts = server.requests.slice(before).filter((r) => r.operationId === "upsert_points");
+    assert.ok(upserts.length >= 2, `${upserts.length} request(s)`);
+    for (const request of upserts)
+      assert.ok(request.bytes <= 16 * 1024 * 1024, `${request.bytes} bytes in one request`);
+    assert.equal(await store.count(c), 3);
   });
 
   it("stores the user's payload as is plus _rag, readable by any Qdrant client", async () => {

@@ -3,10 +3,14 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { after, before, describe, it } from "node:test";
+import { Redis } from "ioredis";
 import type { NewChunk } from "../../src/domain/types.js";
+import { ThroughputMeter } from "../../src/observability/throughput-meter.js";
 import type { JobQueueOptions } from "../../src/queue/job-queue.js";
 import { RedisJobQueue } from "../../src/queue/redis/redis-job-queue.js";
+import { SharedThroughput } from "../../src/queue/redis/shared-throughput.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
+import { waitFor } from "../helpers/server-process.js";
 import { type JobQueueFixture, jobQueueContract, MP, TRUNCATE } from "./job-queue.contract.js";
 
 const LONG_MS = 600_000;
@@ -310,6 +314,44 @@ describe("RedisJobQueue across processes", () => {
       }
     } finally {
       await queue.close();
+    }
+  });
+});
+
+describe("SharedThroughput (deployment-wide drain rate in one Redis hash)", () => {
+  it("sums fresh workers, drops stale and departed ones", async () => {
+    const prefix = freshPrefix();
+    const t = 1_000_000;
+    const meterA = new ThroughputMeter(30_000, () => t);
+    const meterB = new ThroughputMeter(30_000, () => t);
+    meterA.record(100, 1_000, t - 10_000); // 10 chunks/s
+    meterB.record(50, 500, t - 10_000); // 5 chunks/s
+    const a = new SharedThroughput(redisUrl(), prefix, meterA, true, "worker-a");
+    const b = new SharedThroughput(redisUrl(), prefix, meterB, true, "worker-b");
+    const api = new SharedThroughput(redisUrl(), prefix, new ThroughputMeter(), false);
+    const raw = new Redis(redisUrl());
+    try {
+      // A worker that died long ago, as its last publication left it.
+      await raw.hset(
+        `${prefix}throughput`,
+        "gone:1",
+        JSON.stringify({ chunksPerSecond: 99, tokensPerSecond: 9, at: 1 }),
+      );
+      await waitFor(async () => (api.rates().chunksPerSecond === 15 ? true : undefined), {
+        what: "the API instance sees both workers",
+        timeoutMs: 10_000,
+      });
+      assert.equal(api.rates().tokensPerSecond, 150);
+      assert.equal(await raw.hexists(`${prefix}throughput`, "gone:1"), 0, "the stale field was removed");
+      await a.close();
+      await waitFor(async () => (api.rates().chunksPerSecond === 5 ? true : undefined), {
+        what: "a departed worker drops out",
+        timeoutMs: 10_000,
+      });
+    } finally {
+      await b.close();
+      await api.close();
+      raw.disconnect();
     }
   });
 });

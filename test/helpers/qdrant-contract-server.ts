@@ -13,6 +13,8 @@ export interface RecordedRequest {
   path: string;
   query: Record<string, string | string[]>;
   body: unknown;
+  /** Size of the body on the wire (UTF-8 bytes). */
+  bytes: number;
   operationId: string | undefined;
   valid: boolean;
   /** Validator errors (or the routing/parse failure) when invalid. */
@@ -150,6 +152,7 @@ export async function startQdrantContractServer(): Promise<QdrantContractServer>
       path: url.pathname,
       query,
       body: undefined,
+      bytes: Buffer.byteLength(raw),
       operationId: undefined,
       valid: false,
       errors: undefined,

@@ -4,8 +4,17 @@ import type { JsonValue, Payload, PointFingerprint, VectorRecord } from "../../d
 /** Reserved top-level payload key holding the server's own fields next to the user's payload. */
 export const RAG_KEY = "_rag";
 
-/** Keyword indexes created with each collection: the fields deletes filter on. */
-export const INDEXED_FIELDS = [`${RAG_KEY}.document_id`, `${RAG_KEY}.group_id`, `${RAG_KEY}.chunk_id`];
+/**
+ * Keyword indexes created with each collection: the fields deletes filter on, and `parent_chunk_id`,
+ * the payload field clients filter on to find the windows of a split chunk (Qdrant's strict mode
+ * refuses filters on unindexed fields, and without an index such a filter scans the collection).
+ */
+export const INDEXED_FIELDS = [
+  `${RAG_KEY}.document_id`,
+  `${RAG_KEY}.group_id`,
+  `${RAG_KEY}.chunk_id`,
+  "parent_chunk_id",
+];
 
 /** What `_rag` holds. Snake case like Qdrant's own fields, readable by any Qdrant client. */
 export interface RagFields {

@@ -144,7 +144,8 @@ export class QdrantStore implements VectorStore {
       points,
       MAX_POINTS_PER_REQUEST,
       MAX_REQUEST_BYTES,
-      (p) => vectorBytes + JSON.stringify(p.payload).length + 64,
+      // Bytes on the wire, not UTF-16 units: Korean text is 3 bytes a character in UTF-8.
+      (p) => vectorBytes + Buffer.byteLength(JSON.stringify(p.payload)) + 64,
     )) {
       await this.call("upsert", collection, () =>
         this.client.upsert(collection, { wait: true, points: batch }),
@@ -176,7 +177,7 @@ export class QdrantStore implements VectorStore {
       // A filter on the id (not `points`) so a point deleted meanwhile is skipped instead of failing.
       operations.push({
         op: { overwrite_payload: { payload, filter: { must: [{ has_id: [u.id] }] } } },
-        bytes: JSON.stringify(payload).length + 128,
+        bytes: Buffer.byteLength(JSON.stringify(payload)) + 128,
       });
     }
     for (const batch of splitBatches(operations, MAX_POINTS_PER_REQUEST, MAX_REQUEST_BYTES, (o) => o.bytes)) {
