@@ -7,6 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { NewChunk } from "../../src/domain/types.js";
+import { defaultLeaseOwner } from "../../src/queue/sqlite/lease-owner.js";
 import { SqliteJobQueue } from "../../src/queue/sqlite/sqlite-job-queue.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
 import { jobQueueContract, MP, TRUNCATE } from "./job-queue.contract.js";
@@ -336,6 +337,31 @@ describe("SqliteJobQueue specifics", () => {
       [["dead", 0]],
     );
     assert.equal(restarted.recoverOrphans(), 0, "nothing left to recover");
+    assertCountersMatchRows(db);
+  });
+
+  it("takes back the leases of an earlier process that had this very pid (a restarted container's pid 1)", async () => {
+    const setup = new SqliteJobQueue(db, { now: clock.now });
+    await setup.enqueue({
+      collection: "c",
+      chunks: [chunk("before-restart"), chunk("mine")],
+      maxQueueSize: 10,
+    });
+    const earlier = new SqliteJobQueue(db, {
+      ownerId: `${hostname()}:${process.pid}:0badc0de`,
+      now: clock.now,
+    });
+    const current = new SqliteJobQueue(db, { ownerId: defaultLeaseOwner(), now: clock.now });
+    assert.ok(await earlier.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS }));
+    assert.ok(await current.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS }));
+
+    const restarted = new SqliteJobQueue(db, { now: clock.now });
+    assert.equal((await restarted.stats()).running, 1, "this process's own lease is not an orphan");
+    const lease = await restarted.reserve({ maxChunks: 10, maxTokens: 100, leaseMs: LONG_MS });
+    assert.deepEqual(
+      lease?.chunks.map((c) => c.chunkId),
+      ["before-restart"],
+    );
     assertCountersMatchRows(db);
   });
 
