@@ -169,12 +169,10 @@ export class RagEmbedClient {
         );
         return { kind: "accepted", accepted };
       } catch (error) {
-        if (!(error instanceof RagEmbedError) || !isBusy(error)) throw error;
-        const requested = numberDetail(error, "requested");
-        const max = numberDetail(error, "max_queue_size");
-        if (error.code === "queue_full" && requested !== undefined && max !== undefined && requested > max) {
-          return { kind: "too_big", maxQueueSize: max };
-        }
+        if (!(error instanceof RagEmbedError)) throw error;
+        const limit = requestLimit(error, batch.length);
+        if (limit !== undefined) return { kind: "too_big", maxQueueSize: limit };
+        if (!isBusy(error)) throw error;
         state.sawBusy = true;
         const waitMs = retryDelayMs(error.retryAfterSeconds, {
           fallbackMs: 1000,
@@ -350,6 +348,17 @@ export class RagEmbedClient {
 
 function isBusy(error: RagEmbedError): boolean {
   return error.status === 429 || error.status === 503;
+}
+
+/**
+ * The most chunks one request may carry, when the server refused this one (413) for holding more:
+ * more than the whole queue holds (MAX_QUEUE_SIZE) or than MAX_CHUNKS_PER_REQUEST. Nothing was
+ * enqueued, so the batch can be split and sent again.
+ */
+function requestLimit(error: RagEmbedError, sent: number): number | undefined {
+  if (error.code !== "payload_too_large") return undefined;
+  const limit = numberDetail(error, "max_queue_size") ?? numberDetail(error, "max");
+  return limit !== undefined && sent > limit ? limit : undefined;
 }
 
 function numberDetail(error: RagEmbedError, key: string): number | undefined {

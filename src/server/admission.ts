@@ -51,6 +51,24 @@ export class Admission {
         { details: { count: chunks.length, max: this.options.maxChunksPerRequest } },
       );
     }
+    if (chunks.length > this.options.maxQueueSize) {
+      // Waiting cannot help: even an empty queue is too small for this request.
+      throw new AppError(
+        "payload_too_large",
+        `The request has ${chunks.length} chunks; the queue holds at most ${this.options.maxQueueSize} (MAX_QUEUE_SIZE): send smaller requests`,
+        { details: { count: chunks.length, max_queue_size: this.options.maxQueueSize } },
+      );
+    }
+    const tooDeep = chunks.flatMap((chunk) =>
+      jsonDepthExceeds(chunk.payload, MAX_PAYLOAD_DEPTH) ? [chunk.chunkId] : [],
+    );
+    if (tooDeep.length > 0) {
+      throw new AppError(
+        "invalid_request",
+        `${tooDeep.length} chunk(s) carry metadata nested deeper than ${MAX_PAYLOAD_DEPTH} levels`,
+        { details: { max_depth: MAX_PAYLOAD_DEPTH, chunk_ids: tooDeep.slice(0, 100) } },
+      );
+    }
     const blank = chunks.flatMap((chunk, index) =>
       chunk.text.trim() === "" ? [{ index, id: chunk.chunkId }] : [],
     );
@@ -140,6 +158,27 @@ export class Admission {
     if (chunksPerSecond <= 0) return 5;
     return Math.min(300, Math.max(1, Math.ceil(excessChunks / chunksPerSecond)));
   }
+}
+
+/**
+ * Deepest metadata nesting accepted. Payloads are hashed, serialised and stored by recursive code
+ * (here and in every vector store); a few thousand levels would overflow the stack there, long after
+ * the request was accepted, so they are refused at the door.
+ */
+export const MAX_PAYLOAD_DEPTH = 32;
+
+/** Whether a JSON value nests objects/arrays deeper than `max` levels (iterative: any depth is safe). */
+export function jsonDepthExceeds(value: unknown, max: number): boolean {
+  const stack: Array<{ value: unknown; depth: number }> = [{ value, depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (item.value === null || typeof item.value !== "object") continue;
+    const depth = item.depth + 1;
+    if (depth > max) return true;
+    const children = Array.isArray(item.value) ? item.value : Object.values(item.value);
+    for (const child of children) stack.push({ value: child, depth });
+  }
+  return false;
 }
 
 export function newChunk(

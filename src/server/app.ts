@@ -2,6 +2,7 @@ import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/typ
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   LogController,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
@@ -71,6 +72,14 @@ export function buildApp(deps: AppDeps): App {
     logController: new LogController({ disableRequestLogging: true }),
     // Job ids and chunk ids may be long; refusing long URLs with a clear error is the router's job.
     routerOptions: { maxParamLength: 1024 },
+    // Errors the router raises before any route runs (a malformed percent-encoding in the URL) get
+    // the same envelope as every other error.
+    frameworkErrors: (error, _request, reply) => {
+      // The hook's reply is typed for an unknown route generic; it is a plain reply here.
+      void (reply as unknown as FastifyReply)
+        .status(400)
+        .send({ error: { code: "invalid_request", message: error.message } });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   // Bodies are validated without coercion (a number is not silently a string); query strings are
   // coerced, since everything in a URL arrives as text.

@@ -38,10 +38,13 @@ export function registerOpenApi(app: App, version = packageVersion()): void {
       },
       security: [{ bearerAuth: [] }],
     },
-    // Routes that never need a key say so (security: []), so the UI does not send one.
+    // Routes that never need a key say so (security: []), so the UI does not send one. Responses
+    // are documented here, for the document only: a response schema on the route itself would also
+    // drive serialisation and drop any field it does not list.
     transform: ({ schema, url, route }) => {
       const open = route.config?.public === true || url === "/health";
-      return { schema: open ? { ...schema, security: [] } : schema, url };
+      const documented = { ...schema, response: documentedResponses(route.method, url, schema?.response) };
+      return { schema: open ? { ...documented, security: [] } : documented, url };
     },
   });
 
@@ -65,6 +68,43 @@ export function registerOpenApi(app: App, version = packageVersion()): void {
       async () => app.swagger(),
     );
   });
+}
+
+/** The error envelope every route answers with, whatever the status. */
+const ERROR_RESPONSE = {
+  description: "Error: a stable code, a message, and details where they help (see the README's error table)",
+  type: "object",
+  required: ["error"],
+  properties: {
+    error: {
+      type: "object",
+      required: ["code", "message"],
+      properties: {
+        code: { type: "string" },
+        message: { type: "string" },
+        details: { type: "object", additionalProperties: true },
+      },
+    },
+  },
+} as const;
+
+/** Routes that answer 202: the work is accepted (durably), not done. */
+const ACCEPTING_ROUTES = new Set(["POST /test/embed", "POST /v1/collections/:collection/chunks"]);
+
+function documentedResponses(
+  method: string | string[],
+  url: string,
+  declared: unknown,
+): Record<string, unknown> {
+  const methods = Array.isArray(method) ? method : [method];
+  const success = methods.some((m) => ACCEPTING_ROUTES.has(`${m} ${url}`)) ? "202" : "200";
+  const own = declared && typeof declared === "object" ? (declared as Record<string, unknown>) : {};
+  return {
+    [success]: { description: success === "202" ? "Accepted: durable before this answer" : "OK" },
+    ...own,
+    "4xx": ERROR_RESPONSE,
+    "5xx": ERROR_RESPONSE,
+  };
 }
 
 /** The package version (package.json is two levels up from both src/server and dist/server). */

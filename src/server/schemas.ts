@@ -2,7 +2,10 @@ import Type, { type Static } from "typebox";
 
 /** Route schemas: they validate requests and, later, generate the OpenAPI document. */
 
-const ChunkId = Type.Union([Type.String({ minLength: 1, maxLength: 512 }), Type.Integer({ minimum: 0 })]);
+/** Integers beyond 2^53 are not exact in JSON numbers: two ids could silently become one. */
+const SafeInteger = (options: { minimum?: number } = {}) =>
+  Type.Integer({ minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, ...options });
+const ChunkId = Type.Union([Type.String({ minLength: 1, maxLength: 512 }), SafeInteger({ minimum: 0 })]);
 const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
 export const CollectionParams = Type.Object({
@@ -11,7 +14,7 @@ export const CollectionParams = Type.Object({
 
 export const SeedChunk = Type.Object({
   chunk_id: ChunkId,
-  item_sequence: Type.Union([Type.String({ maxLength: 512 }), Type.Integer()]),
+  item_sequence: Type.Union([Type.String({ maxLength: 512 }), SafeInteger()]),
   name: Type.String(),
   contents: Type.String(),
   meta: Type.Union([JsonObject, Type.Null()]),
@@ -47,7 +50,7 @@ export const SeedStatusQuery = Type.Object({
 export const NativeChunk = Type.Object({
   id: ChunkId,
   text: Type.String(),
-  document_id: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), Type.Integer(), Type.Null()])),
+  document_id: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), SafeInteger(), Type.Null()])),
   metadata: Type.Optional(Type.Union([JsonObject, Type.Null()])),
 });
 export type NativeChunk = Static<typeof NativeChunk>;
@@ -82,11 +85,22 @@ export const DeadLetterSelectorBody = Type.Object({
 });
 export type DeadLetterSelectorBody = Static<typeof DeadLetterSelectorBody>;
 
-const FilterValue = Type.Union([Type.String(), Type.Number(), Type.Boolean()]);
+const FilterValue = Type.Union([Type.String({ maxLength: 1024 }), Type.Number(), Type.Boolean()]);
 export const SearchBody = Type.Object({
-  query: Type.String({ minLength: 1 }),
+  // Something to embed: a blank query is refused like a blank chunk.
+  query: Type.String({ minLength: 1, pattern: "\\S" }),
   top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 10 })),
-  filter: Type.Optional(Type.Record(Type.String(), Type.Union([FilterValue, Type.Array(FilterValue)]))),
+  filter: Type.Optional(
+    Type.Record(
+      Type.String({ minLength: 1, maxLength: 256 }),
+      Type.Union([FilterValue, Type.Array(FilterValue, { maxItems: 1024 })]),
+      {
+        maxProperties: 32,
+        description:
+          "AND of payload equalities (at most 32 keys); an array matches any of its values (at most 1,024)",
+      },
+    ),
+  ),
 });
 export type SearchBody = Static<typeof SearchBody>;
 

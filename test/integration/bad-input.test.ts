@@ -135,6 +135,51 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       code: "payload_too_large",
     },
     {
+      name: "more chunks than the whole queue holds (waiting cannot help)",
+      path: "/v1/collections/docs/chunks",
+      body: JSON.stringify({ chunks: Array.from({ length: 101 }, (_, i) => ({ id: `q-${i}`, text: "t" })) }),
+      status: 413,
+      code: "payload_too_large",
+    },
+    {
+      name: "metadata nested 5,000 levels deep",
+      path: "/v1/collections/docs/chunks",
+      body: `{"chunks":[{"id":"ok","text":"fine"},{"id":"deep","text":"t","metadata":${'{"a":'.repeat(5000)}1${"}".repeat(5000)}}]}`,
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "an integer chunk id beyond 2^53 (not exact in JSON)",
+      path: "/v1/collections/docs/chunks",
+      body: '{"chunks":[{"id":9007199254740993,"text":"t"}]}',
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "a search filter with 1,000 keys",
+      path: "/v1/collections/docs/search",
+      body: JSON.stringify({
+        query: "q",
+        filter: Object.fromEntries(Array.from({ length: 1000 }, (_, i) => [`k${i}`, i])),
+      }),
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "a search filter value list of 2,000",
+      path: "/v1/collections/docs/search",
+      body: JSON.stringify({ query: "q", filter: { k: Array.from({ length: 2_000 }, (_, i) => i) } }),
+      status: 400,
+      code: "invalid_request",
+    },
+    {
+      name: "a blank search query",
+      path: "/v1/collections/docs/search",
+      body: JSON.stringify({ query: "   " }),
+      status: 400,
+      code: "invalid_request",
+    },
+    {
       name: "not JSON content type",
       path: "/test/embed",
       body: "chunk_id=a",
@@ -171,6 +216,17 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       `Retry-After is a positive integer: ${retryAfter}`,
     );
     assert.ok((await pending()) <= 100, "nothing of the refused request was enqueued");
+  });
+
+  it("a malformed URL gets the error envelope", async () => {
+    for (const path of ["/v1/jobs/%E0%A4%A", "/v1/collections/docs/documents/%E0%A4%A"]) {
+      const response = await fetch(`${server.url}${path}`, {
+        method: path.includes("documents") ? "DELETE" : "GET",
+      });
+      assert.equal(response.status, 400);
+      const body = (await response.json()) as ErrorBody;
+      assert.equal(body.error.code, "invalid_request", JSON.stringify(body));
+    }
   });
 
   it("unknown job → 404 job_not_found; unknown route → 404 not_found", async () => {

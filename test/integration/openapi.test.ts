@@ -7,7 +7,7 @@ import { startInProcess } from "../helpers/in-process-server.js";
 
 interface OpenApiDocument {
   openapi: string;
-  paths: Record<string, Record<string, { security?: unknown[] }>>;
+  paths: Record<string, Record<string, { security?: unknown[]; responses?: Record<string, unknown> }>>;
 }
 
 /**
@@ -90,6 +90,19 @@ describe("GET /openapi.json and the /docs UI", () => {
     }
     assert.ok(routes.includes("GET /docs/json"), "the docs UI's routes were seen (and skipped)");
     assert.deepEqual(document.paths["/health"]?.get?.security, [], "/health needs no key");
+  });
+
+  it("documents 202 where work is accepted, and the error envelope on every route", () => {
+    const responses = (path: string, method: string) =>
+      Object.keys(document.paths[path]?.[method]?.responses ?? {});
+    assert.deepEqual(responses("/test/embed", "post").sort(), ["202", "4XX", "5XX"]);
+    assert.deepEqual(responses("/v1/collections/{collection}/chunks", "post").sort(), ["202", "4XX", "5XX"]);
+    assert.deepEqual(responses("/v1/jobs/{id}", "get").sort(), ["200", "4XX", "5XX"]);
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        assert.ok(operation.responses?.["4XX"], `${method.toUpperCase()} ${path} documents its errors`);
+      }
+    }
   });
 
   it("serves the Swagger UI from the server itself (no CDN)", async () => {
