@@ -104,7 +104,12 @@ export async function startServer(
   // The SQLite store is shared through a local file: with a shared queue, refuse a second host.
   const hostGuard =
     settings.queueUrl && settings.vectorStore === "sqlite"
-      ? new SingleHostGuard(settings.queueUrl, settings.queuePrefix)
+      ? new SingleHostGuard(settings.queueUrl, settings.queuePrefix, undefined, (otherHost) =>
+          logger.error(
+            { otherHost },
+            "another host now uses the SQLite store with this queue (our claim lapsed while Redis was unreachable): stop one of them",
+          ),
+        )
       : null;
   await hostGuard?.claim();
   const sqliteStore = db ? new SqliteVecStore(db) : null;

@@ -9,6 +9,7 @@ import { ThroughputMeter } from "../../src/observability/throughput-meter.js";
 import type { JobQueueOptions } from "../../src/queue/job-queue.js";
 import { RedisJobQueue } from "../../src/queue/redis/redis-job-queue.js";
 import { SharedThroughput } from "../../src/queue/redis/shared-throughput.js";
+import { SingleHostGuard } from "../../src/queue/redis/single-host-guard.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
 import { waitFor } from "../helpers/server-process.js";
 import { type JobQueueFixture, jobQueueContract, MP, TRUNCATE } from "./job-queue.contract.js";
@@ -353,5 +354,30 @@ describe("SharedThroughput (deployment-wide drain rate in one Redis hash)", () =
       await api.close();
       raw.disconnect();
     }
+  });
+});
+
+describe("SingleHostGuard (the SQLite store is shared by one host only)", () => {
+  it("lets processes of one host share it, refuses a second host, even when both start at once", async () => {
+    const prefix = freshPrefix();
+    const first = new SingleHostGuard(redisUrl(), prefix, "host-a");
+    const sameHost = new SingleHostGuard(redisUrl(), prefix, "host-a");
+    const otherHost = new SingleHostGuard(redisUrl(), prefix, "host-b");
+    try {
+      await first.claim();
+      await sameHost.claim();
+      await assert.rejects(otherHost.claim(), /host-a/);
+    } finally {
+      await first.release();
+      await sameHost.release();
+    }
+
+    const racePrefix = freshPrefix();
+    const racers = ["host-1", "host-2", "host-3", "host-4"].map(
+      (h) => new SingleHostGuard(redisUrl(), racePrefix, h),
+    );
+    const outcomes = await Promise.allSettled(racers.map((g) => g.claim()));
+    assert.equal(outcomes.filter((o) => o.status === "fulfilled").length, 1, "exactly one host wins");
+    await Promise.all(racers.map((g) => g.release()));
   });
 });

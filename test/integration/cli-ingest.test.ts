@@ -174,7 +174,7 @@ describe("rag-embed CLI against a running server", () => {
       server.url,
     ]);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /50 stored, 0 unchanged, 0 failed/);
+    assert.match(result.stdout, /50 stored, 0 unchanged, 0 dead/);
     const ids = await searchIds(server.url, "csv");
     assert.deepEqual(new Set(ids), new Set(Array.from({ length: 50 }, (_, i) => `c-${i}`)));
 
