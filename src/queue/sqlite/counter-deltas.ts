@@ -1,3 +1,4 @@
+import type { StoredJobCounters } from "../job-counts.js";
 import type { QueueStatements } from "./queue-statements.js";
 
 export type ChunkTransition =
@@ -9,14 +10,8 @@ export type ChunkTransition =
   | "dead>queued"
   | "dead>discarded";
 
-interface JobDelta {
-  queued: number;
-  running: number;
-  stored: number;
-  unchanged: number;
-  dead: number;
-  discarded: number;
-}
+/** Changes to one job's counters (its total never changes). */
+type JobDelta = Omit<StoredJobCounters, "total">;
 
 /**
  * Collects the counter changes of one transaction and writes them once per job, so a batch of

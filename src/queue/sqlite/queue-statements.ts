@@ -1,6 +1,7 @@
 import type { Statement } from "better-sqlite3";
 import type { QueuedOverflowPolicy } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import type { StoredJobCounters } from "../job-counts.js";
 
 export interface CandidateRow {
   seq: number;
@@ -30,16 +31,9 @@ export interface HeldRow extends MovedRow {
   attempts: number;
 }
 
-export interface JobRow {
+export interface JobRow extends StoredJobCounters {
   id: string;
   collection: string;
-  total: number;
-  queued: number;
-  running: number;
-  stored: number;
-  unchanged: number;
-  dead: number;
-  discarded: number;
   created_at: number;
   updated_at: number;
 }
