@@ -90,8 +90,7 @@ export function keepHeld(
   batch: CommitBatch,
   held: ReadonlySet<number>,
 ): { batch: CommitBatch; fenced: number[] } {
-  const all = new Set([...batch.writes.map((w) => w.seq), ...batch.outcomes.map((o) => o.seq)]);
-  const fenced = [...all].filter((seq) => !held.has(seq));
+  const fenced = seqsOf(batch).filter((seq) => !held.has(seq));
   if (fenced.length === 0) return { batch, fenced };
   return {
     batch: {

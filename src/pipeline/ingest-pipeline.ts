@@ -192,14 +192,14 @@ export class IngestPipeline {
       const { writes, outcomes: prepared, tokens, failed } = await this.prepare(lease.chunks);
       const commitStarted = performance.now();
       const { fenced } = await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes: prepared });
+      const fencedSeqs = new Set(fenced);
       if (fenced.length > 0) {
         // Another worker took these chunks when this lease lapsed; its results are the ones that count.
-        const lost = new Set(fenced);
         this.log.warn(
           {
             leaseId: lease.id,
             chunkIds: lease.chunks
-              .filter((c) => lost.has(c.seq))
+              .filter((c) => fencedSeqs.has(c.seq))
               .slice(0, 20)
               .map((c) => c.chunkId),
             chunks: fenced.length,
@@ -207,7 +207,6 @@ export class IngestPipeline {
           "lease lapsed while processing; these chunks belong to another worker now and were not written",
         );
       }
-      const fencedSeqs = new Set(fenced);
       const outcomes = prepared.filter((o) => !fencedSeqs.has(o.seq));
       // Chunks that failed alone (the rest of their batch is committed) retry or die on their own.
       for (const { chunk, error } of failed) await this.handleFailure(lease, error, [chunk]);
