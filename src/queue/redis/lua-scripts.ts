@@ -327,6 +327,8 @@ for i = 6, #ARGV do
       local at = now + delay
       redis.call('HSET', c, 'state', 'queued', 'available_at', fmt(at), 'last_error', err, 'updated_at', fmt(now))
       redis.call('ZADD', DELAYED, at, seq)
+      -- Marks the job as one with retries, so GET_JOB counts retrying chunks only for such jobs.
+      redis.call('HSET', jk(f[3]), 'retried', '1')
       jd(f[3], 'running', -1); jd(f[3], 'queued', 1); gd('running', -1)
     end
   end
@@ -365,9 +367,10 @@ local k = jk(ARGV[1])
 if redis.call('EXISTS', k) == 0 then return {} end
 local row = redis.call('HMGET', k, 'collection', 'total', 'queued', 'running', 'stored', 'unchanged', 'dead',
   'discarded', 'created_at', 'updated_at')
--- Chunks waiting for a retry are counted on read (a job holds at most one request's chunks).
+-- Chunks waiting for a retry are counted on read, and only in a job that ever scheduled a retry:
+-- the scan over its chunks (at most one request's) stays off the path of ordinary status polls.
 local retrying = 0
-if tonumber(row[3]) > 0 then
+if tonumber(row[3]) > 0 and redis.call('HEXISTS', k, 'retried') == 1 then
   for _, seq in ipairs(redis.call('ZRANGE', k .. ':chunks', 0, -1)) do
     local f = redis.call('HMGET', ck(seq), 'state', 'attempts', 'last_error')
     if f[1] == 'queued' and tonumber(f[2]) > 0 and f[3] ~= false then retrying = retrying + 1 end
