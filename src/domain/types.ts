@@ -80,6 +80,12 @@ export interface DeadLetter {
 export interface QueuedChunk extends NewChunk {
   /** Queue-internal sequence number, unique per queue. */
   seq: number;
+  /**
+   * Version of this chunk id's content: grows with each accepted version of a chunk (any
+   * monotonic counter of the queue will do). A store write applies only over an older version, so a
+   * stale worker finishing late can never put older content over newer.
+   */
+  version: number;
   jobId: string;
   collection: string;
   /** How many processing attempts have already failed. */

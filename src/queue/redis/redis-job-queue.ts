@@ -363,6 +363,7 @@ function toQueuedChunk(row: Reply[]): QueuedChunk {
   const [seq, jobId, collection, chunkId, documentId, text, payload, est, attempts, overflow, overlap] = row;
   return {
     seq: Number(seq),
+    version: Number(seq),
     jobId: String(jobId),
     collection: String(collection),
     chunkId: String(chunkId),

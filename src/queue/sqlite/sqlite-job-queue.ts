@@ -384,6 +384,8 @@ function normaliseTokens(estimate: number): number {
 function toQueuedChunk(row: CandidateRow): QueuedChunk {
   return {
     seq: row.seq,
+    // seq is AUTOINCREMENT: it grows with every accepted chunk, so it orders versions of one chunk id.
+    version: row.seq,
     jobId: row.job_id,
     collection: row.collection,
     chunkId: row.chunk_id,
