@@ -21,6 +21,9 @@ import { QdrantStore } from "./vector-store/qdrant/qdrant-store.js";
 import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
 import type { VectorStore } from "./vector-store/vector-store.js";
 
+/** How often retention and housekeeping run (each pass is bounded, see JobQueue.maintain). */
+const HOUSEKEEPING_INTERVAL_MS = 60_000;
+
 export interface RunningServer {
   /** The HTTP app; null in the worker role, which serves no HTTP. */
   app: App | null;
@@ -74,7 +77,11 @@ function qdrantStore(settings: Settings, logger: Logger): VectorStore {
 async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase | null): Promise<JobQueue> {
   if (!settings.queueUrl) {
     if (!db) throw new Error("the SQLite queue needs the SQLite file");
-    return new SqliteJobQueue(db, { maxStalls: settings.maxStalls });
+    return new SqliteJobQueue(db, {
+      maxStalls: settings.maxStalls,
+      jobRetentionMs: settings.jobRetentionMs,
+      deadLetterRetentionMs: settings.deadLetterRetentionMs,
+    });
   }
   const log = logger.child({ component: "redis-queue" });
   const queue = new RedisJobQueue({
@@ -158,6 +165,7 @@ export async function startServer(
   });
   const admission = new Admission(admittedQueue, drainRate, embedder, () => model, {
     maxQueueSize: settings.maxQueueSize,
+    maxQueueTokens: settings.maxQueueTokens,
     maxChunksPerRequest: settings.maxChunksPerRequest,
   });
   const distance = settings.qdrantDistance;
@@ -219,9 +227,26 @@ export async function startServer(
       "listening",
     );
 
+  // Retention runs where the pipeline runs: one bounded pass a minute (and one at start).
+  const housekeepingLog = logger.child({ component: "retention" });
+  const housekeep = () =>
+    queue.maintain().then(
+      (result) => {
+        if (result.expiredJobs + result.expiredDeadLetters > 0)
+          housekeepingLog.info(result, "retention pass");
+      },
+      (error: unknown) => housekeepingLog.warn({ err: error }, "retention pass failed; retrying in a minute"),
+    );
+  let housekeeping: NodeJS.Timeout | null = null;
+
   const ready = embedder.load().then((info) => {
     model = info;
-    if (runsPipeline) pipeline.start();
+    if (runsPipeline) {
+      pipeline.start();
+      void housekeep();
+      housekeeping = setInterval(housekeep, HOUSEKEEPING_INTERVAL_MS);
+      housekeeping.unref();
+    }
     logger.info({ model: info, ...where }, runsPipeline ? "model loaded; pipeline started" : "model loaded");
     if (!servesHttp) logger.info(where, "worker started");
     return info;
@@ -235,6 +260,7 @@ export async function startServer(
       // New requests get 503 while in-flight batches finish (or go back to the queue at the
       // timeout); only then does the listener close.
       shuttingDown = true;
+      if (housekeeping) clearInterval(housekeeping);
       logger.info({ timeoutMs }, "shutting down: refusing new requests, finishing in-flight batches");
       const result = await pipeline.stop(timeoutMs);
       logger.info(result, "pipeline stopped");

@@ -10,6 +10,20 @@ import Value from "typebox/value";
  */
 const optionalString = (description: string) => Type.Optional(Type.String({ description }));
 
+/** A duration: a number with a unit (ms, s, m, h, d), e.g. "7d", "90s"; a bare number is seconds. */
+const DURATION_PATTERN = "^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)?$";
+const duration = (defaultValue: string, description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, default: defaultValue, description });
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Milliseconds of a duration setting ("7d" → 604800000); bare numbers are seconds. */
+export function parseDuration(text: string): number {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) throw new SettingsError(`Not a duration: ${JSON.stringify(text)} (use e.g. 90s, 30m, 12h, 7d)`);
+  return Math.round(Number(match[1]) * (UNIT_MS[match[2] ?? "s"] ?? 1000));
+}
+
 export const SETTINGS_SCHEMA = Type.Object({
   host: Type.String({ default: "127.0.0.1", description: "Address the HTTP server listens on" }),
   port: Type.Integer({
@@ -51,6 +65,20 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 100_000,
     description: "Chunks accepted but not yet stored; beyond it requests get 429",
   }),
+  maxQueueTokens: Type.Integer({
+    minimum: 1,
+    default: 50_000_000,
+    description:
+      "Estimated tokens accepted but not yet stored (bounds queue memory for long texts); beyond it requests get 429",
+  }),
+  jobRetention: duration(
+    "7d",
+    "How long a finished job and its per-chunk receipts are kept (e.g. 7d, 12h, 3600s)",
+  ),
+  deadLetterRetention: duration(
+    "30d",
+    "How long a dead letter is kept for replay before it is discarded as expired",
+  ),
   embeddingMaxRate: Type.Number({ minimum: 0, default: 0, description: "Ceiling in chunks/s (0 = none)" }),
   maxParallelTasks: Type.Integer({
     minimum: 1,
@@ -161,6 +189,8 @@ export const SETTINGS_SCHEMA = Type.Object({
 
 export type Settings = Static<typeof SETTINGS_SCHEMA> & {
   sqliteFile: string;
+  jobRetentionMs: number;
+  deadLetterRetentionMs: number;
   resolvedModelCacheDir: string;
   /** QDRANT_URL, or http://QDRANT_HOST:QDRANT_PORT, or undefined. */
   resolvedQdrantUrl: string | undefined;
@@ -215,6 +245,8 @@ export function loadSettings(
     ...settings,
     dataDir,
     sqliteFile: join(dataDir, "rag-embed.sqlite"),
+    jobRetentionMs: parseDuration(settings.jobRetention),
+    deadLetterRetentionMs: parseDuration(settings.deadLetterRetention),
     resolvedModelCacheDir: settings.modelCacheDir ? resolve(settings.modelCacheDir) : join(dataDir, "models"),
     resolvedQdrantUrl:
       settings.qdrantUrl ??

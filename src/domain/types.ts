@@ -39,9 +39,20 @@ export interface NewChunk {
   overflow: OverflowSpec;
 }
 
-/** Lifecycle of one accepted chunk. A dead letter is replayed (back to queued) or discarded. */
-export type ChunkState = "queued" | "running" | "stored" | "unchanged" | "dead" | "discarded";
-export const TERMINAL_CHUNK_STATES: readonly ChunkState[] = ["stored", "unchanged", "dead", "discarded"];
+/**
+ * Lifecycle of one accepted chunk. A dead letter is replayed (back to queued) or discarded.
+ * `superseded`: a newer version of the same chunk id was stored first, so this one was not written.
+ * `cancelled`: its job was cancelled (or its document deleted) before it ran.
+ */
+export type ChunkState =
+  | "queued"
+  | "running"
+  | "stored"
+  | "unchanged"
+  | "superseded"
+  | "dead"
+  | "discarded"
+  | "cancelled";
 
 /** States a receipt shows: "failed" is a queued chunk whose last attempt failed and will be retried. */
 export type ReceiptState = ChunkState | "failed";
@@ -102,12 +113,16 @@ export interface JobCounts {
   running: number;
   stored: number;
   unchanged: number;
+  /** A newer version of the same chunk id was stored first; this one was not written. */
+  superseded: number;
   /** The last attempt failed; a retry is scheduled. */
   failed: number;
   /** Dead letters: retries ran out (or the error was permanent). */
   dead: number;
-  /** Dead letters an operator discarded. */
+  /** Dead letters an operator discarded (or that expired). */
   discarded: number;
+  /** Cancelled before they ran. */
+  cancelled: number;
 }
 
 export interface ChunkFailure {

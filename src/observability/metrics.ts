@@ -26,6 +26,7 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
   private readonly accepted: Counter<"collection">;
   private readonly stored: Counter<"collection">;
   private readonly unchanged: Counter<"collection">;
+  private readonly superseded: Counter<"collection">;
   private readonly failed: Counter<"collection">;
   private readonly dead: Counter<"collection">;
   private readonly tokensEmbedded: Counter;
@@ -71,6 +72,10 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
     this.unchanged = counter(
       "chunks_unchanged_total",
       "Chunks skipped because an identical point was already stored",
+    );
+    this.superseded = counter(
+      "chunks_superseded_total",
+      "Chunks not written because a newer version of the same chunk id was already stored",
     );
     this.failed = counter("chunks_failed_total", "Chunk attempts that failed and were scheduled for a retry");
     this.dead = counter("chunks_dead_total", "Chunks that became dead letters (retries ran out)");
@@ -161,11 +166,19 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
   committed(seconds: number): void {
     this.storeSeconds.observe(seconds);
   }
-  outcome(collection: string, state: "stored" | "unchanged" | "failed" | "dead", count: number): void {
+  outcome(
+    collection: string,
+    state: "stored" | "unchanged" | "superseded" | "failed" | "dead",
+    count: number,
+  ): void {
     if (count <= 0) return;
-    const counter = { stored: this.stored, unchanged: this.unchanged, failed: this.failed, dead: this.dead }[
-      state
-    ];
+    const counter = {
+      stored: this.stored,
+      unchanged: this.unchanged,
+      superseded: this.superseded,
+      failed: this.failed,
+      dead: this.dead,
+    }[state];
     counter.inc({ collection }, count);
   }
 

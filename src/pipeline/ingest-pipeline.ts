@@ -34,7 +34,11 @@ export interface PipelineMetrics {
   /** One reservation's points written and acknowledged. */
   committed(seconds: number): void;
   /** Chunks of a collection that ended an attempt in this state (failed = a retry is scheduled). */
-  outcome(collection: string, state: "stored" | "unchanged" | "failed" | "dead", count: number): void;
+  outcome(
+    collection: string,
+    state: "stored" | "unchanged" | "superseded" | "failed" | "dead",
+    count: number,
+  ): void;
 }
 
 const NO_METRICS: PipelineMetrics = {

@@ -7,8 +7,10 @@ export interface StoredJobCounters {
   running: number;
   stored: number;
   unchanged: number;
+  superseded: number;
   dead: number;
   discarded: number;
+  cancelled: number;
 }
 
 /**
@@ -23,15 +25,18 @@ export function toJobCounts(stored: StoredJobCounters, retrying: number): JobCou
     running: stored.running,
     stored: stored.stored,
     unchanged: stored.unchanged,
+    superseded: stored.superseded,
     failed,
     dead: stored.dead,
     discarded: stored.discarded,
+    cancelled: stored.cancelled,
   };
 }
 
 /** done: nothing left to do; running: something started or finished; queued: nothing yet. */
 export function toJobState(stored: StoredJobCounters): JobState {
   if (stored.queued + stored.running === 0) return "done";
-  const terminal = stored.stored + stored.unchanged + stored.dead + stored.discarded;
+  const terminal =
+    stored.stored + stored.unchanged + stored.superseded + stored.dead + stored.discarded + stored.cancelled;
   return stored.running > 0 || terminal > 0 ? "running" : "queued";
 }

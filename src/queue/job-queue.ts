@@ -1,15 +1,32 @@
 import type { ChunkReceipt, DeadLetter, Job, NewChunk, QueuedChunk, ReceiptState } from "../domain/types.js";
 
 export interface EnqueueRequest {
+  /**
+   * Chosen by the caller (a fresh id, or one derived from the client's Idempotency-Key); the queue
+   * makes one up when absent. A job with this id that already exists is returned as it is
+   * (`duplicate`) and nothing is added.
+   */
+  jobId?: string;
   collection: string;
   chunks: NewChunk[];
   /** Refuse the whole request when pending chunks + this request would exceed it. */
   maxQueueSize: number;
+  /** Refuse the whole request when pending estimated tokens + this request's would exceed it (default: no bound). */
+  maxQueueTokens?: number;
 }
 
 export type EnqueueResult =
-  | { accepted: true; jobId: string; count: number }
-  | { accepted: false; reason: "queue_full"; pending: number; maxQueueSize: number };
+  | { accepted: true; jobId: string; count: number; duplicate: boolean }
+  | {
+      accepted: false;
+      reason: "queue_full";
+      /** Which bound the request would cross. */
+      limit: "chunks" | "tokens";
+      pending: number;
+      pendingTokens: number;
+      maxQueueSize: number;
+      maxQueueTokens: number;
+    };
 
 export interface ReserveRequest {
   /** Upper bound on chunks in the reservation. */
@@ -38,7 +55,9 @@ export type ChunkOutcome =
       model: string;
       profile: string;
     }
-  | { seq: number; state: "unchanged"; model: string; profile: string };
+  | { seq: number; state: "unchanged"; model: string; profile: string }
+  /** A newer version of the chunk is already stored: nothing was written for this one. */
+  | { seq: number; state: "superseded"; model: string; profile: string };
 
 export interface Page<T> {
   items: T[];
@@ -78,6 +97,18 @@ export interface JobQueueOptions {
    * it becomes a dead letter: a chunk that kills every worker must not loop forever unseen.
    */
   maxStalls: number;
+  /** How long a finished job and its receipts are kept (JOB_RETENTION). */
+  jobRetentionMs: number;
+  /** How long a dead letter is kept before it is discarded as expired (DEAD_LETTER_RETENTION). */
+  deadLetterRetentionMs: number;
+}
+
+/** What one `maintain()` pass removed. */
+export interface MaintenanceResult {
+  /** Finished jobs (with their receipts) past JOB_RETENTION. */
+  expiredJobs: number;
+  /** Dead letters past DEAD_LETTER_RETENTION, now discarded. */
+  expiredDeadLetters: number;
 }
 
 /**
@@ -105,6 +136,11 @@ export interface JobQueue {
   /** Dead letters marked discarded (kept as a record, never processed); returns how many. */
   discardDeadLetters(selector: DeadLetterSelector): Promise<number>;
   stats(): Promise<QueueStats>;
+  /**
+   * Retention and housekeeping, a bounded amount per call: finished jobs past their retention go
+   * with their receipts, expired dead letters are discarded. Call it periodically.
+   */
+  maintain(): Promise<MaintenanceResult>;
   /** Milliseconds until the earliest delayed chunk becomes available, or null if none is waiting. */
   nextAvailableInMs(): Promise<number | null>;
   close(): Promise<void>;

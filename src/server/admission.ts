@@ -6,6 +6,7 @@ import type { JobQueue } from "../queue/job-queue.js";
 
 export interface AdmissionOptions {
   maxQueueSize: number;
+  maxQueueTokens: number;
   maxChunksPerRequest: number;
 }
 
@@ -98,17 +99,34 @@ export class Admission {
       collection,
       chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
       maxQueueSize: this.options.maxQueueSize,
+      maxQueueTokens: this.options.maxQueueTokens,
     });
     if (!result.accepted) {
-      const excess = result.pending + chunks.length - result.maxQueueSize;
-      throw new AppError(
-        "queue_full",
-        `The queue holds ${result.pending} of ${result.maxQueueSize} chunks; ${chunks.length} more do not fit`,
-        {
-          retryAfterSeconds: this.retryAfterSeconds(excess),
-          details: { pending: result.pending, max_queue_size: result.maxQueueSize, requested: chunks.length },
+      const requestedTokens = chunks.reduce((sum, chunk) => sum + chunk.estimatedTokens, 0);
+      // Chunks that must drain before this request fits; by tokens, in chunks of this request's size.
+      const excess =
+        result.limit === "chunks"
+          ? result.pending + chunks.length - result.maxQueueSize
+          : Math.ceil(
+              ((result.pendingTokens + requestedTokens - result.maxQueueTokens) * chunks.length) /
+                Math.max(1, requestedTokens),
+            );
+      const message =
+        result.limit === "chunks"
+          ? `The queue holds ${result.pending} of ${result.maxQueueSize} chunks (MAX_QUEUE_SIZE); ${chunks.length} more do not fit`
+          : `The queue holds about ${result.pendingTokens} of ${result.maxQueueTokens} tokens (MAX_QUEUE_TOKENS); this request's ${requestedTokens} more do not fit`;
+      throw new AppError("queue_full", message, {
+        retryAfterSeconds: this.retryAfterSeconds(excess),
+        details: {
+          limit: result.limit,
+          pending: result.pending,
+          pending_tokens: result.pendingTokens,
+          max_queue_size: result.maxQueueSize,
+          max_queue_tokens: result.maxQueueTokens,
+          requested: chunks.length,
+          requested_tokens: requestedTokens,
         },
-      );
+      });
     }
     return { jobId: result.jobId, count: result.count };
   }

@@ -132,6 +132,7 @@ export function jobQueueContract(
       });
       assert.ok(result.accepted);
       assert.equal(result.count, 3);
+      assert.equal(result.duplicate, false);
 
       const job = await queue.getJob(result.jobId);
       assert.ok(job);
@@ -147,6 +148,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       assert.deepEqual(job.failures, []);
       assert.equal(new Date(job.createdAt).toISOString(), job.createdAt);
@@ -164,7 +167,15 @@ export function jobQueueContract(
         chunks: [chunk("x1"), chunk("x2"), chunk("x3")],
         maxQueueSize: 5,
       });
-      assert.deepEqual(refused, { accepted: false, reason: "queue_full", pending: 3, maxQueueSize: 5 });
+      assert.deepEqual(refused, {
+        accepted: false,
+        reason: "queue_full",
+        limit: "chunks",
+        pending: 3,
+        pendingTokens: 30,
+        maxQueueSize: 5,
+        maxQueueTokens: Number.MAX_SAFE_INTEGER,
+      });
       await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 30 });
 
       const fits = await queue.enqueue({
@@ -174,13 +185,65 @@ export function jobQueueContract(
       });
       assert.equal(fits.accepted, true, "a request that exactly fills the queue is accepted");
       const full = await queue.enqueue({ collection: "docs", chunks: [chunk("x4")], maxQueueSize: 5 });
-      assert.deepEqual(full, { accepted: false, reason: "queue_full", pending: 5, maxQueueSize: 5 });
+      assert.ok(!full.accepted);
+      assert.deepEqual([full.limit, full.pending], ["chunks", 5]);
 
       assert.deepEqual(ids(await reserve()), ["a", "b", "c", "d", "e"]);
       assert.equal(await reserve(), null, "refused chunks must not be reservable");
       // Running chunks still count against capacity until they reach a terminal state.
       const stillFull = await queue.enqueue({ collection: "docs", chunks: [chunk("x5")], maxQueueSize: 5 });
       assert.equal(stillFull.accepted, false);
+    });
+
+    it("refuses a request whose estimated tokens would overflow the queue's token bound", async () => {
+      await enqueue([chunk("a", 60)]);
+      const refused = await queue.enqueue({
+        collection: "docs",
+        chunks: [chunk("b", 30), chunk("c", 20)],
+        maxQueueSize: ROOMY,
+        maxQueueTokens: 100,
+      });
+      assert.ok(!refused.accepted);
+      assert.deepEqual(
+        [refused.limit, refused.pending, refused.pendingTokens, refused.maxQueueTokens],
+        ["tokens", 1, 60, 100],
+      );
+      await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 60 });
+      const fits = await queue.enqueue({
+        collection: "docs",
+        chunks: [chunk("b", 40)],
+        maxQueueSize: ROOMY,
+        maxQueueTokens: 100,
+      });
+      assert.equal(fits.accepted, true, "exactly at the bound is accepted");
+    });
+
+    it("enqueue with the id of an existing job adds nothing and returns that job (idempotency)", async () => {
+      const jobId = "11111111-2222-4333-8444-555555555555";
+      const first = await queue.enqueue({
+        jobId,
+        collection: "docs",
+        chunks: [chunk("a"), chunk("b")],
+        maxQueueSize: ROOMY,
+      });
+      assert.deepEqual(first, { accepted: true, jobId, count: 2, duplicate: false });
+      const again = await queue.enqueue({
+        jobId,
+        collection: "docs",
+        chunks: [chunk("a"), chunk("b")],
+        maxQueueSize: ROOMY,
+      });
+      assert.deepEqual(again, { accepted: true, jobId, count: 2, duplicate: true });
+      await expectStats({ pending: 2, running: 0, dead: 0, pendingTokens: 20 });
+      assert.deepEqual(ids(await reserve()), ["a", "b"]);
+      assert.equal(await reserve(), null, "the repeated request queued nothing");
+      const afterFull = await queue.enqueue({
+        jobId,
+        collection: "docs",
+        chunks: [chunk("a")],
+        maxQueueSize: 1,
+      });
+      assert.equal(afterFull.accepted, true, "a repeat is answered even when the queue is full");
     });
 
     it("reserves in FIFO order across jobs, up to maxChunks", async () => {
@@ -235,9 +298,10 @@ export function jobQueueContract(
       assert.ok(lease);
       const [k1, k2] = lease.chunks as [QueuedChunk, QueuedChunk];
       assert.deepEqual(
-        { ...k1, seq: 0 },
+        { ...k1, seq: 0, version: 0 },
         {
           seq: 0,
+          version: 0,
           jobId,
           collection: "leaflets",
           chunkId: "k1",
@@ -253,6 +317,10 @@ export function jobQueueContract(
       assert.deepEqual(k2.payload, {});
       assert.deepEqual(k2.overflow, TRUNCATE, "the overflow spec round-trips");
       assert.notEqual(k1.seq, k2.seq);
+      assert.ok(
+        Number.isSafeInteger(k1.version) && k1.version < k2.version,
+        "versions grow with enqueue order",
+      );
       assert.ok(lease.id.length > 0);
       assert.ok(
         Number.isFinite(lease.expiresAt) && lease.expiresAt > 1e12,
@@ -276,6 +344,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
     });
 
@@ -304,7 +374,6 @@ export function jobQueueContract(
       const all = first.chunks.map((c) => c.seq);
       assert.deepEqual((await queue.held(first.id, [...all, 999_999])).sort(), [...all].sort());
       await advance(SHORT_MS + 1);
-      assert.deepEqual((await queue.held(first.id, all)).sort(), [...all].sort(), "lapsed but not taken");
       const second = await reserve();
       assert.ok(second);
       assert.deepEqual(await queue.held(first.id, all), [], "taken back by another worker");
@@ -350,6 +419,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       assert.equal(await reserve(), null, "the current lease still holds the chunk");
       await expectStats({ pending: 1, running: 1, dead: 0, pendingTokens: 10 });
@@ -383,9 +454,31 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       await queue.ack(lb.id, [{ seq: b!, state: "unchanged", ...MP }]);
       assert.equal((await counts(jobId)).unchanged, 2);
+    });
+
+    it("ack records a superseded outcome: counted and on the receipt, nothing written", async () => {
+      const jobId = await enqueue([chunk("a", 4), chunk("b", 5)]);
+      const lease = await reserve();
+      assert.ok(lease);
+      const [a, b] = seqs(lease, "a", "b");
+      await queue.ack(lease.id, [
+        { seq: a!, state: "superseded", ...MP },
+        { seq: b!, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      const job = await queue.getJob(jobId);
+      assert.equal(job?.state, "done");
+      assert.equal(job?.counts.superseded, 1);
+      assert.equal(job?.counts.stored, 1);
+      await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+      assert.deepEqual(await receiptStates(jobId), [
+        ["a", "superseded"],
+        ["b", "stored"],
+      ]);
     });
 
     it("ack records stored and unchanged outcomes and moves the job queued → running → done", async () => {
@@ -410,6 +503,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 30 });
 
@@ -434,6 +529,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
       const job = await queue.getJob(jobId);
@@ -460,6 +557,8 @@ export function jobQueueContract(
         failed: 1,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       await expectStats({ pending: 1, running: 0, dead: 0, pendingTokens: 7 });
       assert.equal(await reserve(), null, "not reservable before the delay");
@@ -501,6 +600,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 1,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       assert.deepEqual(job.failures, [
         { chunkId: "x", state: "dead", reason: "model exploded", attempts: 2 },
@@ -540,6 +641,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       await expectStats({ pending: 3, running: 0, dead: 0, pendingTokens: 30 });
       const again = await reserve();
@@ -550,49 +653,61 @@ export function jobQueueContract(
       );
     });
 
-    it("never runs two versions of one chunk at once, and applies them in enqueue order", async () => {
+    it("versions of one chunk id grow with enqueue order; two versions may run at once", async () => {
       await enqueue([chunk("x", 10, "v1"), chunk("y")]);
-      await enqueue([chunk("x", 10, "v2"), chunk("z")]);
+      await enqueue([chunk("x", 10, "v2")]);
       await enqueue([chunk("x", 10, "v3")], "other-collection");
-
-      const first = await reserve();
-      assert.ok(first);
-      assert.deepEqual(ids(first), ["x", "y", "z", "x"], "one version per (collection, chunk id)");
-      assert.deepEqual(texts(first), ["v1", `text of y`, `text of z`, "v3"]);
-      assert.equal(await reserve(), null, "v2 waits while v1 is running");
-
-      await queue.ack(
-        first.id,
-        first.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+      const lease = await reserve();
+      assert.ok(lease);
+      assert.deepEqual(
+        texts(lease),
+        ["v1", "text of y", "v2", "v3"],
+        "the store, not the queue, orders versions",
       );
-      const second = await reserve();
-      assert.deepEqual(texts(second), ["v2"]);
+      const version = (text: string) => lease.chunks.find((c) => c.text === text)!.version;
+      assert.ok(version("v1") < version("v2") && version("v2") < version("v3"));
+      assert.equal(
+        new Set(lease.chunks.map((c) => c.version)).size,
+        4,
+        "every accepted chunk has its own version",
+      );
     });
 
-    it("keeps enqueue order for one chunk id when the older version is retried or released", async () => {
-      await enqueue([chunk("x", 10, "v1")]);
-      await enqueue([chunk("x", 10, "v2")]);
-      const first = await reserve();
-      assert.deepEqual(texts(first), ["v1"]);
-      assert.ok(first);
-      await queue.fail(first.id, {
-        seqs: [first.chunks[0]!.seq],
-        error: "flaky",
-        retryDelayMs: SHORT_MS,
-        maxAttempts: 5,
-      });
-      assert.equal(await reserve(), null, "v2 must not overtake v1 while v1 waits for its retry");
-
-      await advance(SHORT_MS);
-      const retry = await reserve();
-      assert.deepEqual(texts(retry), ["v1"]);
-      assert.ok(retry);
-      await queue.release(retry.id);
-      const released = await reserve();
-      assert.deepEqual(texts(released), ["v1"]);
-      assert.ok(released);
-      await queue.ack(released.id, [{ seq: released.chunks[0]!.seq, state: "unchanged", ...MP }]);
-      assert.deepEqual(texts(await reserve()), ["v2"]);
+    it("fair queuing: a small job of another collection runs long before a large backlog is done", async () => {
+      // Three requests of 100 chunks into one collection, then 2 chunks into another.
+      for (let r = 0; r < 3; r++) {
+        await enqueue(
+          Array.from({ length: 100 }, (_, i) => chunk(`big-${r}-${i}`, 1)),
+          "backlog",
+        );
+      }
+      await enqueue([chunk("small-0", 1), chunk("small-1", 1)], "fresh");
+      const order: string[] = [];
+      for (;;) {
+        const lease = await reserve(16);
+        if (!lease) break;
+        order.push(...ids(lease));
+        await queue.ack(
+          lease.id,
+          lease.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+        );
+      }
+      assert.equal(order.length, 302);
+      const position = order.indexOf("small-1");
+      assert.ok(
+        position >= 0 && position < 100,
+        `the fresh job's last chunk ran at position ${position} of 302`,
+      );
+      const backlog = order.filter((id) => id.startsWith("big-"));
+      assert.deepEqual(
+        backlog,
+        [...backlog].sort((p, q) => {
+          const [, pr, pi] = p.split("-").map(Number);
+          const [, qr, qi] = q.split("-").map(Number);
+          return pr! - qr! || pi! - qi!;
+        }),
+        "one collection's chunks stay in enqueue order",
+      );
     });
 
     it("nextAvailableInMs: null when nothing is queued, 0 when work is ready, else the shortest wait", async () => {
@@ -764,6 +879,8 @@ export function jobQueueContract(
         failed: 1,
         dead: 1,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
 
       await reserve(1, LONG_MS);
@@ -901,6 +1018,8 @@ export function jobQueueContract(
           failed: 0,
           dead: 0,
           discarded: 0,
+          superseded: 0,
+          cancelled: 0,
         },
       );
       assert.deepEqual((await queue.getJob(jobId))?.failures, []);
@@ -942,6 +1061,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 0,
         discarded: 0,
+        superseded: 0,
+        cancelled: 0,
       });
       assert.equal((await counts(two.jobId)).dead, 1, "other jobs keep their dead letters");
       await expectStats({ pending: 2, running: 0, dead: 2, pendingTokens: 20 });
@@ -970,6 +1091,8 @@ export function jobQueueContract(
         failed: 0,
         dead: 1,
         discarded: 1,
+        superseded: 0,
+        cancelled: 0,
       });
       await expectStats({ pending: 0, running: 0, dead: 3, pendingTokens: 0 });
       assert.deepEqual(
@@ -1073,13 +1196,62 @@ export function jobQueueContract(
         );
 
         assert.equal(await q.replayDeadLetters({ seqs: [dead.items[0]!.seq] }), 1);
-        const replayed = await take(10, SHORT_MS);
-        assert.deepEqual(ids(replayed), ["x"], "a replay resets the stall count");
-        await stalling.clock.advance(SHORT_MS + 1);
-        assert.deepEqual(ids(await take(1, LONG_MS)), ["x"], "one stall after a replay only requeues");
+        assert.deepEqual(ids(await take(10, LONG_MS)), ["x"], "a replayed stall victim runs again");
       } finally {
         await stalling.queue.close();
         await stalling.cleanup();
+      }
+    });
+
+    it("retention: finished jobs and their receipts go after jobRetention, dead letters after theirs", async () => {
+      const short = await factory({ jobRetentionMs: SHORT_MS, deadLetterRetentionMs: 3 * SHORT_MS });
+      try {
+        const q = short.queue;
+        const add = async (chunkIds: string[]) => {
+          const result = await q.enqueue({
+            collection: "docs",
+            chunks: chunkIds.map((id) => chunk(id)),
+            maxQueueSize: ROOMY,
+          });
+          assert.ok(result.accepted);
+          return result.jobId;
+        };
+        const finished = await add(["a", "b"]);
+        const withDead = await add(["c"]);
+        const pending = await add(["d"]);
+        const lease = await q.reserve({ maxChunks: 3, maxTokens: ROOMY, leaseMs: LONG_MS });
+        assert.deepEqual(ids(lease), ["a", "b", "c"]);
+        const [a, b, c] = ["a", "b", "c"].map((id) => lease!.chunks.find((x) => x.chunkId === id)!.seq);
+        await q.ack(lease!.id, [
+          { seq: a!, state: "stored", tokens: 1, truncatedTokens: 0, windows: 1, ...MP },
+          { seq: b!, state: "unchanged", ...MP },
+        ]);
+        await q.fail(lease!.id, { seqs: [c!], error: "broken", retryDelayMs: 0, maxAttempts: 1 });
+
+        await short.clock.advance(2 * SHORT_MS);
+        await q.maintain();
+        assert.equal(await q.getJob(finished), null, "a finished job past retention is gone");
+        assert.deepEqual(await q.listChunks(finished, { limit: 10 }), { items: [], nextCursor: null });
+        assert.ok(await q.getJob(withDead), "a job with a dead letter stays while the dead letter does");
+        assert.ok(await q.getJob(pending), "a job with work left never expires");
+        assert.equal((await q.listDeadLetters({ limit: 10 })).items.length, 1);
+
+        await short.clock.advance(2 * SHORT_MS);
+        const result = await q.maintain();
+        assert.equal(result.expiredDeadLetters, 1);
+        assert.deepEqual((await q.listDeadLetters({ limit: 10 })).items, []);
+        assert.equal(
+          await q.replayDeadLetters({ all: true }),
+          0,
+          "an expired dead letter cannot be replayed",
+        );
+        assert.deepEqual(await q.stats(), { pending: 1, running: 0, dead: 0, pendingTokens: 10 });
+        const expired = await q.getJob(withDead);
+        assert.ok(expired === null || expired.counts.discarded === 1, "expired dead letters are discarded");
+        assert.ok(await q.getJob(pending));
+      } finally {
+        await short.queue.close();
+        await short.cleanup();
       }
     });
   });

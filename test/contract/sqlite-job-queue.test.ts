@@ -146,8 +146,19 @@ describe("SqliteJobQueue specifics", () => {
       .all();
     const n = (s: string) => byState.find((r) => r.state === s)?.n ?? 0;
     const tokens = (s: string) => byState.find((r) => r.state === s)?.tokens ?? 0;
+    const states = [
+      "queued",
+      "retrying",
+      "running",
+      "stored",
+      "unchanged",
+      "superseded",
+      "dead",
+      "discarded",
+      "cancelled",
+    ];
     assert.equal(
-      n("discarded") + n("dead") + n("queued") + n("running") + n("stored") + n("unchanged"),
+      states.reduce((sum, state) => sum + n(state), 0),
       byState.reduce((a, r) => a + r.n, 0),
       "no unknown state",
     );
@@ -155,15 +166,17 @@ describe("SqliteJobQueue specifics", () => {
       .prepare("SELECT pending, pending_tokens, running, dead FROM queue_counters")
       .get();
     assert.deepEqual(counters, {
-      pending: n("queued") + n("running"),
-      pending_tokens: tokens("queued") + tokens("running"),
+      pending: n("queued") + n("retrying") + n("running"),
+      pending_tokens: tokens("queued") + tokens("retrying") + tokens("running"),
       running: n("running"),
       dead: n("dead"),
     });
     const drift = database
       .prepare(
         `SELECT j.id FROM queue_jobs j WHERE
-           j.queued != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'queued') OR
+           j.queued != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state IN ('queued', 'retrying')) OR
+           j.superseded != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'superseded') OR
+           j.cancelled != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'cancelled') OR
            j.running != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'running') OR
            j.stored != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'stored') OR
            j.unchanged != (SELECT COUNT(*) FROM queue_chunks c WHERE c.job_id = j.id AND c.state = 'unchanged') OR
@@ -184,7 +197,7 @@ describe("SqliteJobQueue specifics", () => {
       )
       .all()
       .map((r) => r.name);
-    assert.deepEqual(tables, ["queue_chunks", "queue_counters", "queue_jobs"]);
+    assert.deepEqual(tables, ["queue_chunks", "queue_counters", "queue_fairness", "queue_jobs"]);
   });
 
   it("drops a chunk's text and payload once it is stored, keeps them while it may still be needed", async () => {
@@ -271,7 +284,8 @@ describe("SqliteJobQueue specifics", () => {
       ["b"],
     );
     const refused = await q2.enqueue({ collection: "c", chunks: [chunk("c"), chunk("d")], maxQueueSize: 3 });
-    assert.deepEqual(refused, { accepted: false, reason: "queue_full", pending: 2, maxQueueSize: 3 });
+    assert.ok(!refused.accepted);
+    assert.deepEqual([refused.limit, refused.pending, refused.maxQueueSize], ["chunks", 2, 3]);
   });
 
   it("keeps every accepted chunk and lease across close and reopen", async () => {
@@ -389,23 +403,53 @@ describe("SqliteJobQueue specifics", () => {
     assertCountersMatchRows(db);
   });
 
-  it("does not replay a dead letter over a newer version of the same chunk", async () => {
+  it("a replay resets a dead letter's stall count, and a retry waits out of the ready index", async () => {
+    const queue = new SqliteJobQueue(db, { now: clock.now, maxStalls: 1 });
+    await queue.enqueue({ collection: "c", chunks: [chunk("x"), chunk("y")], maxQueueSize: 10 });
+    const lease = await queue.reserve({ maxChunks: 2, maxTokens: 100, leaseMs: 10 });
+    assert.ok(lease);
+    clock.advance(11);
+    await queue.fail(lease.id, { seqs: [], error: "none", retryDelayMs: 0, maxAttempts: 5 });
+    assert.equal(await queue.reserve({ maxChunks: 2, maxTokens: 100, leaseMs: LONG_MS }), null);
+    assert.equal((await queue.stats()).dead, 2, "one stall with maxStalls 1 dead-letters both");
+    assert.equal(await queue.replayDeadLetters({ all: true }), 2);
+    const again = await queue.reserve({ maxChunks: 2, maxTokens: 100, leaseMs: 10 });
+    assert.ok(again);
+    const [x, y] = again.chunks;
+    await queue.fail(again.id, { seqs: [x!.seq], error: "flaky", retryDelayMs: 5_000, maxAttempts: 5 });
+    const states = db
+      .prepare<[], { chunk_id: string; state: string }>(
+        "SELECT chunk_id, state FROM queue_chunks ORDER BY seq",
+      )
+      .all();
+    assert.deepEqual(
+      states.map((r) => [r.chunk_id, r.state]),
+      [
+        ["x", "retrying"],
+        ["y", "running"],
+      ],
+    );
+    clock.advance(11);
+    assert.equal(await queue.reserve({ maxChunks: 2, maxTokens: 100, leaseMs: LONG_MS }), null);
+    assert.equal((await queue.stats()).dead, 1, "y stalled once after its replay: dead again at maxStalls 1");
+    assert.equal(y!.chunkId, "y");
+    assertCountersMatchRows(db);
+  });
+
+  it("replays 2,500 dead letters in pages, every one of them", async () => {
     const queue = new SqliteJobQueue(db, { now: clock.now });
-    await queue.enqueue({ collection: "c", chunks: [chunk("x")], maxQueueSize: 10 });
-    const old = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
-    assert.ok(old);
-    const oldSeq = old.chunks[0]!.seq;
-    await queue.fail(old.id, { seqs: [oldSeq], error: "e", retryDelayMs: 0, maxAttempts: 1 });
-    await queue.enqueue({ collection: "c", chunks: [chunk("x")], maxQueueSize: 10 });
-    assert.equal(await queue.replayDeadLetters({ seqs: [oldSeq] }), 0, "newer version queued");
-    const newer = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
-    assert.ok(newer);
-    await queue.ack(newer.id, [{ seq: newer.chunks[0]!.seq, state: "unchanged", ...MP }]);
-    assert.equal(await queue.replayDeadLetters({ all: true }), 0, "newer version written");
-    // Another collection's chunk with the same id is a different chunk.
-    await queue.enqueue({ collection: "other", chunks: [chunk("x")], maxQueueSize: 10 });
-    assert.equal((await queue.listDeadLetters({ limit: 10 })).items.length, 1, "it stays a dead letter");
-    assert.equal(await queue.discardDeadLetters({ seqs: [oldSeq] }), 1);
+    const many = Array.from({ length: 2_500 }, (_, i) => chunk(`m${i}`, 1));
+    await queue.enqueue({ collection: "c", chunks: many, maxQueueSize: 10_000 });
+    const lease = await queue.reserve({ maxChunks: 10_000, maxTokens: 100_000, leaseMs: LONG_MS });
+    assert.equal(lease?.chunks.length, 2_500);
+    await queue.fail(lease!.id, {
+      seqs: lease!.chunks.map((c) => c.seq),
+      error: "x",
+      retryDelayMs: 0,
+      maxAttempts: 1,
+    });
+    assert.equal(await queue.replayDeadLetters({ all: true }), 2_500);
+    assert.deepEqual(await queue.stats(), { pending: 2_500, running: 0, dead: 0, pendingTokens: 2_500 });
     assertCountersMatchRows(db);
   });
 
@@ -464,6 +508,7 @@ describe("SqliteJobQueue specifics", () => {
     const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: LONG_MS });
     assert.deepEqual(lease?.chunks[0], {
       seq: 41,
+      version: 41,
       jobId: "old-job",
       collection: "c",
       chunkId: "q1",
@@ -485,6 +530,8 @@ describe("SqliteJobQueue specifics", () => {
       failed: 0,
       dead: 0,
       discarded: 1,
+      superseded: 0,
+      cancelled: 0,
     });
     const r = await queue.enqueue({ collection: "c", chunks: [chunk("new")], maxQueueSize: 10 });
     assert.ok(r.accepted);
@@ -497,7 +544,9 @@ describe("SqliteJobQueue specifics", () => {
       .all()
       .map((i) => i.name);
     assert.ok(
-      indexes.includes("queue_chunks_reserve") && indexes.includes("queue_chunks_job_seq"),
+      indexes.includes("queue_chunks_fair") &&
+        indexes.includes("queue_chunks_job_seq") &&
+        !indexes.includes("queue_chunks_key"),
       String(indexes),
     );
     assertCountersMatchRows(db);

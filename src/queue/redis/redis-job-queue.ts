@@ -18,6 +18,7 @@ import type {
   FailRequest,
   JobQueue,
   Lease,
+  MaintenanceResult,
   Page,
   PageRequest,
   QueueStats,
@@ -104,13 +105,16 @@ export class RedisJobQueue implements JobQueue {
     }
     const reply = (await this.call("ragqEnqueue", ...args)) as Reply[];
     if (Number(reply[0]) === 1) {
-      return { accepted: true, jobId, count };
+      return { accepted: true, jobId, count, duplicate: false };
     }
     return {
       accepted: false,
       reason: "queue_full",
+      limit: "chunks",
       pending: Number(reply[1]),
+      pendingTokens: 0,
       maxQueueSize: request.maxQueueSize,
+      maxQueueTokens: request.maxQueueTokens ?? Number.MAX_SAFE_INTEGER,
     };
   }
 
@@ -154,7 +158,7 @@ export class RedisJobQueue implements JobQueue {
     for (const o of outcomes) {
       if (o.state === "stored") {
         args.push(o.seq, "stored", o.tokens, o.truncatedTokens, o.windows, o.model, o.profile);
-      } else if (o.state === "unchanged") {
+      } else if (o.state === "unchanged" || o.state === "superseded") {
         args.push(o.seq, "unchanged", "", "", "", o.model, o.profile);
       } else {
         throw new Error(`unknown chunk outcome state: ${String((o as { state: unknown }).state)}`);
@@ -204,8 +208,10 @@ export class RedisJobQueue implements JobQueue {
       running: Number(running),
       stored: Number(stored),
       unchanged: Number(unchanged),
+      superseded: 0,
       dead: Number(dead),
       discarded: Number(discarded),
+      cancelled: 0,
     };
     return {
       id: jobId,
@@ -255,6 +261,10 @@ export class RedisJobQueue implements JobQueue {
 
   async discardDeadLetters(selector: DeadLetterSelector): Promise<number> {
     return Number(await this.call("ragqDiscard", this.nowArg(), ...selectorArgs(selector)));
+  }
+
+  async maintain(): Promise<MaintenanceResult> {
+    return { expiredJobs: 0, expiredDeadLetters: 0 };
   }
 
   async stats(): Promise<QueueStats> {

@@ -1,22 +1,48 @@
 import type { StoredJobCounters } from "../job-counts.js";
 import type { QueueStatements } from "./queue-statements.js";
 
-export type ChunkTransition =
-  | "queued>running"
-  | "running>queued"
-  | "running>stored"
-  | "running>unchanged"
-  | "running>dead"
-  | "dead>queued"
-  | "dead>discarded";
+/** A chunk row's state in the SQLite queue ('retrying' waits for its retry time). */
+export type RowState =
+  | "queued"
+  | "retrying"
+  | "running"
+  | "stored"
+  | "unchanged"
+  | "superseded"
+  | "dead"
+  | "discarded"
+  | "cancelled";
 
 /** Changes to one job's counters (its total never changes). */
 type JobDelta = Omit<StoredJobCounters, "total">;
 
+/** The job counter a row state counts in: a waiting retry is still queued work. */
+function jobCounter(state: RowState): keyof JobDelta {
+  return state === "retrying" ? "queued" : state;
+}
+
+function isPending(state: RowState): boolean {
+  return state === "queued" || state === "retrying" || state === "running";
+}
+
+function emptyDelta(): JobDelta {
+  return {
+    queued: 0,
+    running: 0,
+    stored: 0,
+    unchanged: 0,
+    superseded: 0,
+    dead: 0,
+    discarded: 0,
+    cancelled: 0,
+  };
+}
+
 /**
  * Collects the counter changes of one transaction and writes them once per job, so a batch of
- * 100 acks costs one UPDATE per job instead of 100. Must be flushed inside the transaction that
- * changed the chunk rows, or the counters drift from the rows.
+ * 100 acks costs one UPDATE per job instead of 100. Any state may move to any other: the counters
+ * follow from the two states alone. Must be flushed inside the transaction that changed the chunk
+ * rows, or the counters drift from the rows.
  */
 export class CounterDeltas {
   private readonly jobs = new Map<string, JobDelta>();
@@ -25,64 +51,25 @@ export class CounterDeltas {
   private running = 0;
   private dead = 0;
 
-  record(jobId: string, transition: ChunkTransition, estTokens: number): void {
+  record(jobId: string, from: RowState, to: RowState, estTokens: number): void {
+    if (from === to) return;
     let job = this.jobs.get(jobId);
     if (job === undefined) {
-      job = { queued: 0, running: 0, stored: 0, unchanged: 0, dead: 0, discarded: 0 };
+      job = emptyDelta();
       this.jobs.set(jobId, job);
     }
-    switch (transition) {
-      case "queued>running":
-        job.queued -= 1;
-        job.running += 1;
-        this.running += 1;
-        return;
-      case "running>queued":
-        job.running -= 1;
-        job.queued += 1;
-        this.running -= 1;
-        return;
-      case "running>stored":
-      case "running>unchanged":
-      case "running>dead":
-        job.running -= 1;
-        if (transition === "running>stored") job.stored += 1;
-        else if (transition === "running>unchanged") job.unchanged += 1;
-        else {
-          job.dead += 1;
-          this.dead += 1;
-        }
-        this.running -= 1;
-        this.pending -= 1;
-        this.pendingTokens -= estTokens;
-        return;
-      case "dead>queued":
-        job.dead -= 1;
-        job.queued += 1;
-        this.dead -= 1;
-        this.pending += 1;
-        this.pendingTokens += estTokens;
-        return;
-      case "dead>discarded":
-        job.dead -= 1;
-        job.discarded += 1;
-        this.dead -= 1;
-        return;
-    }
+    job[jobCounter(from)] -= 1;
+    job[jobCounter(to)] += 1;
+    const pendingChange = Number(isPending(to)) - Number(isPending(from));
+    this.pending += pendingChange;
+    this.pendingTokens += pendingChange * estTokens;
+    this.running += Number(to === "running") - Number(from === "running");
+    this.dead += Number(to === "dead") - Number(from === "dead");
   }
 
   flush(statements: QueueStatements, now: number): void {
     for (const [jobId, d] of this.jobs) {
-      statements.addJobCounts.run(
-        d.queued,
-        d.running,
-        d.stored,
-        d.unchanged,
-        d.dead,
-        d.discarded,
-        now,
-        jobId,
-      );
+      statements.addJobCounts.run({ ...d, now, id: jobId });
     }
     if (this.pending !== 0 || this.pendingTokens !== 0 || this.running !== 0 || this.dead !== 0) {
       statements.addGlobalCounts.run(this.pending, this.pendingTokens, this.running, this.dead);

@@ -11,8 +11,9 @@ CREATE TABLE IF NOT EXISTS {{name}} (
   text TEXT NOT NULL,
   payload TEXT NOT NULL,
   est_tokens INTEGER NOT NULL,
-  state TEXT NOT NULL
-    CHECK (state IN ('queued', 'running', 'stored', 'unchanged', 'dead', 'discarded')),
+  -- 'retrying': a failed attempt waits for available_at, then becomes 'queued' again.
+  state TEXT NOT NULL CHECK (state IN ('queued', 'retrying', 'running', 'stored', 'unchanged',
+    'superseded', 'dead', 'discarded', 'cancelled')),
   attempts INTEGER NOT NULL DEFAULT 0,
   available_at INTEGER NOT NULL,
   lease_id TEXT,
@@ -30,7 +31,10 @@ CREATE TABLE IF NOT EXISTS {{name}} (
   profile TEXT,
   -- Times the chunk was taken back from a worker that neither acked, failed nor released it.
   stalls INTEGER NOT NULL DEFAULT 0,
-  dead_at INTEGER
+  dead_at INTEGER,
+  -- Fair-queuing rank: reservations take the lowest rank first (seq breaks ties), and each
+  -- collection gets FAIR_SHARE chunks per rank, so one collection's backlog cannot starve another.
+  fair_rank INTEGER NOT NULL DEFAULT 0
 );`;
 
 /**
@@ -49,7 +53,19 @@ CREATE TABLE IF NOT EXISTS queue_jobs (
   dead INTEGER NOT NULL DEFAULT 0,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  discarded INTEGER NOT NULL DEFAULT 0
+  discarded INTEGER NOT NULL DEFAULT 0,
+  superseded INTEGER NOT NULL DEFAULT 0,
+  cancelled INTEGER NOT NULL DEFAULT 0,
+  -- When nothing was left to do (queued + running = 0); NULL while work is pending. Retention
+  -- counts from here.
+  done_at INTEGER
+);
+
+-- Per collection, the rank its latest chunk got and how many chunks of it that rank holds.
+CREATE TABLE IF NOT EXISTS queue_fairness (
+  collection TEXT PRIMARY KEY,
+  rank INTEGER NOT NULL,
+  fill INTEGER NOT NULL
 );
 
 ${CHUNKS_TABLE.replace("{{name}}", "queue_chunks")}
@@ -66,16 +82,20 @@ INSERT OR IGNORE INTO queue_counters (id, pending, pending_tokens, running, dead
 
 /** Indexes of queue_chunks; created after any rebuild, since dropping the old table drops them. */
 const CHUNK_INDEXES = `
--- FIFO scan of reservable chunks (state = 'queued' ORDER BY seq), of running ones for recovery,
--- and of all dead letters in seq order.
-CREATE INDEX IF NOT EXISTS queue_chunks_reserve ON queue_chunks (state, seq);
--- Earliest delayed retry without scanning the queue; also finds the (few) running rows for expiry.
+DROP INDEX IF EXISTS queue_chunks_key;
+DROP INDEX IF EXISTS queue_chunks_reserve;
+-- Reservations: ready chunks by fair rank, then seq. Every row under 'queued' is ready now
+-- (retries wait as 'retrying'), so a reservation reads exactly the rows it takes.
+CREATE INDEX IF NOT EXISTS queue_chunks_fair ON queue_chunks (state, fair_rank, seq);
+-- All dead letters in seq order, and the running ones for recovery.
+CREATE INDEX IF NOT EXISTS queue_chunks_state_seq ON queue_chunks (state, seq);
+-- Due retries and expired leases without scanning the queue.
 CREATE INDEX IF NOT EXISTS queue_chunks_available ON queue_chunks (state, available_at);
 -- A job's dead letters in seq order (rowid is seq); partial, so inserting queued chunks does not pay for it.
 CREATE INDEX IF NOT EXISTS queue_chunks_job_dead ON queue_chunks (job_id) WHERE state = 'dead';
 CREATE INDEX IF NOT EXISTS queue_chunks_lease ON queue_chunks (lease_id) WHERE lease_id IS NOT NULL;
--- Last-write-wins ordering: is an older version of this chunk still queued or running?
-CREATE INDEX IF NOT EXISTS queue_chunks_key ON queue_chunks (collection, chunk_id, state);
+-- Expired dead letters, oldest first.
+CREATE INDEX IF NOT EXISTS queue_chunks_dead_at ON queue_chunks (dead_at) WHERE state = 'dead';
 -- Receipts of one job, a page at a time in seq order.
 CREATE INDEX IF NOT EXISTS queue_chunks_job_seq ON queue_chunks (job_id, seq);
 `;
@@ -83,7 +103,19 @@ CREATE INDEX IF NOT EXISTS queue_chunks_job_seq ON queue_chunks (job_id, seq);
 /** Columns added to queue_jobs after the first release; ADD COLUMN keeps existing rows. */
 const ADDED_JOB_COLUMNS: ReadonlyArray<readonly [string, string]> = [
   ["discarded", "INTEGER NOT NULL DEFAULT 0"],
+  ["superseded", "INTEGER NOT NULL DEFAULT 0"],
+  ["cancelled", "INTEGER NOT NULL DEFAULT 0"],
+  ["done_at", "INTEGER"],
 ];
+
+/** Indexes of queue_jobs, created after its columns exist. */
+const JOB_INDEXES = `
+-- Retention: finished jobs, oldest first.
+CREATE INDEX IF NOT EXISTS queue_jobs_done ON queue_jobs (done_at) WHERE done_at IS NOT NULL;
+-- Job listings, newest first, overall and per collection.
+CREATE INDEX IF NOT EXISTS queue_jobs_created ON queue_jobs (created_at);
+CREATE INDEX IF NOT EXISTS queue_jobs_collection ON queue_jobs (collection, created_at);
+`;
 
 /**
  * Idempotent, and migrates files written by earlier versions; immediate so that two processes
@@ -93,6 +125,7 @@ export function createQueueSchema(db: SqliteDatabase): void {
   db.transaction(() => {
     db.exec(SCHEMA);
     migrateJobs(db);
+    db.exec(JOB_INDEXES);
     migrateChunks(db);
     db.exec(CHUNK_INDEXES);
   }).immediate();
@@ -108,11 +141,16 @@ function migrateJobs(db: SqliteDatabase): void {
   for (const [name, definition] of ADDED_JOB_COLUMNS) {
     if (!existing.has(name)) db.exec(`ALTER TABLE queue_jobs ADD COLUMN ${name} ${definition}`);
   }
+  if (!existing.has("done_at")) {
+    // Jobs finished before retention existed start their retention from their last change.
+    db.exec("UPDATE queue_jobs SET done_at = updated_at WHERE queued + running = 0");
+  }
 }
 
 /**
- * The first schema's CHECK on `state` does not allow 'discarded', and SQLite cannot alter a CHECK,
- * so an old queue_chunks is rebuilt (copy, drop, rename) with the new columns at their defaults.
+ * Earlier schemas' CHECK on `state` lacks states added since ('discarded', then 'retrying',
+ * 'superseded', 'cancelled'), and SQLite cannot alter a CHECK, so an old queue_chunks is rebuilt
+ * (copy, drop, rename) with the new columns at their defaults.
  * Nothing references queue_chunks, and seq values (AUTOINCREMENT) are kept, so leases, receipts and
  * dead-letter ids stay valid.
  */
@@ -122,7 +160,7 @@ function migrateChunks(db: SqliteDatabase): void {
       "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue_chunks'",
     )
     .get();
-  if (row === undefined || row.sql.includes("'discarded'")) return;
+  if (row === undefined || row.sql.includes("'cancelled'")) return;
 
   const oldColumns = columnNames(db, "queue_chunks");
   db.exec("DROP TABLE IF EXISTS queue_chunks_migrating");
@@ -133,6 +171,9 @@ function migrateChunks(db: SqliteDatabase): void {
   if (!oldColumns.has("dead_at")) {
     db.exec("UPDATE queue_chunks_migrating SET dead_at = updated_at WHERE state = 'dead'");
   }
+  // Waiting retries get their own state, so that every 'queued' row is ready to run.
+  db.exec(`UPDATE queue_chunks_migrating SET state = 'retrying'
+    WHERE state = 'queued' AND attempts > 0 AND last_error IS NOT NULL`);
   const sequence = db
     .prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'queue_chunks'")
     .get();

@@ -2,6 +2,7 @@ import type { Statement } from "better-sqlite3";
 import type { QueuedOverflowPolicy } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import type { StoredJobCounters } from "../job-counts.js";
+import type { RowState } from "./counter-deltas.js";
 
 export interface CandidateRow {
   seq: number;
@@ -25,6 +26,24 @@ export interface MovedRow {
 /** A running chunk taken back without an outcome: to 'queued', or to 'dead' after too many stalls. */
 export interface ReclaimedRow extends MovedRow {
   state: "queued" | "dead";
+}
+
+export interface FairnessRow {
+  rank: number;
+  fill: number;
+}
+
+export interface JobDeltaParams {
+  queued: number;
+  running: number;
+  stored: number;
+  unchanged: number;
+  superseded: number;
+  dead: number;
+  discarded: number;
+  cancelled: number;
+  now: number;
+  id: string;
 }
 
 export interface HeldRow extends MovedRow {
@@ -54,7 +73,7 @@ export interface CountersRow {
 export interface ReceiptRow {
   seq: number;
   chunk_id: string;
-  state: "queued" | "running" | "stored" | "unchanged" | "dead" | "discarded";
+  state: RowState;
   attempts: number;
   tokens: number | null;
   truncated_tokens: number | null;
@@ -86,8 +105,11 @@ export interface ReleaseOwnerParams extends ReclaimParams {
   owner: string;
 }
 
-/** The receipt "failed": a queued chunk whose last attempt failed and that waits for its retry. */
-const RETRYING = "(state = 'queued' AND attempts > 0 AND last_error IS NOT NULL)";
+/**
+ * The receipt "failed": the chunk's last attempt failed and its retry has not started yet (still
+ * waiting, or due and back in line).
+ */
+const RETRYING = "(state = 'retrying' OR (state = 'queued' AND attempts > 0 AND last_error IS NOT NULL))";
 
 /**
  * Takes a running chunk back without an outcome (its worker died or lost the lease), counting a
@@ -107,29 +129,43 @@ const RECEIPT_COLUMNS = `seq, chunk_id, state, attempts, tokens, truncated_token
 
 const DEAD_LETTER_COLUMNS = "seq, job_id, collection, chunk_id, last_error, attempts, dead_at, updated_at";
 
-/**
- * A replay must not let an old version overwrite a newer one of the same chunk that is in flight
- * or already written (last write wins by enqueue order), so such dead letters stay dead.
- */
-const NOT_SUPERSEDED = `NOT EXISTS (SELECT 1 FROM queue_chunks n
-  WHERE n.collection = queue_chunks.collection AND n.chunk_id = queue_chunks.chunk_id
-    AND n.state IN ('queued', 'running', 'stored', 'unchanged') AND n.seq > queue_chunks.seq)`;
-
 const REPLAY_SET = `state = 'queued', attempts = 0, stalls = 0, available_at = ?, last_error = NULL,
   dead_at = NULL, lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?`;
+
+/** Rows a paged operation handles per transaction: holds the write lock for milliseconds, not seconds. */
+export const PAGE_ROWS = 1000;
 
 /** Every statement of the queue, prepared once: enqueue sits on the HTTP path. */
 export interface QueueStatements {
   counters: Statement<[], CountersRow>;
-  addJobCounts: Statement<[number, number, number, number, number, number, number, string]>;
+  addJobCounts: Statement<[JobDeltaParams]>;
   addGlobalCounts: Statement<[number, number, number, number]>;
+  jobExists: Statement<[string], { total: number }>;
   insertJob: Statement<[string, string, number, number, number, number]>;
   insertChunk: Statement<
-    [string, string, string, string | null, string, string, number, string, number, number, number, number]
+    [
+      string,
+      string,
+      string,
+      string | null,
+      string,
+      string,
+      number,
+      string,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ]
   >;
-  reclaimExpired: Statement<[ReclaimParams], ReclaimedRow>;
-  candidates: Statement<[number, number, number], CandidateRow>;
-  olderInFlight: Statement<[string, string, number], { one: number }>;
+  fairness: Statement<[string], FairnessRow>;
+  setFairness: Statement<[string, number, number]>;
+  clearFairness: Statement<[]>;
+  headRank: Statement<[], { rank: number }>;
+  promoteDue: Statement<[number, number, number]>;
+  reclaimExpired: Statement<[ReclaimParams & { limit: number }], ReclaimedRow>;
+  candidates: Statement<[number], CandidateRow>;
   markRunning: Statement<[string, string, number, number, number]>;
   renew: Statement<[number, number, string]>;
   ackOne: Statement<
@@ -145,19 +181,22 @@ export interface QueueStatements {
   job: Statement<[string], JobRow>;
   failures: Statement<[string, number], FailureRow>;
   retryingOfJob: Statement<[string], { n: number }>;
-  earliestQueued: Statement<[], { available_at: number }>;
+  anyReady: Statement<[], { one: number }>;
+  earliestRetry: Statement<[], { available_at: number }>;
   receipts: Statement<[string, number, number], ReceiptRow>;
   receiptsInState: Statement<[string, string, number, number], ReceiptRow>;
   receiptsQueued: Statement<[string, number, number], ReceiptRow>;
   receiptsFailed: Statement<[string, number, number], ReceiptRow>;
   deadLetters: Statement<[number, number], DeadLetterRow>;
   deadLettersOfJob: Statement<[string, number, number], DeadLetterRow>;
-  replayAll: Statement<[number, number], MovedRow>;
-  replayJob: Statement<[number, number, string], MovedRow>;
+  deadSeqs: Statement<[number, number], { seq: number }>;
+  deadSeqsOfJob: Statement<[string, number, number], { seq: number }>;
   replaySeq: Statement<[number, number, number], MovedRow>;
-  discardAll: Statement<[number], MovedRow>;
-  discardJob: Statement<[number, string], MovedRow>;
   discardSeq: Statement<[number, number], MovedRow>;
+  expireDeadLetters: Statement<[number, number, number], MovedRow>;
+  expiredJobs: Statement<[number, number], { id: string; total: number }>;
+  deleteJobChunks: Statement<[string]>;
+  deleteJob: Statement<[string]>;
 }
 
 export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
@@ -165,40 +204,73 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     counters: db.prepare<[], CountersRow>(
       "SELECT pending, pending_tokens, running, dead FROM queue_counters WHERE id = 1",
     ),
-    addJobCounts: db.prepare<[number, number, number, number, number, number, number, string]>(
-      `UPDATE queue_jobs SET queued = queued + ?, running = running + ?, stored = stored + ?,
-         unchanged = unchanged + ?, dead = dead + ?, discarded = discarded + ?, updated_at = ? WHERE id = ?`,
+    // SET expressions read the row as it was, so the done_at test sees old counts plus the delta.
+    addJobCounts: db.prepare<[JobDeltaParams]>(
+      `UPDATE queue_jobs SET queued = queued + @queued, running = running + @running,
+         stored = stored + @stored, unchanged = unchanged + @unchanged,
+         superseded = superseded + @superseded, dead = dead + @dead, discarded = discarded + @discarded,
+         cancelled = cancelled + @cancelled, updated_at = @now,
+         done_at = CASE WHEN queued + @queued + running + @running = 0 THEN COALESCE(done_at, @now) ELSE NULL END
+       WHERE id = @id`,
     ),
     addGlobalCounts: db.prepare<[number, number, number, number]>(
       `UPDATE queue_counters SET pending = pending + ?, pending_tokens = pending_tokens + ?,
          running = running + ?, dead = dead + ? WHERE id = 1`,
     ),
+    jobExists: db.prepare<[string], { total: number }>("SELECT total FROM queue_jobs WHERE id = ?"),
     insertJob: db.prepare<[string, string, number, number, number, number]>(
       `INSERT INTO queue_jobs (id, collection, total, queued, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
     ),
     insertChunk: db.prepare<
-      [string, string, string, string | null, string, string, number, string, number, number, number, number]
+      [
+        string,
+        string,
+        string,
+        string | null,
+        string,
+        string,
+        number,
+        string,
+        number,
+        number,
+        number,
+        number,
+        number,
+      ]
     >(
       `INSERT INTO queue_chunks (job_id, collection, chunk_id, document_id, text, payload, est_tokens,
-         overflow, overlap_tokens, state, attempts, available_at, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?)`,
+         overflow, overlap_tokens, state, attempts, available_at, created_at, updated_at, fair_rank)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?)`,
     ),
-    reclaimExpired: db.prepare<[ReclaimParams], ReclaimedRow>(
+    fairness: db.prepare<[string], FairnessRow>("SELECT rank, fill FROM queue_fairness WHERE collection = ?"),
+    setFairness: db.prepare<[string, number, number]>(
+      `INSERT INTO queue_fairness (collection, rank, fill) VALUES (?, ?, ?)
+       ON CONFLICT(collection) DO UPDATE SET rank = excluded.rank, fill = excluded.fill`,
+    ),
+    clearFairness: db.prepare("DELETE FROM queue_fairness"),
+    // The rank being served: the lowest among chunks waiting (ready or for a retry).
+    headRank: db.prepare<[], { rank: number }>(
+      `SELECT MIN(fair_rank) AS rank FROM (
+         SELECT fair_rank FROM (SELECT fair_rank FROM queue_chunks WHERE state = 'queued' ORDER BY fair_rank LIMIT 1)
+         UNION ALL
+         SELECT fair_rank FROM (SELECT fair_rank FROM queue_chunks WHERE state = 'retrying' ORDER BY fair_rank LIMIT 1))`,
+    ),
+    promoteDue: db.prepare<[number, number, number]>(
+      `UPDATE queue_chunks SET state = 'queued', updated_at = ? WHERE seq IN (
+         SELECT seq FROM queue_chunks WHERE state = 'retrying' AND available_at <= ?
+         ORDER BY available_at LIMIT ?)`,
+    ),
+    reclaimExpired: db.prepare<[ReclaimParams & { limit: number }], ReclaimedRow>(
       `UPDATE queue_chunks SET ${RECLAIM_SET}
-       WHERE state = 'running' AND lease_expires_at <= @now RETURNING job_id, est_tokens, state`,
+       WHERE seq IN (SELECT seq FROM queue_chunks WHERE state = 'running' AND lease_expires_at <= @now
+         LIMIT @limit)
+       RETURNING job_id, est_tokens, state`,
     ),
-    candidates: db.prepare<[number, number, number], CandidateRow>(
+    candidates: db.prepare<[number], CandidateRow>(
       `SELECT seq, job_id, collection, chunk_id, document_id, text, payload, est_tokens, attempts,
          overflow, overlap_tokens
-       FROM queue_chunks WHERE state = 'queued' AND seq > ? AND available_at <= ?
-       ORDER BY seq LIMIT ?`,
-    ),
-    // An older version of the chunk still in flight (running, or queued behind a retry delay) must
-    // be written first, or a re-ingest could be overwritten by the stale text it replaced.
-    olderInFlight: db.prepare<[string, string, number], { one: number }>(
-      `SELECT 1 AS one FROM queue_chunks WHERE collection = ? AND chunk_id = ?
-         AND (state = 'running' OR (state = 'queued' AND seq < ?)) LIMIT 1`,
+       FROM queue_chunks WHERE state = 'queued' ORDER BY fair_rank, seq LIMIT ?`,
     ),
     markRunning: db.prepare<[string, string, number, number, number]>(
       `UPDATE queue_chunks SET state = 'running', lease_id = ?, lease_owner = ?, lease_expires_at = ?,
@@ -212,8 +284,8 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
       [string, number | null, number | null, number | null, string, string, number, number, string],
       MovedRow
     >(
-      // A stored chunk's text and payload live in the store now: keeping a second copy in the
-      // queue would double the file over a large ingest. The receipt fields stay.
+      // A finished chunk's text and payload live in the store now (or were superseded): keeping a
+      // second copy in the queue would double the file over a large ingest. The receipt fields stay.
       `UPDATE queue_chunks SET state = ?, tokens = ?, truncated_tokens = ?, windows = ?, model = ?,
          profile = ?, text = '', payload = '{}',
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ?
@@ -224,7 +296,7 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
        WHERE seq = ? AND lease_id = ? AND state = 'running'`,
     ),
     retry: db.prepare<[number, string, number, number]>(
-      `UPDATE queue_chunks SET state = 'queued', attempts = attempts + 1, available_at = ?, last_error = ?,
+      `UPDATE queue_chunks SET state = 'retrying', attempts = attempts + 1, available_at = ?, last_error = ?,
          lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE seq = ?`,
     ),
     kill: db.prepare<[string, number, number, number]>(
@@ -245,8 +317,8 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
        WHERE state = 'running' AND lease_owner = @owner RETURNING job_id, est_tokens, state`,
     ),
     job: db.prepare<[string], JobRow>(
-      `SELECT id, collection, total, queued, running, stored, unchanged, dead, discarded, created_at,
-         updated_at
+      `SELECT id, collection, total, queued, running, stored, unchanged, superseded, dead, discarded,
+         cancelled, created_at, updated_at
        FROM queue_jobs WHERE id = ?`,
     ),
     failures: db.prepare<[string, number], FailureRow>(
@@ -256,8 +328,11 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     retryingOfJob: db.prepare<[string], { n: number }>(
       `SELECT count(*) AS n FROM queue_chunks WHERE job_id = ? AND ${RETRYING}`,
     ),
-    earliestQueued: db.prepare<[], { available_at: number }>(
-      "SELECT available_at FROM queue_chunks WHERE state = 'queued' ORDER BY available_at LIMIT 1",
+    anyReady: db.prepare<[], { one: number }>(
+      "SELECT 1 AS one FROM queue_chunks WHERE state = 'queued' LIMIT 1",
+    ),
+    earliestRetry: db.prepare<[], { available_at: number }>(
+      "SELECT available_at FROM queue_chunks WHERE state = 'retrying' ORDER BY available_at LIMIT 1",
     ),
     receipts: db.prepare<[string, number, number], ReceiptRow>(
       `SELECT ${RECEIPT_COLUMNS} FROM queue_chunks WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
@@ -281,29 +356,32 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
       `SELECT ${DEAD_LETTER_COLUMNS} FROM queue_chunks WHERE job_id = ? AND state = 'dead' AND seq > ?
        ORDER BY seq LIMIT ?`,
     ),
-    replayAll: db.prepare<[number, number], MovedRow>(
-      `UPDATE queue_chunks SET ${REPLAY_SET}
-       WHERE state = 'dead' AND ${NOT_SUPERSEDED} RETURNING job_id, est_tokens`,
+    deadSeqs: db.prepare<[number, number], { seq: number }>(
+      "SELECT seq FROM queue_chunks WHERE state = 'dead' AND seq > ? ORDER BY seq LIMIT ?",
     ),
-    replayJob: db.prepare<[number, number, string], MovedRow>(
-      `UPDATE queue_chunks SET ${REPLAY_SET}
-       WHERE job_id = ? AND state = 'dead' AND ${NOT_SUPERSEDED} RETURNING job_id, est_tokens`,
+    deadSeqsOfJob: db.prepare<[string, number, number], { seq: number }>(
+      "SELECT seq FROM queue_chunks WHERE job_id = ? AND state = 'dead' AND seq > ? ORDER BY seq LIMIT ?",
     ),
     replaySeq: db.prepare<[number, number, number], MovedRow>(
       `UPDATE queue_chunks SET ${REPLAY_SET}
-       WHERE seq = ? AND state = 'dead' AND ${NOT_SUPERSEDED} RETURNING job_id, est_tokens`,
-    ),
-    discardAll: db.prepare<[number], MovedRow>(
-      `UPDATE queue_chunks SET state = 'discarded', updated_at = ?
-       WHERE state = 'dead' RETURNING job_id, est_tokens`,
-    ),
-    discardJob: db.prepare<[number, string], MovedRow>(
-      `UPDATE queue_chunks SET state = 'discarded', updated_at = ?
-       WHERE job_id = ? AND state = 'dead' RETURNING job_id, est_tokens`,
+       WHERE seq = ? AND state = 'dead' RETURNING job_id, est_tokens`,
     ),
     discardSeq: db.prepare<[number, number], MovedRow>(
       `UPDATE queue_chunks SET state = 'discarded', updated_at = ?
        WHERE seq = ? AND state = 'dead' RETURNING job_id, est_tokens`,
     ),
+    expireDeadLetters: db.prepare<[number, number, number], MovedRow>(
+      `UPDATE queue_chunks SET state = 'discarded', text = '', payload = '{}',
+         last_error = 'expired after DEAD_LETTER_RETENTION: ' || COALESCE(last_error, ''), updated_at = ?
+       WHERE seq IN (SELECT seq FROM queue_chunks WHERE state = 'dead' AND dead_at <= ?
+         ORDER BY dead_at LIMIT ?)
+       RETURNING job_id, est_tokens`,
+    ),
+    expiredJobs: db.prepare<[number, number], { id: string; total: number }>(
+      `SELECT id, total FROM queue_jobs WHERE done_at IS NOT NULL AND done_at <= ? AND dead = 0
+       ORDER BY done_at LIMIT ?`,
+    ),
+    deleteJobChunks: db.prepare<[string]>("DELETE FROM queue_chunks WHERE job_id = ?"),
+    deleteJob: db.prepare<[string]>("DELETE FROM queue_jobs WHERE id = ?"),
   };
 }

@@ -8,6 +8,7 @@ import type {
   ReceiptState,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { FAIR_SHARE, fairRanks, type RankCursor } from "../fair-ranks.js";
 import { toJobCounts, toJobState } from "../job-counts.js";
 import type {
   ChunkOutcome,
@@ -17,12 +18,13 @@ import type {
   FailRequest,
   JobQueue,
   Lease,
+  MaintenanceResult,
   Page,
   PageRequest,
   QueueStats,
   ReserveRequest,
 } from "../job-queue.js";
-import { type ChunkTransition, CounterDeltas } from "./counter-deltas.js";
+import { CounterDeltas, type RowState } from "./counter-deltas.js";
 import { defaultLeaseOwner, isOrphanedOwner } from "./lease-owner.js";
 import { createQueueSchema } from "./queue-schema.js";
 import {
@@ -32,6 +34,7 @@ import {
   type FailureRow,
   type JobRow,
   type MovedRow,
+  PAGE_ROWS,
   prepareQueueStatements,
   type QueueStatements,
   type ReceiptRow,
@@ -48,20 +51,23 @@ export interface SqliteJobQueueOptions {
    * dead letter (default 5). A graceful release does not count.
    */
   maxStalls?: number;
+  /** How long a finished job and its receipts are kept (default 7 days). */
+  jobRetentionMs?: number;
+  /** How long a dead letter is kept before it is discarded as expired (default 30 days). */
+  deadLetterRetentionMs?: number;
+  /** Chunks of one collection per fair-queuing rank (default FAIR_SHARE). */
+  fairShare?: number;
 }
 
 const DEFAULT_MAX_STALLS = 5;
+const DAY_MS = 86_400_000;
+/** Chunk rows one maintenance pass deletes at most (whole jobs; one job may exceed it alone). */
+const MAX_PURGED_ROWS = 10 * PAGE_ROWS;
 /** Bounds of a page of receipts or dead letters. */
 const MAX_PAGE = 1000;
 
 /** Dead letters listed per job (`failures`); the count in `counts.dead` is always exact. */
 const MAX_LISTED_FAILURES = 1000;
-/**
- * Upper bound on queued rows inspected per reservation. Rows are skipped only while an older version
- * of the same chunk is in flight, which resolves by itself; the cap keeps a pathological backlog of
- * skipped rows from holding the write lock for a full-table scan.
- */
-const MAX_SCANNED_PER_RESERVE = 10_000;
 
 /**
  * The embedded queue: chunks, jobs and counters in the caller's SQLite file. Every state change is
@@ -74,6 +80,9 @@ export class SqliteJobQueue implements JobQueue {
   private readonly now: () => number;
   private readonly sql: QueueStatements;
   private readonly maxStalls: number;
+  private readonly jobRetentionMs: number;
+  private readonly deadLetterRetentionMs: number;
+  private readonly fairShare: number;
 
   constructor(db: SqliteDatabase, options: SqliteJobQueueOptions = {}) {
     this.db = db;
@@ -81,6 +90,9 @@ export class SqliteJobQueue implements JobQueue {
     this.now = options.now ?? Date.now;
     const maxStalls = options.maxStalls ?? DEFAULT_MAX_STALLS;
     this.maxStalls = Number.isFinite(maxStalls) ? Math.max(1, Math.floor(maxStalls)) : DEFAULT_MAX_STALLS;
+    this.jobRetentionMs = options.jobRetentionMs ?? 7 * DAY_MS;
+    this.deadLetterRetentionMs = options.deadLetterRetentionMs ?? 30 * DAY_MS;
+    this.fairShare = Math.max(1, Math.floor(options.fairShare ?? FAIR_SHARE));
     createQueueSchema(db);
     this.sql = prepareQueueStatements(db);
     this.recoverOrphans();
@@ -135,7 +147,7 @@ export class SqliteJobQueue implements JobQueue {
             outcome.seq,
             leaseId,
           );
-          if (row !== undefined) deltas.record(row.job_id, `running>${outcome.state}`, row.est_tokens);
+          if (row !== undefined) deltas.record(row.job_id, "running", outcome.state, row.est_tokens);
         }
         deltas.flush(this.sql, now);
       })
@@ -152,10 +164,10 @@ export class SqliteJobQueue implements JobQueue {
           if (row === undefined) continue;
           if (row.attempts + 1 >= request.maxAttempts) {
             this.sql.kill.run(request.error, now, now, seq);
-            deltas.record(row.job_id, "running>dead", row.est_tokens);
+            deltas.record(row.job_id, "running", "dead", row.est_tokens);
           } else {
             this.sql.retry.run(now + Math.max(0, request.retryDelayMs), request.error, now, seq);
-            deltas.record(row.job_id, "running>queued", row.est_tokens);
+            deltas.record(row.job_id, "running", "retrying", row.est_tokens);
           }
         }
         deltas.flush(this.sql, now);
@@ -211,34 +223,61 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   /**
-   * Dead letters back to queued, attempts and stalls reset, available at once. A dead letter with a
-   * newer version of the same chunk queued, running or written stays dead: replaying it would put
-   * the stale text over the newer one. Discard it instead.
+   * Dead letters back to queued, attempts and stalls reset, available at once. An old version
+   * replayed after a newer one was stored is harmless: the store keeps the newer (`superseded`).
    */
   async replayDeadLetters(selector: DeadLetterSelector): Promise<number> {
-    return this.db
-      .transaction(() => {
-        const now = this.now();
-        let rows: MovedRow[];
-        if ("all" in selector) rows = this.sql.replayAll.all(now, now);
-        else if ("jobId" in selector) rows = this.sql.replayJob.all(now, now, selector.jobId);
-        else rows = uniqueSeqs(selector.seqs).flatMap((seq) => this.sql.replaySeq.all(now, now, seq));
-        return this.count(rows, "dead>queued", now);
-      })
-      .immediate();
+    return this.moveDeadLetters(selector, "queued", (seq, now) => this.sql.replaySeq.all(now, now, seq));
   }
 
   async discardDeadLetters(selector: DeadLetterSelector): Promise<number> {
-    return this.db
-      .transaction(() => {
-        const now = this.now();
-        let rows: MovedRow[];
-        if ("all" in selector) rows = this.sql.discardAll.all(now);
-        else if ("jobId" in selector) rows = this.sql.discardJob.all(now, selector.jobId);
-        else rows = uniqueSeqs(selector.seqs).flatMap((seq) => this.sql.discardSeq.all(now, seq));
-        return this.count(rows, "dead>discarded", now);
-      })
-      .immediate();
+    return this.moveDeadLetters(selector, "discarded", (seq, now) => this.sql.discardSeq.all(now, seq));
+  }
+
+  /**
+   * Applies `move` to the selected dead letters a page per transaction, so "all of 100,000" never
+   * holds the write lock for more than one page.
+   */
+  private async moveDeadLetters(
+    selector: DeadLetterSelector,
+    to: RowState,
+    move: (seq: number, now: number) => MovedRow[],
+  ): Promise<number> {
+    const pageOf = (page: number[]): number =>
+      this.db
+        .transaction(() => {
+          const now = this.now();
+          const deltas = new CounterDeltas();
+          let moved = 0;
+          for (const seq of page) {
+            for (const row of move(seq, now)) {
+              deltas.record(row.job_id, "dead", to, row.est_tokens);
+              moved += 1;
+            }
+          }
+          deltas.flush(this.sql, now);
+          return moved;
+        })
+        .immediate();
+    let total = 0;
+    if ("seqs" in selector) {
+      const seqs = uniqueSeqs(selector.seqs);
+      for (let start = 0; start < seqs.length; start += PAGE_ROWS)
+        total += pageOf(seqs.slice(start, start + PAGE_ROWS));
+      return total;
+    }
+    let after = 0;
+    for (;;) {
+      const page = (
+        "jobId" in selector
+          ? this.sql.deadSeqsOfJob.all(selector.jobId, after, PAGE_ROWS)
+          : this.sql.deadSeqs.all(after, PAGE_ROWS)
+      ).map((r) => r.seq);
+      if (page.length === 0) return total;
+      total += pageOf(page);
+      after = page[page.length - 1] ?? after;
+      if (page.length < PAGE_ROWS) return total;
+    }
   }
 
   async stats(): Promise<QueueStats> {
@@ -251,9 +290,42 @@ export class SqliteJobQueue implements JobQueue {
    * chunk still in flight, so a caller that gets 0 and then a null reservation should idle briefly.
    */
   async nextAvailableInMs(): Promise<number | null> {
-    const row = this.sql.earliestQueued.get();
+    if (this.sql.anyReady.get() !== undefined) return 0;
+    const row = this.sql.earliestRetry.get();
     if (row === undefined) return null;
     return Math.max(0, row.available_at - this.now());
+  }
+
+  /**
+   * Retention, a bounded amount per call: dead letters past their retention are discarded (the
+   * receipt says why; their text goes), then finished jobs past JOB_RETENTION are deleted with
+   * their receipts, whole jobs, about MAX_PURGED_ROWS rows a call.
+   */
+  async maintain(): Promise<MaintenanceResult> {
+    const expiredDeadLetters = this.db
+      .transaction(() => {
+        const now = this.now();
+        const rows = this.sql.expireDeadLetters.all(now, now - this.deadLetterRetentionMs, PAGE_ROWS);
+        this.count(rows, "dead", "discarded", now);
+        return rows.length;
+      })
+      .immediate();
+    const expiredJobs = this.db
+      .transaction(() => {
+        let rows = 0;
+        let jobs = 0;
+        for (const job of this.sql.expiredJobs.all(this.now() - this.jobRetentionMs, 100)) {
+          if (jobs > 0 && rows + job.total > MAX_PURGED_ROWS) break;
+          // Every chunk of a finished job without dead letters is in a final state, so no global
+          // counter changes.
+          rows += this.sql.deleteJobChunks.run(job.id).changes;
+          this.sql.deleteJob.run(job.id);
+          jobs += 1;
+        }
+        return jobs;
+      })
+      .immediate();
+    return { expiredJobs, expiredDeadLetters };
   }
 
   /** The database belongs to the caller (the vector store may share it), so it stays open. */
@@ -282,18 +354,35 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   private enqueueInTransaction(request: EnqueueRequest): EnqueueResult {
-    const { pending } = this.readCounters();
+    const jobId = request.jobId ?? randomUUID();
+    const existing = this.sql.jobExists.get(jobId);
+    if (existing !== undefined) return { accepted: true, jobId, count: existing.total, duplicate: true };
+    const { pending, pending_tokens: pendingTokens } = this.readCounters();
     const count = request.chunks.length;
-    if (pending + count > request.maxQueueSize) {
-      return { accepted: false, reason: "queue_full", pending, maxQueueSize: request.maxQueueSize };
+    const estimates = request.chunks.map((chunk) => normaliseTokens(chunk.estimatedTokens));
+    const tokens = estimates.reduce((sum, t) => sum + t, 0);
+    const maxQueueTokens = request.maxQueueTokens ?? Number.MAX_SAFE_INTEGER;
+    const limit =
+      pending + count > request.maxQueueSize
+        ? "chunks"
+        : pendingTokens + tokens > maxQueueTokens
+          ? "tokens"
+          : null;
+    if (limit !== null) {
+      return {
+        accepted: false,
+        reason: "queue_full",
+        limit,
+        pending,
+        pendingTokens,
+        maxQueueSize: request.maxQueueSize,
+        maxQueueTokens,
+      };
     }
     const now = this.now();
-    const jobId = randomUUID();
     this.sql.insertJob.run(jobId, request.collection, count, count, now, now);
-    let tokens = 0;
-    for (const chunk of request.chunks) {
-      const estTokens = normaliseTokens(chunk.estimatedTokens);
-      tokens += estTokens;
+    const ranks = this.assignRanks(request.collection, count);
+    request.chunks.forEach((chunk, index) => {
       this.sql.insertChunk.run(
         jobId,
         request.collection,
@@ -301,42 +390,42 @@ export class SqliteJobQueue implements JobQueue {
         chunk.documentId,
         chunk.text,
         JSON.stringify(chunk.payload),
-        estTokens,
+        estimates[index] ?? 0,
         chunk.overflow.policy,
         normaliseTokens(chunk.overflow.overlapTokens),
         now,
         now,
         now,
+        ranks[index] ?? 0,
       );
-    }
+    });
     this.sql.addGlobalCounts.run(count, tokens, 0, 0);
-    return { accepted: true, jobId, count };
+    return { accepted: true, jobId, count, duplicate: false };
+  }
+
+  /** Fair-queuing ranks for `count` new chunks of a collection (see fair-ranks.ts). */
+  private assignRanks(collection: string, count: number): number[] {
+    const head = this.sql.headRank.get()?.rank ?? null;
+    // Nothing waits: every collection starts afresh, so old ranks cannot grow without bound.
+    if (head === null) this.sql.clearFairness.run();
+    const last: RankCursor | undefined = head === null ? undefined : this.sql.fairness.get(collection);
+    const { ranks, cursor } = fairRanks(head ?? 0, last, count, this.fairShare);
+    this.sql.setFairness.run(collection, cursor.rank, cursor.fill);
+    return ranks;
   }
 
   private reserveInTransaction(request: ReserveRequest): Lease | null {
     const now = this.now();
-    this.requeue(this.sql.reclaimExpired.all({ now, maxStalls: this.maxStalls }), now);
+    this.sql.promoteDue.run(now, now, PAGE_ROWS);
+    this.requeue(this.sql.reclaimExpired.all({ now, maxStalls: this.maxStalls, limit: PAGE_ROWS }), now);
 
     const taken: CandidateRow[] = [];
     let tokens = 0;
-    let afterSeq = 0;
-    let scanned = 0;
-    const pageSize = Math.min(Math.max(64, request.maxChunks * 2), MAX_SCANNED_PER_RESERVE);
-    scan: while (taken.length < request.maxChunks && scanned < MAX_SCANNED_PER_RESERVE) {
-      const page = this.sql.candidates.all(afterSeq, now, pageSize);
-      for (const row of page) {
-        afterSeq = row.seq;
-        scanned += 1;
-        // Rows taken earlier in this pass are still 'queued' here, so this also keeps a second
-        // version of a chunk out of the same reservation.
-        if (this.sql.olderInFlight.get(row.collection, row.chunk_id, row.seq)) continue;
-        // FIFO: stop at a chunk that does not fit rather than let smaller later ones overtake it.
-        if (taken.length > 0 && tokens + row.est_tokens > request.maxTokens) break scan;
-        taken.push(row);
-        tokens += row.est_tokens;
-        if (taken.length >= request.maxChunks) break scan;
-      }
-      if (page.length < pageSize) break;
+    for (const row of this.sql.candidates.all(Math.max(1, Math.floor(request.maxChunks)))) {
+      // Stop at a chunk that does not fit rather than let smaller later ones overtake it.
+      if (taken.length > 0 && tokens + row.est_tokens > request.maxTokens) break;
+      taken.push(row);
+      tokens += row.est_tokens;
     }
     if (taken.length === 0) return null;
 
@@ -345,7 +434,7 @@ export class SqliteJobQueue implements JobQueue {
     const deltas = new CounterDeltas();
     for (const row of taken) {
       this.sql.markRunning.run(leaseId, this.ownerId, expiresAt, now, row.seq);
-      deltas.record(row.job_id, "queued>running", row.est_tokens);
+      deltas.record(row.job_id, "queued", "running", row.est_tokens);
     }
     deltas.flush(this.sql, now);
     return { id: leaseId, chunks: taken.map(toQueuedChunk), expiresAt };
@@ -355,16 +444,16 @@ export class SqliteJobQueue implements JobQueue {
   private requeue(rows: ReclaimedRow[], now: number): number {
     if (rows.length === 0) return 0;
     const deltas = new CounterDeltas();
-    for (const row of rows) deltas.record(row.job_id, `running>${row.state}`, row.est_tokens);
+    for (const row of rows) deltas.record(row.job_id, "running", row.state, row.est_tokens);
     deltas.flush(this.sql, now);
     return rows.length;
   }
 
   /** Counts rows that made one transition; returns how many. */
-  private count(rows: MovedRow[], transition: ChunkTransition, now: number): number {
+  private count(rows: MovedRow[], from: RowState, to: RowState, now: number): number {
     if (rows.length === 0) return 0;
     const deltas = new CounterDeltas();
-    for (const row of rows) deltas.record(row.job_id, transition, row.est_tokens);
+    for (const row of rows) deltas.record(row.job_id, from, to, row.est_tokens);
     deltas.flush(this.sql, now);
     return rows.length;
   }
@@ -435,11 +524,12 @@ function uniqueSeqs(seqs: number[]): number[] {
 }
 
 function toReceipt(row: ReceiptRow): ChunkReceipt {
-  const retrying = row.state === "queued" && row.attempts > 0 && row.last_error !== null;
+  const retrying =
+    row.state === "retrying" || (row.state === "queued" && row.attempts > 0 && row.last_error !== null);
   return {
     seq: row.seq,
     chunkId: row.chunk_id,
-    state: retrying ? "failed" : row.state,
+    state: retrying ? "failed" : (row.state as Exclude<RowState, "retrying">),
     attempts: row.attempts,
     tokens: row.tokens,
     truncatedTokens: row.truncated_tokens ?? 0,
