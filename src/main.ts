@@ -7,8 +7,8 @@ import { Metrics, observeEnqueue } from "./observability/metrics.js";
 import { ThroughputMeter, type ThroughputSource } from "./observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
+import { BullmqJobQueue } from "./queue/bullmq/bullmq-job-queue.js";
 import type { JobQueue } from "./queue/job-queue.js";
-import { RedisJobQueue } from "./queue/redis/redis-job-queue.js";
 import { SharedThroughput } from "./queue/redis/shared-throughput.js";
 import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
@@ -83,20 +83,18 @@ async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase 
       deadLetterRetentionMs: settings.deadLetterRetentionMs,
     });
   }
-  const log = logger.child({ component: "redis-queue" });
-  const queue = new RedisJobQueue({
+  const log = logger.child({ component: "bullmq-queue" });
+  const queue = new BullmqJobQueue({
     url: settings.queueUrl,
     prefix: settings.queuePrefix,
+    consume: settings.role !== "api",
+    lockDurationMs: settings.leaseSeconds * 1000,
     maxStalls: settings.maxStalls,
+    maxAttempts: settings.maxAttempts,
+    jobRetentionMs: settings.jobRetentionMs,
+    deadLetterRetentionMs: settings.deadLetterRetentionMs,
     onError: (error) => log.warn({ err: error }, "redis connection error"),
   });
-  const durability = await queue.durability().catch(() => null);
-  if (durability && !(durability.appendonly === "yes" && durability.appendfsync === "always")) {
-    log.warn(
-      durability,
-      "Redis is not running with appendonly yes + appendfsync always: a Redis crash can lose accepted chunks",
-    );
-  }
   return queue;
 }
 

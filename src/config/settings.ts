@@ -117,9 +117,13 @@ export const SETTINGS_SCHEMA = Type.Object({
     description: "api: HTTP only; worker: embedding pipeline only; all: both in one process",
   }),
   queueUrl: optionalString(
-    "redis://host:port to share one queue between processes (default: the SQLite file)",
+    "Share one queue (BullMQ on Redis) between processes: redis://host:port, or redis-cluster://host:port,host:port for a Redis Cluster (default: the SQLite file)",
   ),
-  queuePrefix: Type.String({ default: "rag:", description: "Prefix of the Redis keys of this deployment" }),
+  queuePrefix: Type.String({
+    default: "rag",
+    description:
+      "Prefix of this deployment's Redis keys; used as a Redis Cluster hash tag ({rag}) so one prefix lives in one slot",
+  }),
   vectorStore: Type.Union([Type.Literal("sqlite"), Type.Literal("qdrant")], {
     default: "sqlite",
     description: "Where vectors go: sqlite (embedded, same file as the queue) or qdrant",

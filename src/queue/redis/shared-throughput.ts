@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
-import { Redis } from "ioredis";
 import type { Rates, ThroughputMeter, ThroughputSource } from "../../observability/throughput-meter.js";
+import { hashTaggedPrefix, openRedis, type RedisClient } from "./redis-connection.js";
 
 const PUBLISH_EVERY_MS = 1000;
 /** A worker silent for this long (dead, or cut off from Redis) no longer counts. */
@@ -22,7 +22,7 @@ interface Published extends Rates {
  * with skewed clocks are compared fairly; a dead worker's field is removed once stale.
  */
 export class SharedThroughput implements ThroughputSource {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly key: string;
   private readonly field: string;
   private cached: Rates | null = null;
@@ -37,10 +37,10 @@ export class SharedThroughput implements ThroughputSource {
     /** This process's field in the hash. */
     publisherId = `${hostname()}:${process.pid}`,
   ) {
-    this.redis = new Redis(url, { maxRetriesPerRequest: 1 });
+    this.redis = openRedis(url, { maxRetriesPerRequest: 1 });
     // A Redis outage only makes these figures stale; the queue reports the outage itself.
     this.redis.on("error", () => {});
-    this.key = `${prefix}throughput`;
+    this.key = `${hashTaggedPrefix(prefix)}:throughput`;
     this.field = publisherId;
     this.timer = setInterval(() => void this.tick(), PUBLISH_EVERY_MS);
     this.timer.unref();

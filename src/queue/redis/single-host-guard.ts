@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { Redis } from "ioredis";
+import { hashTaggedPrefix, openRedis, type RedisClient } from "./redis-connection.js";
 
 const HEARTBEAT_SECONDS = 30;
 
@@ -22,7 +22,7 @@ return ''
  * host with different hostnames, are told apart only by hostname, and the docs say so.
  */
 export class SingleHostGuard {
-  private readonly redis: Redis;
+  private readonly redis: RedisClient;
   private readonly key: string;
   private timer: NodeJS.Timeout | undefined;
 
@@ -32,9 +32,9 @@ export class SingleHostGuard {
     private readonly host = hostname(),
     private readonly onConflict: (otherHost: string) => void = () => {},
   ) {
-    this.redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
+    this.redis = openRedis(url, { lazyConnect: true, maxRetriesPerRequest: 2 });
     this.redis.on("error", () => {});
-    this.key = `${prefix}sqlite-host`;
+    this.key = `${hashTaggedPrefix(prefix)}:sqlite-host`;
   }
 
   /** Throws if a process on another host uses the SQLite store with this queue. */

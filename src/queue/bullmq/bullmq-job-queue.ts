@@ -1,0 +1,992 @@
+import { randomUUID } from "node:crypto";
+import { type Job as BullJob, type JobsOptions, Queue, UnrecoverableError, Worker } from "bullmq";
+import type {
+  ChunkReceipt,
+  DeadLetter,
+  Job,
+  Payload,
+  QueuedChunk,
+  QueuedOverflowPolicy,
+  ReceiptState,
+} from "../../domain/types.js";
+import { FAIR_SHARE, fairRanks } from "../fair-ranks.js";
+import { toJobCounts, toJobState } from "../job-counts.js";
+import type {
+  ChunkOutcome,
+  DeadLetterSelector,
+  EnqueueRequest,
+  EnqueueResult,
+  FailRequest,
+  JobQueue,
+  Lease,
+  MaintenanceResult,
+  Page,
+  PageRequest,
+  QueueStats,
+  ReserveRequest,
+} from "../job-queue.js";
+import { hashTaggedPrefix, openRedis, type RedisClient } from "../redis/redis-connection.js";
+import {
+  ADMIT,
+  CODE_STATES,
+  CONFIRM,
+  NOT_FINISHED,
+  type ReceiptCode,
+  ROLLBACK,
+  STATE_CODES,
+  TRANSITION,
+} from "./accounting-scripts.js";
+
+export interface BullmqJobQueueOptions {
+  /** `redis://host:port` or `redis-cluster://host:port[,host:port...]` (QUEUE_URL). */
+  url: string;
+  /** Key prefix; wrapped in a Redis Cluster hash tag (`{rag}`) when it has none. */
+  prefix?: string;
+  /** Serve reservations (a worker). An API-only process never holds locks or checks stalls. */
+  consume?: boolean;
+  /** Lease a reservation gets (BullMQ lockDuration) when the caller asks for nothing else. */
+  lockDurationMs?: number;
+  /** How often stalled jobs are looked for (BullMQ stalledInterval). */
+  stalledIntervalMs?: number;
+  maxStalls?: number;
+  /** Attempts a chunk gets (BullMQ `attempts`); a FailRequest may end it sooner. */
+  maxAttempts?: number;
+  jobRetentionMs?: number;
+  deadLetterRetentionMs?: number;
+  fairShare?: number;
+  /** Connection errors (the client reconnects by itself; commands fail meanwhile). */
+  onError?: (error: Error) => void;
+}
+
+/** The BullMQ queue that holds one job per accepted chunk. */
+const QUEUE_NAME = "chunks";
+/** BullMQ priorities go up to 2^21 - 1; priority = fair rank + 1. */
+const MAX_RANK = 2 ** 21 - 2;
+const DAY_MS = 86_400_000;
+const MAX_PAGE = 1000;
+const MAX_LISTED_FAILURES = 1000;
+/** Receipts read per round trip when a listing must scan (a state filter). */
+const SCAN_WINDOW = 500;
+/** Items one replay/discard/retention step handles: each Redis call stays short. */
+const STEP = 500;
+/** An admission unconfirmed for this long was abandoned by a process that died half way. */
+const ABANDONED_ADMISSION_MS = 5 * 60_000;
+/** An admission may add its BullMQ jobs only this soon after it was recorded (see the reaper). */
+const ADMISSION_DEADLINE_MS = 60_000;
+const STALL_REASON = (n: number) =>
+  `worker stopped while processing this chunk ${n} times (crash, kill or lease timeout)`;
+
+/** What a chunk's BullMQ job carries. Short keys: the data is kept once per queued chunk. */
+interface ChunkData {
+  /** Product job id, and the chunk's index in it. */
+  j: string;
+  i: number;
+  /** Collection, chunk id, document id, text, payload. */
+  c: string;
+  k: string;
+  d: string | null;
+  t: string;
+  p: Payload;
+  /** Estimated tokens, overflow policy, overlap tokens, version. */
+  e: number;
+  o: QueuedOverflowPolicy;
+  l: number;
+  v: number;
+}
+
+interface Receipt {
+  s: ReceiptCode;
+  c: string;
+  e: number;
+  o: QueuedOverflowPolicy;
+  a?: number;
+  k?: number;
+  tr?: number;
+  w?: number;
+  m?: string;
+  pr?: string;
+  er?: string;
+  t: number;
+  da?: number;
+}
+
+interface Held {
+  job: BullJob<ChunkData>;
+  seq: number;
+}
+
+interface Entry {
+  jobId: string;
+  index: number;
+  to: ReceiptCode;
+  allowed: string;
+  /** 0: no lock check, 1: the lock must be ours, 2: the lock must be gone. */
+  lockMode: 0 | 1 | 2;
+  seq: number;
+  /** Receipt fields to set; null deletes one (e.g. the last error after a replay). */
+  fields: { [K in keyof Omit<Receipt, "s" | "t">]?: Receipt[K] | null } | null;
+}
+
+type Reply = string | number | null | Reply[];
+
+/**
+ * The distributed queue on BullMQ: one BullMQ job per accepted chunk, so BullMQ's own machinery
+ * does the queue's work: locks (leases), stalled-job recovery (`maxStalledCount`), retries with
+ * backoff (`attempts`, a backoff strategy that honours the delay the pipeline asks for), the failed
+ * set (dead letters; replay is `job.retry`), dedup by job id, `removeOnComplete`, priorities (fair
+ * queuing). A worker fetches several jobs with `getNextJob` to fill a reservation. What BullMQ has
+ * no notion of — a request of many chunks with per-chunk receipts, token totals, versions — is kept
+ * beside it by the scripts in accounting-scripts.ts. See docs/redis-queue.md.
+ */
+export class BullmqJobQueue implements JobQueue {
+  private readonly redis: RedisClient;
+  private readonly prefix: string;
+  private readonly queue: Queue<ChunkData>;
+  private readonly worker: Worker<ChunkData> | null;
+  private readonly leases = new Map<string, Map<number, Held>>();
+  private readonly lockDurationMs: number;
+  private readonly maxAttempts: number;
+  private readonly jobRetentionMs: number;
+  private readonly deadLetterRetentionMs: number;
+  private readonly fairShare: number;
+  /** Stall bookkeeping in flight; a reservation waits for it so counts never go backwards. */
+  private stallAccounting: Promise<unknown> = Promise.resolve();
+
+  constructor(options: BullmqJobQueueOptions) {
+    this.prefix = hashTaggedPrefix(options.prefix ?? "rag");
+    this.lockDurationMs = options.lockDurationMs ?? 60_000;
+    this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
+    this.jobRetentionMs = options.jobRetentionMs ?? 7 * DAY_MS;
+    this.deadLetterRetentionMs = options.deadLetterRetentionMs ?? 30 * DAY_MS;
+    this.fairShare = Math.max(1, Math.floor(options.fairShare ?? FAIR_SHARE));
+    const onError = options.onError;
+    // Workers wait for Redis to come back instead of failing their loop (BullMQ's advice for
+    // workers); an API process fails fast so that a client gets a 503 instead of a hung request.
+    this.redis = openRedis(options.url, {
+      maxRetriesPerRequest: options.consume ? null : 2,
+    });
+    this.redis.on("error", (error: Error) => onError?.(error));
+    this.redis.defineCommand("ragAdmit", { lua: ADMIT });
+    this.redis.defineCommand("ragConfirm", { lua: CONFIRM });
+    this.redis.defineCommand("ragRollback", { lua: ROLLBACK });
+    this.redis.defineCommand("ragTransition", { lua: TRANSITION });
+    const defaultJobOptions: JobsOptions = {
+      attempts: this.maxAttempts,
+      backoff: { type: "pipeline" },
+      removeOnComplete: true,
+      removeOnFail: false,
+      stackTraceLimit: 0,
+    };
+    this.queue = new Queue<ChunkData>(QUEUE_NAME, {
+      connection: this.redis,
+      prefix: this.prefix,
+      defaultJobOptions,
+      // Nothing reads BullMQ's event stream; keep it short.
+      streams: { events: { maxLen: 1000 } },
+    });
+    this.queue.on("error", (error: Error) => onError?.(error));
+    this.worker = options.consume
+      ? new Worker<ChunkData>(QUEUE_NAME, null, {
+          connection: this.redis,
+          prefix: this.prefix,
+          autorun: false,
+          lockDuration: this.lockDurationMs,
+          stalledInterval:
+            options.stalledIntervalMs ?? Math.min(15_000, Math.max(100, this.lockDurationMs / 4)),
+          maxStalledCount: Math.max(0, (options.maxStalls ?? 5) - 1),
+          settings: {
+            // The pipeline decides the delay (Retry-After of a store, exponential backoff).
+            backoffStrategy: (_attempts, _type, error) =>
+              error instanceof RetryLater ? error.retryDelayMs : 1000,
+          },
+        })
+      : null;
+    if (this.worker) {
+      this.worker.on("error", (error: Error) => onError?.(error));
+      this.worker.on("stalled", (bullId: string) => {
+        this.stallAccounting = this.stallAccounting.then(() => this.accountStall(bullId)).catch(() => {});
+      });
+      void this.worker.startStalledCheckTimer();
+    }
+  }
+
+  /** The client the queue talks through, for the durability check at start-up. */
+  get client(): RedisClient {
+    return this.redis;
+  }
+
+  async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
+    const jobId = request.jobId ?? randomUUID();
+    const n = request.chunks.length;
+    const estimates = request.chunks.map((c) => normaliseTokens(c.estimatedTokens));
+    const tokens = estimates.reduce((sum, t) => sum + t, 0);
+    const maxQueueTokens = request.maxQueueTokens ?? Number.MAX_SAFE_INTEGER;
+    const started = Date.now();
+    const args: Array<string | number> = [
+      jobId,
+      request.collection,
+      n,
+      tokens,
+      request.maxQueueSize,
+      maxQueueTokens,
+      started,
+      this.fairShare,
+      MAX_RANK,
+    ];
+    request.chunks.forEach((chunk, index) => {
+      args.push(chunk.chunkId, estimates[index] ?? 0, chunk.overflow.policy);
+    });
+    const k = this.keys(jobId);
+    const reply = (await this.call(
+      "ragAdmit",
+      6,
+      this.key("stats"),
+      this.key("fair"),
+      k.job,
+      k.receipts,
+      this.key("jobs"),
+      this.key("admitting"),
+      ...args,
+    )) as Reply[];
+    const kind = String(reply[0]);
+    if (kind === "full") {
+      return {
+        accepted: false,
+        reason: "queue_full",
+        limit: reply[1] === "tokens" ? "tokens" : "chunks",
+        pending: Number(reply[2]),
+        pendingTokens: Number(reply[3]),
+        maxQueueSize: request.maxQueueSize,
+        maxQueueTokens,
+      };
+    }
+    let base: number;
+    let rank: number;
+    let fill: number;
+    if (kind === "dup") {
+      const total = Number(reply[1]);
+      // Confirmed, or a different request under the same id: it is that job, nothing is added.
+      if (reply[5] === "1" || total !== n) return { accepted: true, jobId, count: total, duplicate: true };
+      // The first attempt died between recording and adding its jobs: finish it (adding is idempotent).
+      [base, rank, fill] = [Number(reply[2]), Number(reply[3]), Number(reply[4])];
+    } else {
+      [base, rank, fill] = [Number(reply[1]), Number(reply[2]), Number(reply[3])];
+    }
+    if (Date.now() - started > ADMISSION_DEADLINE_MS) {
+      throw new Error("admission took longer than its deadline; the queue will roll it back");
+    }
+    const { ranks } = fairRanks(rank, { rank, fill }, n, this.fairShare, MAX_RANK);
+    await this.queue.addBulk(
+      request.chunks.map((chunk, index) => ({
+        name: "chunk",
+        data: {
+          j: jobId,
+          i: index,
+          c: request.collection,
+          k: chunk.chunkId,
+          d: chunk.documentId,
+          t: chunk.text,
+          p: chunk.payload,
+          e: estimates[index] ?? 0,
+          o: chunk.overflow.policy,
+          l: normaliseTokens(chunk.overflow.overlapTokens),
+          v: base + index,
+        },
+        opts: { jobId: bullJobId(jobId, index), priority: (ranks[index] ?? 0) + 1 },
+      })),
+    );
+    await this.call("ragConfirm", 2, k.job, this.key("admitting"), jobId);
+    return { accepted: true, jobId, count: n, duplicate: kind === "dup" };
+  }
+
+  async reserve(request: ReserveRequest): Promise<Lease | null> {
+    const worker = this.requireWorker();
+    await this.stallAccounting;
+    const leaseId = randomUUID();
+    const taken: Array<BullJob<ChunkData>> = [];
+    const stalledToDeath: Array<BullJob<ChunkData>> = [];
+    let tokens = 0;
+    const maxChunks = Math.max(1, Math.floor(request.maxChunks));
+    while (taken.length < maxChunks) {
+      const job = (await worker.getNextJob(leaseId, { block: false })) as BullJob<ChunkData> | undefined;
+      if (!job) break;
+      if (job.deferredFailure) {
+        // BullMQ saw it stall more than maxStalledCount times; failing it is the fetcher's job.
+        stalledToDeath.push(job);
+        continue;
+      }
+      // Stop at a chunk that does not fit rather than let smaller later ones overtake it: it goes
+      // back to the front of its priority.
+      if (taken.length > 0 && tokens + job.data.e > request.maxTokens) {
+        await job.moveToWait(leaseId);
+        break;
+      }
+      taken.push(job);
+      tokens += job.data.e;
+    }
+    if (stalledToDeath.length > 0) await this.killStalled(stalledToDeath, leaseId);
+    if (taken.length === 0) return null;
+    if (request.leaseMs !== this.lockDurationMs) {
+      await worker.extendJobLocks(
+        taken.map((j) => String(j.id)),
+        taken.map(() => leaseId),
+        Math.max(1, Math.ceil(request.leaseMs)),
+      );
+    }
+    const headRank = Math.max(...taken.map((j) => (j.opts.priority ?? 1) - 1));
+    const statuses = await this.transition(
+      leaseId,
+      taken.map((job) => ({
+        jobId: job.data.j,
+        index: job.data.i,
+        to: "r",
+        allowed: NOT_FINISHED,
+        lockMode: 1,
+        seq: job.data.v,
+        fields: null,
+      })),
+      headRank,
+    );
+    const held = new Map<number, Held>();
+    const finishedAlready: Array<BullJob<ChunkData>> = [];
+    taken.forEach((job, index) => {
+      const status = statuses[index];
+      if (status === "ok") held.set(job.data.v, { job, seq: job.data.v });
+      else if (status?.startsWith("skip:")) finishedAlready.push(job);
+    });
+    // A chunk finished before (its worker died between recording and completing it): complete it.
+    await Promise.all(
+      finishedAlready.map((job) => job.moveToCompleted(null, leaseId, false).catch(() => {})),
+    );
+    if (held.size === 0) return null;
+    this.leases.set(leaseId, held);
+    return {
+      id: leaseId,
+      expiresAt: Date.now() + request.leaseMs,
+      chunks: [...held.values()].map(({ job }) => toQueuedChunk(job)),
+    };
+  }
+
+  async renew(leaseId: string, leaseMs: number): Promise<boolean> {
+    const held = this.leases.get(leaseId);
+    if (!held || held.size === 0 || !this.worker) return false;
+    const jobs = [...held.values()];
+    const failed = await this.worker.extendJobLocks(
+      jobs.map((h) => String(h.job.id)),
+      jobs.map(() => leaseId),
+      Math.max(1, Math.ceil(leaseMs)),
+    );
+    return failed.length < jobs.length;
+  }
+
+  async held(leaseId: string, seqs: number[]): Promise<number[]> {
+    const held = this.leases.get(leaseId);
+    if (!held) return [];
+    const wanted = [...new Set(seqs)].filter((seq) => held.has(seq));
+    if (wanted.length === 0) return [];
+    const locks = await this.redis.mget(...wanted.map((seq) => this.lockKey(held.get(seq)!.job)));
+    return wanted.filter((_, i) => locks[i] === leaseId);
+  }
+
+  /** Outcomes for chunks this lease no longer holds are ignored (fencing). */
+  async ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void> {
+    const held = this.leases.get(leaseId);
+    if (!held) return;
+    const mine = outcomes.filter((o) => held.has(o.seq));
+    if (mine.length === 0) return;
+    const statuses = await this.transition(
+      leaseId,
+      mine.map((o) => {
+        const { job } = held.get(o.seq)!;
+        const fields =
+          o.state === "stored"
+            ? { k: o.tokens, tr: o.truncatedTokens, w: o.windows, m: o.model, pr: o.profile, er: null }
+            : { m: o.model, pr: o.profile, er: null };
+        return {
+          jobId: job.data.j,
+          index: job.data.i,
+          to: STATE_CODES[o.state],
+          allowed: "r",
+          lockMode: 1 as const,
+          seq: o.seq,
+          fields,
+        };
+      }),
+    );
+    const done = mine.filter((_, i) => statuses[i] === "ok").map((o) => held.get(o.seq)!.job);
+    for (const o of mine) held.delete(o.seq);
+    if (held.size === 0) this.leases.delete(leaseId);
+    // Recorded first, completed second: a crash in between re-delivers a finished chunk, which the
+    // next reservation completes without processing it (its receipt is final).
+    await Promise.all(done.map((job) => job.moveToCompleted(null, leaseId, false).catch(() => {})));
+  }
+
+  async fail(leaseId: string, request: FailRequest): Promise<void> {
+    const held = this.leases.get(leaseId);
+    if (!held) return;
+    const mine = [...new Set(request.seqs)].filter((seq) => held.has(seq)).map((seq) => held.get(seq)!);
+    if (mine.length === 0) return;
+    const limit = (job: BullJob<ChunkData>) =>
+      Math.min(request.maxAttempts, job.opts.attempts ?? this.maxAttempts);
+    const dies = (job: BullJob<ChunkData>) => job.attemptsMade + 1 >= limit(job);
+    const statuses = await this.transition(
+      leaseId,
+      mine.map(({ job, seq }) => ({
+        jobId: job.data.j,
+        index: job.data.i,
+        to: dies(job) ? "d" : "f",
+        allowed: "r",
+        lockMode: 1,
+        seq,
+        fields: { a: job.attemptsMade + 1, er: request.error },
+      })),
+    );
+    for (const { seq } of mine) held.delete(seq);
+    if (held.size === 0) this.leases.delete(leaseId);
+    await Promise.all(
+      mine.map(({ job }, i) => {
+        if (statuses[i] !== "ok") return undefined;
+        const error = dies(job)
+          ? new UnrecoverableError(request.error)
+          : new RetryLater(request.error, Math.max(0, Math.ceil(request.retryDelayMs)));
+        return job.moveToFailed(error, leaseId, false).catch(() => {});
+      }),
+    );
+  }
+
+  async release(leaseId: string): Promise<void> {
+    const held = this.leases.get(leaseId);
+    if (!held) return;
+    this.leases.delete(leaseId);
+    const jobs = [...held.values()];
+    const statuses = await this.transition(
+      leaseId,
+      jobs.map(({ job, seq }) => ({
+        jobId: job.data.j,
+        index: job.data.i,
+        to: "q",
+        allowed: "r",
+        lockMode: 1,
+        seq,
+        fields: null,
+      })),
+    );
+    // Back to the front of their priority, in order, without counting an attempt or a stall.
+    for (const [i, { job }] of [...jobs.entries()].reverse()) {
+      if (statuses[i] === "ok") await job.moveToWait(leaseId).catch(() => 0);
+    }
+  }
+
+  async getJob(jobId: string): Promise<Job | null> {
+    const k = this.keys(jobId);
+    const meta = await this.redis.hgetall(k.job);
+    if (meta.total === undefined) return null;
+    const n = (field: string) => Number(meta[field] ?? 0);
+    const counters = {
+      total: n("total"),
+      queued: n("queued") + n("failed"),
+      running: n("running"),
+      stored: n("stored"),
+      unchanged: n("unchanged"),
+      superseded: n("superseded"),
+      dead: n("dead"),
+      discarded: n("discarded"),
+      cancelled: n("cancelled"),
+    };
+    const failures: Job["failures"] = [];
+    if (counters.dead > 0) {
+      const indexes = await this.redis.zrange(k.jobDead, 0, MAX_LISTED_FAILURES - 1);
+      const receipts = await this.readReceipts(jobId, indexes.map(Number));
+      for (const r of receipts) {
+        if (r) failures.push({ chunkId: r.c, state: "dead", reason: r.er ?? "", attempts: r.a ?? 0 });
+      }
+    }
+    return {
+      id: jobId,
+      collection: meta.collection ?? "",
+      state: toJobState(counters),
+      counts: toJobCounts(counters, n("failed")),
+      createdAt: new Date(n("created")).toISOString(),
+      updatedAt: new Date(n("updated")).toISOString(),
+      failures,
+    };
+  }
+
+  async listChunks(
+    jobId: string,
+    request: PageRequest & { state?: ReceiptState },
+  ): Promise<Page<ChunkReceipt>> {
+    const limit = pageLimit(request.limit);
+    const meta = await this.redis.hmget(this.keys(jobId).job, "total", "base");
+    if (meta[0] === null || meta[1] === null) return { items: [], nextCursor: null };
+    const total = Number(meta[0]);
+    const base = Number(meta[1]);
+    const wanted = request.state === undefined ? null : STATE_CODES[request.state];
+    let index =
+      request.after !== undefined && Number.isFinite(request.after)
+        ? Math.max(0, Math.floor(request.after) - base + 1)
+        : 0;
+    const items: ChunkReceipt[] = [];
+    while (index < total && items.length <= limit) {
+      const indexes = range(index, Math.min(total, index + (wanted === null ? limit + 1 : SCAN_WINDOW)));
+      const receipts = await this.readReceipts(jobId, indexes);
+      receipts.forEach((r, i) => {
+        if (r && (wanted === null || r.s === wanted) && items.length <= limit)
+          items.push(toReceipt(r, base + (indexes[i] ?? 0)));
+      });
+      index = (indexes[indexes.length - 1] ?? index) + 1;
+    }
+    const more = items.length > limit;
+    const page = more ? items.slice(0, limit) : items;
+    return { items: page, nextCursor: more ? (page[page.length - 1]?.seq ?? null) : null };
+  }
+
+  async listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>> {
+    const limit = pageLimit(request.limit);
+    const after =
+      request.after !== undefined && Number.isFinite(request.after) ? Math.floor(request.after) : 0;
+    let entries: Array<{ bullId: string; seq: number }>;
+    if (request.jobId === undefined) {
+      const reply = await this.redis.zrangebyscore(
+        this.key("dead"),
+        `(${after}`,
+        "+inf",
+        "WITHSCORES",
+        "LIMIT",
+        0,
+        limit + 1,
+      );
+      entries = pairs(reply).map(([bullId, seq]) => ({ bullId, seq: Number(seq) }));
+    } else {
+      const jobId = request.jobId;
+      const reply = await this.redis.zrangebyscore(
+        this.keys(jobId).jobDead,
+        `(${after}`,
+        "+inf",
+        "WITHSCORES",
+        "LIMIT",
+        0,
+        limit + 1,
+      );
+      entries = pairs(reply).map(([index, seq]) => ({
+        bullId: bullJobId(jobId, Number(index)),
+        seq: Number(seq),
+      }));
+    }
+    const more = entries.length > limit;
+    const page = more ? entries.slice(0, limit) : entries;
+    const items: DeadLetter[] = [];
+    const collections = new Map<string, string>();
+    for (const { bullId, seq } of page) {
+      const { jobId, index } = parseBullJobId(bullId);
+      const [receipt] = await this.readReceipts(jobId, [index]);
+      if (!receipt) continue;
+      if (!collections.has(jobId))
+        collections.set(jobId, (await this.redis.hget(this.keys(jobId).job, "collection")) ?? "");
+      items.push({
+        seq,
+        jobId,
+        collection: collections.get(jobId) ?? "",
+        chunkId: receipt.c,
+        reason: receipt.er ?? "",
+        attempts: receipt.a ?? 0,
+        deadAt: new Date(receipt.da ?? receipt.t).toISOString(),
+      });
+    }
+    return { items, nextCursor: more ? (page[page.length - 1]?.seq ?? null) : null };
+  }
+
+  /** Back to the queue with attempts reset (BullMQ `job.retry`), a page per step. */
+  async replayDeadLetters(selector: DeadLetterSelector): Promise<number> {
+    return this.eachDeadLetterPage(selector, async (bullIds) => {
+      const replayed: string[] = [];
+      for (const bullId of bullIds) {
+        const job = await this.queue.getJob(bullId);
+        if (!job) continue;
+        try {
+          await job.retry("failed", { resetAttemptsMade: true, resetAttemptsStarted: true });
+          replayed.push(bullId);
+        } catch {
+          // Not in the failed set (anymore): not a dead letter to replay.
+        }
+      }
+      const statuses = await this.transition(
+        "",
+        replayed.map((bullId) => ({
+          ...parseBullJobId(bullId),
+          to: "q" as const,
+          allowed: "d",
+          lockMode: 0 as const,
+          seq: 0,
+          fields: { a: 0, er: null },
+        })),
+      );
+      return statuses.filter((s) => s === "ok").length;
+    });
+  }
+
+  /** Kept on record as discarded; the BullMQ job (and the chunk's text) is removed. */
+  async discardDeadLetters(selector: DeadLetterSelector): Promise<number> {
+    return this.eachDeadLetterPage(selector, async (bullIds) => this.discard(bullIds, null));
+  }
+
+  async stats(): Promise<QueueStats> {
+    const [pending, pendingTokens, running, dead] = await this.redis.hmget(
+      this.key("stats"),
+      "pending",
+      "pending_tokens",
+      "running",
+      "dead",
+    );
+    return {
+      pending: Number(pending ?? 0),
+      running: Number(running ?? 0),
+      dead: Number(dead ?? 0),
+      pendingTokens: Number(pendingTokens ?? 0),
+    };
+  }
+
+  async nextAvailableInMs(): Promise<number | null> {
+    const counts = await this.queue.getJobCounts("wait", "prioritized");
+    if ((counts.wait ?? 0) + (counts.prioritized ?? 0) > 0) return 0;
+    // BullMQ scores a delayed job by its due time in ms × 4096 (plus a counter).
+    const [, score] = await this.redis.zrange(this.queue.keys.delayed ?? "", 0, 0, "WITHSCORES");
+    if (score === undefined) return null;
+    return Math.max(0, Math.floor(Number(score) / 4096) - Date.now());
+  }
+
+  /**
+   * Bounded housekeeping: roll back admissions abandoned half way, discard dead letters past their
+   * retention, and drop expired jobs from the job index. Job records and receipts expire by
+   * themselves (Redis TTL set when a job finishes), completed BullMQ jobs are removed at once.
+   */
+  async maintain(): Promise<MaintenanceResult> {
+    const now = Date.now();
+    for (const jobId of await this.redis.zrangebyscore(
+      this.key("admitting"),
+      "-inf",
+      now - ABANDONED_ADMISSION_MS,
+      "LIMIT",
+      0,
+      50,
+    )) {
+      const added = await this.queue.getJob(bullJobId(jobId, 0));
+      const k = this.keys(jobId);
+      if (added) await this.call("ragConfirm", 2, k.job, this.key("admitting"), jobId);
+      else
+        await this.call(
+          "ragRollback",
+          6,
+          this.key("stats"),
+          k.job,
+          k.receipts,
+          k.jobDead,
+          this.key("jobs"),
+          this.key("admitting"),
+          jobId,
+        );
+    }
+    const expiredDead = await this.redis.zrangebyscore(
+      this.key("dead-t"),
+      "-inf",
+      now - this.deadLetterRetentionMs,
+      "LIMIT",
+      0,
+      STEP,
+    );
+    const expiredDeadLetters = await this.discard(expiredDead, "expired after DEAD_LETTER_RETENTION");
+    // Index entries of jobs whose record expired; the oldest first, a step at a time.
+    const oldest = await this.redis.zrangebyscore(
+      this.key("jobs"),
+      "-inf",
+      now - this.jobRetentionMs,
+      "LIMIT",
+      0,
+      STEP,
+    );
+    const gone: string[] = [];
+    for (const jobId of oldest) if ((await this.redis.exists(this.keys(jobId).job)) === 0) gone.push(jobId);
+    if (gone.length > 0) await this.redis.zrem(this.key("jobs"), ...gone);
+    return { expiredJobs: gone.length, expiredDeadLetters };
+  }
+
+  async close(): Promise<void> {
+    await this.worker?.close(true).catch(() => {});
+    await this.queue.close().catch(() => {});
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+
+  private async discard(bullIds: string[], reason: string | null): Promise<number> {
+    if (bullIds.length === 0) return 0;
+    const statuses = await this.transition(
+      "",
+      bullIds.map((bullId) => ({
+        ...parseBullJobId(bullId),
+        to: "x" as const,
+        allowed: "d",
+        lockMode: 0 as const,
+        seq: 0,
+        fields: reason === null ? null : { er: reason },
+      })),
+    );
+    const discarded = bullIds.filter((_, i) => statuses[i] === "ok" || statuses[i] === "missing");
+    // The receipt says discarded first; then the chunk's text goes with its BullMQ job.
+    await Promise.all(discarded.map((bullId) => this.queue.remove(bullId).catch(() => 0)));
+    // Retention counts what it removed; an operator's discard only what was still a dead letter.
+    return statuses.filter((s) => s === "ok" || (reason !== null && s === "missing")).length;
+  }
+
+  /** Calls `step` on pages of the selected dead letters' BullMQ job ids; sums what it returns. */
+  private async eachDeadLetterPage(
+    selector: DeadLetterSelector,
+    step: (bullIds: string[]) => Promise<number>,
+  ): Promise<number> {
+    let total = 0;
+    if ("seqs" in selector) {
+      const seqs = [...new Set(selector.seqs.filter((s) => Number.isSafeInteger(s) && s > 0))];
+      for (let start = 0; start < seqs.length; start += STEP) {
+        const bullIds: string[] = [];
+        for (const seq of seqs.slice(start, start + STEP)) {
+          const [bullId] = await this.redis.zrangebyscore(this.key("dead"), seq, seq);
+          if (bullId) bullIds.push(bullId);
+        }
+        total += await step(bullIds);
+      }
+      return total;
+    }
+    let after = 0;
+    for (;;) {
+      let bullIds: string[];
+      let scores: number[];
+      if ("jobId" in selector) {
+        const reply = await this.redis.zrangebyscore(
+          this.keys(selector.jobId).jobDead,
+          `(${after}`,
+          "+inf",
+          "WITHSCORES",
+          "LIMIT",
+          0,
+          STEP,
+        );
+        const entries = pairs(reply);
+        bullIds = entries.map(([index]) => bullJobId(selector.jobId, Number(index)));
+        scores = entries.map(([, seq]) => Number(seq));
+      } else {
+        const entries = pairs(
+          await this.redis.zrangebyscore(
+            this.key("dead"),
+            `(${after}`,
+            "+inf",
+            "WITHSCORES",
+            "LIMIT",
+            0,
+            STEP,
+          ),
+        );
+        bullIds = entries.map(([bullId]) => bullId);
+        scores = entries.map(([, seq]) => Number(seq));
+      }
+      if (bullIds.length === 0) return total;
+      total += await step(bullIds);
+      after = scores[scores.length - 1] ?? after;
+      if (bullIds.length < STEP) return total;
+    }
+  }
+
+  /** Chunks BullMQ found stalled past maxStalledCount: dead letters with the stall count. */
+  private async killStalled(jobs: Array<BullJob<ChunkData>>, leaseId: string): Promise<void> {
+    const reasons = jobs.map((job) => STALL_REASON(job.stalledCounter));
+    const statuses = await this.transition(
+      leaseId,
+      jobs.map((job, i) => ({
+        jobId: job.data.j,
+        index: job.data.i,
+        to: "d" as const,
+        allowed: NOT_FINISHED,
+        lockMode: 1 as const,
+        seq: job.data.v,
+        fields: { er: reasons[i] ?? "", a: job.attemptsMade },
+      })),
+    );
+    await Promise.all(
+      jobs.map((job, i) =>
+        statuses[i] === "ok" || statuses[i]?.startsWith("skip:")
+          ? job.moveToFailed(new UnrecoverableError(reasons[i] ?? ""), leaseId, false).catch(() => {})
+          : undefined,
+      ),
+    );
+  }
+
+  /** A chunk BullMQ took back from a worker that lost its lock: queued again, unless re-taken. */
+  private async accountStall(bullId: string): Promise<void> {
+    const { jobId, index } = parseBullJobId(bullId);
+    await this.transition("", [
+      {
+        jobId,
+        index,
+        to: "q",
+        allowed: "r",
+        lockMode: 2,
+        seq: 0,
+        fields: null,
+        lockKey: this.lockKeyOf(bullId),
+      },
+    ]);
+  }
+
+  private async transition(
+    token: string,
+    entries: Array<Entry & { lockKey?: string }>,
+    headRank = 0,
+  ): Promise<string[]> {
+    if (entries.length === 0) return [];
+    const slots = new Map<string, number>();
+    const keys: string[] = [this.key("stats"), this.key("dead"), this.key("dead-t")];
+    for (const e of entries) {
+      if (slots.has(e.jobId)) continue;
+      slots.set(e.jobId, slots.size + 1);
+      const k = this.keys(e.jobId);
+      keys.push(k.job, k.receipts, k.jobDead);
+    }
+    const args: Array<string | number> = [
+      Date.now(),
+      token,
+      this.jobRetentionMs,
+      this.deadLetterRetentionMs,
+      headRank,
+      slots.size,
+      entries.length,
+    ];
+    for (const e of entries) {
+      const bullId = bullJobId(e.jobId, e.index);
+      let lockIdx = 0;
+      if (e.lockMode !== 0) {
+        keys.push(e.lockKey ?? this.lockKeyOf(bullId));
+        lockIdx = keys.length;
+      }
+      args.push(
+        slots.get(e.jobId) ?? 0,
+        e.index,
+        e.to,
+        e.allowed,
+        e.lockMode,
+        lockIdx,
+        bullId,
+        e.seq,
+        e.fields === null ? "" : JSON.stringify(e.fields),
+      );
+    }
+    const reply = (await this.call("ragTransition", keys.length, ...keys, ...args)) as Reply[];
+    return reply.map(String);
+  }
+
+  private async readReceipts(jobId: string, indexes: number[]): Promise<Array<Receipt | null>> {
+    if (indexes.length === 0) return [];
+    const raw = await this.redis.hmget(this.keys(jobId).receipts, ...indexes.map(String));
+    return raw.map((r) => (r === null ? null : (JSON.parse(r) as Receipt)));
+  }
+
+  private call(name: string, ...args: Array<string | number>): Promise<unknown> {
+    const command = (
+      this.redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>
+    )[name];
+    if (!command) throw new Error(`script ${name} is not defined`);
+    return command.apply(this.redis, args);
+  }
+
+  private requireWorker(): Worker<ChunkData> {
+    if (!this.worker) throw new Error("this queue instance does not consume (consume: false)");
+    return this.worker;
+  }
+
+  private key(name: string): string {
+    return `${this.prefix}:q:${name}`;
+  }
+
+  private keys(jobId: string) {
+    const job = `${this.prefix}:q:job:${jobId}`;
+    return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
+  }
+
+  private lockKey(job: BullJob<ChunkData>): string {
+    return this.lockKeyOf(String(job.id));
+  }
+
+  /** BullMQ's lock of a job: `<prefix>:<queue>:<jobId>:lock`, holding the fetching token. */
+  private lockKeyOf(bullId: string): string {
+    return `${this.queue.toKey(bullId)}:lock`;
+  }
+}
+
+/** A failed attempt to retry after `retryDelayMs` (read by the worker's backoff strategy). */
+class RetryLater extends Error {
+  constructor(
+    message: string,
+    readonly retryDelayMs: number,
+  ) {
+    super(message);
+    this.name = "RetryLater";
+  }
+}
+
+/** BullMQ job id of chunk `index` of a job: zero-padded so equal priorities keep chunk order. */
+function bullJobId(jobId: string, index: number): string {
+  return `${jobId}.${String(index).padStart(6, "0")}`;
+}
+
+function parseBullJobId(bullId: string): { jobId: string; index: number } {
+  const dot = bullId.lastIndexOf(".");
+  return { jobId: bullId.slice(0, dot), index: Number(bullId.slice(dot + 1)) };
+}
+
+function toQueuedChunk(job: BullJob<ChunkData>): QueuedChunk {
+  const d = job.data;
+  return {
+    seq: d.v,
+    version: d.v,
+    jobId: d.j,
+    collection: d.c,
+    chunkId: d.k,
+    documentId: d.d,
+    text: d.t,
+    payload: d.p,
+    estimatedTokens: d.e,
+    attempts: job.attemptsMade,
+    overflow: { policy: d.o, overlapTokens: d.l },
+  };
+}
+
+function toReceipt(r: Receipt, seq: number): ChunkReceipt {
+  return {
+    seq,
+    chunkId: r.c,
+    state: CODE_STATES[r.s],
+    attempts: r.a ?? 0,
+    tokens: r.k ?? null,
+    truncatedTokens: r.tr ?? 0,
+    windows: r.w ?? null,
+    overflow: r.o,
+    model: r.m ?? null,
+    profile: r.pr ?? null,
+    lastError: r.er ?? null,
+    updatedAt: new Date(r.t).toISOString(),
+  };
+}
+
+function pairs(reply: string[]): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i] ?? "", reply[i + 1] ?? ""]);
+  return out;
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
+}
+
+function pageLimit(limit: number): number {
+  return Number.isFinite(limit) ? Math.min(MAX_PAGE, Math.max(1, Math.floor(limit))) : MAX_PAGE;
+}
+
+function normaliseTokens(estimate: number): number {
+  return Number.isFinite(estimate) && estimate > 0 ? Math.ceil(estimate) : 0;
+}
