@@ -15,6 +15,7 @@ import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
 import { type App, buildApp } from "./server/app.js";
 import { RecentJobs } from "./server/routes/dashboard-routes.js";
+import { buildWorkerApp } from "./server/worker-app.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
 import { QdrantStore } from "./vector-store/qdrant/qdrant-store.js";
@@ -25,8 +26,9 @@ import type { VectorStore } from "./vector-store/vector-store.js";
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 
 export interface RunningServer {
-  /** The HTTP app; null in the worker role, which serves no HTTP. */
+  /** The HTTP API; null in the worker role, which serves only probes and metrics. */
   app: App | null;
+  /** Where the API listens, or (worker role) its /health, /ready and /metrics on WORKER_PORT. */
   url: string | null;
   /** Resolves once the model is loaded and the pipeline runs; rejects if the model cannot load. */
   ready: Promise<ModelInfo>;
@@ -42,7 +44,7 @@ export async function startHttpServer(
   logger: Logger,
   hooks: StartHooks = {},
 ): Promise<HttpServer> {
-  if (settings.role === "worker") throw new SettingsError("the worker role serves no HTTP");
+  if (settings.role === "worker") throw new SettingsError("the worker role serves no HTTP API");
   const server = await startServer(settings, logger, hooks);
   if (!server.app || server.url === null) throw new Error("an HTTP role started without an HTTP server");
   return { ...server, app: server.app, url: server.url };
@@ -187,6 +189,10 @@ export async function startServer(
   );
 
   let shuttingDown = false;
+  const auth = {
+    apiKeys: (settings.apiKeys ?? "").split(","),
+    perKeyRequestsPerMinute: settings.apiKeyRateLimit,
+  };
   const app = !servesHttp
     ? null
     : buildApp({
@@ -203,10 +209,7 @@ export async function startServer(
         },
         metrics,
         recentJobs,
-        auth: {
-          apiKeys: (settings.apiKeys ?? "").split(","),
-          perKeyRequestsPerMinute: settings.apiKeyRateLimit,
-        },
+        auth,
         limits: {
           maxQueueSize: settings.maxQueueSize,
           bodyLimitBytes: settings.bodyLimitBytes,
@@ -215,7 +218,13 @@ export async function startServer(
           defaultOverflow: { policy: settings.overflowPolicy, overlapTokens: settings.splitOverlapTokens },
         },
       });
-  const url = app ? await app.listen({ host: settings.host, port: settings.port }) : null;
+  // A worker serves probes and metrics only, on its own port so it can share a host with an API.
+  const workerApp = servesHttp
+    ? null
+    : buildWorkerApp({ logger, metrics, model: () => model, isShuttingDown: () => shuttingDown, auth });
+  const url = app
+    ? await app.listen({ host: settings.host, port: settings.port })
+    : ((await workerApp?.listen({ host: settings.host, port: settings.workerPort })) ?? null);
   const where = {
     role: settings.role,
     queue: settings.queueUrl ? "redis" : "sqlite",
@@ -265,6 +274,7 @@ export async function startServer(
       const result = await pipeline.stop(timeoutMs);
       logger.info(result, "pipeline stopped");
       await app?.close();
+      await workerApp?.close();
       await embedder.close();
       await queue.close();
       await store.close();
