@@ -1,5 +1,7 @@
+import { Redis } from "ioredis";
 import type { Logger } from "pino";
 import { type Settings, SettingsError } from "./config/settings.js";
+import type { DurabilityReport } from "./domain/durability.js";
 import type { ModelInfo } from "./domain/types.js";
 import type { Embedder } from "./embedder/embedder.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
@@ -8,6 +10,7 @@ import { ThroughputMeter, type ThroughputSource } from "./observability/throughp
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
 import type { JobQueue } from "./queue/job-queue.js";
+import { checkRedisDurability } from "./queue/redis/redis-durability.js";
 import { RedisJobQueue } from "./queue/redis/redis-job-queue.js";
 import { SharedThroughput } from "./queue/redis/shared-throughput.js";
 import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
@@ -76,14 +79,20 @@ function qdrantStore(settings: Settings, logger: Logger): VectorStore {
   });
 }
 
-async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase | null): Promise<JobQueue> {
+/** The queue, and (Redis only) how durable its engine is configured to be; null = embedded SQLite. */
+async function openQueue(
+  settings: Settings,
+  logger: Logger,
+  db: SqliteDatabase | null,
+): Promise<{ queue: JobQueue; durability: DurabilityReport | null }> {
   if (!settings.queueUrl) {
     if (!db) throw new Error("the SQLite queue needs the SQLite file");
-    return new SqliteJobQueue(db, {
+    const queue = new SqliteJobQueue(db, {
       maxStalls: settings.maxStalls,
       jobRetentionMs: settings.jobRetentionMs,
       deadLetterRetentionMs: settings.deadLetterRetentionMs,
     });
+    return { queue, durability: null };
   }
   const log = logger.child({ component: "redis-queue" });
   const queue = new RedisJobQueue({
@@ -92,14 +101,14 @@ async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase 
     maxStalls: settings.maxStalls,
     onError: (error) => log.warn({ err: error }, "redis connection error"),
   });
-  const durability = await queue.durability().catch(() => null);
-  if (durability && !(durability.appendonly === "yes" && durability.appendfsync === "always")) {
-    log.warn(
-      durability,
-      "Redis is not running with appendonly yes + appendfsync always: a Redis crash can lose accepted chunks",
-    );
+  // A short-lived connection of its own: the check needs CONFIG/INFO only, and never throws.
+  const probe = new Redis(settings.queueUrl, { maxRetriesPerRequest: 1, enableReadyCheck: false });
+  probe.on("error", () => {}); // reported in the durability problems instead
+  const durability = await checkRedisDurability(probe).finally(() => probe.disconnect());
+  if (durability.problems.length > 0) {
+    log.warn({ durability }, `Redis durability (${durability.severity}): ${durability.problems.join(" | ")}`);
   }
-  return queue;
+  return { queue, durability };
 }
 
 export async function startServer(
@@ -109,7 +118,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
   const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
-  const queue = await openQueue(settings, logger, db);
+  const { queue, durability } = await openQueue(settings, logger, db);
   // The SQLite store is shared through a local file: with a shared queue, refuse a second host.
   const hostGuard =
     settings.queueUrl && settings.vectorStore === "sqlite"
@@ -209,6 +218,7 @@ export async function startServer(
         },
         metrics,
         recentJobs,
+        durability: () => durability,
         auth,
         limits: {
           maxQueueSize: settings.maxQueueSize,
