@@ -29,6 +29,7 @@ FROM node:20-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000 \
+    WORKER_PORT=8001 \
     ROLE=all \
     DATA_DIR=/data \
     MODEL_CACHE_DIR=/models \
@@ -48,9 +49,10 @@ USER rag
 # Hub models are downloaded once into /models (mount a volume, or bake a local model directory
 # and point EMBEDDING_MODEL at it). /data holds the SQLite queue/store of embedded mode.
 VOLUME ["/models", "/data"]
-EXPOSE 8000
-# Liveness only: /health answers as soon as the process listens. Load balancers that actively
-# check should use GET /ready (model loaded). Workers have no HTTP: compose overrides this.
+# 8000: the API (ROLE=all|api). 8001: a worker's /health, /ready and /metrics (ROLE=worker).
+EXPOSE 8000 8001
+# Liveness only: /health answers as soon as the process listens (on WORKER_PORT for a worker).
+# Load balancers that actively check should use GET /ready (model loaded).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||8000)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "const e=process.env,p=e.ROLE==='worker'?(e.WORKER_PORT||8001):(e.PORT||8000);fetch('http://127.0.0.1:'+p+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "dist/cli/main.js", "serve"]

@@ -60,7 +60,7 @@ interface RunResult {
 async function startWorker(main: string, env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(process.execPath, [main, "worker"], {
     cwd: ROOT,
-    env: { ...process.env, ...env, LOG_LEVEL: "info" },
+    env: { ...process.env, WORKER_PORT: "0", ...env, LOG_LEVEL: "info" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const exited = once(child, "exit");

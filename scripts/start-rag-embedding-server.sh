@@ -2,7 +2,7 @@
 # Starts rag-embedding-server in one role, configured from the environment.
 #   ROLE=all     (default) HTTP API + embedding pipeline in one process: the embedded mode
 #   ROLE=api     HTTP only; needs QUEUE_URL (shared Redis queue) to be useful with workers
-#   ROLE=worker  embedding pipeline only, no HTTP; needs QUEUE_URL
+#   ROLE=worker  embedding pipeline only (HTTP: /health, /ready, /metrics on WORKER_PORT); needs QUEUE_URL
 # Every other setting is an env var too (PORT, HOST, DATA_DIR, EMBEDDING_MODEL, QUEUE_URL,
 # QUEUE_PREFIX, VECTOR_STORE, QDRANT_URL, ...; see README "Settings"). Extra arguments are
 # passed to the CLI as flags, e.g. --max-queue-size 50000.

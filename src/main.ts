@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import { type Settings, SettingsError } from "./config/settings.js";
+import type { DurabilityReport } from "./domain/durability.js";
 import type { ModelInfo } from "./domain/types.js";
 import type { Embedder } from "./embedder/embedder.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
@@ -9,12 +10,15 @@ import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-commi
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
 import { BullmqJobQueue } from "./queue/bullmq/bullmq-job-queue.js";
 import type { JobQueue } from "./queue/job-queue.js";
+import { openRedis } from "./queue/redis/redis-connection.js";
+import { checkRedisDurability } from "./queue/redis/redis-durability.js";
 import { SharedThroughput } from "./queue/redis/shared-throughput.js";
 import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
 import { type App, buildApp } from "./server/app.js";
 import { RecentJobs } from "./server/routes/dashboard-routes.js";
+import { buildWorkerApp } from "./server/worker-app.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
 import { QdrantStore } from "./vector-store/qdrant/qdrant-store.js";
@@ -25,8 +29,9 @@ import type { VectorStore } from "./vector-store/vector-store.js";
 const HOUSEKEEPING_INTERVAL_MS = 60_000;
 
 export interface RunningServer {
-  /** The HTTP app; null in the worker role, which serves no HTTP. */
+  /** The HTTP API; null in the worker role, which serves only probes and metrics. */
   app: App | null;
+  /** Where the API listens, or (worker role) its /health, /ready and /metrics on WORKER_PORT. */
   url: string | null;
   /** Resolves once the model is loaded and the pipeline runs; rejects if the model cannot load. */
   ready: Promise<ModelInfo>;
@@ -42,7 +47,7 @@ export async function startHttpServer(
   logger: Logger,
   hooks: StartHooks = {},
 ): Promise<HttpServer> {
-  if (settings.role === "worker") throw new SettingsError("the worker role serves no HTTP");
+  if (settings.role === "worker") throw new SettingsError("the worker role serves no HTTP API");
   const server = await startServer(settings, logger, hooks);
   if (!server.app || server.url === null) throw new Error("an HTTP role started without an HTTP server");
   return { ...server, app: server.app, url: server.url };
@@ -74,14 +79,20 @@ function qdrantStore(settings: Settings, logger: Logger): VectorStore {
   });
 }
 
-async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase | null): Promise<JobQueue> {
+/** The queue, and (Redis only) how durable its engine is configured to be; null = embedded SQLite. */
+async function openQueue(
+  settings: Settings,
+  logger: Logger,
+  db: SqliteDatabase | null,
+): Promise<{ queue: JobQueue; durability: DurabilityReport | null }> {
   if (!settings.queueUrl) {
     if (!db) throw new Error("the SQLite queue needs the SQLite file");
-    return new SqliteJobQueue(db, {
+    const queue = new SqliteJobQueue(db, {
       maxStalls: settings.maxStalls,
       jobRetentionMs: settings.jobRetentionMs,
       deadLetterRetentionMs: settings.deadLetterRetentionMs,
     });
+    return { queue, durability: null };
   }
   const log = logger.child({ component: "bullmq-queue" });
   const queue = new BullmqJobQueue({
@@ -95,7 +106,14 @@ async function openQueue(settings: Settings, logger: Logger, db: SqliteDatabase 
     deadLetterRetentionMs: settings.deadLetterRetentionMs,
     onError: (error) => log.warn({ err: error }, "redis connection error"),
   });
-  return queue;
+  // A short-lived connection of its own: the check needs CONFIG/INFO only, and never throws.
+  const probe = openRedis(settings.queueUrl, { maxRetriesPerRequest: 1, enableReadyCheck: false });
+  probe.on("error", () => {}); // reported in the durability problems instead
+  const durability = await checkRedisDurability(probe).finally(() => probe.disconnect());
+  if (durability.problems.length > 0) {
+    log.warn({ durability }, `Redis durability (${durability.severity}): ${durability.problems.join(" | ")}`);
+  }
+  return { queue, durability };
 }
 
 export async function startServer(
@@ -105,7 +123,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
   const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
-  const queue = await openQueue(settings, logger, db);
+  const { queue, durability } = await openQueue(settings, logger, db);
   // The SQLite store is shared through a local file: with a shared queue, refuse a second host.
   const hostGuard =
     settings.queueUrl && settings.vectorStore === "sqlite"
@@ -185,6 +203,10 @@ export async function startServer(
   );
 
   let shuttingDown = false;
+  const auth = {
+    apiKeys: (settings.apiKeys ?? "").split(","),
+    perKeyRequestsPerMinute: settings.apiKeyRateLimit,
+  };
   const app = !servesHttp
     ? null
     : buildApp({
@@ -201,10 +223,8 @@ export async function startServer(
         },
         metrics,
         recentJobs,
-        auth: {
-          apiKeys: (settings.apiKeys ?? "").split(","),
-          perKeyRequestsPerMinute: settings.apiKeyRateLimit,
-        },
+        durability: () => durability,
+        auth,
         limits: {
           maxQueueSize: settings.maxQueueSize,
           bodyLimitBytes: settings.bodyLimitBytes,
@@ -213,7 +233,13 @@ export async function startServer(
           defaultOverflow: { policy: settings.overflowPolicy, overlapTokens: settings.splitOverlapTokens },
         },
       });
-  const url = app ? await app.listen({ host: settings.host, port: settings.port }) : null;
+  // A worker serves probes and metrics only, on its own port so it can share a host with an API.
+  const workerApp = servesHttp
+    ? null
+    : buildWorkerApp({ logger, metrics, model: () => model, isShuttingDown: () => shuttingDown, auth });
+  const url = app
+    ? await app.listen({ host: settings.host, port: settings.port })
+    : ((await workerApp?.listen({ host: settings.host, port: settings.workerPort })) ?? null);
   const where = {
     role: settings.role,
     queue: settings.queueUrl ? "redis" : "sqlite",
@@ -263,6 +289,7 @@ export async function startServer(
       const result = await pipeline.stop(timeoutMs);
       logger.info(result, "pipeline stopped");
       await app?.close();
+      await workerApp?.close();
       await embedder.close();
       await queue.close();
       await store.close();

@@ -97,6 +97,19 @@ export interface ServerStatus {
   throughput: { chunks_per_second: number; tokens_per_second: number };
   estimated_drain_seconds: number | null;
   model: { id: string; dimension: number; ready: true } | { ready: false };
+  /** Whether the queue's engine keeps what it accepted (Redis settings checked at start-up). */
+  durability: {
+    queue: "sqlite" | "redis";
+    verified: boolean;
+    severity: "ok" | "warning" | "error";
+    problems: string[];
+    /** Redis only: where the settings were read (CONFIG GET, INFO, or nowhere). */
+    source?: "config" | "info" | "none";
+    maxmemory_policy?: string | null;
+    appendonly?: string | null;
+    appendfsync?: string | null;
+    checked_at?: string;
+  };
 }
 
 /** GET /test/status (seed API) */

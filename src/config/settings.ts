@@ -32,6 +32,12 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 8000,
     description: "HTTP port (0 = any free port)",
   }),
+  workerPort: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 8001,
+    description: "Port of a worker's /health, /ready and /metrics (ROLE=worker only; 0 = any free port)",
+  }),
   dataDir: Type.String({
     default: "./data",
     description: "Directory of the SQLite file (queue and vectors)",

@@ -52,15 +52,17 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
           if (stats) this.set(pick(stats));
         },
       });
+    // The two depth gauges are what an autoscaler reads (deploy/keda-scaledobject.yaml): every API
+    // and worker process reports the same shared queue, so any one of them can be scraped.
     fromStats(
       "queue_pending_chunks",
-      "Chunks accepted and not yet in a terminal state (queued + running)",
+      "Chunks accepted and not yet stored, unchanged or dead (queued + running), in the whole queue",
       (s) => s.pending,
     );
     fromStats("queue_running_chunks", "Chunks reserved by a worker right now", (s) => s.running);
     fromStats(
-      "queue_pending_tokens_estimate",
-      "Estimated model tokens of the pending chunks",
+      "queue_pending_tokens",
+      "Model tokens of the pending chunks, in the whole queue (an upper estimate made at admission)",
       (s) => s.pendingTokens,
     );
     fromStats("dead_letters", "Dead letters waiting for replay or discard", (s) => s.dead);

@@ -9,6 +9,7 @@ import Fastify, {
   type RawServerDefault,
 } from "fastify";
 import type { Logger } from "pino";
+import type { DurabilityReport } from "../domain/durability.js";
 import { AppError } from "../domain/errors.js";
 import type { Distance, ModelInfo } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
@@ -46,6 +47,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Jobs accepted by this process, for the dashboard's GET /v1/jobs (empty if not given). */
   recentJobs?: RecentJobs;
+  /** The queue engine's durability for GET /v1/status; absent or null = the embedded SQLite queue. */
+  durability?: () => DurabilityReport | null;
   limits: {
     maxQueueSize: number;
     bodyLimitBytes: number;

@@ -9,7 +9,7 @@ import { freePort } from "./server-process.js";
 const READY_TIMEOUT_MS = 10_000;
 
 /** nginx is usually in /usr/sbin, which is not on an unprivileged PATH. */
-function findNginx(): string {
+export function findNginx(): string {
   for (const candidate of [process.env.NGINX_BIN, "/usr/sbin/nginx", "/usr/local/sbin/nginx", "nginx"]) {
     if (candidate === undefined || candidate === "") continue;
     const probe = spawnSync(candidate, ["-v"], { encoding: "utf8" });
@@ -111,13 +111,18 @@ export class NginxTestServer {
   }
 
   static async start(upstreamPorts: number[]): Promise<NginxTestServer> {
+    return NginxTestServer.startWithConfig((dir, port) => nginxConfig(dir, port, upstreamPorts));
+  }
+
+  /** nginx with the config `render` writes for its temp prefix `dir` and listen port. */
+  static async startWithConfig(render: (dir: string, port: number) => string): Promise<NginxTestServer> {
     const binary = findNginx();
     const dir = mkdtempSync(join(tmpdir(), "nginx-test-"));
     mkdirSync(join(dir, "tmp"), { recursive: true });
     mkdirSync(join(dir, "logs"), { recursive: true });
     const server = new NginxTestServer(await freePort(), dir);
     const conf = join(dir, "nginx.conf");
-    writeFileSync(conf, nginxConfig(dir, server.port, upstreamPorts));
+    writeFileSync(conf, render(dir, server.port));
     const child = spawn(binary, ["-p", dir, "-c", conf, "-e", join(dir, "error.log")], {
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -149,5 +154,82 @@ export class NginxTestServer {
       clearTimeout(timer);
     }
     if (existsSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The installed nginx's version, e.g. [1, 22, 1]. */
+export function nginxVersion(): [number, number, number] {
+  const probe = spawnSync(findNginx(), ["-v"], { encoding: "utf8" });
+  const match = /nginx\/(\d+)\.(\d+)\.(\d+)/.exec(`${probe.stderr}${probe.stdout}`);
+  if (!match) throw new Error(`cannot read the nginx version from: ${probe.stderr}`);
+  return [Number(match[1]), Number(match[2]), Number(match[3])];
+}
+
+/** `server ... resolve` in an upstream block: open-source nginx since 1.27.3. */
+export function supportsUpstreamResolve(): boolean {
+  const [major, minor, patch] = nginxVersion();
+  return major > 1 || (major === 1 && (minor > 27 || (minor === 27 && patch >= 3)));
+}
+
+function replaceOnce(text: string, pattern: RegExp, replacement: string): string {
+  if (!pattern.test(text)) throw new Error(`the config has no ${pattern}: update renderDeployConfig`);
+  return text.replace(pattern, replacement);
+}
+
+/**
+ * One of the deploy/ nginx configs, made runnable by an unprivileged test nginx without changing
+ * its policy: paths go into `dir`, it listens on 127.0.0.1:`listenPort`, and each upstream's
+ * `server host:port ...` lines become one line per loopback port in `upstreamPorts`, with the
+ * same parameters. `resolve` is dropped when this nginx is older than 1.27.3 (the upstreams are
+ * IP addresses here anyway). Fails if the file no longer has what it rewrites, so the test never
+ * silently runs another config.
+ */
+export function renderDeployConfig(
+  text: string,
+  dir: string,
+  listenPort: number,
+  upstreamPorts: number[],
+): string {
+  let out = text;
+  const user = process.getuid?.() === 0 ? "user root;\n" : "";
+  out = replaceOnce(out, /^worker_processes .*;$/m, `${user}worker_processes 1;\ndaemon off;`);
+  out = replaceOnce(out, /^pid .*;$/m, `pid ${dir}/nginx.pid;`);
+  out = replaceOnce(out, /^error_log .*;$/m, `error_log ${dir}/error.log warn;`);
+  out = replaceOnce(out, /^(\s*)access_log \/dev\/stdout;$/m, `$1access_log ${dir}/access.log;`);
+  out = replaceOnce(out, /^(\s*)listen 8080;$/m, `$1listen 127.0.0.1:${listenPort};`);
+  out = out.replace(/(\w+_temp_path) \/tmp\/nginx-([\w-]+);/g, `$1 ${dir}/tmp/$2;`);
+  const resolve = supportsUpstreamResolve();
+  out = out.replace(/upstream (\w+) \{([^}]*)\}/g, (_block, name: string, body: string) => {
+    const lines = body.split("\n");
+    const servers = lines.filter((line) => /^\s*server \S+:\d+/.test(line));
+    const first = servers[0];
+    if (first === undefined) throw new Error(`upstream ${name} has no server line`);
+    const [, indent, params] = /^(\s*)server \S+:\d+(.*);/.exec(first) ?? [];
+    const kept = resolve ? (params ?? "") : (params ?? "").replace(/ resolve\b/, "");
+    const local = upstreamPorts.map((port) => `${indent}server 127.0.0.1:${port}${kept};`);
+    const rest = lines.filter((line) => !servers.includes(line));
+    const at = lines.indexOf(first);
+    rest.splice(at, 0, ...local);
+    return `upstream ${name} {${rest.join("\n")}}`;
+  });
+  return out;
+}
+
+/** `nginx -t` on the config `render` writes for a temp prefix; returns nginx's output, throws it on failure. */
+export function nginxTest(render: (dir: string) => string): string {
+  const dir = mkdtempSync(join(tmpdir(), "nginx-t-"));
+  try {
+    mkdirSync(join(dir, "tmp"), { recursive: true });
+    const conf = join(dir, "nginx.conf");
+    const configText = render(dir);
+    writeFileSync(conf, configText);
+    const probe = spawnSync(findNginx(), ["-t", "-p", dir, "-c", conf, "-e", join(dir, "error.log")], {
+      encoding: "utf8",
+    });
+    const output = `${probe.stdout}${probe.stderr}`;
+    if (probe.status !== 0) throw new Error(`nginx -t failed:\n${output}\n--- config\n${configText}`);
+    return output;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

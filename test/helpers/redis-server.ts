@@ -49,7 +49,11 @@ export class RedisTestServer {
   private process: ChildProcess | null = null;
   private log = "";
 
-  private constructor(port: number, dir: string) {
+  private constructor(
+    port: number,
+    dir: string,
+    private readonly extraArgs: string[] = [],
+  ) {
     this.port = port;
     this.dir = dir;
   }
@@ -58,9 +62,17 @@ export class RedisTestServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  static async start(): Promise<RedisTestServer> {
+  /**
+   * `extraArgs` come after the defaults and win over them, e.g. `["--appendonly", "no"]` or
+   * `["--rename-command", "CONFIG", ""]` to stand in for a misconfigured or managed Redis.
+   */
+  static async start(extraArgs: string[] = []): Promise<RedisTestServer> {
     assertRedisServerInstalled();
-    const server = new RedisTestServer(await freePort(), mkdtempSync(join(tmpdir(), "redis-test-")));
+    const server = new RedisTestServer(
+      await freePort(),
+      mkdtempSync(join(tmpdir(), "redis-test-")),
+      extraArgs,
+    );
     await server.launch();
     return server;
   }
@@ -104,6 +116,7 @@ export class RedisTestServer {
       "no",
       "--protected-mode",
       "yes",
+      ...this.extraArgs,
     ];
     const child = spawn(BINARY, args, { stdio: ["ignore", "pipe", "pipe"] });
     this.process = child;

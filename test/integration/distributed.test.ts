@@ -38,7 +38,8 @@ interface WorkerProcess {
 async function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "worker"], {
     cwd: REPO_ROOT,
-    env: { ...process.env, ...env },
+    // WORKER_PORT 0: several workers on one host, each with its own metrics port.
+    env: { ...process.env, WORKER_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: Array<Record<string, unknown>> = [];

@@ -1,3 +1,4 @@
+import { SQLITE_DURABILITY } from "../../domain/durability.js";
 import { AppError } from "../../domain/errors.js";
 import type { ChunkReceipt, Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
@@ -85,6 +86,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       estimated_drain_seconds:
         rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
       model: model ? { id: model.id, dimension: model.dimension, ready: true } : { ready: false },
+      durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY),
     };
   });
 
@@ -119,6 +121,18 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       );
       return { deleted };
     },
+  );
+}
+
+/** camelCase report fields → the API's snake_case (`maxmemoryPolicy` → `maxmemory_policy`), nested too. */
+function snakeCaseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([key, field]) => [
+      key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+      snakeCaseKeys(field),
+    ]),
   );
 }
 

@@ -1,0 +1,61 @@
+import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyBaseLogger, LogController } from "fastify";
+import type { Logger } from "pino";
+import type { ErrorCode } from "../domain/errors.js";
+import type { ModelInfo } from "../domain/types.js";
+import type { Metrics } from "../observability/metrics.js";
+import type { App } from "./app.js";
+import { type AuthOptions, installAuth } from "./auth.js";
+import { installErrorHandler } from "./error-handler.js";
+import { ERROR_STATUS } from "./error-status.js";
+import { registerMetricsRoutes } from "./routes/metrics-routes.js";
+
+export interface WorkerAppDeps {
+  logger: Logger;
+  /** The process's registry: pipeline metrics, and the shared queue's depth read at scrape time. */
+  metrics: Metrics;
+  /** The loaded model, or null while it loads; the pipeline starts as soon as it is loaded. */
+  model(): ModelInfo | null;
+  isShuttingDown(): boolean;
+  /** The same keys as the API: /metrics and /ready need one when set, /health never does. */
+  auth?: AuthOptions;
+}
+
+/**
+ * The worker role's only HTTP surface (`WORKER_PORT`): probes for an orchestrator and the
+ * Prometheus endpoint an autoscaler reads. No data route: a worker takes its work from the queue.
+ */
+export function buildWorkerApp(deps: WorkerAppDeps): App {
+  const app: App = Fastify({
+    loggerInstance: deps.logger.child({ component: "worker-http" }) as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  installErrorHandler(app);
+  if (deps.auth) installAuth(app, deps.auth);
+
+  registerMetricsRoutes(app, deps.metrics);
+
+  app.get("/health", async () => ({ status: "ok", role: "worker" }));
+
+  /**
+   * Ready = the model is loaded and the pipeline takes work. While draining on SIGTERM the worker
+   * says 503 so a rollout waits for it, but unlike the API it keeps serving /metrics: the drain
+   * itself is worth watching, and no client traffic needs steering away from a worker.
+   * Not-ready is answered here rather than thrown: an expected probe result is no error to log.
+   */
+  app.get("/ready", async (_request, reply) => {
+    const notReady = (code: ErrorCode, message: string, retryAfterSeconds: number) =>
+      reply
+        .status(ERROR_STATUS[code])
+        .header("retry-after", String(retryAfterSeconds))
+        .send({ error: { code, message } });
+    if (deps.isShuttingDown()) {
+      return notReady("shutting_down", "The worker is finishing its in-flight batches", 5);
+    }
+    const model = deps.model();
+    if (!model) return notReady("model_not_ready", "The model is still loading", 2);
+    return { status: "ready", role: "worker", model: model.id };
+  });
+  return app;
+}
