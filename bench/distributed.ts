@@ -1,7 +1,9 @@
 /**
- * node --import tsx bench/distributed.ts [--docs N] [--runs N] [--configs 1x1,2x1,1x2] [--json FILE]
+ * npm run bench -- --distributed [--docs N] [--runs N] [--configs 1x1,2x1] [--queue-chunks N] [--json FILE]
  *
- * Distributed-mode throughput on this machine: one API process (ROLE=api) and W worker processes
+ * First the BullMQ queue alone on one redis-server (AOF, appendfsync always): enqueue and
+ * reserve + ack rates, Redis bytes per queued and per stored chunk (bench/redis-queue.ts). Then
+ * distributed-mode throughput on this machine: one API process (ROLE=api) and W worker processes
  * (`rag-embed worker`, T ONNX threads each) sharing a Redis queue (AOF, appendfsync always) and
  * the SQLite store in one DATA_DIR. A config "WxT" = W workers × T threads. Workers are started
  * and ready first; then the SciFact slice (title + " " + text, OVERFLOW_POLICY=truncate) is
@@ -32,12 +34,14 @@ import {
   startServer,
   status,
 } from "./lib.js";
+import { measureRedisQueue, type RedisQueueFigures } from "./redis-queue.js";
 
 const { values: args } = parseArgs({
   options: {
     docs: { type: "string", default: "800" },
     runs: { type: "string", default: "2" },
-    configs: { type: "string", default: "1x1,2x1,1x2" },
+    configs: { type: "string", default: "1x1,2x1" },
+    "queue-chunks": { type: "string", default: "10000" },
     json: { type: "string" },
   },
 });
@@ -90,7 +94,7 @@ async function runOnce(
   const dataDir = mkdtempSync(join(tmpdir(), "rag-bench-dist-"));
   const shared = {
     QUEUE_URL: redis.url,
-    QUEUE_PREFIX: `bench-${config.workers}x${config.threads}-${run}-${Date.now()}:`,
+    QUEUE_PREFIX: `bench-${config.workers}x${config.threads}-${run}-${Date.now()}`,
     DATA_DIR: dataDir,
     VECTOR_STORE: "sqlite",
     EMBEDDING_MODEL: MODEL_DIR,
@@ -141,7 +145,10 @@ async function main(): Promise<void> {
   const main = buildServer();
   const redis = await RedisTestServer.start();
   const results: Array<Config & { runs: RunResult[]; median: RunResult }> = [];
+  let queueFigures: RedisQueueFigures | null = null;
   try {
+    queueFigures = await measureRedisQueue(redis.url, Number(args["queue-chunks"]));
+    log(`BullMQ queue on Redis (appendfsync always): ${JSON.stringify(queueFigures)}`);
     for (const config of configs) {
       const runs: RunResult[] = [];
       for (let run = 0; run < Number(args.runs); run++) {
@@ -169,6 +176,17 @@ async function main(): Promise<void> {
   } finally {
     await redis.stop();
   }
+  if (queueFigures) {
+    const q = queueFigures;
+    process.stdout.write(
+      `| BullMQ queue, ${q.chunks} chunks of 1.5 KB | value |\n|---|---:|\n` +
+        `| enqueue (requests of 100) | ${q.enqueueChunksPerSecond} chunks/s |\n` +
+        `| reserve + ack (reservations of 64) | ${q.reserveAckChunksPerSecond} chunks/s |\n` +
+        `| Redis bytes per queued chunk | ${q.bytesPerQueuedChunk} |\n` +
+        `| Redis bytes per stored chunk (receipt, until JOB_RETENTION) | ${q.bytesPerStoredChunk} |\n` +
+        `| Redis bytes (keys) left after retention | ${q.bytesAfterRetention} (${q.keysAfterRetention}) |\n\n`,
+    );
+  }
   process.stdout.write("| workers × threads | chunks/s | tokens/s | seconds |\n|---|---:|---:|---:|\n");
   for (const r of results) {
     process.stdout.write(
@@ -176,7 +194,10 @@ async function main(): Promise<void> {
     );
   }
   if (args.json)
-    writeFileSync(args.json, JSON.stringify({ cores: availableParallelism(), results }, null, 2));
+    writeFileSync(
+      args.json,
+      JSON.stringify({ cores: availableParallelism(), queue: queueFigures, results }, null, 2),
+    );
 }
 
 main().catch((error: unknown) => {

@@ -20,6 +20,17 @@ export function windowPointId(collection: string, chunkId: string, index: number
   return uuidv5(`${collection}\u0000${chunkId}\u0000${index}`, WINDOW_NAMESPACE);
 }
 
+/** Namespace for job ids derived from a client's Idempotency-Key. */
+const IDEMPOTENCY_NAMESPACE = "0d7c5d4e-2f1a-5b8c-9e3d-6a4b1c8f2e70";
+
+/**
+ * The job id of a request sent with an Idempotency-Key: the same key (for the same collection)
+ * always names the same job, so a retried POST finds the job its first attempt created.
+ */
+export function idempotentJobId(collection: string, key: string): string {
+  return uuidv5(`${collection}\u0000${key}`, IDEMPOTENCY_NAMESPACE);
+}
+
 export function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }

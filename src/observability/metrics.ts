@@ -201,7 +201,7 @@ export function observeEnqueue(
 ): JobQueue {
   const enqueue: JobQueue["enqueue"] = async (request) => {
     const result = await queue.enqueue(request);
-    if (result.accepted) onAccepted(request.collection, result.jobId, result.count);
+    if (result.accepted && !result.duplicate) onAccepted(request.collection, result.jobId, result.count);
     return result;
   };
   return new Proxy(queue, {

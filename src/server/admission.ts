@@ -1,4 +1,6 @@
+import { randomUUID } from "node:crypto";
 import { AppError } from "../domain/errors.js";
+import { idempotentJobId } from "../domain/ids.js";
 import type { ModelInfo, NewChunk, OverflowPolicy, Payload } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputSource } from "../observability/throughput-meter.js";
@@ -21,6 +23,8 @@ export interface OverflowRequest {
 export interface Admitted {
   jobId: string;
   count: number;
+  /** The request repeated an Idempotency-Key: this is the job the first one created. */
+  duplicate: boolean;
 }
 
 /** Rough upper estimate of model tokens, used only to size reservations (exact counts come later). */
@@ -42,7 +46,12 @@ export class Admission {
     private readonly options: AdmissionOptions,
   ) {}
 
-  async admit(collection: string, clientChunks: ClientChunk[], overflow: OverflowRequest): Promise<Admitted> {
+  async admit(
+    collection: string,
+    clientChunks: ClientChunk[],
+    overflow: OverflowRequest,
+    options: { idempotencyKey?: string } = {},
+  ): Promise<Admitted> {
     const chunks = clientChunks;
     if (chunks.length === 0) throw new AppError("empty_batch", "The request contains no chunks");
     if (chunks.length > this.options.maxChunksPerRequest) {
@@ -96,6 +105,10 @@ export class Admission {
       overlapTokens: overflow.overlapTokens,
     };
     const result = await this.queue.enqueue({
+      jobId:
+        options.idempotencyKey === undefined
+          ? randomUUID()
+          : idempotentJobId(collection, options.idempotencyKey),
       collection,
       chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
       maxQueueSize: this.options.maxQueueSize,
@@ -128,7 +141,7 @@ export class Admission {
         },
       });
     }
-    return { jobId: result.jobId, count: result.count };
+    return { jobId: result.jobId, count: result.count, duplicate: result.duplicate };
   }
 
   /**

@@ -62,10 +62,28 @@ export const NativeIngestBody = Type.Object({
 });
 export type NativeIngestBody = Static<typeof NativeIngestBody>;
 
+/**
+ * Headers of the ingest routes. A client that retries a POST after a lost answer sends the same
+ * Idempotency-Key: the retry returns the job the first attempt created and queues nothing again.
+ */
+export const IngestHeaders = Type.Object({
+  "idempotency-key": Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 255,
+      pattern: "^[\\x21-\\x7E]+$",
+      description:
+        "Any printable ASCII string without spaces, unique per request (e.g. a UUID); a repeat within JOB_RETENTION returns the first request's job",
+    }),
+  ),
+});
+
 export const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
 const ReceiptStateSchema = Type.Union(
-  ["queued", "running", "stored", "unchanged", "failed", "dead", "discarded"].map((s) => Type.Literal(s)),
+  ["queued", "running", "stored", "unchanged", "superseded", "failed", "dead", "discarded", "cancelled"].map(
+    (s) => Type.Literal(s),
+  ),
 );
 const PageQuery = {
   after: Type.Optional(Type.Integer({ minimum: 0, description: "Cursor: next_cursor of the previous page" })),

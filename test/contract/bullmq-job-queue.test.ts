@@ -334,6 +334,79 @@ describe("BullmqJobQueue across processes", () => {
   });
 });
 
+describe("BullmqJobQueue memory", () => {
+  it("after the chunks are stored and retention passed, Redis holds no data of them", async () => {
+    const prefix = freshPrefix();
+    const queue = bullmq({ prefix, jobRetentionMs: 500 });
+    const redis = new Redis(redisUrl());
+    const keysOf = async () => {
+      const found: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, keys] = await redis.scan(cursor, "MATCH", `{${prefix}}*`, "COUNT", 1000);
+        cursor = next;
+        found.push(...keys);
+      } while (cursor !== "0");
+      return found.sort();
+    };
+    try {
+      const text = "가".repeat(500); // 1.5 KB of UTF-8, like a Korean leaflet section
+      const jobIds: string[] = [];
+      for (let r = 0; r < 4; r++) {
+        const result = await queue.enqueue({
+          collection: "docs",
+          chunks: Array.from({ length: 50 }, (_, i) => ({ ...chunk(`m${r}-${i}`), text })),
+          maxQueueSize: ROOMY,
+        });
+        assert.ok(result.accepted);
+        jobIds.push(result.jobId);
+      }
+      const queued = await keysOf();
+      assert.ok(
+        queued.some((k) => k.includes(jobIds[0]!)),
+        "queued chunks live in Redis",
+      );
+      for (;;) {
+        const lease = await queue.reserve({ maxChunks: 64, maxTokens: ROOMY, leaseMs: LONG_MS });
+        if (!lease) break;
+        await queue.ack(
+          lease.id,
+          lease.chunks.map((c) => ({
+            seq: c.seq,
+            state: "stored" as const,
+            tokens: 500,
+            truncatedTokens: 0,
+            windows: 1,
+            ...MP,
+          })),
+        );
+      }
+      const stored = await keysOf();
+      assert.equal(
+        stored.filter((k) => k.includes(":chunks:") && k.includes(jobIds[0]!)).length,
+        0,
+        "no BullMQ job is left once stored",
+      );
+      assert.ok((await queue.getJob(jobIds[0]!))?.counts.stored === 50, "receipts stay until retention");
+      await sleep(700);
+      await queue.maintain();
+      const after = await keysOf();
+      assert.deepEqual(
+        after.filter((k) => jobIds.some((id) => k.includes(id))),
+        [],
+        "nothing of the jobs is left",
+      );
+      for (const id of jobIds) assert.equal(await queue.getJob(id), null);
+      assert.equal(await redis.zcard(`{${prefix}}:q:jobs`), 0, "the job index is pruned");
+      // What is left is the queue's own few keys, whatever the number of chunks ever stored.
+      assert.ok(after.length <= 10, `left: ${after.join(", ")}`);
+    } finally {
+      redis.disconnect();
+      await queue.close();
+    }
+  });
+});
+
 describe("SharedThroughput (deployment-wide drain rate in one Redis hash)", () => {
   it("sums fresh workers, drops stale and departed ones", async () => {
     const prefix = freshPrefix();

@@ -2,7 +2,7 @@ import type { Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
-import { type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
+import { IngestHeaders, type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
 
 /**
  * The API of the system we grow from, kept so existing clients work unchanged:
@@ -24,15 +24,17 @@ export function seedChunk(chunk: SeedChunk): ClientChunk {
 export function registerSeedRoutes(app: App, deps: AppDeps): void {
   app.post(
     "/test/embed",
-    { schema: { body: SeedEmbedBody, querystring: SeedEmbedQuery } },
+    { schema: { body: SeedEmbedBody, querystring: SeedEmbedQuery, headers: IngestHeaders } },
     async (request, reply) => {
       const chunks = Array.isArray(request.body) ? request.body : request.body.chunks;
       const admitted = await deps.admission.admit(
         deps.limits.seedCollection,
         chunks.map(seedChunk),
         overflowFor(deps, request.query.overflow, request.query.overlap_tokens),
+        { idempotencyKey: request.headers["idempotency-key"] },
       );
       deps.onEnqueued();
+      if (admitted.duplicate) reply.header("idempotent-replayed", "true");
       return reply.status(202).send({ status: "accepted", count: admitted.count, job_id: admitted.jobId });
     },
   );

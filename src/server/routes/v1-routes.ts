@@ -7,6 +7,7 @@ import { overflowFor, requireModel } from "../app.js";
 import {
   CollectionParams,
   DocumentParams,
+  IngestHeaders,
   JobParams,
   JobQuery,
   type NativeChunk,
@@ -30,15 +31,17 @@ export function nativeChunk(chunk: NativeChunk): ClientChunk {
 export function registerV1Routes(app: App, deps: AppDeps): void {
   app.post(
     "/v1/collections/:collection/chunks",
-    { schema: { params: CollectionParams, body: NativeIngestBody } },
+    { schema: { params: CollectionParams, body: NativeIngestBody, headers: IngestHeaders } },
     async (request, reply) => {
       const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
       const admitted = await deps.admission.admit(
         request.params.collection,
         chunks.map(nativeChunk),
         overflowFor(deps, overflow, overlapTokens),
+        { idempotencyKey: request.headers["idempotency-key"] },
       );
       deps.onEnqueued();
+      if (admitted.duplicate) reply.header("idempotent-replayed", "true");
       return reply.status(202).send({ job_id: admitted.jobId, status: "accepted", count: admitted.count });
     },
   );
