@@ -33,12 +33,9 @@ async function usedMemory(redis: Redis): Promise<number> {
 
 export async function measureRedisQueue(url: string, chunks: number): Promise<RedisQueueFigures> {
   const redis = new Redis(url);
-  const queue = new BullmqJobQueue({
-    url,
-    prefix: `bench-${randomUUID()}`,
-    consume: true,
-    jobRetentionMs: 1000,
-  });
+  const prefix = `bench-${randomUUID()}`;
+  const queue = new BullmqJobQueue({ url, prefix, consume: true, jobRetentionMs: 1000 });
+  const keysLeft = async () => (await redis.keys(`{${prefix}}*`)).length;
   try {
     const before = await usedMemory(redis);
     let started = performance.now();
