@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { after, before, beforeEach, describe, it } from "node:test";
 import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import { pointId } from "../../src/domain/ids.js";
 import { classifyQdrantError, parseRetryAfter } from "../../src/vector-store/qdrant/qdrant-errors.js";
@@ -140,11 +140,174 @@ describe("the contract server's validator rejects non-conforming requests", () =
     });
   });
 
+  it("rejects malformed versioned-write requests: update_filter, is_empty, set_payload key, index type", async () => {
+    const c = uniqueCollection();
+    await raw("PUT", `/collections/${c}`, { vectors: { size: 2, distance: "Cosine" } });
+    const point = { id: 1, vector: [1, 0] };
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_filter: { must: [], unknown: [] },
+    });
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_filter: { should: [{ is_empty: "_rag.version" }] },
+    });
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_filter: { should: [{ key: "_rag.version", range: { lt: [3] } }] },
+    });
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_mode: "sometimes",
+    });
+    await expectRejected("POST", `/collections/${c}/points/batch?wait=true`, {
+      operations: [{ set_payload: { payload: { version: 1 }, key: 5, filter: { must: [] } } }],
+    });
+    await expectRejected("PUT", `/collections/${c}/index?wait=true`, {
+      field_name: "_rag.version",
+      field_schema: "int",
+    });
+    assert.equal(server.collection(c)?.points.size, 0);
+    assert.deepEqual(server.collection(c)?.payloadSchema, {});
+  });
+
   it("rejects a bad query parameter and a missing required body field", async () => {
     const c = uniqueCollection();
     await expectRejected("PUT", `/collections/${c}/points?wait=maybe`, { points: [] });
     await expectRejected("PUT", `/collections/${c}/points`, { vectors: [[1, 0]] });
     await expectRejected("POST", `/collections/${c}/points/query`, { query: [1, 0], limit: -1 });
+  });
+});
+
+describe("the contract server's in-memory Qdrant follows the spec's semantics", () => {
+  let server: QdrantContractServer;
+  let c: string;
+
+  before(async () => {
+    server = await startQdrantContractServer();
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  async function call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(`${server.url}/collections/${c}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json = (await res.json()) as { result?: unknown; status: unknown };
+    assert.equal(res.status, 200, JSON.stringify(json));
+    return json.result;
+  }
+
+  const payloadOf = (id: number) => server.collection(c)?.points.get(`n:${id}`)?.payload;
+  const count = async (filter: unknown) =>
+    ((await call("POST", "/points/count", { filter, exact: true })) as { count: number }).count;
+
+  beforeEach(async () => {
+    c = uniqueCollection();
+    await call("PUT", "", { vectors: { size: 2, distance: "Cosine" } });
+  });
+
+  it("upsert with update_filter updates only matching points and inserts new ones regardless", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { v: 1 } },
+        { id: 2, vector: [1, 0], payload: { v: 5 } },
+      ],
+    });
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [0, 1], payload: { v: 3 } },
+        { id: 2, vector: [0, 1], payload: { v: 3 } },
+        { id: 3, vector: [0, 1], payload: { v: 3 } },
+      ],
+      update_filter: { must: [{ key: "v", range: { lt: 3 } }] },
+    });
+    assert.deepEqual([payloadOf(1), payloadOf(2), payloadOf(3)], [{ v: 3 }, { v: 5 }, { v: 3 }]);
+  });
+
+  it("update_filter is judged against the state before the request, even for a repeated id", async () => {
+    await call("PUT", "/points?wait=true", { points: [{ id: 1, vector: [1, 0], payload: { v: 1 } }] });
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { v: 9 } },
+        { id: 1, vector: [1, 0], payload: { v: 2 } },
+      ],
+      update_filter: { must: [{ key: "v", range: { lt: 5 } }] },
+    });
+    assert.deepEqual(payloadOf(1), { v: 2 }, "both passed the filter; the last one wins");
+  });
+
+  it("is_empty matches a missing, null or empty-array field, not a value", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: {} },
+        { id: 2, vector: [1, 0], payload: { r: { version: null } } },
+        { id: 3, vector: [1, 0], payload: { r: { version: [] } } },
+        { id: 4, vector: [1, 0], payload: { r: { version: 0 } } },
+      ],
+    });
+    assert.equal(await count({ must: [{ is_empty: { key: "r.version" } }] }), 3);
+    assert.equal(await count({ must_not: [{ is_empty: { key: "r.version" } }] }), 1);
+  });
+
+  it("nested should/must filters combine has_id, range and is_empty", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { v: 4 } },
+        { id: 2, vector: [1, 0], payload: { v: 4 } },
+        { id: 3, vector: [1, 0], payload: {} },
+      ],
+    });
+    const older = (v: number) => ({ should: [{ key: "v", range: { lt: v } }, { is_empty: { key: "v" } }] });
+    const filter = {
+      should: [{ must: [{ has_id: [1] }, older(4)] }, { must: [{ has_id: [2, 3] }, older(5)] }],
+    };
+    assert.equal(await count(filter), 2, "point 1 is not older than 4; 2 is older than 5; 3 has no v");
+  });
+
+  it("set_payload with a key merges into that nested object, creating it; null removes a field", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { x: 1, _rag: { a: 1, b: 2 } } },
+        { id: 2, vector: [1, 0], payload: { x: 2 } },
+        { id: 3, vector: [1, 0], payload: { x: 3, _rag: "not an object" } },
+      ],
+    });
+    await call("POST", "/points/batch?wait=true", {
+      operations: [
+        {
+          set_payload: { payload: { b: 3, a: null }, key: "_rag", filter: { must: [{ has_id: [1, 2, 3] }] } },
+        },
+      ],
+    });
+    assert.deepEqual(payloadOf(1), { x: 1, _rag: { b: 3 } });
+    assert.deepEqual(payloadOf(2), { x: 2, _rag: { b: 3 } });
+    assert.deepEqual(payloadOf(3), { x: 3, _rag: { b: 3 } });
+  });
+
+  it("overwrite_payload replaces the whole payload of the points its filter selects", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { x: 1, keep: false } },
+        { id: 2, vector: [1, 0], payload: { x: 2 } },
+      ],
+    });
+    await call("POST", "/points/batch?wait=true", {
+      operations: [
+        { overwrite_payload: { payload: { y: 1 }, filter: { must: [{ key: "x", match: { value: 1 } }] } } },
+      ],
+    });
+    assert.deepEqual([payloadOf(1), payloadOf(2)], [{ y: 1 }, { x: 2 }]);
+  });
+
+  it("records an integer payload index with its type", async () => {
+    await call("PUT", "/index?wait=true", { field_name: "_rag.version", field_schema: "integer" });
+    const info = (await call("GET", "")) as { payload_schema: Record<string, { data_type: string }> };
+    assert.equal(info.payload_schema["_rag.version"]?.data_type, "integer");
   });
 });
 
