@@ -5,8 +5,18 @@ import { pointId } from "../../src/domain/ids.js";
 import { classifyQdrantError, parseRetryAfter } from "../../src/vector-store/qdrant/qdrant-errors.js";
 import { toQdrantFilter } from "../../src/vector-store/qdrant/qdrant-filter.js";
 import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
+import type { ChunkWrite } from "../../src/vector-store/vector-store.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
-import { hasCode, makeRecord, uniqueCollection, vectorStoreContract } from "./vector-store.contract.js";
+import { putUnversionedPoints } from "../helpers/qdrant-unversioned.js";
+import {
+  asChunks,
+  hasCode,
+  makeRecord,
+  pointsWrite,
+  seed,
+  uniqueCollection,
+  vectorStoreContract,
+} from "./vector-store.contract.js";
 
 const TIMEOUT_MS = 2_000;
 
@@ -23,7 +33,12 @@ describe("QdrantStore against the OpenAPI-validating contract server", () => {
 
   vectorStoreContract("QdrantStore (contract server)", async () => {
     const store = new QdrantStore({ url: server.url, timeoutMs: TIMEOUT_MS });
-    return { store, cleanup: () => store.close() };
+    return {
+      store,
+      seedUnversioned: (collection, records) =>
+        putUnversionedPoints(server.url, undefined, collection, records),
+      cleanup: () => store.close(),
+    };
   });
 
   it("sent only requests that validate against Qdrant's OpenAPI spec, for every operation used", () => {
@@ -343,7 +358,7 @@ describe("QdrantStore error classification", () => {
       headers: { "retry-after": "3" },
       body: { status: { error: "Too many requests" } },
     });
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     assert.ok(error instanceof ProcessingError, String(error));
     assert.equal(error.retryable, true);
     assert.equal(error.retryAfterMs, 3000);
@@ -368,7 +383,7 @@ describe("QdrantStore error classification", () => {
   it("a hung request times out after about timeoutMs → retryable", async () => {
     server.inject({ hang: true });
     const started = Date.now();
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     const elapsed = Date.now() - started;
     assert.ok(error instanceof ProcessingError, String(error));
     assert.equal(error.retryable, true);
@@ -380,7 +395,7 @@ describe("QdrantStore error classification", () => {
     const gone = await startQdrantContractServer();
     await gone.close();
     const lost = new QdrantStore({ url: gone.url, timeoutMs: 500 });
-    const error = await failure(lost.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(lost.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     assert.ok(error instanceof ProcessingError && error.retryable, String(error));
     assert.match(error.message, /unreachable/);
   });
@@ -390,7 +405,7 @@ describe("QdrantStore error classification", () => {
       status: 400,
       body: { status: { error: "Wrong input: Payload field too deep" }, time: 0 },
     });
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     assert.ok(error instanceof ProcessingError, String(error));
     assert.equal(error.retryable, false);
     assert.match(error.message, /HTTP 400: Wrong input: Payload field too deep/);
@@ -401,7 +416,7 @@ describe("QdrantStore error classification", () => {
       status: 400,
       body: { status: { error: "Wrong input: Vector dimension error: expected dim: 2, got 3" }, time: 0 },
     });
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     hasCode("dimension_mismatch")(error);
     assert.match((error as Error).message, /expected dim: 2, got 3/);
   });
@@ -418,7 +433,7 @@ describe("QdrantStore error classification", () => {
   });
 
   it("ensureCollection on an existing collection of another size → dimension_mismatch, collection untouched", async () => {
-    await store.upsert(c, [makeRecord(c, "keep", [1, 0])]);
+    await seed(store, c, [makeRecord(c, "keep", [1, 0])]);
     const other = new QdrantStore({ url: server.url, timeoutMs: 500 });
     const mark = server.requests.length;
     await assert.rejects(
@@ -447,12 +462,14 @@ describe("QdrantStore error classification", () => {
       b.ensureCollection({ name, dimension: 4, distance: "Dot" }),
     ]);
     assert.equal(server.collection(name)?.distance, "Dot");
-    assert.deepEqual(Object.keys(server.collection(name)?.payloadSchema ?? {}).sort(), [
-      "_rag.chunk_id",
-      "_rag.document_id",
-      "_rag.group_id",
-      "parent_chunk_id",
-    ]);
+    assert.deepEqual(server.collection(name)?.payloadSchema, {
+      "_rag.chunk_id": { data_type: "keyword", points: 0 },
+      "_rag.content_hash": { data_type: "keyword", points: 0 },
+      "_rag.document_id": { data_type: "keyword", points: 0 },
+      "_rag.group_id": { data_type: "keyword", points: 0 },
+      "_rag.version": { data_type: "integer", points: 0 },
+      parent_chunk_id: { data_type: "keyword", points: 0 },
+    });
   });
 });
 
@@ -470,6 +487,93 @@ describe("QdrantStore specifics", () => {
     await server.close();
   });
 
+  it("a write that fails before its fingerprint point leaves the old fingerprint; the retry completes it", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    const old = pointsWrite(
+      c,
+      "p",
+      [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+        [1, 2],
+      ],
+      { contentHash: "old", version: 1 },
+    );
+    await store.writeChunks(c, [old]);
+    const fingerprint = pointId(c, "p");
+    server.inject({
+      status: 500,
+      when: (r) =>
+        r.operationId === "upsert_points" &&
+        (r.body as { points: Array<{ id: string }> }).points.some((p) => p.id === fingerprint),
+    });
+    const newer = pointsWrite(
+      c,
+      "p",
+      [
+        [0, 1],
+        [1, 0],
+      ],
+      { contentHash: "new", version: 2 },
+    );
+    await assert.rejects(store.writeChunks(c, [newer]), /HTTP 500/);
+    assert.deepEqual(
+      (await store.fingerprints(c, [fingerprint])).get(fingerprint),
+      { contentHash: "old", payloadHash: old.records[0]?.payloadHash, version: 1 },
+      "the chunk still reads as the old content, so the retry re-embeds it",
+    );
+    assert.deepEqual(await store.writeChunks(c, [newer]), ["written"]);
+    assert.equal(await store.count(c), 2, "the old windows 2 and 3 are gone");
+  });
+
+  it("a batch of chunks takes a few requests per step, however many chunks it holds", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    const writes = (version: number) =>
+      Array.from({ length: 200 }, (_, i) =>
+        i % 2 === 0
+          ? pointsWrite(c, `s${i}`, [[1, i]], { version })
+          : pointsWrite(
+              c,
+              `w${i}`,
+              [
+                [1, i],
+                [i, 1],
+                [1, 1],
+              ],
+              { version },
+            ),
+      );
+    const operations = async (run: () => Promise<unknown>) => {
+      const mark = server.requests.length;
+      await run();
+      return server.requests.slice(mark).map((r) => r.operationId);
+    };
+    assert.deepEqual(await operations(() => store.writeChunks(c, writes(1))), [
+      "upsert_points", // 200 window points
+      "upsert_points", // 200 fingerprint points
+      "get_points",
+      "delete_points",
+    ]);
+    const touches = writes(1).map(
+      (w): ChunkWrite => ({
+        kind: "touch",
+        chunkId: w.chunkId,
+        version: 2,
+        contentHash: w.records[0]!.contentHash,
+        payload: null,
+      }),
+    );
+    assert.deepEqual(await operations(() => store.writeChunks(c, touches)), [
+      "batch_update",
+      "get_points",
+      "delete_points",
+    ]);
+    assert.equal(await store.count(c), 400);
+  });
+
   it("splits upserts by UTF-8 bytes, so long Korean payloads stay under the request limit", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
@@ -479,7 +583,7 @@ describe("QdrantStore specifics", () => {
       makeRecord(c, id, [1, 0], { payload: { contents: leaflet } }),
     );
     const before = server.requests.length;
-    await store.upsert(c, records);
+    await seed(store, c, records);
     const upserts = server.requests.slice(before).filter((r) => r.operationId === "upsert_points");
     assert.ok(upserts.length >= 2, `${upserts.length} request(s)`);
     for (const request of upserts)
@@ -490,17 +594,29 @@ describe("QdrantStore specifics", () => {
   it("stores the user's payload as is plus _rag, readable by any Qdrant client", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
-    const r = makeRecord(c, "p#1", [1, 0], { parentChunkId: "p", documentId: "D", payload: { a: 1 } });
-    await store.upsert(c, [r]);
+    const write = pointsWrite(
+      c,
+      "p",
+      [
+        [0, 1],
+        [1, 0],
+      ],
+      { documentId: "D", payload: { a: 1 }, version: 3 },
+    );
+    assert.deepEqual(await store.writeChunks(c, [write]), ["written"]);
+    const r = write.records[1];
+    assert.ok(r);
     const stored = server.collection(c)?.points.get(`u:${r.id}`);
     assert.deepEqual(stored?.payload, {
       a: 1,
+      window_index: 1,
       _rag: {
         chunk_id: "p#1",
         group_id: "p",
         document_id: "D",
         content_hash: r.contentHash,
         payload_hash: r.payloadHash,
+        version: 3,
       },
     });
   });
@@ -509,7 +625,7 @@ describe("QdrantStore specifics", () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
     await assert.rejects(
-      store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { _rag: 1 } })]),
+      store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0], { payload: { _rag: 1 } })])),
       hasCode("invalid_request"),
     );
     for (const key of ["_rag", "_rag.document_id", "lang') OR 1", "a..b"]) {
@@ -524,7 +640,8 @@ describe("QdrantStore specifics", () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Euclid" });
     const mark = server.requests.length;
-    await store.upsert(
+    await seed(
+      store,
       c,
       Array.from({ length: 600 }, (_, i) => makeRecord(c, `k${i}`, [i, 1])),
     );
