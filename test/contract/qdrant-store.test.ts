@@ -448,9 +448,27 @@ describe("QdrantStore error classification", () => {
       },
     );
     const sent = server.requests.slice(mark).map((r) => r.operationId);
-    assert.deepEqual(sent, ["get_collection"], "only read: never created, recreated or deleted");
+    assert.deepEqual(sent, ["root", "get_collection"], "only read: never created, recreated or deleted");
     assert.equal(server.collection(c)?.size, 2);
     assert.equal(server.collection(c)?.points.size, 1);
+  });
+
+  it("a Qdrant too old to honour update_filter is refused before anything is created", async () => {
+    const old = await startQdrantContractServer({ version: "1.15.3" });
+    try {
+      const refused = new QdrantStore({ url: old.url, timeoutMs: 500 });
+      const name = uniqueCollection();
+      const error = await failure(refused.ensureCollection({ name, dimension: 2, distance: "Cosine" }));
+      assert.ok(error instanceof ProcessingError && !error.retryable, String(error));
+      assert.match(error.message, /Qdrant 1\.15\.3 is too old: versioned writes need update_filter/);
+      assert.equal(old.collection(name), undefined);
+      assert.deepEqual(
+        old.requests.map((r) => r.operationId),
+        ["root"],
+      );
+    } finally {
+      await old.close();
+    }
   });
 
   it("two stores creating the same collection at once both succeed (409 race)", async () => {

@@ -131,7 +131,11 @@ function validatorBackend(): Promise<OpenAPIBackend> {
   return sharedApi;
 }
 
-export async function startQdrantContractServer(): Promise<QdrantContractServer> {
+/** The Qdrant version the double answers `GET /` with: the spec's, unless a test pretends otherwise. */
+export async function startQdrantContractServer(
+  options: { version?: string } = {},
+): Promise<QdrantContractServer> {
+  const version = options.version ?? "1.19.0";
   const api = await validatorBackend();
   const collections = new Map<string, MemoryCollection>();
   const requests: RecordedRequest[] = [];
@@ -216,6 +220,11 @@ export async function startQdrantContractServer(): Promise<QdrantContractServer>
       return;
     }
 
+    // The one operation whose answer is not wrapped in {result, status, time}.
+    if (operation.operationId === "root") {
+      send(res, 200, { title: "qdrant - vector search engine", version, commit: null });
+      return;
+    }
     try {
       const result = memoryQdrant(
         collections,

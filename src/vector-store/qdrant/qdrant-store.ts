@@ -30,6 +30,7 @@ import {
   storedPayload,
 } from "./qdrant-payload.js";
 import { splitBatches, vectorJsonBytes } from "./request-batches.js";
+import { assertVersionedWrites } from "./server-version.js";
 import { staleGroupPoints, touchable, updateFilter } from "./version-filters.js";
 
 /** Points (or operations) per request: far below Qdrant's limits, small enough to retry cheaply. */
@@ -83,6 +84,8 @@ export class QdrantStore implements VectorStore {
   private readonly logger: Logger | undefined;
   /** Collections known to exist, with their shape (ensured or read back). */
   private readonly shapes = new Map<string, CollectionShape>();
+  /** The server's version, checked once per store (again after a failed check). */
+  private serverChecked: Promise<void> | undefined;
 
   constructor(options: { url: string; apiKey?: string; timeoutMs: number; logger?: Logger }) {
     this.timeoutMs = options.timeoutMs;
@@ -110,6 +113,7 @@ export class QdrantStore implements VectorStore {
         { details: { distance: spec.distance } },
       );
     }
+    await this.checkServer(spec.name);
     const wanted: CollectionShape = { dimension: spec.dimension, distance: spec.distance };
     const cached = this.shapes.get(spec.name);
     if (cached !== undefined) {
@@ -284,6 +288,17 @@ export class QdrantStore implements VectorStore {
   /** The client keeps no resources that need closing (its HTTP agent's idle sockets time out). */
   async close(): Promise<void> {
     this.shapes.clear();
+  }
+
+  /** Fails for a Qdrant that would ignore the `update_filter` every write relies on. */
+  private checkServer(collection: string): Promise<void> {
+    this.serverChecked ??= this.call("check the server version", collection, () => this.client.versionInfo())
+      .then((info) => assertVersionedWrites(info.version))
+      .catch((error: unknown) => {
+        this.serverChecked = undefined;
+        throw error;
+      });
+    return this.serverChecked;
   }
 
   /** Upserts in batches under the request limits; each applies only over an older version of its point. */
