@@ -150,8 +150,6 @@ export interface JobQueue {
   reserve(request: ReserveRequest): Promise<Lease | null>;
   /** Extend a lease that is still being worked on; false if it was lost. */
   renew(leaseId: string, leaseMs: number): Promise<boolean>;
-  /** The seqs among `seqs` that this lease still holds; the others passed to another worker. */
-  held(leaseId: string, seqs: number[]): Promise<number[]>;
   ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void>;
   fail(leaseId: string, request: FailRequest): Promise<void>;
   /** Hand reserved chunks back untouched (graceful shutdown): no attempt is counted. */

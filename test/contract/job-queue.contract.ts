@@ -368,21 +368,6 @@ export function jobQueueContract(
       await expectStats({ pending: 2, running: 2, dead: 0, pendingTokens: 20 });
     });
 
-    it("held lists what a lease still holds: all of it, until another worker takes it back", async () => {
-      await enqueue([chunk("a"), chunk("b")]);
-      const first = await reserve(10, SHORT_MS);
-      assert.ok(first);
-      const all = first.chunks.map((c) => c.seq);
-      assert.deepEqual((await queue.held(first.id, [...all, 999_999])).sort(), [...all].sort());
-      await advance(SHORT_MS + 1);
-      const second = await reserve();
-      assert.ok(second);
-      assert.deepEqual(await queue.held(first.id, all), [], "taken back by another worker");
-      assert.deepEqual((await queue.held(second.id, all)).sort(), [...all].sort());
-      await queue.ack(second.id, [{ seq: all[0]!, state: "unchanged", ...MP }]);
-      assert.deepEqual(await queue.held(second.id, all), [all[1]], "an acked chunk is no longer held");
-    });
-
     it("renew keeps a lease alive and reports a lost one", async () => {
       await enqueue([chunk("a")]);
       const lease = await reserve(10, SHORT_MS);

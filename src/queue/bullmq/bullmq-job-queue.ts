@@ -388,15 +388,6 @@ export class BullmqJobQueue implements JobQueue {
     return failed.length < jobs.length;
   }
 
-  async held(leaseId: string, seqs: number[]): Promise<number[]> {
-    const held = this.leases.get(leaseId);
-    if (!held) return [];
-    const wanted = [...new Set(seqs)].filter((seq) => held.has(seq));
-    if (wanted.length === 0) return [];
-    const locks = await this.redis.mget(...wanted.map((seq) => this.lockKey(held.get(seq)!.job)));
-    return wanted.filter((_, i) => locks[i] === leaseId);
-  }
-
   /** Outcomes for chunks this lease no longer holds are ignored (fencing). */
   async ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void> {
     const held = this.leases.get(leaseId);
@@ -983,10 +974,6 @@ export class BullmqJobQueue implements JobQueue {
   private keys(jobId: string) {
     const job = `${this.prefix}:q:job:${jobId}`;
     return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
-  }
-
-  private lockKey(job: BullJob<ChunkData>): string {
-    return this.lockKeyOf(String(job.id));
   }
 
   /** BullMQ's lock of a job: `<prefix>:<queue>:<jobId>:lock`, holding the fetching token. */

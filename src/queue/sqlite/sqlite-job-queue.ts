@@ -115,11 +115,10 @@ export class SqliteJobQueue implements JobQueue {
     return this.sql.renew.run(now + leaseMs, now, leaseId).changes > 0;
   }
 
-  async held(leaseId: string, seqs: number[]): Promise<number[]> {
-    return this.heldSync(leaseId, seqs);
-  }
-
-  /** Synchronous `held`, for the embedded commit that checks the lease inside its transaction. */
+  /**
+   * The seqs among `seqs` that this lease still holds (the others passed to another worker), for
+   * the embedded commit that checks the lease inside its transaction.
+   */
   heldSync(leaseId: string, seqs: number[]): number[] {
     return uniqueSeqs(seqs).filter((seq) => this.sql.held.get(seq, leaseId) !== undefined);
   }
