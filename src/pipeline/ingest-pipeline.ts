@@ -202,6 +202,14 @@ export class IngestPipeline {
       );
     }, renewEvery);
     this.metrics.batchReserved(lease.chunks.length);
+    this.log.debug(
+      {
+        leaseId: lease.id,
+        chunks: lease.chunks.length,
+        jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
+      },
+      "batch reserved",
+    );
     try {
       const { chunks, tokens, failed } = await this.prepare(lease.chunks);
       const commitStarted = performance.now();

@@ -46,7 +46,10 @@ export async function startWorker(env: Record<string, string>): Promise<WorkerPr
       exited.then(([code]) => {
         clearTimeout(timer);
         reject(
-          new Error(`worker exited with ${code} before "worker started": ${stderr.join("").slice(-2000)}`),
+          new Error(
+            `worker exited with ${code} before "worker started": ${stderr.join("").slice(-2000)}` +
+              JSON.stringify(logs.slice(-5)),
+          ),
         );
       });
     });

@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { NginxTestServer } from "../helpers/nginx.js";
-import { tempDir } from "../helpers/paths.js";
+import { tempDir, testModelDir } from "../helpers/paths.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
 import {
@@ -86,6 +86,8 @@ describe("production chaos: nginx + 2 API + 2 workers + BullMQ/Redis + Qdrant", 
       VECTOR_STORE: "qdrant",
       QDRANT_URL: qdrant.url,
       DATA_DIR: dataDir,
+      EMBEDDING_MODEL: testModelDir(),
+      EMBEDDING_THREADS: "1",
       RESERVE_MAX_CHUNKS: "16",
       LEASE_SECONDS: String(LEASE_SECONDS),
       RETRY_BASE_MS: "200",
@@ -95,7 +97,13 @@ describe("production chaos: nginx + 2 API + 2 workers + BullMQ/Redis + Qdrant", 
       OVERFLOW_POLICY: "truncate",
     };
     apiPorts.push(await freePort(), await freePort());
-    const started = await Promise.all([startApi(0), startApi(1), startWorker(env), startWorker(env)]);
+    // The first worker logs each reservation (debug), so the test can freeze it while it holds one.
+    const started = await Promise.all([
+      startApi(0),
+      startApi(1),
+      startWorker({ ...env, LOG_LEVEL: "debug" }),
+      startWorker(env),
+    ]);
     apis.push(started[0], started[1]);
     workers.push(started[2], started[3]);
     nginx = await NginxTestServer.start(apiPorts);
@@ -191,11 +199,17 @@ describe("production chaos: nginx + 2 API + 2 workers + BullMQ/Redis + Qdrant", 
       }),
     );
 
-    // 1. A worker frozen past its lease while the other stores newer versions of what it held.
-    await waitFor(async () => ((await runningChunkIds()).length > 0 ? true : undefined), {
-      what: "work in flight",
-    });
+    // 1. A worker frozen past its lease, right after it reserved a batch (so it is embedding it),
+    // while the other worker stores newer versions of what it held.
     const frozen = workers[0]!;
+    const seen = frozen.logs.length;
+    await waitFor(
+      async () => (frozen.logs.slice(seen).some((e) => e.msg === "batch reserved") ? true : undefined),
+      {
+        what: "the first worker to reserve a batch",
+        intervalMs: 1,
+      },
+    );
     signalTree(frozen.child.pid!, "SIGSTOP");
     await sleep(300);
     const held = await runningChunkIds();
@@ -281,7 +295,10 @@ describe("production chaos: nginx + 2 API + 2 workers + BullMQ/Redis + Qdrant", 
     const superseded = resumed
       .filter((entry) => entry.msg === "batch committed")
       .reduce((sum, entry) => sum + Number(entry.superseded ?? 0), 0);
-    assert.ok(superseded > 0, "the stalled worker's late writes of older versions were refused");
+    assert.ok(
+      superseded > 0,
+      `the stalled worker's late writes of older versions were refused: ${JSON.stringify(resumed.slice(0, 12))}`,
+    );
     const invalid = qdrant.requests.filter((r) => !r.valid);
     assert.deepEqual(invalid.slice(0, 3), [], "every Qdrant request matched the spec");
   });
