@@ -41,6 +41,12 @@ const OverlapTokens = Type.Integer({
 export const SeedEmbedQuery = Type.Object({
   overflow: Type.Optional(OverflowPolicy),
   overlap_tokens: Type.Optional(OverlapTokens),
+  replace_documents: Type.Optional(
+    Type.Boolean({
+      description:
+        "The request holds the full chunk set of each document (item_sequence) in it: chunks of those documents not in it are deleted once it is stored",
+    }),
+  ),
 });
 
 export const SeedStatusQuery = Type.Object({

@@ -3,6 +3,8 @@ import { type Job as BullJob, type JobsOptions, Queue, UnrecoverableError, Worke
 import type {
   ChunkReceipt,
   DeadLetter,
+  DocumentFloor,
+  DocumentReplacement,
   Job,
   Payload,
   QueuedChunk,
@@ -18,6 +20,7 @@ import type {
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
+  Finalization,
   JobListRequest,
   JobPage,
   JobQueue,
@@ -34,6 +37,8 @@ import {
   ADMIT,
   CODE_STATES,
   CONFIRM,
+  DELETE_FLOOR,
+  FINALIZED,
   NOT_FINISHED,
   type ReceiptCode,
   ROLLBACK,
@@ -73,6 +78,8 @@ const JOB_SCAN_BUDGET = 2000;
 /** Index entries read beyond a page, for those equal in time to the cursor that must be skipped. */
 const SKIP_SLACK = 16;
 const MAX_LISTED_FAILURES = 1000;
+/** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
+const MAX_LISTED_DELETIONS = 1000;
 /** Receipts read per round trip when a listing must scan (a state filter). */
 const SCAN_WINDOW = 500;
 /** Items one replay/discard/retention step handles: each Redis call stays short. */
@@ -178,6 +185,8 @@ export class BullmqJobQueue implements JobQueue {
     this.redis.defineCommand("ragConfirm", { lua: CONFIRM });
     this.redis.defineCommand("ragRollback", { lua: ROLLBACK });
     this.redis.defineCommand("ragTransition", { lua: TRANSITION });
+    this.redis.defineCommand("ragDeleteFloor", { lua: DELETE_FLOOR });
+    this.redis.defineCommand("ragFinalized", { lua: FINALIZED });
     const defaultJobOptions: JobsOptions = {
       attempts: this.maxAttempts,
       backoff: { type: "pipeline" },
@@ -241,13 +250,16 @@ export class BullmqJobQueue implements JobQueue {
       this.fairShare,
       MAX_RANK,
     ];
+    const replaced = [...new Set(request.replaceDocuments ?? [])];
+    args.push(replaced.length, this.floorTtlMs(), ...replaced);
     request.chunks.forEach((chunk, index) => {
       args.push(chunk.chunkId, estimates[index] ?? 0, chunk.overflow.policy);
     });
     const k = this.keys(jobId);
+    const floorKeys = replaced.map((documentId) => this.floorKey(request.collection, documentId));
     const reply = (await this.call(
       "ragAdmit",
-      7,
+      7 + floorKeys.length,
       this.key("stats"),
       this.key("fair"),
       k.job,
@@ -255,6 +267,7 @@ export class BullmqJobQueue implements JobQueue {
       this.key("jobs"),
       this.key("admitting"),
       this.key("active"),
+      ...floorKeys,
       ...args,
     )) as Reply[];
     const kind = String(reply[0]);
@@ -490,7 +503,68 @@ export class BullmqJobQueue implements JobQueue {
         if (r) failures.push({ chunkId: r.c, state: "dead", reason: r.er ?? "", attempts: r.a ?? 0 });
       }
     }
-    return { ...summary, failures };
+    return { ...summary, failures, replace: toReplacement(meta) };
+  }
+
+  async documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
+    const unique = [...new Set(documentIds)];
+    const floors = new Map<string, DocumentFloor>();
+    if (unique.length === 0) return floors;
+    const values = await this.redis.mget(
+      ...unique.map((documentId) => this.floorKey(collection, documentId)),
+    );
+    unique.forEach((documentId, i) => {
+      const floor = parseFloor(values[i] ?? null);
+      if (floor) floors.set(documentId, floor);
+    });
+    return floors;
+  }
+
+  async deleteDocument(collection: string, documentId: string): Promise<DocumentFloor> {
+    const reply = await this.call(
+      "ragDeleteFloor",
+      2,
+      this.key("stats"),
+      this.floorKey(collection, documentId),
+      this.floorTtlMs(),
+    );
+    const floor = parseFloor(String(reply));
+    if (!floor) throw new Error(`unexpected floor ${String(reply)}`);
+    return floor;
+  }
+
+  async pendingFinalizations(limit: number): Promise<Finalization[]> {
+    const jobIds = await this.redis.zrange(this.key("finalize"), 0, Math.max(1, Math.floor(limit)) - 1);
+    const found: Finalization[] = [];
+    for (const jobId of jobIds) {
+      const [collection, docs, floor] = await this.redis.hmget(
+        this.keys(jobId).job,
+        "collection",
+        "docs",
+        "floor",
+      );
+      if (!collection || !docs || !floor) {
+        await this.redis.zrem(this.key("finalize"), jobId); // the job record expired meanwhile
+        continue;
+      }
+      found.push({ jobId, collection, documents: JSON.parse(docs) as string[], version: Number(floor) });
+    }
+    return found;
+  }
+
+  async completeFinalization(
+    jobId: string,
+    result: { deletedPoints: number; deletedChunkIds: string[] },
+  ): Promise<void> {
+    await this.call(
+      "ragFinalized",
+      2,
+      this.keys(jobId).job,
+      this.key("finalize"),
+      jobId,
+      result.deletedPoints,
+      JSON.stringify(result.deletedChunkIds.slice(0, MAX_LISTED_DELETIONS)),
+    );
   }
 
   async listJobs(request: JobListRequest): Promise<JobPage> {
@@ -908,7 +982,13 @@ export class BullmqJobQueue implements JobQueue {
   ): Promise<string[]> {
     if (entries.length === 0) return [];
     const slots = new Map<string, number>();
-    const keys: string[] = [this.key("stats"), this.key("dead"), this.key("dead-t"), this.key("active")];
+    const keys: string[] = [
+      this.key("stats"),
+      this.key("dead"),
+      this.key("dead-t"),
+      this.key("active"),
+      this.key("finalize"),
+    ];
     for (const e of entries) {
       if (slots.has(e.jobId)) continue;
       slots.set(e.jobId, slots.size + 1);
@@ -971,6 +1051,15 @@ export class BullmqJobQueue implements JobQueue {
     return `${this.prefix}:q:${name}`;
   }
 
+  /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
+  private floorKey(collection: string, documentId: string): string {
+    return `${this.prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+  }
+
+  private floorTtlMs(): number {
+    return this.jobRetentionMs + this.deadLetterRetentionMs;
+  }
+
   private keys(jobId: string) {
     const job = `${this.prefix}:q:job:${jobId}`;
     return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
@@ -1001,6 +1090,21 @@ function bullJobId(jobId: string, index: number): string {
 function parseBullJobId(bullId: string): { jobId: string; index: number } {
   const dot = bullId.lastIndexOf(".");
   return { jobId: bullId.slice(0, dot), index: Number(bullId.slice(dot + 1)) };
+}
+
+function parseFloor(value: string | null): DocumentFloor | null {
+  const match = value === null ? null : /^(\d+):(replace|delete)$/.exec(value);
+  return match ? { version: Number(match[1]), kind: match[2] as DocumentFloor["kind"] } : null;
+}
+
+function toReplacement(meta: Record<string, string>): DocumentReplacement | null {
+  if (meta.docs === undefined) return null;
+  return {
+    documents: JSON.parse(meta.docs) as string[],
+    finalized: meta.fin === "1",
+    deletedPoints: Number(meta.deleted ?? 0),
+    deletedChunkIds: meta.deletedIds === undefined ? [] : (JSON.parse(meta.deletedIds) as string[]),
+  };
 }
 
 function toJobSummary(jobId: string, meta: Record<string, string>): JobSummary {

@@ -27,11 +27,17 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
     { schema: { body: SeedEmbedBody, querystring: SeedEmbedQuery, headers: IngestHeaders } },
     async (request, reply) => {
       const chunks = Array.isArray(request.body) ? request.body : request.body.chunks;
+      const clientChunks = chunks.map(seedChunk);
       const admitted = await deps.admission.admit(
         deps.limits.seedCollection,
-        chunks.map(seedChunk),
+        clientChunks,
         overflowFor(deps, request.query.overflow, request.query.overlap_tokens),
-        { idempotencyKey: request.headers["idempotency-key"] },
+        {
+          idempotencyKey: request.headers["idempotency-key"],
+          ...(request.query.replace_documents
+            ? { replaceDocuments: [...new Set(clientChunks.map((c) => c.documentId ?? ""))] }
+            : {}),
+        },
       );
       deps.onEnqueued();
       if (admitted.duplicate) reply.header("idempotent-replayed", "true");

@@ -66,6 +66,15 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       })),
       chunks: page.items.map(receiptBody),
       next_cursor: page.nextCursor,
+      replace:
+        job.replace === null
+          ? null
+          : {
+              documents: job.replace.documents,
+              finalized: job.replace.finalized,
+              deleted_points: job.replace.deletedPoints,
+              deleted_chunk_ids: job.replace.deletedChunkIds,
+            },
     };
   });
 
@@ -126,15 +135,54 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     },
   );
 
+  app.put(
+    "/v1/collections/:collection/documents/:document_id",
+    { schema: { params: DocumentParams, body: NativeIngestBody, headers: IngestHeaders } },
+    async (request, reply) => {
+      const { collection, document_id: documentId } = request.params;
+      const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
+      if (chunks.length === 0) {
+        throw new AppError(
+          "empty_batch",
+          `A document is replaced by its chunks; to remove document ${documentId}, DELETE it`,
+          { details: { document_id: documentId } },
+        );
+      }
+      const others = chunks.filter(
+        (c) => c.document_id !== undefined && c.document_id !== null && String(c.document_id) !== documentId,
+      );
+      if (others.length > 0) {
+        throw new AppError("invalid_request", `Every chunk of document ${documentId} must belong to it`, {
+          details: { document_id: documentId, chunk_ids: others.slice(0, 100).map((c) => String(c.id)) },
+        });
+      }
+      const admitted = await deps.admission.admit(
+        collection,
+        chunks.map((c) => nativeChunk({ ...c, document_id: documentId })),
+        overflowFor(deps, overflow, overlapTokens),
+        { idempotencyKey: request.headers["idempotency-key"], replaceDocuments: [documentId] },
+      );
+      deps.onEnqueued();
+      if (admitted.duplicate) reply.header("idempotent-replayed", "true");
+      return reply.status(202).send({
+        job_id: admitted.jobId,
+        status: "accepted",
+        count: admitted.count,
+        document_id: documentId,
+      });
+    },
+  );
+
   app.delete(
     "/v1/collections/:collection/documents/:document_id",
     { schema: { params: DocumentParams } },
     async (request) => {
-      const deleted = await deps.store.deleteByDocument(
-        request.params.collection,
-        request.params.document_id,
-      );
-      return { deleted };
+      const { collection, document_id: documentId } = request.params;
+      // The floor first: chunks of the document accepted before it are cancelled (queued) or
+      // undone (running), then what is stored goes.
+      const floor = await deps.queue.deleteDocument(collection, documentId);
+      const deletion = await deps.store.deleteDocument(collection, documentId, floor.version);
+      return { document_id: documentId, deleted: deletion.deleted, chunk_ids: deletion.chunkIds };
     },
   );
 }
