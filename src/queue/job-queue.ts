@@ -109,6 +109,13 @@ export interface JobPage {
   nextCursor: string | null;
 }
 
+/** A page of a collection's document ids, in id order. */
+export interface DocumentPage {
+  documentIds: string[];
+  /** Pass as `after` for the next page; null on the last. */
+  nextCursor: string | null;
+}
+
 /** A finished document replacement whose old points are still to be deleted. */
 export interface Finalization {
   jobId: string;
@@ -188,6 +195,11 @@ export interface JobQueue {
    * is cancelled if it has not run, and never stored if it is running. Returns the floor.
    */
   deleteDocument(collection: string, documentId: string): Promise<DocumentFloor>;
+  /**
+   * The documents of a collection: every document id a request carried, until the document is
+   * deleted (for listings and `rag-embed sync --delete-missing`). Paged in id order.
+   */
+  listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage>;
   /**
    * Done replacement jobs whose old points are still to be deleted, oldest first. A job holding
    * dead letters waits until they are replayed (and stored) or discarded: its old points stay

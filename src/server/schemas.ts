@@ -128,6 +128,11 @@ export const SearchBody = Type.Object({
 });
 export type SearchBody = Static<typeof SearchBody>;
 
+export const DocumentListQuery = Type.Object({
+  after: Type.Optional(Type.String({ maxLength: 512, description: "next_cursor of the previous page" })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1000 })),
+});
+
 export const DocumentParams = Type.Object({
   collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
   document_id: Type.String({ minLength: 1, maxLength: 512 }),

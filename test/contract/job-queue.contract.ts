@@ -1320,6 +1320,34 @@ export function jobQueueContract(
       assert.ok(plain && later);
     });
 
+    it("lists a collection's documents in id order, paged, until they are deleted", async () => {
+      await enqueue([
+        { ...chunk("x1"), documentId: "b" },
+        { ...chunk("x2"), documentId: "a" },
+        { ...chunk("x3"), documentId: null },
+      ]);
+      await enqueue([{ ...chunk("y1"), documentId: "c" }]);
+      await enqueue([{ ...chunk("z1"), documentId: "zz" }], "other");
+      assert.deepEqual(await queue.listDocuments("docs", { limit: 10 }), {
+        documentIds: ["a", "b", "c"],
+        nextCursor: null,
+      });
+      const first = await queue.listDocuments("docs", { limit: 2 });
+      assert.deepEqual(first, { documentIds: ["a", "b"], nextCursor: "b" });
+      assert.deepEqual(await queue.listDocuments("docs", { after: "b", limit: 2 }), {
+        documentIds: ["c"],
+        nextCursor: null,
+      });
+      await queue.deleteDocument("docs", "b");
+      assert.deepEqual((await queue.listDocuments("docs", { limit: 10 })).documentIds, ["a", "c"]);
+      await enqueue([{ ...chunk("x1"), documentId: "b" }]);
+      assert.deepEqual(
+        (await queue.listDocuments("docs", { limit: 10 })).documentIds,
+        ["a", "b", "c"],
+        "a document ingested again after its delete is listed again",
+      );
+    });
+
     it("a done replacement without dead letters waits for finalization once; its job shows the result", async () => {
       const result = await queue.enqueue({
         collection: "docs",

@@ -37,10 +37,12 @@ export const NOT_FINISHED: string = "qrfd";
  * admit — accept a whole request or nothing, against the chunk and token bounds; idempotent by
  * job id. Allocates the request's versions (contiguous) and its fair-queuing start.
  * A replacement (of whole documents) also raises each document's floor to its first version.
- * KEYS: stats, fair, job, receipts, jobs index, admitting index, active-jobs index, then one floor
- *       key per replaced document
+ * Every document id the request carries joins the collection's document list.
+ * KEYS: stats, fair, job, receipts, jobs index, admitting index, active-jobs index, the collection's
+ *       documents, then one floor key per replaced document
  * ARGV: jobId, collection, n, tokens, maxChunks, maxTokens, now, share, maxRank, R (replaced
- *       documents), floorTtlMs, the R document ids, then per chunk: chunkId, estimatedTokens, overflow
+ *       documents), floorTtlMs, D (documents carried), the R replaced ids, the D carried ids, then per
+ *       chunk: chunkId, estimatedTokens, overflow
  * → {"dup", total, base, rank, fill, admitted} | {"full", limit, pending, pendingTokens}
  *   | {"ok", base, rank, fill}
  */
@@ -50,8 +52,8 @@ local jobId, collection = ARGV[1], ARGV[2]
 local n, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxChunks, maxTokens, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local share, maxRank = tonumber(ARGV[8]), tonumber(ARGV[9])
-local replaced, floorTtl = tonumber(ARGV[10]), tonumber(ARGV[11])
-local first = 12 + replaced
+local replaced, floorTtl, carried = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local first = 13 + replaced + carried
 if redis.call('EXISTS', job) == 1 then
   local v = redis.call('HMGET', job, 'total', 'base', 'rank', 'fill', 'admitted')
   return {'dup', v[1], v[2], v[3], v[4], v[5]}
@@ -94,14 +96,15 @@ if #fields > 0 then redis.call('HSET', receipts, unpack(fields)) end
 if replaced > 0 then
   local docs = {}
   for d = 1, replaced do
-    docs[d] = ARGV[11 + d]
-    local floorKey = KEYS[7 + d]
+    docs[d] = ARGV[12 + d]
+    local floorKey = KEYS[8 + d]
     local current = redis.call('GET', floorKey)
     local cv = current and tonumber(string.match(current, '^(%d+):')) or nil
     if not cv or cv < base then redis.call('SET', floorKey, base .. ':replace', 'PX', floorTtl) end
   end
   redis.call('HSET', job, 'docs', cjson.encode(docs), 'floor', base)
 end
+for d = 1, carried do redis.call('ZADD', KEYS[8], 0, ARGV[12 + replaced + d]) end
 redis.call('HINCRBY', stats, 'pending', n)
 redis.call('HINCRBY', stats, 'pending_tokens', tokens)
 redis.call('ZADD', jobs, now, jobId)
@@ -112,9 +115,12 @@ return {'ok', base, rank, fill}
 
 /**
  * floor — raise a document's floor to a fresh version (a delete): its older chunks are cancelled.
- * KEYS: stats, floor key · ARGV: floorTtlMs · → the floor, "version:kind"
+ * The document leaves the collection's document list.
+ * KEYS: stats, floor key, the collection's documents · ARGV: floorTtlMs, documentId
+ * → the floor, "version:kind"
  */
 export const DELETE_FLOOR = `
+redis.call('ZREM', KEYS[3], ARGV[2])
 local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
 local current = redis.call('GET', KEYS[2])
 local cv = current and tonumber(string.match(current, '^(%d+):')) or nil

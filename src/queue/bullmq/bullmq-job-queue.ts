@@ -17,6 +17,7 @@ import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "..
 import type {
   ChunkOutcome,
   DeadLetterSelector,
+  DocumentPage,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
@@ -251,7 +252,10 @@ export class BullmqJobQueue implements JobQueue {
       MAX_RANK,
     ];
     const replaced = [...new Set(request.replaceDocuments ?? [])];
-    args.push(replaced.length, this.floorTtlMs(), ...replaced);
+    const carried = [
+      ...new Set(request.chunks.flatMap((c) => (c.documentId === null ? [] : [c.documentId]))),
+    ];
+    args.push(replaced.length, this.floorTtlMs(), carried.length, ...replaced, ...carried);
     request.chunks.forEach((chunk, index) => {
       args.push(chunk.chunkId, estimates[index] ?? 0, chunk.overflow.policy);
     });
@@ -259,7 +263,7 @@ export class BullmqJobQueue implements JobQueue {
     const floorKeys = replaced.map((documentId) => this.floorKey(request.collection, documentId));
     const reply = (await this.call(
       "ragAdmit",
-      7 + floorKeys.length,
+      8 + floorKeys.length,
       this.key("stats"),
       this.key("fair"),
       k.job,
@@ -267,6 +271,7 @@ export class BullmqJobQueue implements JobQueue {
       this.key("jobs"),
       this.key("admitting"),
       this.key("active"),
+      this.documentsKey(request.collection),
       ...floorKeys,
       ...args,
     )) as Reply[];
@@ -523,14 +528,24 @@ export class BullmqJobQueue implements JobQueue {
   async deleteDocument(collection: string, documentId: string): Promise<DocumentFloor> {
     const reply = await this.call(
       "ragDeleteFloor",
-      2,
+      3,
       this.key("stats"),
       this.floorKey(collection, documentId),
+      this.documentsKey(collection),
       this.floorTtlMs(),
+      documentId,
     );
     const floor = parseFloor(String(reply));
     if (!floor) throw new Error(`unexpected floor ${String(reply)}`);
     return floor;
+  }
+
+  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    const limit = pageLimit(request.limit);
+    const from = request.after ? `(${request.after}` : "-";
+    const ids = await this.redis.zrangebylex(this.documentsKey(collection), from, "+", "LIMIT", 0, limit + 1);
+    const page = ids.slice(0, limit);
+    return { documentIds: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
   }
 
   async pendingFinalizations(limit: number): Promise<Finalization[]> {
@@ -1054,6 +1069,11 @@ export class BullmqJobQueue implements JobQueue {
   /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
   private floorKey(collection: string, documentId: string): string {
     return `${this.prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+  }
+
+  /** The collection's document ids (a sorted set of equal scores: pages in id order). */
+  private documentsKey(collection: string): string {
+    return `${this.prefix}:q:docs:${encodeURIComponent(collection)}`;
   }
 
   private floorTtlMs(): number {

@@ -61,17 +61,20 @@ CREATE TABLE IF NOT EXISTS queue_jobs (
   done_at INTEGER
 );
 
--- Per document, the version below which its chunks must not be (or stay) stored: set by a
--- replacement (its first chunk's seq) or a delete (a fresh seq). Floors only grow.
+-- The documents of each collection: \`listed\` while the collection has it (for listings and sync),
+-- and its floor: the version below which its chunks must not be (or stay) stored, set by a
+-- replacement (its first chunk's seq) or a delete (a fresh seq; the row stays unlisted as a
+-- tombstone until retention). Floors only grow; 0 = none.
 CREATE TABLE IF NOT EXISTS queue_documents (
   collection TEXT NOT NULL,
   document_id TEXT NOT NULL,
-  floor INTEGER NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('replace', 'delete')),
+  floor INTEGER NOT NULL DEFAULT 0,
+  kind TEXT NOT NULL DEFAULT 'none' CHECK (kind IN ('none', 'replace', 'delete')),
+  listed INTEGER NOT NULL DEFAULT 1,
   updated_at INTEGER NOT NULL,
   PRIMARY KEY (collection, document_id)
 );
-CREATE INDEX IF NOT EXISTS queue_documents_updated ON queue_documents (updated_at);
+CREATE INDEX IF NOT EXISTS queue_documents_tombstones ON queue_documents (updated_at) WHERE listed = 0;
 
 -- Per collection, the rank its latest chunk got and how many chunks of it that rank holds.
 CREATE TABLE IF NOT EXISTS queue_fairness (

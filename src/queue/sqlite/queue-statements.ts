@@ -219,13 +219,15 @@ export interface QueueStatements {
   expireDeadLetters: Statement<[number, number, number], MovedRow>;
   expiredJobs: Statement<[number, number], { id: string; total: number }>;
   markReplacement: Statement<[string, number, string]>;
-  raiseFloor: Statement<[string, string, number, string, number]>;
+  raiseFloor: Statement<[string, string, number, string, number, number]>;
+  listDocument: Statement<[string, string, number]>;
   floor: Statement<[string, string], FloorRow>;
+  listedDocuments: Statement<[string, string, number], { document_id: string }>;
   nextSeq: Statement<[], { seq: number }>;
   firstSeq: Statement<[], { seq: number }>;
   pendingFinalizations: Statement<[number], FinalizationRow>;
   completeFinalization: Statement<[number, number, string, string]>;
-  expireFloors: Statement<[number, number]>;
+  expireTombstones: Statement<[number, number]>;
   deleteJobChunks: Statement<[string]>;
   deleteJob: Statement<[string]>;
 }
@@ -426,14 +428,25 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     markReplacement: db.prepare<[string, number, string]>(
       "UPDATE queue_jobs SET replace_docs = ?, first_seq = ? WHERE id = ?",
     ),
-    raiseFloor: db.prepare<[string, string, number, string, number]>(
-      `INSERT INTO queue_documents (collection, document_id, floor, kind, updated_at) VALUES (?, ?, ?, ?, ?)
+    // A floor that only grows; `listed` = 0 for a delete (a tombstone), 1 for a replacement.
+    raiseFloor: db.prepare<[string, string, number, string, number, number]>(
+      `INSERT INTO queue_documents (collection, document_id, floor, kind, listed, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (collection, document_id) DO UPDATE SET floor = excluded.floor, kind = excluded.kind,
-         updated_at = excluded.updated_at
+         listed = excluded.listed, updated_at = excluded.updated_at
        WHERE excluded.floor > queue_documents.floor`,
     ),
+    listDocument: db.prepare<[string, string, number]>(
+      `INSERT INTO queue_documents (collection, document_id, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (collection, document_id) DO UPDATE SET listed = 1, updated_at = excluded.updated_at`,
+    ),
     floor: db.prepare<[string, string], FloorRow>(
-      "SELECT document_id, floor, kind FROM queue_documents WHERE collection = ? AND document_id = ?",
+      `SELECT document_id, floor, kind FROM queue_documents
+       WHERE collection = ? AND document_id = ? AND floor > 0`,
+    ),
+    listedDocuments: db.prepare<[string, string, number], { document_id: string }>(
+      `SELECT document_id FROM queue_documents WHERE collection = ? AND document_id > ? AND listed = 1
+       ORDER BY document_id LIMIT ?`,
     ),
     // A version that belongs to no chunk: AUTOINCREMENT never hands out a seq below it again.
     nextSeq: db.prepare<[], { seq: number }>(
@@ -451,9 +464,9 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
       `UPDATE queue_jobs SET finalized_at = ?, deleted_points = ?, deleted_ids = ?
        WHERE id = ? AND finalized_at IS NULL`,
     ),
-    expireFloors: db.prepare<[number, number]>(
+    expireTombstones: db.prepare<[number, number]>(
       `DELETE FROM queue_documents WHERE rowid IN (
-         SELECT rowid FROM queue_documents WHERE updated_at <= ? ORDER BY updated_at LIMIT ?)`,
+         SELECT rowid FROM queue_documents WHERE listed = 0 AND updated_at <= ? ORDER BY updated_at LIMIT ?)`,
     ),
     deleteJobChunks: db.prepare<[string]>("DELETE FROM queue_chunks WHERE job_id = ?"),
     deleteJob: db.prepare<[string]>("DELETE FROM queue_jobs WHERE id = ?"),

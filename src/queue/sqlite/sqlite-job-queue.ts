@@ -15,6 +15,7 @@ import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "..
 import type {
   ChunkOutcome,
   DeadLetterSelector,
+  DocumentPage,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
@@ -282,11 +283,18 @@ export class SqliteJobQueue implements JobQueue {
       .transaction((): DocumentFloor => {
         const version = (this.sql.nextSeq.get() ?? this.sql.firstSeq.get())?.seq;
         if (version === undefined) throw new Error("could not allocate a version");
-        this.sql.raiseFloor.run(collection, documentId, version, "delete", this.now());
+        this.sql.raiseFloor.run(collection, documentId, version, "delete", 0, this.now());
         const row = this.sql.floor.get(collection, documentId);
         return row ? { version: row.floor, kind: row.kind } : { version, kind: "delete" };
       })
       .immediate();
+  }
+
+  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(request.limit)));
+    const rows = this.sql.listedDocuments.all(collection, request.after ?? "", limit + 1);
+    const page = rows.slice(0, limit).map((r) => r.document_id);
+    return { documentIds: page, nextCursor: rows.length > limit ? (page[page.length - 1] ?? null) : null };
   }
 
   async pendingFinalizations(limit: number): Promise<Finalization[]> {
@@ -437,9 +445,9 @@ export class SqliteJobQueue implements JobQueue {
         return jobs;
       })
       .immediate();
-    // A floor matters while an older chunk of its document may still arrive: queued, retried, or
-    // replayed from the dead letters.
-    this.sql.expireFloors.run(this.now() - this.jobRetentionMs - this.deadLetterRetentionMs, PAGE_ROWS);
+    // A deleted document's floor matters while an older chunk of it may still arrive: queued,
+    // retried, or replayed from the dead letters. A listed document keeps its row.
+    this.sql.expireTombstones.run(this.now() - this.jobRetentionMs - this.deadLetterRetentionMs, PAGE_ROWS);
     return { expiredJobs, expiredDeadLetters };
   }
 
@@ -516,11 +524,16 @@ export class SqliteJobQueue implements JobQueue {
       );
       if (index === 0) firstSeq = Number(inserted.lastInsertRowid);
     });
+    for (const documentId of new Set(
+      request.chunks.flatMap((c) => (c.documentId === null ? [] : [c.documentId])),
+    )) {
+      this.sql.listDocument.run(request.collection, documentId, now);
+    }
     const replaced = [...new Set(request.replaceDocuments ?? [])];
     if (replaced.length > 0) {
       this.sql.markReplacement.run(JSON.stringify(replaced), firstSeq, jobId);
       for (const documentId of replaced) {
-        this.sql.raiseFloor.run(request.collection, documentId, firstSeq, "replace", now);
+        this.sql.raiseFloor.run(request.collection, documentId, firstSeq, "replace", 1, now);
       }
     }
     this.sql.addGlobalCounts.run(count, tokens, 0, 0);

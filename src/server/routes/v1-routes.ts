@@ -6,6 +6,7 @@ import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
 import {
   CollectionParams,
+  DocumentListQuery,
   DocumentParams,
   IngestHeaders,
   JobParams,
@@ -132,6 +133,19 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
           payload: hit.payload,
         })),
       };
+    },
+  );
+
+  app.get(
+    "/v1/collections/:collection/documents",
+    { schema: { params: CollectionParams, querystring: DocumentListQuery } },
+    async (request) => {
+      const { after, limit = 1000 } = request.query;
+      const page = await deps.queue.listDocuments(request.params.collection, {
+        limit,
+        ...(after === undefined ? {} : { after }),
+      });
+      return { documents: page.documentIds, next_cursor: page.nextCursor };
     },
   );
 
