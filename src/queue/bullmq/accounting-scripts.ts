@@ -58,8 +58,12 @@ if redis.call('EXISTS', job) == 1 then
   local v = redis.call('HMGET', job, 'total', 'base', 'rank', 'fill', 'admitted')
   return {'dup', v[1], v[2], v[3], v[4], v[5]}
 end
-local s = redis.call('HMGET', stats, 'pending', 'pending_tokens', 'head')
-local pending, pendingTokens, head = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
+-- Capacity counts admissions still adding their jobs ("reserved") beside the queued chunks, but only
+-- confirmed ones are shown as pending: one an API process died in the middle of never appears.
+local s = redis.call('HMGET', stats, 'pending', 'pending_tokens', 'head', 'reserved', 'reserved_tokens')
+local pending = (tonumber(s[1]) or 0) + (tonumber(s[4]) or 0)
+local pendingTokens = (tonumber(s[2]) or 0) + (tonumber(s[5]) or 0)
+local head = tonumber(s[3]) or 0
 if pending + n > maxChunks then return {'full', 'chunks', pending, pendingTokens} end
 if pendingTokens + tokens > maxTokens then return {'full', 'tokens', pending, pendingTokens} end
 if pending == 0 then
@@ -105,8 +109,8 @@ if replaced > 0 then
   redis.call('HSET', job, 'docs', cjson.encode(docs), 'floor', base)
 end
 for d = 1, carried do redis.call('ZADD', KEYS[8], 0, ARGV[12 + replaced + d]) end
-redis.call('HINCRBY', stats, 'pending', n)
-redis.call('HINCRBY', stats, 'pending_tokens', tokens)
+redis.call('HINCRBY', stats, 'reserved', n)
+redis.call('HINCRBY', stats, 'reserved_tokens', tokens)
 redis.call('ZADD', jobs, now, jobId)
 redis.call('ZADD', active, now, jobId)
 redis.call('ZADD', admitting, now, jobId)
@@ -144,13 +148,23 @@ return 1
 `;
 
 /**
- * confirm — the request's BullMQ jobs exist: the admission is complete.
- * KEYS: job, admitting · ARGV: jobId
+ * confirm — the request's BullMQ jobs exist: the admission is complete, its chunks count as
+ * pending (they were only reserved capacity until now). Once only.
+ * KEYS: job, admitting, stats · ARGV: jobId
  */
 export const CONFIRM = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'admitted', 'total', 'tokens')
+if v[1] ~= '0' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
 redis.call('HSET', KEYS[1], 'admitted', 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
+local n, tokens = tonumber(v[2]), tonumber(v[3])
+redis.call('HINCRBY', KEYS[3], 'reserved', -n)
+redis.call('HINCRBY', KEYS[3], 'reserved_tokens', -tokens)
+redis.call('HINCRBY', KEYS[3], 'pending', n)
+redis.call('HINCRBY', KEYS[3], 'pending_tokens', tokens)
 return 1
 `;
 
@@ -165,8 +179,8 @@ if v[1] ~= '0' then
   redis.call('ZREM', KEYS[6], ARGV[1])
   return 0
 end
-redis.call('HINCRBY', KEYS[1], 'pending', -tonumber(v[2]))
-redis.call('HINCRBY', KEYS[1], 'pending_tokens', -tonumber(v[3]))
+redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(v[2]))
+redis.call('HINCRBY', KEYS[1], 'reserved_tokens', -tonumber(v[3]))
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])

@@ -64,6 +64,8 @@ export interface BullmqJobQueueOptions {
   jobRetentionMs?: number;
   deadLetterRetentionMs?: number;
   fairShare?: number;
+  /** How long an unconfirmed admission may wait before housekeeping settles it (default 5 min). */
+  abandonedAdmissionMs?: number;
   /** Connection errors (the client reconnects by itself; commands fail meanwhile). */
   onError?: (error: Error) => void;
 }
@@ -165,6 +167,7 @@ export class BullmqJobQueue implements JobQueue {
   private readonly jobRetentionMs: number;
   private readonly deadLetterRetentionMs: number;
   private readonly fairShare: number;
+  private readonly abandonedAdmissionMs: number;
   /** Stall bookkeeping in flight; a reservation waits for it so counts never go backwards. */
   private stallAccounting: Promise<unknown> = Promise.resolve();
 
@@ -175,6 +178,7 @@ export class BullmqJobQueue implements JobQueue {
     this.jobRetentionMs = options.jobRetentionMs ?? 7 * DAY_MS;
     this.deadLetterRetentionMs = options.deadLetterRetentionMs ?? 30 * DAY_MS;
     this.fairShare = Math.max(1, Math.floor(options.fairShare ?? FAIR_SHARE));
+    this.abandonedAdmissionMs = options.abandonedAdmissionMs ?? ABANDONED_ADMISSION_MS;
     const onError = options.onError;
     // Workers wait for Redis to come back instead of failing their loop (BullMQ's advice for
     // workers); an API process fails fast so that a client gets a 503 instead of a hung request.
@@ -303,7 +307,7 @@ export class BullmqJobQueue implements JobQueue {
       throw new Error("admission took longer than its deadline; the queue will roll it back");
     }
     const { ranks } = fairRanks(rank, { rank, fill }, n, this.fairShare, MAX_RANK);
-    await this.queue.addBulk(
+    const adding = this.queue.addBulk(
       request.chunks.map((chunk, index) => ({
         name: "chunk",
         data: {
@@ -322,8 +326,41 @@ export class BullmqJobQueue implements JobQueue {
         opts: { jobId: bullJobId(jobId, index), priority: (ranks[index] ?? 0) + 1 },
       })),
     );
-    await this.call("ragConfirm", 2, k.job, this.key("admitting"), jobId);
+    try {
+      await adding;
+    } catch (error) {
+      // addBulk is all or none, but a lost reply hides which: settle by looking (or leave it to the
+      // reaper when Redis cannot even answer that).
+      await this.settleAdmission(jobId).catch(() => undefined);
+      throw error;
+    }
+    await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
     return { accepted: true, jobId, count: n, duplicate: kind === "dup" };
+  }
+
+  /**
+   * An admission whose BullMQ jobs may or may not have been added (its API process died, or the
+   * reply to addBulk was lost): confirmed if they exist (addBulk is all or none), else rolled back,
+   * giving its capacity back.
+   */
+  private async settleAdmission(jobId: string): Promise<void> {
+    const k = this.keys(jobId);
+    if (await this.queue.getJob(bullJobId(jobId, 0))) {
+      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
+      return;
+    }
+    await this.call(
+      "ragRollback",
+      7,
+      this.key("stats"),
+      k.job,
+      k.receipts,
+      k.jobDead,
+      this.key("jobs"),
+      this.key("admitting"),
+      this.key("active"),
+      jobId,
+    );
   }
 
   async reserve(request: ReserveRequest): Promise<Lease | null> {
@@ -820,27 +857,12 @@ export class BullmqJobQueue implements JobQueue {
     for (const jobId of await this.redis.zrangebyscore(
       this.key("admitting"),
       "-inf",
-      now - ABANDONED_ADMISSION_MS,
+      now - this.abandonedAdmissionMs,
       "LIMIT",
       0,
       50,
     )) {
-      const added = await this.queue.getJob(bullJobId(jobId, 0));
-      const k = this.keys(jobId);
-      if (added) await this.call("ragConfirm", 2, k.job, this.key("admitting"), jobId);
-      else
-        await this.call(
-          "ragRollback",
-          7,
-          this.key("stats"),
-          k.job,
-          k.receipts,
-          k.jobDead,
-          this.key("jobs"),
-          this.key("admitting"),
-          this.key("active"),
-          jobId,
-        );
+      await this.settleAdmission(jobId);
     }
     const expiredDead = await this.redis.zrangebyscore(
       this.key("dead-t"),
