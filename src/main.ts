@@ -263,7 +263,8 @@ export async function startServer(
     );
   let housekeeping: NodeJS.Timeout | null = null;
 
-  const ready = embedder.load().then((info) => {
+  const ready = embedder.load().then((loaded) => {
+    const info = settings.servedModelName ? { ...loaded, servedName: settings.servedModelName } : loaded;
     model = info;
     if (runsPipeline) {
       pipeline.start();
