@@ -194,6 +194,10 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 32 * 1024 * 1024,
     description: "Largest request body; larger gets 413",
   }),
+  logFormat: Type.Union([Type.Literal("json"), Type.Literal("pretty")], {
+    default: "json",
+    description: "json: one JSON object per line (for log collectors); pretty: readable lines for a terminal",
+  }),
   logLevel: Type.Union(
     ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
     { default: "info", description: "pino log level" },
