@@ -39,6 +39,17 @@ export async function* readRecords(
   else yield* readCsv(path, start.records);
 }
 
+/** Records in the file, for the progress display; undefined if it does not parse (sending will say where). */
+export async function countRecords(path: string, format: InputFormat): Promise<number | undefined> {
+  let records = 0;
+  try {
+    for await (const _ of readRecords(path, format)) records += 1;
+  } catch {
+    return undefined;
+  }
+  return records;
+}
+
 async function* readJsonl(
   path: string,
   start: { offset: number; records: number; line: number },
