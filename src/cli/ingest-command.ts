@@ -196,7 +196,8 @@ export async function ingestCommand(argv: string[]): Promise<number> {
       etaSeconds: etaSeconds(left, storedRate.perSecond() ?? serverRates.chunksPerSecond),
     });
   };
-  void countRecords(input, format).then((records) => {
+  const counting = new AbortController();
+  void countRecords(input, format, counting.signal).then((records) => {
     totalRecords = records;
     render();
   });
@@ -344,6 +345,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     }
     return summary.dead > 0 ? 1 : 0;
   } finally {
+    counting.abort();
     clearInterval(poller);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);

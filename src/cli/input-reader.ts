@@ -39,11 +39,21 @@ export async function* readRecords(
   else yield* readCsv(path, start.records);
 }
 
-/** Records in the file, for the progress display; undefined if it does not parse (sending will say where). */
-export async function countRecords(path: string, format: InputFormat): Promise<number | undefined> {
+/**
+ * Records in the file, for the progress display; undefined if it does not parse (sending will say
+ * where) or `signal` ends the count first (a run that stops early must not go on reading).
+ */
+export async function countRecords(
+  path: string,
+  format: InputFormat,
+  signal: AbortSignal,
+): Promise<number | undefined> {
   let records = 0;
   try {
-    for await (const _ of readRecords(path, format)) records += 1;
+    for await (const _ of readRecords(path, format)) {
+      if (signal.aborted) return undefined;
+      records += 1;
+    }
   } catch {
     return undefined;
   }

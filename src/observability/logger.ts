@@ -18,7 +18,7 @@ export interface LoggerOptions {
  * full queue (AppError codes in EXPECTED_CONDITIONS), work interrupted by a shutdown
  * (ProcessingError `expected`). Their stack traces say nothing an operator can act on.
  */
-export function isExpectedError(error: unknown): boolean {
+function isExpectedError(error: unknown): boolean {
   if (error instanceof AppError) return EXPECTED_CONDITIONS.has(error.code);
   return typeof error === "object" && error !== null && Reflect.get(error, "expected") === true;
 }
