@@ -4,7 +4,8 @@
  * chunks stored out of chunks accepted, and the summary printed below the bar.
  */
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { once } from "node:events";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -125,6 +126,59 @@ describe("rag-embed ingest in a terminal, through a server restart", () => {
       existsSync(join(cwd, checkpointFile)),
       false,
       "the checkpoint is removed once all is stored",
+    );
+  });
+
+  it("gives up at --timeout when nothing is stored: exit 3, what is pending, the checkpoint kept", async () => {
+    const cwd = tempDir("timeout-cwd");
+    const input = join(cwd, "slow.jsonl");
+    writeFileSync(
+      input,
+      `${Array.from({ length: 40 }, (_, i) => JSON.stringify({ id: `s-${i}`, text: `slow ${i}` })).join("\n")}\n`,
+    );
+    // One chunk a second: most of the 40 are still queued when the server is killed for good.
+    const server = await startServerProcess({ DATA_DIR: join(cwd, "data"), EMBEDDING_MAX_RATE: "1" });
+    servers.push(server);
+    await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "ready" });
+    const cli = spawn(
+      process.execPath,
+      [
+        "--import",
+        TSX,
+        REPO_MAIN,
+        "ingest",
+        input,
+        "--collection",
+        "slow",
+        "--url",
+        server.url,
+        "--timeout",
+        "3s",
+      ],
+      { cwd, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let stdout = "";
+    let stderr = "";
+    cli.stdout.on("data", (data: Buffer) => {
+      stdout += data.toString();
+    });
+    cli.stderr.on("data", (data: Buffer) => {
+      stderr += data.toString();
+    });
+    const exited = once(cli, "exit");
+    await waitFor(async () => stderr.includes("waiting for 1 job(s)"), { what: "the CLI to wait" });
+    await server.stop("SIGKILL");
+    const [code] = await exited;
+    assert.equal(code, 3, stderr);
+    assert.match(stderr, /server unavailable \(no connection\)/);
+    assert.match(
+      stderr,
+      /gave up waiting: nothing was stored for 3s \(--timeout\) and \d+ chunk\(s\) are still pending/,
+    );
+    assert.match(stdout, /Result: +\d+ stored, 0 unchanged, 0 dead, \d+ still pending/);
+    assert.ok(
+      readdirSync(cwd).some((f) => f.endsWith(".rag-embed-progress.json")),
+      "the checkpoint is kept, to wait again later",
     );
   });
 });
