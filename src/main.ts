@@ -18,7 +18,6 @@ import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
 import { type App, buildApp } from "./server/app.js";
-import { RecentJobs } from "./server/routes/dashboard-routes.js";
 import { buildWorkerApp } from "./server/worker-app.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
@@ -194,11 +193,9 @@ export async function startServer(
   let model: ModelInfo | null = null;
   const metrics = new Metrics();
   metrics.observeQueue(() => queue.stats());
-  const recentJobs = new RecentJobs();
-  // Admission sees the queue through a decorator that counts accepted chunks and notes recent jobs.
-  const admittedQueue = observeEnqueue(queue, (collection, jobId, count) => {
+  // Admission sees the queue through a decorator that counts accepted chunks.
+  const admittedQueue = observeEnqueue(queue, (collection, _jobId, count) => {
     metrics.acceptedChunks(collection, count);
-    recentJobs.add(jobId);
   });
   const admission = new Admission(admittedQueue, drainRate, embedder, () => model, {
     maxQueueSize: settings.maxQueueSize,
@@ -243,7 +240,6 @@ export async function startServer(
           if (runsPipeline) pipeline.notify();
         },
         metrics,
-        recentJobs,
         durability: () => durability,
         auth,
         limits: {

@@ -33,7 +33,16 @@ export interface IngestAccepted {
 }
 
 export type JobState = "queued" | "running" | "done";
-export type ReceiptState = "queued" | "running" | "stored" | "unchanged" | "failed" | "dead" | "discarded";
+export type ReceiptState =
+  | "queued"
+  | "running"
+  | "stored"
+  | "unchanged"
+  | "superseded"
+  | "failed"
+  | "dead"
+  | "discarded"
+  | "cancelled";
 
 export interface JobCounts {
   total: number;
@@ -41,11 +50,15 @@ export interface JobCounts {
   running: number;
   stored: number;
   unchanged: number;
+  /** A newer version of the same chunk id was stored first; this one was not written. */
+  superseded: number;
   /** The last attempt failed; a retry is scheduled. */
   failed: number;
   /** Dead letters: retries ran out (or the error was permanent). */
   dead: number;
   discarded: number;
+  /** Cancelled before they ran. */
+  cancelled: number;
 }
 
 export interface ChunkReceipt {

@@ -152,6 +152,13 @@ export interface VectorRecord {
   chunkId: string;
   /** For a window of a split chunk: the client's chunk id; otherwise null. */
   parentChunkId: string | null;
+  /**
+   * Position of a window in its split chunk (0..n-1); null for an unsplit chunk. Window 0 keeps the
+   * chunk's own point id and, like an unsplit chunk's one point, carries the chunk's fingerprint.
+   */
+  windowIndex: number | null;
+  /** The queued chunk's version this point was written from: a write applies only over an older one. */
+  version: number;
   documentId: string | null;
   vector: Float32Array;
   payload: Payload;
@@ -165,6 +172,8 @@ export interface VectorRecord {
 export interface PointFingerprint {
   contentHash: string;
   payloadHash: string;
+  /** Version the point was written from; null for a point written before versions existed. */
+  version: number | null;
 }
 
 /**

@@ -1,36 +1,25 @@
-import type { Payload, VectorRecord } from "../domain/types.js";
 import type { ChunkOutcome, JobQueue } from "../queue/job-queue.js";
-import type { VectorStore } from "../vector-store/vector-store.js";
-
-export interface PayloadUpdate {
-  id: string;
-  payload: Payload;
-  payloadHash: string;
-  documentId: string | null;
-}
-
-/** What one reserved chunk changes in the store. */
-export interface ChunkWrite {
-  /** The queue entry, so a write can be dropped when its lease has passed to another worker. */
-  seq: number;
-  collection: string;
-  /** Its points: one, or one per window of a split chunk. */
-  records: VectorRecord[];
-  /** Re-embedded: any other point of this client chunk id (old windows) must go. */
-  replaces: string | null;
-  /** Only the payload changed: the vector stays. */
-  payloadUpdate: PayloadUpdate | null;
-}
+import type { ChunkWrite, ChunkWriteResult, VectorStore } from "../vector-store/vector-store.js";
+import type { PlannedChunk } from "./point-planner.js";
 
 export interface CommitBatch {
   leaseId: string;
-  writes: ChunkWrite[];
-  outcomes: ChunkOutcome[];
+  chunks: PlannedChunk[];
+  /** How chunks the store found changed since they were planned are retried (an attempt is counted). */
+  retryChanged: { delayMs: number; maxAttempts: number };
 }
 
 export interface CommitResult {
-  /** Seqs whose results were dropped: their lease had passed to another worker, which owns them now. */
+  /**
+   * Chunks whose lease had passed to another worker, so nothing was written or acknowledged for them.
+   * Only a committer that checks the lease atomically with its writes knows; elsewhere the queue
+   * ignores such acks and the store's version rule keeps such writes harmless.
+   */
   fenced: number[];
+  /** Outcomes acknowledged: the planned ones, or `superseded` where the store held a newer version. */
+  acked: ChunkOutcome[];
+  /** Chunks the store found changed since they were planned: failed with a short retry to plan again. */
+  changed: number[];
 }
 
 /** Makes a processed reservation permanent: vectors written, queue entries acknowledged. */
@@ -38,83 +27,71 @@ export interface BatchCommitter {
   commit(batch: CommitBatch): Promise<CommitResult>;
 }
 
-/** One collection's share of a batch, in the shape the stores take. */
-export interface CollectionWrites {
-  collection: string;
-  /**
-   * Window points first, then the points that carry each chunk's fingerprint (the chunk's own id).
-   * A store that writes them in several requests can fail half way: the fingerprint must then still
-   * be the old one, so the retry re-embeds instead of taking the half-written chunk as unchanged.
-   */
-  records: VectorRecord[];
-  remnants: { chunkIds: string[]; keepIds: string[] };
-  payloadUpdates: PayloadUpdate[];
-}
+export const CHANGED_REASON =
+  "the stored chunk changed after this attempt read it (another version was written meanwhile); planning it again";
 
-export function byCollection(writes: ChunkWrite[]): CollectionWrites[] {
-  const groups = new Map<string, CollectionWrites & { fingerprints: VectorRecord[] }>();
-  for (const write of writes) {
-    let group = groups.get(write.collection);
-    if (!group) {
-      group = {
-        collection: write.collection,
-        records: [],
-        fingerprints: [],
-        remnants: { chunkIds: [], keepIds: [] },
-        payloadUpdates: [],
-      };
-      groups.set(write.collection, group);
-    }
-    for (const record of write.records) {
-      // Window 0 (or the single point) keeps the chunk's own point id and carries its fingerprint.
-      if (record.parentChunkId !== null && record.chunkId !== `${record.parentChunkId}#0`) {
-        group.records.push(record);
-      } else {
-        group.fingerprints.push(record);
-      }
-    }
-    if (write.replaces !== null) {
-      group.remnants.chunkIds.push(write.replaces);
-      group.remnants.keepIds.push(...write.records.map((r) => r.id));
-    }
-    if (write.payloadUpdate) group.payloadUpdates.push(write.payloadUpdate);
+/** The chunks that write something, grouped by collection, in the order given. */
+export function writesByCollection(
+  chunks: readonly PlannedChunk[],
+): Array<{ collection: string; chunks: Array<PlannedChunk & { write: ChunkWrite }> }> {
+  const groups = new Map<string, Array<PlannedChunk & { write: ChunkWrite }>>();
+  for (const chunk of chunks) {
+    if (chunk.write === null) continue;
+    const group = groups.get(chunk.collection) ?? [];
+    group.push({ ...chunk, write: chunk.write });
+    groups.set(chunk.collection, group);
   }
-  return [...groups.values()].map(({ fingerprints, ...group }) => ({
-    ...group,
-    records: [...group.records, ...fingerprints],
-  }));
+  return [...groups].map(([collection, list]) => ({ collection, chunks: list }));
 }
 
-/** The part of a batch whose chunks the lease still holds, and the seqs dropped from it. */
-export function keepHeld(
-  batch: CommitBatch,
-  held: ReadonlySet<number>,
-): { batch: CommitBatch; fenced: number[] } {
-  const fenced = seqsOf(batch).filter((seq) => !held.has(seq));
-  if (fenced.length === 0) return { batch, fenced };
-  return {
-    batch: {
-      leaseId: batch.leaseId,
-      writes: batch.writes.filter((w) => held.has(w.seq)),
-      outcomes: batch.outcomes.filter((o) => held.has(o.seq)),
-    },
-    fenced,
-  };
+/** Keeps the store's answers to one group's writes by seq. */
+export function recordAnswers(
+  results: Map<number, ChunkWriteResult>,
+  chunks: ReadonlyArray<{ seq: number }>,
+  answers: readonly ChunkWriteResult[],
+): void {
+  if (answers.length !== chunks.length) {
+    throw new Error(`the store answered ${answers.length} of ${chunks.length} writes`);
+  }
+  chunks.forEach((chunk, index) => {
+    results.set(chunk.seq, answers[index] as ChunkWriteResult);
+  });
 }
 
-export function seqsOf(batch: CommitBatch): number[] {
-  return [...new Set([...batch.writes.map((w) => w.seq), ...batch.outcomes.map((o) => o.seq)])];
+/** Turns the store's answers (by seq) into the outcomes to acknowledge and the seqs to retry. */
+export function settle(
+  chunks: readonly PlannedChunk[],
+  results: ReadonlyMap<number, ChunkWriteResult>,
+): { acked: ChunkOutcome[]; changed: number[] } {
+  const acked: ChunkOutcome[] = [];
+  const changed: number[] = [];
+  for (const { seq, outcome } of chunks) {
+    const result = results.get(seq) ?? "written";
+    if (result === "changed") changed.push(seq);
+    else if (result === "superseded")
+      acked.push({ seq, state: "superseded", model: outcome.model, profile: outcome.profile });
+    else acked.push(outcome);
+  }
+  return { acked, changed };
+}
+
+/** Sends changed chunks back to the queue, to be planned again from what the store holds now. */
+export async function retryChanged(queue: JobQueue, batch: CommitBatch, changed: number[]): Promise<void> {
+  if (changed.length === 0) return;
+  await queue.fail(batch.leaseId, {
+    seqs: changed,
+    error: CHANGED_REASON,
+    retryDelayMs: batch.retryChanged.delayMs,
+    maxAttempts: batch.retryChanged.maxAttempts,
+  });
 }
 
 /**
- * Store first, then ack. A crash between the two repeats the upsert on the next attempt; upserts
- * are idempotent by deterministic point id, so each chunk still ends as exactly one point. Used
- * whenever queue and store are not one database (Qdrant, Redis).
- *
- * Writes are fenced: chunks whose lease has passed to another worker (this one stalled past its
- * lease) are left alone, so a slow worker cannot overwrite a newer version another worker stored.
- * The check and the upsert are two systems, so a lease that expires in between is not caught;
- * leases are renewed every third of their length, which makes that a stall of a whole lease.
+ * Store first, then ack; used whenever queue and store are not one database (Qdrant, Redis). A
+ * crash between the two repeats the write on the next attempt, which the store's version rule turns
+ * into no change. The lease is not checked first: a worker that stalled past its lease writes an
+ * older version than the one stored meanwhile, which the store refuses (`superseded`), and the
+ * queue ignores its acks for chunks another worker holds now.
  */
 export class SequentialCommitter implements BatchCommitter {
   constructor(
@@ -122,25 +99,18 @@ export class SequentialCommitter implements BatchCommitter {
     private readonly queue: JobQueue,
   ) {}
 
-  async commit(input: CommitBatch): Promise<CommitResult> {
-    const held = new Set(await this.queue.held(input.leaseId, seqsOf(input)));
-    const { batch, fenced } = keepHeld(input, held);
-    for (const write of byCollection(batch.writes)) {
-      // Old windows go before the new points are written: a crash in between leaves the chunk's old
-      // fingerprint, so the retry embeds and writes it again; the other order could leave stale
-      // windows behind a fingerprint that already says "unchanged".
-      if (write.remnants.chunkIds.length > 0) {
-        await this.store.deleteChunkRemnants(
-          write.collection,
-          write.remnants.chunkIds,
-          write.remnants.keepIds,
-        );
-      }
-      if (write.records.length > 0) await this.store.upsert(write.collection, write.records);
-      if (write.payloadUpdates.length > 0)
-        await this.store.updatePayloads(write.collection, write.payloadUpdates);
+  async commit(batch: CommitBatch): Promise<CommitResult> {
+    const results = new Map<number, ChunkWriteResult>();
+    for (const group of writesByCollection(batch.chunks)) {
+      const answers = await this.store.writeChunks(
+        group.collection,
+        group.chunks.map((c) => c.write),
+      );
+      recordAnswers(results, group.chunks, answers);
     }
-    await this.queue.ack(batch.leaseId, batch.outcomes);
-    return { fenced };
+    const { acked, changed } = settle(batch.chunks, results);
+    await this.queue.ack(batch.leaseId, acked);
+    await retryChanged(this.queue, batch, changed);
+    return { fenced: [], acked, changed };
   }
 }

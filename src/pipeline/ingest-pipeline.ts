@@ -1,13 +1,20 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { AppError } from "../domain/errors.js";
-import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
-import type { Distance, QueuedChunk, VectorRecord } from "../domain/types.js";
-import type { EmbeddedWindow, Embedder } from "../embedder/embedder.js";
+import { pointId } from "../domain/ids.js";
+import type { Distance, QueuedChunk } from "../domain/types.js";
+import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
-import type { ChunkOutcome, JobQueue, Lease } from "../queue/job-queue.js";
+import type { JobQueue, Lease } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
-import type { BatchCommitter, ChunkWrite } from "./batch-committer.js";
+import type { BatchCommitter } from "./batch-committer.js";
+import {
+  type EmbeddedChunk,
+  type EmbedPlan,
+  embeddedChunk,
+  type PlannedChunk,
+  planChunks,
+} from "./point-planner.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { classifyFailure } from "./retry-policy.js";
 
@@ -59,7 +66,7 @@ export interface PipelineDeps {
 }
 
 /**
- * The ingest loop: reserve → skip unchanged → embed → store + ack, with up to
+ * The ingest loop: reserve → plan (point-planner.ts) → embed → store + ack, with up to
  * `maxParallelTasks` reservations in flight so that one is embedded while another is stored.
  * It talks to interfaces only; main.ts decides what stands behind them.
  */
@@ -186,47 +193,62 @@ export class IngestPipeline {
       this.deps.queue.renew(lease.id, this.options.leaseMs).then(
         (held) => {
           if (!held)
-            this.log.warn({ leaseId: lease.id }, "lease lost while processing; results will be fenced off");
+            this.log.warn(
+              { leaseId: lease.id },
+              "lease lost while processing; another worker may take these chunks, and the store keeps the newest version",
+            );
         },
         (error: unknown) => this.log.warn({ err: error, leaseId: lease.id }, "lease renewal failed"),
       );
     }, renewEvery);
     this.metrics.batchReserved(lease.chunks.length);
+    this.log.debug(
+      {
+        leaseId: lease.id,
+        chunks: lease.chunks.length,
+        jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
+      },
+      "batch reserved",
+    );
     try {
-      const { writes, outcomes: prepared, tokens, failed } = await this.prepare(lease.chunks);
+      const { chunks, tokens, failed } = await this.prepare(lease.chunks);
       const commitStarted = performance.now();
-      const { fenced } = await this.deps.committer.commit({ leaseId: lease.id, writes, outcomes: prepared });
-      const fencedSeqs = new Set(fenced);
+      const { fenced, acked, changed } = await this.deps.committer.commit({
+        leaseId: lease.id,
+        chunks,
+        retryChanged: { delayMs: this.options.retryBaseMs, maxAttempts: this.options.maxAttempts },
+      });
+      const bySeq = new Map(lease.chunks.map((c) => [c.seq, c]));
+      const named = (seqs: number[]) => seqs.slice(0, 20).map((seq) => bySeq.get(seq)?.chunkId);
       if (fenced.length > 0) {
         // Another worker took these chunks when this lease lapsed; its results are the ones that count.
         this.log.warn(
-          {
-            leaseId: lease.id,
-            chunkIds: lease.chunks
-              .filter((c) => fencedSeqs.has(c.seq))
-              .slice(0, 20)
-              .map((c) => c.chunkId),
-            chunks: fenced.length,
-          },
+          { leaseId: lease.id, chunkIds: named(fenced), chunks: fenced.length },
           "lease lapsed while processing; these chunks belong to another worker now and were not written",
         );
       }
-      const outcomes = prepared.filter((o) => !fencedSeqs.has(o.seq));
+      if (changed.length > 0) {
+        this.log.info(
+          { leaseId: lease.id, chunkIds: named(changed), chunks: changed.length },
+          "chunks changed in the store after they were planned; retrying them shortly",
+        );
+      }
       // Chunks that failed alone (the rest of their batch is committed) retry or die on their own.
       for (const { chunk, error } of failed) await this.handleFailure(lease, error, [chunk]);
       this.metrics.committed((performance.now() - commitStarted) / 1000);
-      const collectionOf = new Map(lease.chunks.map((c) => [c.seq, c.collection]));
-      for (const outcome of outcomes)
-        this.metrics.outcome(collectionOf.get(outcome.seq) ?? "", outcome.state, 1);
-      const stored = outcomes.filter((o) => o.state === "stored").length;
-      this.deps.throughput.record(outcomes.length, tokens, startedAt);
+      const collectionOf = (seq: number) => bySeq.get(seq)?.collection ?? "";
+      for (const outcome of acked) this.metrics.outcome(collectionOf(outcome.seq), outcome.state, 1);
+      for (const seq of changed) this.metrics.outcome(collectionOf(seq), "failed", 1);
+      const count = (state: string) => acked.filter((o) => o.state === state).length;
+      this.deps.throughput.record(acked.length, tokens, startedAt);
       this.log.info(
         {
           leaseId: lease.id,
           jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
           chunks: lease.chunks.length,
-          stored,
-          unchanged: outcomes.length - stored,
+          stored: count("stored"),
+          unchanged: count("unchanged"),
+          superseded: count("superseded"),
           tokens,
           ms: Math.round(performance.now() - started),
         },
@@ -239,11 +261,11 @@ export class IngestPipeline {
     }
   }
 
+  /** Plans each collection's chunks from the fingerprints stored for them, then embeds what must be. */
   private async prepare(
     chunks: QueuedChunk[],
-  ): Promise<{ writes: ChunkWrite[]; outcomes: ChunkOutcome[]; tokens: number; failed: FailedChunk[] }> {
+  ): Promise<{ chunks: PlannedChunk[]; tokens: number; failed: FailedChunk[] }> {
     const info = this.deps.embedder.info();
-    const model = { model: info.id, profile: info.profile };
     const byCollection = new Map<string, QueuedChunk[]>();
     for (const chunk of chunks) {
       const list = byCollection.get(chunk.collection) ?? [];
@@ -251,76 +273,17 @@ export class IngestPipeline {
       byCollection.set(chunk.collection, list);
     }
 
-    const outcomes: ChunkOutcome[] = [];
-    const writes: ChunkWrite[] = [];
-    const toEmbed: Array<{ chunk: QueuedChunk; base: Omit<VectorRecord, "vector"> }> = [];
-    // Everything that shapes a chunk's points besides its text: the same hash means the same vectors.
-    const shape = [
-      info.prefixes.passage,
-      info.maxTokens,
-      info.dtype,
-      info.pooling,
-      info.normalize ? "normalized" : "raw",
-    ].join("\u0000");
-
+    const planned: PlannedChunk[] = [];
+    const toEmbed: EmbedPlan[] = [];
     for (const [collection, list] of byCollection) {
       await this.ensureCollection(collection, info.dimension);
-      const candidates = list.map((chunk) => ({
-        chunk,
-        base: {
-          id: pointId(collection, chunk.chunkId),
-          chunkId: chunk.chunkId,
-          parentChunkId: null,
-          documentId: chunk.documentId,
-          payload: chunk.payload,
-          // The overflow policy shapes the windows, so it is part of the hash too.
-          contentHash: contentHash(
-            info.id,
-            [shape, chunk.overflow.policy, chunk.overflow.overlapTokens].join("\u0000"),
-            chunk.text,
-          ),
-          payloadHash: sha256(canonicalJson(chunk.payload)),
-        },
-      }));
-      const existing = await this.deps.store.fingerprints(
+      const stored = await this.deps.store.fingerprints(
         collection,
-        candidates.map((c) => c.base.id),
+        list.map((c) => pointId(collection, c.chunkId)),
       );
-      for (const { chunk, base } of candidates) {
-        const known = existing.get(base.id);
-        if (known?.contentHash === base.contentHash) {
-          // Same text, model and policy: the vectors would be identical, so never embed again.
-          if (known.payloadHash === base.payloadHash) {
-            outcomes.push({ seq: chunk.seq, state: "unchanged", ...model });
-            continue;
-          }
-          // Only the payload changed. A split chunk's windows each carry it, so re-embed those.
-          if (chunk.overflow.policy !== "split") {
-            writes.push({
-              seq: chunk.seq,
-              collection,
-              records: [],
-              replaces: null,
-              payloadUpdate: {
-                id: base.id,
-                payload: base.payload,
-                payloadHash: base.payloadHash,
-                documentId: base.documentId,
-              },
-            });
-            outcomes.push({
-              seq: chunk.seq,
-              state: "stored",
-              tokens: 0,
-              truncatedTokens: 0,
-              windows: 1,
-              ...model,
-            });
-            continue;
-          }
-        }
-        toEmbed.push({ chunk, base });
-      }
+      const plan = planChunks(list, info, stored);
+      planned.push(...plan.ready);
+      toEmbed.push(...plan.toEmbed);
     }
 
     let tokens = 0;
@@ -330,39 +293,21 @@ export class IngestPipeline {
       const results = await this.embedIsolatingFailures(toEmbed.map((e) => e.chunk));
       const embedSeconds = (performance.now() - embedStarted) / 1000;
       const truncated: Array<{ jobId: string; chunkId: string; truncatedTokens: number }> = [];
-      toEmbed.forEach((entry, index) => {
+      toEmbed.forEach((plan, index) => {
         const embedded = results[index];
         if (!embedded || "error" in embedded) {
-          failed.push({ chunk: entry.chunk, error: embedded?.error ?? new Error("no embedding returned") });
+          failed.push({ chunk: plan.chunk, error: embedded?.error ?? new Error("no embedding returned") });
           return;
         }
-        const chunkTokens = embedded.tokens;
-        const truncatedTokens = embedded.truncatedTokens;
-        const records = windowRecords(
-          entry.chunk,
-          entry.base,
-          embedded.vector,
-          chunkTokens,
-          embedded.windows,
-        );
-        tokens += records.reduce((sum, r) => sum + r.tokens, 0);
-        writes.push({
-          seq: entry.chunk.seq,
-          collection: entry.chunk.collection,
-          records: records.map((r) => r.record),
-          replaces: entry.chunk.chunkId,
-          payloadUpdate: null,
-        });
-        outcomes.push({
-          seq: entry.chunk.seq,
-          state: "stored",
-          tokens: chunkTokens,
-          truncatedTokens,
-          windows: records.length,
-          ...model,
-        });
-        if (truncatedTokens > 0) {
-          truncated.push({ jobId: entry.chunk.jobId, chunkId: entry.chunk.chunkId, truncatedTokens });
+        const done = embeddedChunk(plan, embedded, info);
+        planned.push(done.planned);
+        tokens += done.tokens;
+        if (embedded.truncatedTokens > 0) {
+          truncated.push({
+            jobId: plan.chunk.jobId,
+            chunkId: plan.chunk.chunkId,
+            truncatedTokens: embedded.truncatedTokens,
+          });
         }
       });
       // One line per batch, naming every truncated chunk: a line per chunk costs real time when
@@ -375,7 +320,7 @@ export class IngestPipeline {
       }
       this.metrics.embedded(toEmbed.length, tokens, embedSeconds);
     }
-    return { writes, outcomes, tokens, failed };
+    return { chunks: planned, tokens, failed };
   }
 
   private async ensureCollection(collection: string, dimension: number): Promise<void> {
@@ -478,49 +423,7 @@ export class IngestPipeline {
   }
 }
 
-interface EmbeddedChunk {
-  vector: Float32Array;
-  tokens: number;
-  truncatedTokens: number;
-  windows: EmbeddedWindow[] | null;
-}
-
 interface FailedChunk {
   chunk: QueuedChunk;
   error: unknown;
-}
-
-/**
- * The points of one embedded chunk: one, or one per window of a split chunk. Window 0 keeps the
- * chunk's own point id, so a chunk that stops (or starts) being split reuses it; every window
- * carries the parent id and its index, so all of a chunk's windows can be found and replaced.
- */
-function windowRecords(
-  chunk: QueuedChunk,
-  base: Omit<VectorRecord, "vector">,
-  vector: Float32Array,
-  tokens: number,
-  windows: EmbeddedWindow[] | null,
-): Array<{ record: VectorRecord; tokens: number }> {
-  if (!windows) return [{ record: { ...base, vector }, tokens }];
-  return windows.map((window, index) => {
-    const chunkId = `${chunk.chunkId}#${index}`;
-    return {
-      tokens: window.tokens,
-      record: {
-        ...base,
-        id: index === 0 ? base.id : windowPointId(chunk.collection, chunk.chunkId, index),
-        chunkId,
-        parentChunkId: chunk.chunkId,
-        vector: window.vector,
-        payload: {
-          ...chunk.payload,
-          parent_chunk_id: chunk.chunkId,
-          window_index: index,
-          window_count: windows.length,
-          window_text: window.text,
-        },
-      },
-    };
-  });
 }

@@ -1,4 +1,12 @@
-import type { ChunkReceipt, DeadLetter, Job, NewChunk, QueuedChunk, ReceiptState } from "../domain/types.js";
+import type {
+  ChunkReceipt,
+  DeadLetter,
+  Job,
+  JobState,
+  NewChunk,
+  QueuedChunk,
+  ReceiptState,
+} from "../domain/types.js";
 
 export interface EnqueueRequest {
   /**
@@ -71,6 +79,27 @@ export interface PageRequest {
   limit: number;
 }
 
+/** A job without its failure list, as job listings show it. */
+export type JobSummary = Omit<Job, "failures">;
+
+export interface JobListRequest {
+  /** Only jobs in this state. */
+  state?: JobState;
+  collection?: string;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+  limit: number;
+}
+
+/**
+ * A page of jobs: jobs with work left (queued, running) first, newest first, then finished ones,
+ * newest first. The cursor is opaque.
+ */
+export interface JobPage {
+  items: JobSummary[];
+  nextCursor: string | null;
+}
+
 /** Which dead letters an operation applies to. */
 export type DeadLetterSelector = { all: true } | { jobId: string } | { seqs: number[] };
 
@@ -121,13 +150,19 @@ export interface JobQueue {
   reserve(request: ReserveRequest): Promise<Lease | null>;
   /** Extend a lease that is still being worked on; false if it was lost. */
   renew(leaseId: string, leaseMs: number): Promise<boolean>;
-  /** The seqs among `seqs` that this lease still holds; the others passed to another worker. */
-  held(leaseId: string, seqs: number[]): Promise<number[]>;
   ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void>;
   fail(leaseId: string, request: FailRequest): Promise<void>;
   /** Hand reserved chunks back untouched (graceful shutdown): no attempt is counted. */
   release(leaseId: string): Promise<void>;
   getJob(jobId: string): Promise<Job | null>;
+  /** Jobs on record (within JOB_RETENTION), work left first; bounded work per page. */
+  listJobs(request: JobListRequest): Promise<JobPage>;
+  /**
+   * Cancel a job's chunks that have not started (queued, or waiting for a retry): their receipts
+   * say `cancelled` and they never run. Running chunks finish. Returns how many were cancelled, or
+   * null for an unknown job.
+   */
+  cancelJob(jobId: string): Promise<number | null>;
   /** Per-chunk receipts of a job in seq order, optionally only those in one state. */
   listChunks(jobId: string, request: PageRequest & { state?: ReceiptState }): Promise<Page<ChunkReceipt>>;
   listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>>;

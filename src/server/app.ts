@@ -21,7 +21,7 @@ import type { Admission, OverflowRequest } from "./admission.js";
 import { type AuthOptions, installAuth } from "./auth.js";
 import { installErrorHandler } from "./error-handler.js";
 import { registerOpenApi } from "./openapi.js";
-import { RecentJobs, registerDashboardRoutes } from "./routes/dashboard-routes.js";
+import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
 import { registerDeadLetterRoutes } from "./routes/dead-letter-routes.js";
 import { registerHealthRoutes } from "./routes/health-routes.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
@@ -46,8 +46,6 @@ export interface AppDeps {
   auth?: AuthOptions;
   /** Prometheus registry behind GET /metrics (a fresh one if not given). */
   metrics?: Metrics;
-  /** Jobs accepted by this process, for the dashboard's GET /v1/jobs (empty if not given). */
-  recentJobs?: RecentJobs;
   /** The queue engine's durability for GET /v1/status; absent or null = the embedded SQLite queue. */
   durability?: () => DurabilityReport | null;
   limits: {
@@ -121,7 +119,7 @@ export function buildApp(deps: AppDeps): App {
     registerV1Routes(api, deps);
     registerDeadLetterRoutes(api, deps);
     registerOpenAiRoutes(api, deps);
-    registerDashboardRoutes(api, deps, deps.recentJobs ?? new RecentJobs());
+    registerDashboardRoutes(api, deps);
     registerStatusHistoryRoutes(api, deps);
   });
   return app;

@@ -1,21 +1,23 @@
 import {
   type BatchCommitter,
-  byCollection,
   type CommitBatch,
   type CommitResult,
-  keepHeld,
-  seqsOf,
+  recordAnswers,
+  retryChanged,
+  settle,
+  writesByCollection,
 } from "../pipeline/batch-committer.js";
 import type { SqliteJobQueue } from "../queue/sqlite/sqlite-job-queue.js";
 import type { SqliteVecStore } from "../vector-store/sqlite-vec/sqlite-vec-store.js";
+import type { ChunkWriteResult } from "../vector-store/vector-store.js";
 import type { SqliteDatabase } from "./sqlite-database.js";
 
 /**
- * Embedded mode: queue and vectors live in one SQLite file, so writing the vectors and
- * acknowledging the queue entries commit in one transaction. A crash leaves either both or
- * neither; a chunk is never stored without being acked, nor acked without being stored. The lease
- * is checked in the same transaction, so a worker that lost its chunks to another (it stalled past
- * its lease) writes nothing for them.
+ * Embedded mode: queue and vectors live in one SQLite file, so checking the lease, writing the
+ * vectors and acknowledging the queue entries commit in one transaction. A crash leaves either both
+ * or neither; a chunk is never stored without being acked, nor acked without being stored. A worker
+ * that lost its chunks to another (it stalled past its lease) writes nothing for them: the check is
+ * free here, though the store's version rule would keep such a write harmless anyway.
  */
 export class SqliteAtomicCommitter implements BatchCommitter {
   constructor(
@@ -24,26 +26,33 @@ export class SqliteAtomicCommitter implements BatchCommitter {
     private readonly queue: SqliteJobQueue,
   ) {}
 
-  async commit(input: CommitBatch): Promise<CommitResult> {
-    return this.db
+  async commit(batch: CommitBatch): Promise<CommitResult> {
+    const result = this.db
       .transaction((): CommitResult => {
-        const held = new Set(this.queue.heldSync(input.leaseId, seqsOf(input)));
-        const { batch, fenced } = keepHeld(input, held);
-        for (const write of byCollection(batch.writes)) {
-          if (write.records.length > 0) this.store.upsertSync(write.collection, write.records);
-          if (write.remnants.chunkIds.length > 0) {
-            this.store.deleteChunkRemnantsSync(
-              write.collection,
-              write.remnants.chunkIds,
-              write.remnants.keepIds,
-            );
-          }
-          if (write.payloadUpdates.length > 0)
-            this.store.updatePayloadsSync(write.collection, write.payloadUpdates);
+        const held = new Set(
+          this.queue.heldSync(
+            batch.leaseId,
+            batch.chunks.map((c) => c.seq),
+          ),
+        );
+        const mine = batch.chunks.filter((c) => held.has(c.seq));
+        const results = new Map<number, ChunkWriteResult>();
+        for (const group of writesByCollection(mine)) {
+          const answers = this.store.writeChunksSync(
+            group.collection,
+            group.chunks.map((c) => c.write),
+          );
+          recordAnswers(results, group.chunks, answers);
         }
-        this.queue.ackSync(batch.leaseId, batch.outcomes);
-        return { fenced };
+        const { acked, changed } = settle(mine, results);
+        this.queue.ackSync(batch.leaseId, acked);
+        const fenced = batch.chunks.filter((c) => !held.has(c.seq)).map((c) => c.seq);
+        return { fenced, acked, changed };
       })
       .immediate();
+    // Outside the transaction (the queue has no synchronous fail): a crash in between only leaves
+    // these chunks to come back at lease expiry, to be planned again then.
+    await retryChanged(this.queue, batch, result.changed);
+    return result;
   }
 }

@@ -13,26 +13,62 @@ export interface CollectionSpec {
   distance: Distance;
 }
 
+/** A chunk's new points: one, or one per window of a split chunk. */
+export interface PointsWrite {
+  kind: "points";
+  /** The client's chunk id: every point of the chunk (all its windows) belongs to this group. */
+  chunkId: string;
+  version: number;
+  /**
+   * All carry `version`. Exactly one has the chunk's own point id (the unsplit point, or window 0):
+   * it carries the chunk's fingerprint.
+   */
+  records: VectorRecord[];
+}
+
+/** The chunk's content is unchanged: its points move to `version` without new vectors. */
+export interface TouchWrite {
+  kind: "touch";
+  chunkId: string;
+  version: number;
+  /** Only points with this content hash move; any other means the chunk changed since it was planned. */
+  contentHash: string;
+  /** New payload of an unsplit chunk's one point; null when only the version moves. */
+  payload: PayloadChange | null;
+}
+
+export interface PayloadChange {
+  payload: Payload;
+  payloadHash: string;
+  documentId: string | null;
+}
+
+export type ChunkWrite = PointsWrite | TouchWrite;
+
 /**
- * Where vectors live. Upserts are idempotent by point id, so repeating one after a crash leaves
- * exactly one point per chunk.
+ * - `written`: the chunk's fingerprint point now holds the write's version.
+ * - `superseded`: it holds a newer version; nothing of this write remains.
+ * - `changed`: its content hash differs from the touch's, or it is gone: plan the chunk again.
+ */
+export type ChunkWriteResult = "written" | "superseded" | "changed";
+
+/**
+ * Where vectors live. Every point carries the version it was written from and a write applies only
+ * over an older one, so a worker that stalled past its lease can never put older content over newer,
+ * and repeating a write after a crash changes nothing.
  */
 export interface VectorStore {
   /** Create the collection if missing; throw `dimension_mismatch` if it exists with another shape. */
   ensureCollection(spec: CollectionSpec): Promise<void>;
-  upsert(collection: string, records: VectorRecord[]): Promise<void>;
-  /** Replace payloads of existing points without touching their vectors. */
-  updatePayloads(
-    collection: string,
-    updates: Array<{ id: string; payload: Payload; payloadHash: string; documentId: string | null }>,
-  ): Promise<void>;
+  /**
+   * Applies each chunk's write over older versions only (window points before the fingerprint
+   * point, so a write that stops half way leaves the old fingerprint and the retry re-embeds), then
+   * deletes every point of the chunk older than its fingerprint point: old windows beyond a new
+   * count, and windows a stale writer inserted. Results in input order.
+   */
+  writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]>;
   /** Fingerprints of the points that exist among `ids` (missing ids are absent from the map). */
   fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>>;
-  /**
-   * Delete the points of these chunks (as chunk or as parent of windows) whose ids are not in
-   * `keepIds`: after re-ingesting a chunk, its old windows must not linger. Returns how many.
-   */
-  deleteChunkRemnants(collection: string, chunkIds: string[], keepIds: string[]): Promise<number>;
   /** Delete every point of a document; returns how many were deleted. */
   deleteByDocument(collection: string, documentId: string): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;

@@ -3,241 +3,265 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
-import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
-import type { NewChunk, VectorRecord } from "../../src/domain/types.js";
+import { pointId } from "../../src/domain/ids.js";
+import type { ModelInfo, NewChunk, Payload } from "../../src/domain/types.js";
 import {
   type BatchCommitter,
-  byCollection,
-  type ChunkWrite,
+  CHANGED_REASON,
   SequentialCommitter,
 } from "../../src/pipeline/batch-committer.js";
+import {
+  type EmbeddedChunk,
+  embeddedChunk,
+  type PlannedChunk,
+  planChunks,
+} from "../../src/pipeline/point-planner.js";
 import type { Lease } from "../../src/queue/job-queue.js";
 import { SqliteJobQueue } from "../../src/queue/sqlite/sqlite-job-queue.js";
 import { SqliteAtomicCommitter } from "../../src/storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
+import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
 import { SqliteVecStore } from "../../src/vector-store/sqlite-vec/sqlite-vec-store.js";
 import type { VectorStore } from "../../src/vector-store/vector-store.js";
-import { MP, TRUNCATE } from "./job-queue.contract.js";
+import { startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
+import { uniqueCollection } from "./vector-store.contract.js";
 
-const C = "docs";
 const LEASE_MS = 1_000;
-
-function chunk(chunkId: string, text: string): NewChunk {
-  return { chunkId, text, documentId: null, payload: { text }, estimatedTokens: 4, overflow: TRUNCATE };
-}
-
-/** The points a chunk becomes: one, or `windows` windows whose first keeps the chunk's own id. */
-function points(chunkId: string, text: string, windows = 1): VectorRecord[] {
-  const payload = { text };
-  const base = {
-    documentId: null,
-    contentHash: sha256(`content:${text}`),
-    payloadHash: sha256(canonicalJson(payload)),
-    vector: Float32Array.from([1, 0, 0]),
-  };
-  if (windows === 1) return [{ ...base, id: pointId(C, chunkId), chunkId, parentChunkId: null, payload }];
-  return Array.from({ length: windows }, (_, i) => ({
-    ...base,
-    id: i === 0 ? pointId(C, chunkId) : windowPointId(C, chunkId, i),
-    chunkId: `${chunkId}#${i}`,
-    parentChunkId: chunkId,
-    payload: { ...payload, window_index: i },
-  }));
-}
-
-function commitOf(lease: Lease, text: string, windows = 1) {
-  const writes: ChunkWrite[] = lease.chunks.map((c) => ({
-    seq: c.seq,
-    collection: C,
-    records: points(c.chunkId, text, windows),
-    replaces: c.chunkId,
-    payloadUpdate: null,
-  }));
-  const outcomes = lease.chunks.map((c) => ({
-    seq: c.seq,
-    state: "stored" as const,
-    tokens: 4,
-    truncatedTokens: 0,
-    windows,
-    ...MP,
-  }));
-  return { leaseId: lease.id, writes, outcomes };
-}
-
-/** Records the store calls a committer makes, in order, and can fail one of them. */
-function recording(store: VectorStore, calls: string[], failOn?: { op: string; once: boolean }): VectorStore {
-  const maybeFail = (op: string) => {
-    calls.push(op);
-    if (failOn && failOn.op === op) {
-      if (failOn.once) failOn.op = "";
-      throw new Error(`injected ${op} failure`);
-    }
-  };
-  return {
-    ensureCollection: (spec) => store.ensureCollection(spec),
-    upsert: async (c, r) => {
-      maybeFail(`upsert ${r.map((x) => x.chunkId).join(",")}`);
-      return store.upsert(c, r);
-    },
-    updatePayloads: async (c, u) => {
-      maybeFail("updatePayloads");
-      return store.updatePayloads(c, u);
-    },
-    fingerprints: (c, ids) => store.fingerprints(c, ids),
-    deleteChunkRemnants: async (c, chunkIds, keep) => {
-      maybeFail(`deleteRemnants ${chunkIds.join(",")}`);
-      return store.deleteChunkRemnants(c, chunkIds, keep);
-    },
-    deleteByDocument: (c, d) => store.deleteByDocument(c, d),
-    search: (c, v, k, f) => store.search(c, v, k, f),
-    count: (c) => store.count(c),
-    close: () => store.close(),
-  };
-}
+const RETRY = { delayMs: 100, maxAttempts: 5 };
+const MODEL: ModelInfo = {
+  id: "test-model",
+  profile: "test-profile",
+  dimension: 3,
+  maxTokens: 16,
+  pooling: "mean",
+  normalize: true,
+  prefixes: { passage: "", query: "" },
+  dtype: "q8",
+};
+/** The fake embedder's vector per text, so a search tells which version a point came from. */
+const VECTORS: Record<string, number[]> = { "version one": [1, 0, 0], "version two": [0, 1, 0] };
 
 interface Rig {
-  queue: SqliteJobQueue;
-  store: SqliteVecStore;
+  store: VectorStore;
   committer: BatchCommitter;
-  clock: { now: () => number; advance(ms: number): void };
+  close(): Promise<void>;
 }
 
-const committers: Array<
-  [string, (db: SqliteDatabase, store: SqliteVecStore, queue: SqliteJobQueue) => BatchCommitter]
-> = [
-  ["SqliteAtomicCommitter", (db, store, queue) => new SqliteAtomicCommitter(db, store, queue)],
-  ["SequentialCommitter", (_db, store, queue) => new SequentialCommitter(store, queue)],
+/** Each committer on each store it runs with in production; the queue is always the real SQLite one. */
+const rigs: Array<[string, (db: SqliteDatabase, queue: SqliteJobQueue) => Promise<Rig>]> = [
+  [
+    "SqliteAtomicCommitter (embedded store)",
+    async (db, queue) => {
+      const store = new SqliteVecStore(db);
+      return { store, committer: new SqliteAtomicCommitter(db, store, queue), close: async () => {} };
+    },
+  ],
+  [
+    "SequentialCommitter (SQLite store)",
+    async (db, queue) => {
+      const store = new SqliteVecStore(db);
+      return { store, committer: new SequentialCommitter(store, queue), close: async () => {} };
+    },
+  ],
+  [
+    "SequentialCommitter (Qdrant contract server)",
+    async (_db, queue) => {
+      const server = await startQdrantContractServer();
+      const store = new QdrantStore({ url: server.url, timeoutMs: 2_000 });
+      return { store, committer: new SequentialCommitter(store, queue), close: () => server.close() };
+    },
+  ],
 ];
 
-for (const [name, make] of committers) {
-  describe(`${name}: a worker whose lease lapsed writes nothing`, () => {
-    let db: SqliteDatabase;
+for (const [name, open] of rigs) {
+  describe(`${name}: the newest version of a chunk wins, whatever the timing`, () => {
     let dir: string;
+    let db: SqliteDatabase;
+    let queue: SqliteJobQueue;
     let rig: Rig;
+    let collection: string;
+    let t: number;
 
     beforeEach(async () => {
       dir = mkdtempSync(join(tmpdir(), "commit-"));
       db = openSqliteDatabase(join(dir, "q.sqlite"));
-      let t = 1_700_000_000_000;
-      const clock = {
-        now: () => t,
-        advance: (ms: number) => {
-          t += ms;
-        },
-      };
-      const queue = new SqliteJobQueue(db, { now: clock.now, maxStalls: 5 });
-      const store = new SqliteVecStore(db);
-      await store.ensureCollection({ name: C, dimension: 3, distance: "Cosine" });
-      rig = { queue, store, clock, committer: make(db, store, queue) };
+      t = 1_700_000_000_000;
+      queue = new SqliteJobQueue(db, { now: () => t, maxStalls: 5 });
+      rig = await open(db, queue);
+      collection = uniqueCollection();
+      await rig.store.ensureCollection({ name: collection, dimension: 3, distance: "Cosine" });
     });
 
-    afterEach(() => {
+    afterEach(async () => {
+      await rig.close();
       db.close();
       rmSync(dir, { recursive: true, force: true });
     });
 
-    const reserve = async () => {
-      const lease = await rig.queue.reserve({ maxChunks: 10, maxTokens: 1_000, leaseMs: LEASE_MS });
-      assert.ok(lease);
-      return lease;
-    };
-    const enqueue = async (text: string) => {
-      const r = await rig.queue.enqueue({ collection: C, chunks: [chunk("x", text)], maxQueueSize: 100 });
+    const enqueue = async (text: string, documentId: string | null = null) => {
+      const chunk: NewChunk = {
+        chunkId: "x",
+        text,
+        documentId,
+        payload: { text },
+        estimatedTokens: 4,
+        overflow: { policy: "split", overlapTokens: 0 },
+      };
+      const r = await queue.enqueue({ collection, chunks: [chunk], maxQueueSize: 100 });
       assert.ok(r.accepted);
       return r.jobId;
     };
-    const storedText = async () => {
-      const [hit] = await rig.store.search(C, Float32Array.from([1, 0, 0]), 10);
-      return hit?.payload.text;
+    const reserve = async () => {
+      const lease = await queue.reserve({ maxChunks: 10, maxTokens: 1_000, leaseMs: LEASE_MS });
+      assert.ok(lease);
+      return lease;
+    };
+    /** What a worker does before committing: plan from the store, then "embed" into `windows` windows. */
+    const work = async (lease: Lease, windows: number): Promise<PlannedChunk[]> => {
+      const ids = lease.chunks.map((c) => pointId(collection, c.chunkId));
+      const plan = planChunks(lease.chunks, MODEL, await rig.store.fingerprints(collection, ids));
+      return [
+        ...plan.ready,
+        ...plan.toEmbed.map((p) => embeddedChunk(p, embed(p.chunk.text, windows), MODEL).planned),
+      ];
+    };
+    const commit = (lease: Lease, chunks: PlannedChunk[]) =>
+      rig.committer.commit({ leaseId: lease.id, chunks, retryChanged: RETRY });
+    /** Every stored point: its chunk id and payload, in chunk id order. */
+    const stored = async (): Promise<Array<[string, Payload]>> => {
+      const hits = await rig.store.search(collection, Float32Array.from([0, 1, 0]), 100);
+      return hits
+        .map((h): [string, Payload] => [h.chunkId, h.payload])
+        .sort(([a], [b]) => a.localeCompare(b));
+    };
+    const counts = async (jobId: string) => {
+      const job = await queue.getJob(jobId);
+      assert.ok(job);
+      return { stored: job.counts.stored, superseded: job.counts.superseded, running: job.counts.running };
     };
 
-    it("an older version finishing late does not overwrite the newer one another worker stored", async () => {
-      await enqueue("version one");
-      const stalled = await reserve(); // worker A takes v1, then stalls past its lease
-      rig.clock.advance(LEASE_MS + 1);
-      const taken = await reserve(); // worker B takes v1 back and stores it
-      assert.deepEqual(await rig.committer.commit(commitOf(taken, "version one")), { fenced: [] });
+    it("a stalled worker's 5 windows of v1, committed after v2's 2 windows, leave v2 alone", async () => {
+      const first = await enqueue("version one");
+      const a = await reserve(); // worker A takes v1 ...
+      const late = await work(a, 5); // ... and embeds it, then stalls
       const second = await enqueue("version two");
-      const newer = await reserve();
-      await rig.committer.commit(commitOf(newer, "version two"));
-      assert.equal(await storedText(), "version two");
+      const b = await reserve(); // v1 is still A's: worker B gets v2 only
+      assert.deepEqual(
+        b.chunks.map((c) => c.text),
+        ["version two"],
+      );
+      assert.deepEqual(
+        (await commit(b, await work(b, 2))).acked.map((o) => o.state),
+        ["stored"],
+      );
+      t += LEASE_MS + 1; // A's lease lapses, nobody takes v1 back; now A commits
 
-      const late = await rig.committer.commit(commitOf(stalled, "version one", 3));
-      assert.deepEqual(late.fenced, [stalled.chunks[0]?.seq]);
-      assert.equal(await storedText(), "version two", "the late worker wrote nothing");
-      assert.equal(await rig.store.count(C), 1, "nor added its windows");
-      assert.equal((await rig.queue.getJob(second))?.counts.stored, 1);
+      const result = await commit(a, late);
+      assert.deepEqual(
+        result.acked.map((o) => o.state),
+        ["superseded"],
+        "the store refused v1",
+      );
+      assert.deepEqual(await stored(), [
+        [
+          "x#0",
+          {
+            text: "version two",
+            parent_chunk_id: "x",
+            window_index: 0,
+            window_count: 2,
+            window_text: "version two [0]",
+          },
+        ],
+        [
+          "x#1",
+          {
+            text: "version two",
+            parent_chunk_id: "x",
+            window_index: 1,
+            window_count: 2,
+            window_text: "version two [1]",
+          },
+        ],
+      ]);
+      const [top] = await rig.store.search(collection, Float32Array.from([0, 1, 0]), 1);
+      assert.ok(top && Math.abs(top.score - 1) < 1e-5, "v2's vector");
+      assert.deepEqual(await counts(second), { stored: 1, superseded: 0, running: 0 });
+      assert.deepEqual(await counts(first), { stored: 0, superseded: 1, running: 0 });
     });
 
-    it("a lease that lapsed but was not taken by anyone still commits", async () => {
-      await enqueue("only version");
-      const lease = await reserve();
-      rig.clock.advance(LEASE_MS + 1);
-      assert.deepEqual(await rig.committer.commit(commitOf(lease, "only version")), { fenced: [] });
-      assert.equal(await storedText(), "only version");
+    it("a worker whose v1 was taken back with v2 by another commits late: v2 stays, v1 counts once as superseded", async () => {
+      const first = await enqueue("version one");
+      const a = await reserve();
+      const late = await work(a, 5);
+      t += LEASE_MS + 1; // A stalls past its lease
+      const second = await enqueue("version two");
+      const b = await reserve(); // B takes v1 back, and v2
+      assert.deepEqual(
+        b.chunks.map((c) => c.text),
+        ["version one", "version two"],
+      );
+      const bResult = await commit(b, await work(b, 2));
+      assert.deepEqual(
+        bResult.acked.map((o) => o.state),
+        ["superseded", "stored"],
+        "v1 never embedded by B",
+      );
+
+      const result = await commit(a, late);
+      // The atomic committer sees the lease is gone and writes nothing; the sequential one writes,
+      // the store refuses, and the queue ignores the ack of a chunk B holds the receipt of.
+      assert.ok(
+        result.fenced.length === 1 || result.acked.every((o) => o.state === "superseded"),
+        JSON.stringify(result),
+      );
+      assert.equal((await stored()).length, 2);
+      assert.ok((await stored()).every(([, payload]) => payload.text === "version two"));
+      assert.deepEqual(await counts(second), { stored: 1, superseded: 0, running: 0 });
+      assert.deepEqual(await counts(first), { stored: 0, superseded: 1, running: 0 });
+    });
+
+    it("a touch that finds the chunk gone sends it back with a short retry; the retry stores it", async () => {
+      await enqueue("version one", "doc");
+      const first = await reserve();
+      await commit(first, await work(first, 1));
+      const again = await enqueue("version one", "doc");
+      const b = await reserve();
+      const planned = await work(b, 1);
+      assert.equal(planned[0]?.write?.kind, "touch", "same content: planned without embedding");
+      assert.equal(await rig.store.deleteByDocument(collection, "doc"), 1); // an operator deletes it meanwhile
+
+      const result = await commit(b, planned);
+      assert.deepEqual(result.changed, [b.chunks[0]?.seq]);
+      assert.deepEqual(result.acked, []);
+      const [receipt] = (await queue.listChunks(again, { limit: 10 })).items;
+      assert.equal(receipt?.state, "failed");
+      assert.equal(receipt?.lastError, CHANGED_REASON);
+
+      t += RETRY.delayMs;
+      const retry = await reserve();
+      assert.equal(retry.chunks[0]?.seq, b.chunks[0]?.seq);
+      assert.deepEqual(
+        (await commit(retry, await work(retry, 1))).acked.map((o) => o.state),
+        ["stored"],
+      );
+      assert.deepEqual(
+        (await stored()).map(([chunkId]) => chunkId),
+        ["x"],
+      );
     });
   });
 }
 
-describe("SequentialCommitter: the order of writes survives a failure half way", () => {
-  let db: SqliteDatabase;
-  let dir: string;
-  let queue: SqliteJobQueue;
-  let store: SqliteVecStore;
-
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), "commit-"));
-    db = openSqliteDatabase(join(dir, "q.sqlite"));
-    queue = new SqliteJobQueue(db, { maxStalls: 5 });
-    store = new SqliteVecStore(db);
-    await store.ensureCollection({ name: C, dimension: 3, distance: "Cosine" });
-  });
-
-  afterEach(() => {
-    db.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  it("deletes old windows, then writes windows, then the fingerprint point, then acks", async () => {
-    const r = await queue.enqueue({ collection: C, chunks: [chunk("p", "new")], maxQueueSize: 10 });
-    assert.ok(r.accepted);
-    const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: 60_000 });
-    assert.ok(lease);
-    const calls: string[] = [];
-    await new SequentialCommitter(recording(store, calls), queue).commit(commitOf(lease, "new", 3));
-    assert.deepEqual(calls, ["deleteRemnants p", "upsert p#1,p#2,p#0"]);
-  });
-
-  it("a failed window delete leaves the old fingerprint, so the retry rewrites the chunk", async () => {
-    // Old version: 4 windows. New version: 2 windows; the delete of the old windows fails once.
-    await store.upsert(C, points("p", "old", 4));
-    const r = await queue.enqueue({ collection: C, chunks: [chunk("p", "new")], maxQueueSize: 10 });
-    assert.ok(r.accepted);
-    const lease = await queue.reserve({ maxChunks: 1, maxTokens: 100, leaseMs: 60_000 });
-    assert.ok(lease);
-    const calls: string[] = [];
-    const flaky = new SequentialCommitter(
-      recording(store, calls, { op: "deleteRemnants p", once: true }),
-      queue,
-    );
-    await assert.rejects(flaky.commit(commitOf(lease, "new", 2)), /injected deleteRemnants/);
-    const fingerprint = (await store.fingerprints(C, [pointId(C, "p")])).get(pointId(C, "p"));
-    assert.equal(fingerprint?.contentHash, sha256("content:old"), "the chunk still reads as changed");
-
-    await flaky.commit(commitOf(lease, "new", 2));
-    assert.equal(await store.count(C), 2, "old windows 2 and 3 are gone");
-    assert.equal((await queue.getJob(r.jobId))?.counts.stored, 1);
-  });
-
-  it("byCollection puts every chunk's fingerprint point after its windows", () => {
-    const groups = byCollection([
-      { seq: 1, collection: C, records: points("a", "t", 3), replaces: "a", payloadUpdate: null },
-      { seq: 2, collection: C, records: points("b", "t"), replaces: "b", payloadUpdate: null },
-    ]);
-    assert.deepEqual(
-      groups.map((g) => g.records.map((r) => r.chunkId)),
-      [["a#1", "a#2", "a#0", "b"]],
-    );
-    assert.deepEqual(groups[0]?.remnants.chunkIds, ["a", "b"]);
-  });
-});
+function embed(text: string, windows: number): EmbeddedChunk {
+  const vector = Float32Array.from(VECTORS[text] ?? [0, 0, 1]);
+  return {
+    vector,
+    tokens: 4,
+    truncatedTokens: 0,
+    windows:
+      windows === 1
+        ? null
+        : Array.from({ length: windows }, (_, i) => ({ text: `${text} [${i}]`, vector, tokens: 2 })),
+  };
+}

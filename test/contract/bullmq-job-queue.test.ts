@@ -337,7 +337,7 @@ describe("BullmqJobQueue across processes", () => {
 describe("BullmqJobQueue memory", () => {
   it("after the chunks are stored and retention passed, Redis holds no data of them", async () => {
     const prefix = freshPrefix();
-    const queue = bullmq({ prefix, jobRetentionMs: 500 });
+    const queue = bullmq({ prefix, jobRetentionMs: 3000 });
     const redis = new Redis(redisUrl());
     const keysOf = async () => {
       const found: string[] = [];
@@ -387,8 +387,8 @@ describe("BullmqJobQueue memory", () => {
         0,
         "no BullMQ job is left once stored",
       );
-      assert.ok((await queue.getJob(jobIds[0]!))?.counts.stored === 50, "receipts stay until retention");
-      await sleep(700);
+      assert.equal((await queue.getJob(jobIds[3]!))?.counts.stored, 50, "receipts stay until retention");
+      await sleep(3500);
       await queue.maintain();
       const after = await keysOf();
       assert.deepEqual(
@@ -422,7 +422,7 @@ describe("SharedThroughput (deployment-wide drain rate in one Redis hash)", () =
     try {
       // A worker that died long ago, as its last publication left it.
       await raw.hset(
-        `${prefix}throughput`,
+        `{${prefix}}:throughput`,
         "gone:1",
         JSON.stringify({ chunksPerSecond: 99, tokensPerSecond: 9, at: 1 }),
       );
@@ -431,13 +431,14 @@ describe("SharedThroughput (deployment-wide drain rate in one Redis hash)", () =
         timeoutMs: 10_000,
       });
       assert.equal(api.rates().tokensPerSecond, 150);
-      assert.equal(await raw.hexists(`${prefix}throughput`, "gone:1"), 0, "the stale field was removed");
+      assert.equal(await raw.hexists(`{${prefix}}:throughput`, "gone:1"), 0, "the stale field was removed");
       await a.close();
       await waitFor(async () => (api.rates().chunksPerSecond === 5 ? true : undefined), {
         what: "a departed worker drops out",
         timeoutMs: 10_000,
       });
     } finally {
+      await a.close();
       await b.close();
       await api.close();
       raw.disconnect();

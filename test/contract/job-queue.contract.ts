@@ -368,21 +368,6 @@ export function jobQueueContract(
       await expectStats({ pending: 2, running: 2, dead: 0, pendingTokens: 20 });
     });
 
-    it("held lists what a lease still holds: all of it, until another worker takes it back", async () => {
-      await enqueue([chunk("a"), chunk("b")]);
-      const first = await reserve(10, SHORT_MS);
-      assert.ok(first);
-      const all = first.chunks.map((c) => c.seq);
-      assert.deepEqual((await queue.held(first.id, [...all, 999_999])).sort(), [...all].sort());
-      await advance(SHORT_MS + 1);
-      const second = await reserve();
-      assert.ok(second);
-      assert.deepEqual(await queue.held(first.id, all), [], "taken back by another worker");
-      assert.deepEqual((await queue.held(second.id, all)).sort(), [...all].sort());
-      await queue.ack(second.id, [{ seq: all[0]!, state: "unchanged", ...MP }]);
-      assert.deepEqual(await queue.held(second.id, all), [all[1]], "an acked chunk is no longer held");
-    });
-
     it("renew keeps a lease alive and reports a lost one", async () => {
       await enqueue([chunk("a")]);
       const lease = await reserve(10, SHORT_MS);
@@ -1202,6 +1187,100 @@ export function jobQueueContract(
         await stalling.queue.close();
         await stalling.cleanup();
       }
+    });
+
+    it("lists jobs with work left first, newest first, then finished ones; filters and pages", async () => {
+      const done1 = await enqueue([chunk("d1")], "a");
+      await advance(5);
+      const done2 = await enqueue([chunk("d2")], "b");
+      const lease = await reserve(2);
+      assert.ok(lease);
+      await queue.ack(
+        lease.id,
+        lease.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+      );
+      await advance(5);
+      const queuedA = await enqueue([chunk("q1")], "a");
+      await advance(5);
+      const running = await enqueue([chunk("r1"), chunk("r2")], "b");
+      const partial = await reserve(1);
+      assert.deepEqual(ids(partial), ["q1"], "the oldest waiting chunk runs first");
+      await advance(5);
+      const queuedB = await enqueue([chunk("q2")], "b");
+
+      const all = await queue.listJobs({ limit: 10 });
+      assert.deepEqual(
+        all.items.map((j) => [j.id, j.state]),
+        [
+          [queuedB, "queued"],
+          [running, "queued"],
+          [queuedA, "running"],
+          [done2, "done"],
+          [done1, "done"],
+        ],
+      );
+      assert.equal(all.nextCursor, null);
+      assert.deepEqual(all.items[2]?.counts.running, 1);
+
+      const onlyDone = await queue.listJobs({ state: "done", limit: 10 });
+      assert.deepEqual(
+        onlyDone.items.map((j) => j.id),
+        [done2, done1],
+      );
+      const onlyRunning = await queue.listJobs({ state: "running", limit: 10 });
+      assert.deepEqual(
+        onlyRunning.items.map((j) => j.id),
+        [queuedA],
+      );
+      const ofB = await queue.listJobs({ collection: "b", limit: 10 });
+      assert.deepEqual(
+        ofB.items.map((j) => j.id),
+        [queuedB, running, done2],
+      );
+
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 10; page++) {
+        const result = await queue.listJobs({ limit: 2, ...(cursor ? { cursor } : {}) });
+        seen.push(...result.items.map((j) => j.id));
+        if (!result.nextCursor) break;
+        cursor = result.nextCursor;
+      }
+      assert.deepEqual(
+        seen,
+        all.items.map((j) => j.id),
+        "pages of 2 list every job once, in order",
+      );
+    });
+
+    it("cancels a job's chunks that have not started; running ones finish", async () => {
+      const jobId = await enqueue([chunk("a", 5), chunk("b", 6), chunk("c", 7), chunk("d", 8)]);
+      const other = await enqueue([chunk("x")]);
+      const lease = await reserve(2);
+      assert.deepEqual(ids(lease), ["a", "b"]);
+      const [b] = seqs(lease!, "b");
+      await queue.fail(lease!.id, { seqs: [b!], error: "flaky", retryDelayMs: SHORT_MS, maxAttempts: 5 });
+
+      assert.equal(await queue.cancelJob(jobId), 3, "b waiting for its retry, c and d");
+      assert.equal(await queue.cancelJob("00000000-0000-4000-8000-000000000000"), null);
+      assert.deepEqual(await receiptStates(jobId), [
+        ["a", "running"],
+        ["b", "cancelled"],
+        ["c", "cancelled"],
+        ["d", "cancelled"],
+      ]);
+      await expectStats({ pending: 2, running: 1, dead: 0, pendingTokens: 15 });
+      await advance(SHORT_MS);
+      assert.deepEqual(ids(await reserve()), ["x"], "cancelled chunks never run; other jobs do");
+      const [a] = seqs(lease!, "a");
+      await queue.ack(lease!.id, [
+        { seq: a!, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      const job = await queue.getJob(jobId);
+      assert.equal(job?.state, "done");
+      assert.deepEqual([job?.counts.stored, job?.counts.cancelled], [1, 3]);
+      assert.equal(await queue.cancelJob(jobId), 0, "nothing left to cancel");
+      assert.ok(await queue.getJob(other));
     });
 
     it("retention: finished jobs and their receipts go after jobRetention, dead letters after theirs", async () => {

@@ -1,5 +1,6 @@
 import { describe, it } from "node:test";
 import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
+import { putUnversionedPoints } from "../helpers/qdrant-unversioned.js";
 import { vectorStoreContract } from "./vector-store.contract.js";
 
 /**
@@ -17,11 +18,12 @@ if (url === undefined || url === "") {
   });
 } else {
   vectorStoreContract(`QdrantStore (live, ${url})`, async () => {
-    const store = new QdrantStore({
-      url,
-      ...(process.env.QDRANT_API_KEY ? { apiKey: process.env.QDRANT_API_KEY } : {}),
-      timeoutMs: 30_000,
-    });
-    return { store, cleanup: () => store.close() };
+    const apiKey = process.env.QDRANT_API_KEY || undefined;
+    const store = new QdrantStore({ url, ...(apiKey === undefined ? {} : { apiKey }), timeoutMs: 30_000 });
+    return {
+      store,
+      seedUnversioned: (collection, records) => putUnversionedPoints(url, apiKey, collection, records),
+      cleanup: () => store.close(),
+    };
   });
 }

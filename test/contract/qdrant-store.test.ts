@@ -1,12 +1,22 @@
 import assert from "node:assert/strict";
-import { after, before, describe, it } from "node:test";
+import { after, before, beforeEach, describe, it } from "node:test";
 import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import { pointId } from "../../src/domain/ids.js";
 import { classifyQdrantError, parseRetryAfter } from "../../src/vector-store/qdrant/qdrant-errors.js";
 import { toQdrantFilter } from "../../src/vector-store/qdrant/qdrant-filter.js";
 import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
+import type { ChunkWrite } from "../../src/vector-store/vector-store.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
-import { hasCode, makeRecord, uniqueCollection, vectorStoreContract } from "./vector-store.contract.js";
+import { putUnversionedPoints } from "../helpers/qdrant-unversioned.js";
+import {
+  asChunks,
+  hasCode,
+  makeRecord,
+  pointsWrite,
+  seed,
+  uniqueCollection,
+  vectorStoreContract,
+} from "./vector-store.contract.js";
 
 const TIMEOUT_MS = 2_000;
 
@@ -23,7 +33,12 @@ describe("QdrantStore against the OpenAPI-validating contract server", () => {
 
   vectorStoreContract("QdrantStore (contract server)", async () => {
     const store = new QdrantStore({ url: server.url, timeoutMs: TIMEOUT_MS });
-    return { store, cleanup: () => store.close() };
+    return {
+      store,
+      seedUnversioned: (collection, records) =>
+        putUnversionedPoints(server.url, undefined, collection, records),
+      cleanup: () => store.close(),
+    };
   });
 
   it("sent only requests that validate against Qdrant's OpenAPI spec, for every operation used", () => {
@@ -140,11 +155,174 @@ describe("the contract server's validator rejects non-conforming requests", () =
     });
   });
 
+  it("rejects malformed versioned-write requests: update_filter, is_empty, set_payload key, index type", async () => {
+    const c = uniqueCollection();
+    await raw("PUT", `/collections/${c}`, { vectors: { size: 2, distance: "Cosine" } });
+    const point = { id: 1, vector: [1, 0] };
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_filter: { must: [], unknown: [] },
+    });
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_filter: { should: [{ is_empty: "_rag.version" }] },
+    });
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_filter: { should: [{ key: "_rag.version", range: { lt: [3] } }] },
+    });
+    await expectRejected("PUT", `/collections/${c}/points?wait=true`, {
+      points: [point],
+      update_mode: "sometimes",
+    });
+    await expectRejected("POST", `/collections/${c}/points/batch?wait=true`, {
+      operations: [{ set_payload: { payload: { version: 1 }, key: 5, filter: { must: [] } } }],
+    });
+    await expectRejected("PUT", `/collections/${c}/index?wait=true`, {
+      field_name: "_rag.version",
+      field_schema: "int",
+    });
+    assert.equal(server.collection(c)?.points.size, 0);
+    assert.deepEqual(server.collection(c)?.payloadSchema, {});
+  });
+
   it("rejects a bad query parameter and a missing required body field", async () => {
     const c = uniqueCollection();
     await expectRejected("PUT", `/collections/${c}/points?wait=maybe`, { points: [] });
     await expectRejected("PUT", `/collections/${c}/points`, { vectors: [[1, 0]] });
     await expectRejected("POST", `/collections/${c}/points/query`, { query: [1, 0], limit: -1 });
+  });
+});
+
+describe("the contract server's in-memory Qdrant follows the spec's semantics", () => {
+  let server: QdrantContractServer;
+  let c: string;
+
+  before(async () => {
+    server = await startQdrantContractServer();
+  });
+
+  after(async () => {
+    await server.close();
+  });
+
+  async function call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const res = await fetch(`${server.url}/collections/${c}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json = (await res.json()) as { result?: unknown; status: unknown };
+    assert.equal(res.status, 200, JSON.stringify(json));
+    return json.result;
+  }
+
+  const payloadOf = (id: number) => server.collection(c)?.points.get(`n:${id}`)?.payload;
+  const count = async (filter: unknown) =>
+    ((await call("POST", "/points/count", { filter, exact: true })) as { count: number }).count;
+
+  beforeEach(async () => {
+    c = uniqueCollection();
+    await call("PUT", "", { vectors: { size: 2, distance: "Cosine" } });
+  });
+
+  it("upsert with update_filter updates only matching points and inserts new ones regardless", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { v: 1 } },
+        { id: 2, vector: [1, 0], payload: { v: 5 } },
+      ],
+    });
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [0, 1], payload: { v: 3 } },
+        { id: 2, vector: [0, 1], payload: { v: 3 } },
+        { id: 3, vector: [0, 1], payload: { v: 3 } },
+      ],
+      update_filter: { must: [{ key: "v", range: { lt: 3 } }] },
+    });
+    assert.deepEqual([payloadOf(1), payloadOf(2), payloadOf(3)], [{ v: 3 }, { v: 5 }, { v: 3 }]);
+  });
+
+  it("update_filter is judged against the state before the request, even for a repeated id", async () => {
+    await call("PUT", "/points?wait=true", { points: [{ id: 1, vector: [1, 0], payload: { v: 1 } }] });
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { v: 9 } },
+        { id: 1, vector: [1, 0], payload: { v: 2 } },
+      ],
+      update_filter: { must: [{ key: "v", range: { lt: 5 } }] },
+    });
+    assert.deepEqual(payloadOf(1), { v: 2 }, "both passed the filter; the last one wins");
+  });
+
+  it("is_empty matches a missing, null or empty-array field, not a value", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: {} },
+        { id: 2, vector: [1, 0], payload: { r: { version: null } } },
+        { id: 3, vector: [1, 0], payload: { r: { version: [] } } },
+        { id: 4, vector: [1, 0], payload: { r: { version: 0 } } },
+      ],
+    });
+    assert.equal(await count({ must: [{ is_empty: { key: "r.version" } }] }), 3);
+    assert.equal(await count({ must_not: [{ is_empty: { key: "r.version" } }] }), 1);
+  });
+
+  it("nested should/must filters combine has_id, range and is_empty", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { v: 4 } },
+        { id: 2, vector: [1, 0], payload: { v: 4 } },
+        { id: 3, vector: [1, 0], payload: {} },
+      ],
+    });
+    const older = (v: number) => ({ should: [{ key: "v", range: { lt: v } }, { is_empty: { key: "v" } }] });
+    const filter = {
+      should: [{ must: [{ has_id: [1] }, older(4)] }, { must: [{ has_id: [2, 3] }, older(5)] }],
+    };
+    assert.equal(await count(filter), 2, "point 1 is not older than 4; 2 is older than 5; 3 has no v");
+  });
+
+  it("set_payload with a key merges into that nested object, creating it; null removes a field", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { x: 1, _rag: { a: 1, b: 2 } } },
+        { id: 2, vector: [1, 0], payload: { x: 2 } },
+        { id: 3, vector: [1, 0], payload: { x: 3, _rag: "not an object" } },
+      ],
+    });
+    await call("POST", "/points/batch?wait=true", {
+      operations: [
+        {
+          set_payload: { payload: { b: 3, a: null }, key: "_rag", filter: { must: [{ has_id: [1, 2, 3] }] } },
+        },
+      ],
+    });
+    assert.deepEqual(payloadOf(1), { x: 1, _rag: { b: 3 } });
+    assert.deepEqual(payloadOf(2), { x: 2, _rag: { b: 3 } });
+    assert.deepEqual(payloadOf(3), { x: 3, _rag: { b: 3 } });
+  });
+
+  it("overwrite_payload replaces the whole payload of the points its filter selects", async () => {
+    await call("PUT", "/points?wait=true", {
+      points: [
+        { id: 1, vector: [1, 0], payload: { x: 1, keep: false } },
+        { id: 2, vector: [1, 0], payload: { x: 2 } },
+      ],
+    });
+    await call("POST", "/points/batch?wait=true", {
+      operations: [
+        { overwrite_payload: { payload: { y: 1 }, filter: { must: [{ key: "x", match: { value: 1 } }] } } },
+      ],
+    });
+    assert.deepEqual([payloadOf(1), payloadOf(2)], [{ y: 1 }, { x: 2 }]);
+  });
+
+  it("records an integer payload index with its type", async () => {
+    await call("PUT", "/index?wait=true", { field_name: "_rag.version", field_schema: "integer" });
+    const info = (await call("GET", "")) as { payload_schema: Record<string, { data_type: string }> };
+    assert.equal(info.payload_schema["_rag.version"]?.data_type, "integer");
   });
 });
 
@@ -180,7 +358,7 @@ describe("QdrantStore error classification", () => {
       headers: { "retry-after": "3" },
       body: { status: { error: "Too many requests" } },
     });
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     assert.ok(error instanceof ProcessingError, String(error));
     assert.equal(error.retryable, true);
     assert.equal(error.retryAfterMs, 3000);
@@ -205,7 +383,7 @@ describe("QdrantStore error classification", () => {
   it("a hung request times out after about timeoutMs → retryable", async () => {
     server.inject({ hang: true });
     const started = Date.now();
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     const elapsed = Date.now() - started;
     assert.ok(error instanceof ProcessingError, String(error));
     assert.equal(error.retryable, true);
@@ -217,7 +395,7 @@ describe("QdrantStore error classification", () => {
     const gone = await startQdrantContractServer();
     await gone.close();
     const lost = new QdrantStore({ url: gone.url, timeoutMs: 500 });
-    const error = await failure(lost.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(lost.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     assert.ok(error instanceof ProcessingError && error.retryable, String(error));
     assert.match(error.message, /unreachable/);
   });
@@ -227,7 +405,7 @@ describe("QdrantStore error classification", () => {
       status: 400,
       body: { status: { error: "Wrong input: Payload field too deep" }, time: 0 },
     });
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     assert.ok(error instanceof ProcessingError, String(error));
     assert.equal(error.retryable, false);
     assert.match(error.message, /HTTP 400: Wrong input: Payload field too deep/);
@@ -238,7 +416,7 @@ describe("QdrantStore error classification", () => {
       status: 400,
       body: { status: { error: "Wrong input: Vector dimension error: expected dim: 2, got 3" }, time: 0 },
     });
-    const error = await failure(store.upsert(c, [makeRecord(c, "a", [1, 0])]));
+    const error = await failure(store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0])])));
     hasCode("dimension_mismatch")(error);
     assert.match((error as Error).message, /expected dim: 2, got 3/);
   });
@@ -255,7 +433,7 @@ describe("QdrantStore error classification", () => {
   });
 
   it("ensureCollection on an existing collection of another size → dimension_mismatch, collection untouched", async () => {
-    await store.upsert(c, [makeRecord(c, "keep", [1, 0])]);
+    await seed(store, c, [makeRecord(c, "keep", [1, 0])]);
     const other = new QdrantStore({ url: server.url, timeoutMs: 500 });
     const mark = server.requests.length;
     await assert.rejects(
@@ -270,9 +448,27 @@ describe("QdrantStore error classification", () => {
       },
     );
     const sent = server.requests.slice(mark).map((r) => r.operationId);
-    assert.deepEqual(sent, ["get_collection"], "only read: never created, recreated or deleted");
+    assert.deepEqual(sent, ["root", "get_collection"], "only read: never created, recreated or deleted");
     assert.equal(server.collection(c)?.size, 2);
     assert.equal(server.collection(c)?.points.size, 1);
+  });
+
+  it("a Qdrant too old to honour update_filter is refused before anything is created", async () => {
+    const old = await startQdrantContractServer({ version: "1.15.3" });
+    try {
+      const refused = new QdrantStore({ url: old.url, timeoutMs: 500 });
+      const name = uniqueCollection();
+      const error = await failure(refused.ensureCollection({ name, dimension: 2, distance: "Cosine" }));
+      assert.ok(error instanceof ProcessingError && !error.retryable, String(error));
+      assert.match(error.message, /Qdrant 1\.15\.3 is too old: versioned writes need update_filter/);
+      assert.equal(old.collection(name), undefined);
+      assert.deepEqual(
+        old.requests.map((r) => r.operationId),
+        ["root"],
+      );
+    } finally {
+      await old.close();
+    }
   });
 
   it("two stores creating the same collection at once both succeed (409 race)", async () => {
@@ -284,12 +480,14 @@ describe("QdrantStore error classification", () => {
       b.ensureCollection({ name, dimension: 4, distance: "Dot" }),
     ]);
     assert.equal(server.collection(name)?.distance, "Dot");
-    assert.deepEqual(Object.keys(server.collection(name)?.payloadSchema ?? {}).sort(), [
-      "_rag.chunk_id",
-      "_rag.document_id",
-      "_rag.group_id",
-      "parent_chunk_id",
-    ]);
+    assert.deepEqual(server.collection(name)?.payloadSchema, {
+      "_rag.chunk_id": { data_type: "keyword", points: 0 },
+      "_rag.content_hash": { data_type: "keyword", points: 0 },
+      "_rag.document_id": { data_type: "keyword", points: 0 },
+      "_rag.group_id": { data_type: "keyword", points: 0 },
+      "_rag.version": { data_type: "integer", points: 0 },
+      parent_chunk_id: { data_type: "keyword", points: 0 },
+    });
   });
 });
 
@@ -307,6 +505,93 @@ describe("QdrantStore specifics", () => {
     await server.close();
   });
 
+  it("a write that fails before its fingerprint point leaves the old fingerprint; the retry completes it", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    const old = pointsWrite(
+      c,
+      "p",
+      [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+        [1, 2],
+      ],
+      { contentHash: "old", version: 1 },
+    );
+    await store.writeChunks(c, [old]);
+    const fingerprint = pointId(c, "p");
+    server.inject({
+      status: 500,
+      when: (r) =>
+        r.operationId === "upsert_points" &&
+        (r.body as { points: Array<{ id: string }> }).points.some((p) => p.id === fingerprint),
+    });
+    const newer = pointsWrite(
+      c,
+      "p",
+      [
+        [0, 1],
+        [1, 0],
+      ],
+      { contentHash: "new", version: 2 },
+    );
+    await assert.rejects(store.writeChunks(c, [newer]), /HTTP 500/);
+    assert.deepEqual(
+      (await store.fingerprints(c, [fingerprint])).get(fingerprint),
+      { contentHash: "old", payloadHash: old.records[0]?.payloadHash, version: 1 },
+      "the chunk still reads as the old content, so the retry re-embeds it",
+    );
+    assert.deepEqual(await store.writeChunks(c, [newer]), ["written"]);
+    assert.equal(await store.count(c), 2, "the old windows 2 and 3 are gone");
+  });
+
+  it("a batch of chunks takes a few requests per step, however many chunks it holds", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    const writes = (version: number) =>
+      Array.from({ length: 200 }, (_, i) =>
+        i % 2 === 0
+          ? pointsWrite(c, `s${i}`, [[1, i]], { version })
+          : pointsWrite(
+              c,
+              `w${i}`,
+              [
+                [1, i],
+                [i, 1],
+                [1, 1],
+              ],
+              { version },
+            ),
+      );
+    const operations = async (run: () => Promise<unknown>) => {
+      const mark = server.requests.length;
+      await run();
+      return server.requests.slice(mark).map((r) => r.operationId);
+    };
+    assert.deepEqual(await operations(() => store.writeChunks(c, writes(1))), [
+      "upsert_points", // 200 window points
+      "upsert_points", // 200 fingerprint points
+      "get_points",
+      "delete_points",
+    ]);
+    const touches = writes(1).map(
+      (w): ChunkWrite => ({
+        kind: "touch",
+        chunkId: w.chunkId,
+        version: 2,
+        contentHash: w.records[0]!.contentHash,
+        payload: null,
+      }),
+    );
+    assert.deepEqual(await operations(() => store.writeChunks(c, touches)), [
+      "batch_update",
+      "get_points",
+      "delete_points",
+    ]);
+    assert.equal(await store.count(c), 400);
+  });
+
   it("splits upserts by UTF-8 bytes, so long Korean payloads stay under the request limit", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
@@ -316,7 +601,7 @@ describe("QdrantStore specifics", () => {
       makeRecord(c, id, [1, 0], { payload: { contents: leaflet } }),
     );
     const before = server.requests.length;
-    await store.upsert(c, records);
+    await seed(store, c, records);
     const upserts = server.requests.slice(before).filter((r) => r.operationId === "upsert_points");
     assert.ok(upserts.length >= 2, `${upserts.length} request(s)`);
     for (const request of upserts)
@@ -327,17 +612,29 @@ describe("QdrantStore specifics", () => {
   it("stores the user's payload as is plus _rag, readable by any Qdrant client", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
-    const r = makeRecord(c, "p#1", [1, 0], { parentChunkId: "p", documentId: "D", payload: { a: 1 } });
-    await store.upsert(c, [r]);
+    const write = pointsWrite(
+      c,
+      "p",
+      [
+        [0, 1],
+        [1, 0],
+      ],
+      { documentId: "D", payload: { a: 1 }, version: 3 },
+    );
+    assert.deepEqual(await store.writeChunks(c, [write]), ["written"]);
+    const r = write.records[1];
+    assert.ok(r);
     const stored = server.collection(c)?.points.get(`u:${r.id}`);
     assert.deepEqual(stored?.payload, {
       a: 1,
+      window_index: 1,
       _rag: {
         chunk_id: "p#1",
         group_id: "p",
         document_id: "D",
         content_hash: r.contentHash,
         payload_hash: r.payloadHash,
+        version: 3,
       },
     });
   });
@@ -346,7 +643,7 @@ describe("QdrantStore specifics", () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
     await assert.rejects(
-      store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { _rag: 1 } })]),
+      store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0], { payload: { _rag: 1 } })])),
       hasCode("invalid_request"),
     );
     for (const key of ["_rag", "_rag.document_id", "lang') OR 1", "a..b"]) {
@@ -361,7 +658,8 @@ describe("QdrantStore specifics", () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Euclid" });
     const mark = server.requests.length;
-    await store.upsert(
+    await seed(
+      store,
       c,
       Array.from({ length: 600 }, (_, i) => makeRecord(c, `k${i}`, [i, 1])),
     );

@@ -6,7 +6,14 @@ import { afterEach, beforeEach, describe, it } from "node:test";
 import { pointId } from "../../src/domain/ids.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
 import { SqliteVecStore } from "../../src/vector-store/sqlite-vec/sqlite-vec-store.js";
-import { hasCode, makeRecord, uniqueCollection, vectorStoreContract } from "./vector-store.contract.js";
+import {
+  asChunks,
+  hasCode,
+  makeRecord,
+  seed,
+  uniqueCollection,
+  vectorStoreContract,
+} from "./vector-store.contract.js";
 
 function openTemp(): { db: SqliteDatabase; file: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), "vs-"));
@@ -19,6 +26,11 @@ vectorStoreContract("SqliteVecStore", async () => {
   const store = new SqliteVecStore(db);
   return {
     store,
+    async seedUnversioned(collection, records) {
+      await seed(store, collection, records);
+      const clear = db.prepare("UPDATE vs_points SET version = NULL WHERE collection = ? AND id = ?");
+      for (const r of records) clear.run(collection, r.id);
+    },
     async cleanup() {
       await store.close();
       db.close();
@@ -46,7 +58,7 @@ describe("SqliteVecStore specifics", () => {
   it("Euclid scores are L2 distances, ascending", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Euclid" });
-    await store.upsert(c, [
+    await seed(store, c, [
       makeRecord(c, "far", [10, 0]),
       makeRecord(c, "near", [1, 1]),
       makeRecord(c, "mid", [3, 4]),
@@ -80,7 +92,7 @@ describe("SqliteVecStore specifics", () => {
   it("refuses filter keys that are not dotted identifiers, before touching SQL", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
-    await store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { lang: "ko" } })]);
+    await seed(store, c, [makeRecord(c, "a", [1, 0], { payload: { lang: "ko" } })]);
     const bad = [
       "lang') OR 1=1 --",
       "$.lang",
@@ -106,7 +118,7 @@ describe("SqliteVecStore specifics", () => {
   it("does not match the JSON text of an array or object against a string", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
-    await store.upsert(c, [makeRecord(c, "a", [1, 0], { payload: { tags: ["x"], meta: { k: "v" } } })]);
+    await seed(store, c, [makeRecord(c, "a", [1, 0], { payload: { tags: ["x"], meta: { k: "v" } } })]);
     const q = Float32Array.from([1, 0]);
     assert.equal((await store.search(c, q, 5, { tags: '["x"]' })).length, 0);
     assert.equal((await store.search(c, q, 5, { meta: '{"k":"v"}' })).length, 0);
@@ -115,12 +127,12 @@ describe("SqliteVecStore specifics", () => {
     assert.equal((await store.search(c, q, 5, { "meta.k": "v" })).length, 1);
   });
 
-  it("upsertSync inside an outer transaction that throws is rolled back with it", async () => {
+  it("writeChunksSync inside an outer transaction that throws is rolled back with it", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
     db.exec("CREATE TABLE acks (seq INTEGER PRIMARY KEY)");
     const ackAndUpsert = db.transaction((fail: boolean) => {
-      store.upsertSync(c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [0, 1])]);
+      store.writeChunksSync(c, asChunks([makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [0, 1])]));
       db.prepare("INSERT INTO acks (seq) VALUES (1)").run();
       if (fail) throw new Error("ack failed");
     });
@@ -134,14 +146,14 @@ describe("SqliteVecStore specifics", () => {
     assert.equal(db.prepare("SELECT COUNT(*) AS n FROM acks").pluck().get(), 1);
   });
 
-  it("a failing upsertSync inside an outer transaction leaves the outer work to the caller", async () => {
+  it("a failing writeChunksSync inside an outer transaction leaves the outer work to the caller", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
     db.exec("CREATE TABLE acks (seq INTEGER PRIMARY KEY)");
     db.transaction(() => {
       db.prepare("INSERT INTO acks (seq) VALUES (1)").run();
       assert.throws(
-        () => store.upsertSync(c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [1])]),
+        () => store.writeChunksSync(c, asChunks([makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [1])])),
         hasCode("dimension_mismatch"),
       );
     })();
@@ -154,7 +166,7 @@ describe("SqliteVecStore specifics", () => {
     await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine" });
     // A view into a larger buffer checks that the byte offset is honoured, not just the whole buffer copied.
     const backing = new Float32Array([9, 9, 0.5, -2, 3.25, 9]);
-    await store.upsert(c, [makeRecord(c, "a", backing.subarray(2, 5))]);
+    await seed(store, c, [makeRecord(c, "a", backing.subarray(2, 5))]);
     const blob = db.prepare("SELECT vector FROM vs_points WHERE id = ?").pluck().get(pointId(c, "a"));
     assert.ok(Buffer.isBuffer(blob));
     assert.equal(blob.length, 12);
@@ -172,7 +184,7 @@ describe("SqliteVecStore specifics", () => {
   it("scores a zero vector as orthogonal instead of sorting it first", async () => {
     const c = uniqueCollection();
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
-    await store.upsert(c, [
+    await seed(store, c, [
       makeRecord(c, "zero", [0, 0]),
       makeRecord(c, "a", [1, 0.5]),
       makeRecord(c, "opp", [-1, 0]),
@@ -198,6 +210,39 @@ describe("SqliteVecStore specifics", () => {
         String(k),
       );
     }
+  });
+
+  it("opens a file from before versions: adds the version column, its points count as older", async () => {
+    db.close();
+    rmSync(file);
+    const old = openSqliteDatabase(file);
+    // The schema as the release before versions left it (group_id already there).
+    old.exec(`
+      CREATE TABLE vs_collections (name TEXT PRIMARY KEY, dimension INTEGER NOT NULL, distance TEXT NOT NULL, created_at TEXT NOT NULL);
+      CREATE TABLE vs_points (collection TEXT NOT NULL, id TEXT NOT NULL, chunk_id TEXT NOT NULL, document_id TEXT,
+        payload TEXT NOT NULL, content_hash TEXT NOT NULL, payload_hash TEXT NOT NULL, vector BLOB NOT NULL,
+        updated_at TEXT NOT NULL, group_id TEXT, PRIMARY KEY (collection, id));
+      INSERT INTO vs_collections VALUES ('c', 2, 'Cosine', '2026-01-01T00:00:00Z');
+    `);
+    const legacy = makeRecord("c", "a", [1, 0], { payload: { v: "legacy" } });
+    old
+      .prepare("INSERT INTO vs_points VALUES ('c', ?, 'a', 'doc-1', ?, ?, ?, ?, '2026-01-01T00:00:00Z', 'a')")
+      .run(
+        legacy.id,
+        JSON.stringify(legacy.payload),
+        legacy.contentHash,
+        legacy.payloadHash,
+        Buffer.from(legacy.vector.buffer),
+      );
+    old.close();
+
+    db = openSqliteDatabase(file);
+    store = new SqliteVecStore(db);
+    assert.equal((await store.fingerprints("c", [legacy.id])).get(legacy.id)?.version, null);
+    const newer = makeRecord("c", "a", [0, 1], { payload: { v: "new" }, contentHash: "h2", version: 1 });
+    assert.deepEqual(await store.writeChunks("c", asChunks([newer])), ["written"]);
+    const [hit] = await store.search("c", Float32Array.from([0, 1]), 1);
+    assert.deepEqual(hit?.payload, { v: "new" });
   });
 
   it("close() leaves the caller's database open", async () => {

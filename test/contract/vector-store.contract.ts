@@ -2,12 +2,14 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { AppError, type ErrorCode } from "../../src/domain/errors.js";
-import { canonicalJson, pointId, sha256 } from "../../src/domain/ids.js";
+import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
 import type { Payload, SearchFilter, VectorRecord } from "../../src/domain/types.js";
-import type { VectorStore } from "../../src/vector-store/vector-store.js";
+import type { ChunkWrite, PointsWrite, VectorStore } from "../../src/vector-store/vector-store.js";
 
 export interface VectorStoreFixture {
   store: VectorStore;
+  /** Writes these points as a store from before versions would have: with no version at all. */
+  seedUnversioned(collection: string, records: VectorRecord[]): Promise<void>;
   cleanup(): Promise<void>;
 }
 
@@ -44,29 +46,84 @@ export function uniqueCollection(): string {
   return `c_${randomUUID().slice(0, 8)}`;
 }
 
+interface RecordOptions {
+  documentId?: string | null;
+  payload?: Payload;
+  contentHash?: string;
+  /** Default 1. */
+  version?: number;
+}
+
+/** The one point of an unsplit chunk. */
 export function makeRecord(
   collection: string,
   chunkId: string,
   vector: number[] | Float32Array,
-  options: {
-    documentId?: string | null;
-    payload?: Payload;
-    contentHash?: string;
-    parentChunkId?: string;
-  } = {},
+  options: RecordOptions = {},
 ): VectorRecord {
   const documentId = options.documentId === undefined ? "doc-1" : options.documentId;
   const payload = options.payload ?? { chunkId, docId: documentId };
   return {
     id: pointId(collection, chunkId),
     chunkId,
-    parentChunkId: options.parentChunkId ?? null,
+    parentChunkId: null,
+    windowIndex: null,
+    version: options.version ?? 1,
     documentId,
     vector: vector instanceof Float32Array ? vector : Float32Array.from(vector),
     payload,
     contentHash: options.contentHash ?? sha256(`content:${chunkId}`),
     payloadHash: sha256(canonicalJson(payload)),
   };
+}
+
+/** A chunk's points write: one vector makes an unsplit point, several make windows 0..n-1. */
+export function pointsWrite(
+  collection: string,
+  chunkId: string,
+  vectors: number[][],
+  options: RecordOptions = {},
+): PointsWrite {
+  const version = options.version ?? 1;
+  const single = makeRecord(collection, chunkId, vectors[0] ?? [], options);
+  const records =
+    vectors.length === 1
+      ? [single]
+      : vectors.map((vector, index) => {
+          const payload: Payload = { ...(options.payload ?? { chunkId }), window_index: index };
+          return {
+            ...single,
+            id: index === 0 ? single.id : windowPointId(collection, chunkId, index),
+            chunkId: `${chunkId}#${index}`,
+            parentChunkId: chunkId,
+            windowIndex: index,
+            vector: Float32Array.from(vector),
+            payload,
+            payloadHash: sha256(canonicalJson(payload)),
+          };
+        });
+  return { kind: "points", chunkId, version, records };
+}
+
+/** Records as chunk writes: a window joins its parent's write, any other record is a chunk of its own. */
+export function asChunks(records: VectorRecord[]): ChunkWrite[] {
+  const writes = new Map<string, PointsWrite>();
+  for (const record of records) {
+    const chunkId = record.parentChunkId ?? record.chunkId;
+    const write = writes.get(chunkId) ?? { kind: "points", chunkId, version: record.version, records: [] };
+    write.records.push(record);
+    writes.set(chunkId, write);
+  }
+  return [...writes.values()];
+}
+
+/** Writes the records' chunks and checks every write applied. */
+export async function seed(store: VectorStore, collection: string, records: VectorRecord[]): Promise<void> {
+  const writes = asChunks(records);
+  assert.deepEqual(
+    await store.writeChunks(collection, writes),
+    writes.map(() => "written"),
+  );
 }
 
 export function hasCode(code: ErrorCode): (err: unknown) => boolean {
@@ -109,20 +166,20 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
     describe("ensureCollection", () => {
       it("is idempotent and keeps existing points", async () => {
         const c = await cosineCollection(3);
-        await store.upsert(c, [makeRecord(c, "a", [1, 0, 0])]);
+        await seed(store, c, [makeRecord(c, "a", [1, 0, 0])]);
         await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine" });
         assert.equal(await store.count(c), 1);
       });
 
       it("refuses another dimension with dimension_mismatch and leaves the collection intact", async () => {
         const c = await cosineCollection(3);
-        await store.upsert(c, [makeRecord(c, "a", [1, 0, 0])]);
+        await seed(store, c, [makeRecord(c, "a", [1, 0, 0])]);
         await assert.rejects(
           store.ensureCollection({ name: c, dimension: 4, distance: "Cosine" }),
           hasCode("dimension_mismatch"),
         );
         assert.equal(await store.count(c), 1);
-        await store.upsert(c, [makeRecord(c, "b", [0, 1, 0])]);
+        await seed(store, c, [makeRecord(c, "b", [0, 1, 0])]);
         const hits = await store.search(c, Float32Array.from([1, 0, 0]), 10);
         assert.deepEqual(
           hits.map((h) => h.chunkId),
@@ -132,7 +189,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
 
       it("refuses another distance with dimension_mismatch and leaves the collection intact", async () => {
         const c = await cosineCollection(3);
-        await store.upsert(c, [makeRecord(c, "a", [1, 1, 0])]);
+        await seed(store, c, [makeRecord(c, "a", [1, 1, 0])]);
         await assert.rejects(
           store.ensureCollection({ name: c, dimension: 3, distance: "Euclid" }),
           hasCode("dimension_mismatch"),
@@ -145,11 +202,11 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       });
     });
 
-    describe("upsert and count", () => {
-      it("counts upserted points, and 0 for an unknown collection", async () => {
+    describe("writeChunks and count", () => {
+      it("counts written points, and 0 for an unknown collection", async () => {
         const c = await cosineCollection(3);
         assert.equal(await store.count(c), 0);
-        await store.upsert(c, [
+        await seed(store, c, [
           makeRecord(c, "a", [1, 0, 0]),
           makeRecord(c, "b", [0, 1, 0]),
           makeRecord(c, "c", [0, 0, 1]),
@@ -158,15 +215,15 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         assert.equal(await store.count(uniqueCollection()), 0);
       });
 
-      it("re-upserting the same ids keeps one point each and replaces vector and payload", async () => {
+      it("a newer version keeps one point per chunk and replaces its vector and payload", async () => {
         const c = await cosineCollection(3);
-        await store.upsert(c, [
+        await seed(store, c, [
           makeRecord(c, "a", [1, 0, 0], { payload: { v: 1 } }),
           makeRecord(c, "b", [0, 1, 0], { payload: { v: 1 } }),
         ]);
-        await store.upsert(c, [
-          makeRecord(c, "a", [0, 0, 1], { payload: { v: 2 } }),
-          makeRecord(c, "b", [0, 1, 0], { payload: { v: 1 } }),
+        await seed(store, c, [
+          makeRecord(c, "a", [0, 0, 1], { payload: { v: 2 }, version: 2 }),
+          makeRecord(c, "b", [0, 1, 0], { payload: { v: 1 }, version: 2 }),
         ]);
         assert.equal(await store.count(c), 2);
         const [top] = await store.search(c, Float32Array.from([0, 0, 1]), 1);
@@ -184,7 +241,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
           meta: { lang: "ko", pages: [1, 2], extra: null, ok: true, ratio: 0.25 },
           emptyObject: {},
         };
-        await store.upsert(c, [makeRecord(c, "a", [1, 0], { payload })]);
+        await seed(store, c, [makeRecord(c, "a", [1, 0], { payload })]);
         const [hit] = await store.search(c, Float32Array.from([1, 0]), 1);
         assert.deepEqual(hit?.payload, payload);
       });
@@ -192,7 +249,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       it("a batch with one wrong-dimension vector fails with dimension_mismatch and writes nothing", async () => {
         const c = await cosineCollection(3);
         await assert.rejects(
-          store.upsert(c, [makeRecord(c, "a", [1, 0, 0]), makeRecord(c, "b", [1, 0, 0, 0])]),
+          store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0, 0]), makeRecord(c, "b", [1, 0, 0, 0])])),
           hasCode("dimension_mismatch"),
         );
         assert.equal(await store.count(c), 0);
@@ -200,10 +257,10 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         assert.equal(fp.size, 0);
       });
 
-      it("upsert into an unknown collection fails with collection_not_found", async () => {
+      it("a write into an unknown collection fails with collection_not_found", async () => {
         const c = uniqueCollection();
         await assert.rejects(
-          store.upsert(c, [makeRecord(c, "a", [1, 0, 0])]),
+          store.writeChunks(c, asChunks([makeRecord(c, "a", [1, 0, 0])])),
           hasCode("collection_not_found"),
         );
       });
@@ -221,7 +278,8 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
 
       it("returns the exact nearest neighbours in order with cosine similarity scores", async () => {
         const c = await cosineCollection(4);
-        await store.upsert(
+        await seed(
+          store,
           c,
           Object.entries(points).map(([id, v]) => makeRecord(c, id, v)),
         );
@@ -247,7 +305,8 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
 
       it("topK larger than the count returns every point", async () => {
         const c = await cosineCollection(4);
-        await store.upsert(
+        await seed(
+          store,
           c,
           Object.entries(points).map(([id, v]) => makeRecord(c, id, v)),
         );
@@ -270,7 +329,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
 
       it("a query vector of the wrong length fails with dimension_mismatch", async () => {
         const c = await cosineCollection(4);
-        await store.upsert(c, [makeRecord(c, "a", [1, 0, 0, 0])]);
+        await seed(store, c, [makeRecord(c, "a", [1, 0, 0, 0])]);
         await assert.rejects(store.search(c, Float32Array.from([1, 0, 0]), 5), hasCode("dimension_mismatch"));
       });
 
@@ -287,7 +346,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
           vectors.set(`r${i}`, v);
           records.push(makeRecord(c, `r${i}`, v, { documentId: `doc-${i % 50}`, payload: { i } }));
         }
-        for (let i = 0; i < n; i += 500) await store.upsert(c, records.slice(i, i + 500));
+        for (let i = 0; i < n; i += 500) await seed(store, c, records.slice(i, i + 500));
         assert.equal(await store.count(c), n);
 
         const query = vectors.get("r7")!;
@@ -308,7 +367,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
     describe("filters", () => {
       async function filtered(): Promise<string> {
         const c = await cosineCollection(2);
-        await store.upsert(c, [
+        await seed(store, c, [
           makeRecord(c, "a", [1, 0], {
             payload: { lang: "ko", n: 1, s: "1", ok: true, meta: { src: "x", year: 2020 } },
           }),
@@ -403,13 +462,13 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       it("removes only that document's points and returns how many", async () => {
         const c = await cosineCollection(2);
         const other = await cosineCollection(2);
-        await store.upsert(c, [
+        await seed(store, c, [
           makeRecord(c, "a1", [1, 0], { documentId: "A" }),
           makeRecord(c, "a2", [0, 1], { documentId: "A" }),
           makeRecord(c, "b1", [1, 1], { documentId: "B" }),
           makeRecord(c, "n1", [1, 2], { documentId: null }),
         ]);
-        await store.upsert(other, [makeRecord(other, "a1", [1, 0], { documentId: "A" })]);
+        await seed(store, other, [makeRecord(other, "a1", [1, 0], { documentId: "A" })]);
 
         assert.equal(await store.deleteByDocument(c, "A"), 2);
         assert.equal(await store.count(c), 2);
@@ -420,76 +479,317 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       });
     });
 
-    describe("deleteChunkRemnants", () => {
-      it("removes a chunk's stale windows and keeps the ones named, leaving other chunks alone", async () => {
-        const c = await cosineCollection(2);
-        await store.upsert(c, [
-          makeRecord(c, "p", [1, 0]),
-          makeRecord(c, "p#1", [0, 1], { parentChunkId: "p" }),
-          makeRecord(c, "p#2", [1, 1], { parentChunkId: "p" }),
-          makeRecord(c, "q", [1, 2]),
-          makeRecord(c, "q#1", [2, 1], { parentChunkId: "q" }),
-        ]);
-        // Re-ingested "p" now fits in one point: its windows must go, its first point stays.
-        const deleted = await store.deleteChunkRemnants(c, ["p"], [makeRecord(c, "p", [1, 0]).id]);
-        assert.equal(deleted, 2);
-        assert.deepEqual(await ids(c, [1, 0]), ["p", "q", "q#1"]);
-        assert.equal(await store.deleteChunkRemnants(c, ["q"], []), 2, "nothing kept: every point of q goes");
-        assert.deepEqual(await ids(c, [1, 0]), ["p"]);
-        assert.equal(await store.deleteChunkRemnants(c, [], []), 0);
-      });
-    });
-
     describe("fingerprints", () => {
-      it("returns the stored hashes of existing ids only", async () => {
+      it("returns the stored hashes and versions of existing ids only", async () => {
         const c = await cosineCollection(2);
-        const a = makeRecord(c, "a", [1, 0], { contentHash: sha256("ca") });
-        const b = makeRecord(c, "b", [0, 1], { contentHash: sha256("cb"), payload: { x: 1 } });
-        await store.upsert(c, [a, b]);
+        const a = makeRecord(c, "a", [1, 0], { contentHash: sha256("ca"), version: 7 });
+        const b = makeRecord(c, "b", [0, 1], { contentHash: sha256("cb"), payload: { x: 1 }, version: 9 });
+        await seed(store, c, [a, b]);
         const missing = pointId(c, "missing");
         const fp = await store.fingerprints(c, [a.id, missing, b.id]);
         assert.equal(fp.size, 2);
-        assert.deepEqual(fp.get(a.id), { contentHash: a.contentHash, payloadHash: a.payloadHash });
-        assert.deepEqual(fp.get(b.id), { contentHash: b.contentHash, payloadHash: b.payloadHash });
+        assert.deepEqual(fp.get(a.id), {
+          contentHash: a.contentHash,
+          payloadHash: a.payloadHash,
+          version: 7,
+        });
+        assert.deepEqual(fp.get(b.id), {
+          contentHash: b.contentHash,
+          payloadHash: b.payloadHash,
+          version: 9,
+        });
         assert.equal(fp.has(missing), false);
         assert.equal((await store.fingerprints(c, [])).size, 0);
       });
 
-      it("reflects a re-upsert and handles more ids than one query batch", async () => {
+      it("reflects a newer write and handles more ids than one query batch", async () => {
         const c = await cosineCollection(2);
         const records = Array.from({ length: 1200 }, (_, i) => makeRecord(c, `k${i}`, [1, i]));
-        await store.upsert(c, records);
-        const changed = makeRecord(c, "k5", [0, 1], { contentHash: sha256("new") });
-        await store.upsert(c, [changed]);
+        await seed(store, c, records);
+        const changed = makeRecord(c, "k5", [0, 1], { contentHash: sha256("new"), version: 2 });
+        await seed(store, c, [changed]);
         const asked = [...records.map((r) => r.id), pointId(c, "absent")];
         const fp = await store.fingerprints(c, asked);
         assert.equal(fp.size, 1200);
-        assert.equal(fp.get(changed.id)?.contentHash, sha256("new"));
+        assert.deepEqual(fp.get(changed.id), {
+          contentHash: sha256("new"),
+          payloadHash: changed.payloadHash,
+          version: 2,
+        });
         assert.equal(fp.get(records[1100]!.id)?.contentHash, records[1100]!.contentHash);
       });
     });
 
-    describe("updatePayloads", () => {
-      it("replaces payload, payload hash and document id but not the vector; ignores missing points", async () => {
-        const c = await cosineCollection(3);
-        const a = makeRecord(c, "a", [1, 2, 3], { documentId: "A", payload: { v: "old" } });
-        await store.upsert(c, [a]);
-        const newPayload: Payload = { v: "new", extra: [1] };
-        const newHash = sha256(canonicalJson(newPayload));
-        await store.updatePayloads(c, [
-          { id: a.id, payload: newPayload, payloadHash: newHash, documentId: "B" },
-          { id: pointId(c, "ghost"), payload: { v: "ghost" }, payloadHash: sha256("g"), documentId: "B" },
-        ]);
+    describe("versions: the newest version of a chunk always wins", () => {
+      /** Every point's payload by its chunk id, in chunk id order. */
+      async function stored(c: string, dimension: number): Promise<Map<string, Payload>> {
+        const query = Float32Array.from({ length: dimension }, (_, i) => (i === 0 ? 1 : 0));
+        const hits = await store.search(c, query, 100);
+        const sorted = [...hits].sort((x, y) => x.chunkId.localeCompare(y.chunkId));
+        return new Map(sorted.map((h) => [h.chunkId, h.payload]));
+      }
 
+      it("an older version than stored changes nothing and says superseded", async () => {
+        const c = await cosineCollection(3);
+        await seed(store, c, [makeRecord(c, "a", [1, 0, 0], { payload: { v: 5 }, version: 5 })]);
+        const older = makeRecord(c, "a", [0, 1, 0], {
+          payload: { v: 3 },
+          contentHash: sha256("v3"),
+          version: 3,
+        });
+        assert.deepEqual(await store.writeChunks(c, asChunks([older])), ["superseded"]);
+        const [hit] = await store.search(c, Float32Array.from([1, 0, 0]), 5);
+        assert.ok(hit && Math.abs(hit.score - 1) < SCORE_TOLERANCE, "the vector of version 5 stays");
+        assert.deepEqual(hit.payload, { v: 5 });
+        assert.equal((await store.fingerprints(c, [older.id])).get(older.id)?.version, 5);
+        assert.equal(await store.count(c), 1);
+      });
+
+      it("writing the stored version again changes nothing and says written (a crash before the ack)", async () => {
+        const c = await cosineCollection(2);
+        const first = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+            [1, 1],
+          ],
+          { payload: { v: "first" }, version: 4 },
+        );
+        assert.deepEqual(await store.writeChunks(c, [first]), ["written"]);
+        const again = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+            [1, 1],
+          ],
+          { payload: { v: "again" }, version: 4 },
+        );
+        assert.deepEqual(await store.writeChunks(c, [again]), ["written"]);
+        assert.equal(await store.count(c), 3);
+        assert.deepEqual(
+          [...(await stored(c, 2)).values()].map((p) => p.v),
+          ["first", "first", "first"],
+        );
+      });
+
+      it("a chunk that shrinks from 5 windows to 2 keeps exactly its 2 new windows", async () => {
+        const c = await cosineCollection(2);
+        const five = [
+          [1, 0],
+          [1, 1],
+          [0, 1],
+          [1, 2],
+          [2, 1],
+        ];
+        await store.writeChunks(c, [pointsWrite(c, "p", five, { payload: { v: 1 }, version: 1 })]);
+        await seed(store, c, [makeRecord(c, "other", [1, 0])]);
+        assert.equal(await store.count(c), 6);
+        const two = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          { payload: { v: 2 }, contentHash: sha256("v2"), version: 2 },
+        );
+        assert.deepEqual(await store.writeChunks(c, [two]), ["written"]);
+        const points = await stored(c, 2);
+        assert.deepEqual([...points.keys()], ["other", "p#0", "p#1"]);
+        assert.deepEqual(points.get("p#1"), { v: 2, window_index: 1 });
+      });
+
+      it("a stale writer's 5 windows after a newer 2-window write leave exactly the newer 2", async () => {
+        const c = await cosineCollection(2);
+        const newer = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          { payload: { v: 2 }, contentHash: sha256("v2"), version: 2 },
+        );
+        assert.deepEqual(await store.writeChunks(c, [newer]), ["written"]);
+        // Windows 2..4 do not exist: on Qdrant the stale upsert inserts them (update_filter spares new
+        // points), and the clean-up after the read-back removes them again.
+        const stale = pointsWrite(
+          c,
+          "p",
+          [
+            [0, 1],
+            [1, 0],
+            [1, 1],
+            [1, 2],
+            [2, 1],
+          ],
+          { payload: { v: 1 }, version: 1 },
+        );
+        assert.deepEqual(await store.writeChunks(c, [stale]), ["superseded"]);
+        const points = await stored(c, 2);
+        assert.deepEqual([...points.keys()], ["p#0", "p#1"]);
+        assert.deepEqual(points.get("p#0"), { v: 2, window_index: 0 });
+        const [top] = await store.search(c, Float32Array.from([1, 0]), 1);
+        assert.equal(top?.chunkId, "p#0", "window 0 keeps the newer vector");
+        assert.ok(top && Math.abs(top.score - 1) < SCORE_TOLERANCE);
+      });
+
+      it("results come in input order; two versions of one chunk in one call leave the newer", async () => {
+        const c = await cosineCollection(2);
+        const results = await store.writeChunks(c, [
+          pointsWrite(c, "x", [[1, 0]], { payload: { v: 8 }, version: 8 }),
+          pointsWrite(c, "y", [[0, 1]], { payload: { v: 2 }, version: 2 }),
+          pointsWrite(
+            c,
+            "x",
+            [
+              [0, 1],
+              [1, 1],
+              [1, 2],
+            ],
+            { payload: { v: 6 }, contentHash: sha256("x6"), version: 6 },
+          ),
+        ]);
+        assert.deepEqual(results, ["written", "written", "superseded"]);
+        const points = await stored(c, 2);
+        assert.deepEqual([...points.keys()], ["x", "y"]);
+        assert.deepEqual(points.get("x"), { v: 8 });
+      });
+
+      it("touch moves every window to the new version when the content hash matches", async () => {
+        const c = await cosineCollection(2);
+        const write = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+            [1, 1],
+          ],
+          { contentHash: sha256("same"), version: 1 },
+        );
+        await store.writeChunks(c, [write]);
+        const ids = write.records.map((r) => r.id);
+        const touch = (version: number, contentHash: string): ChunkWrite => ({
+          kind: "touch",
+          chunkId: "p",
+          version,
+          contentHash,
+          payload: null,
+        });
+        assert.deepEqual(await store.writeChunks(c, [touch(3, sha256("same"))]), ["written"]);
+        const versions = async () => [...(await store.fingerprints(c, ids)).values()].map((f) => f.version);
+        assert.deepEqual(await versions(), [3, 3, 3]);
+        assert.deepEqual(await store.writeChunks(c, [touch(5, sha256("other"))]), ["changed"]);
+        assert.deepEqual(await versions(), [3, 3, 3], "another content hash moves nothing");
+        assert.deepEqual(await store.writeChunks(c, [touch(2, sha256("same"))]), ["superseded"]);
+        assert.deepEqual(await versions(), [3, 3, 3]);
+        assert.deepEqual(await store.writeChunks(c, [{ ...touch(9, sha256("same")), chunkId: "gone" }]), [
+          "changed",
+        ]);
+        assert.equal(await store.count(c), 3);
+      });
+
+      it("touch with a payload replaces payload, payload hash and document id, never the vector", async () => {
+        const c = await cosineCollection(3);
+        const a = makeRecord(c, "a", [1, 2, 3], {
+          documentId: "A",
+          payload: { v: "old", gone: 1 },
+          version: 1,
+        });
+        await seed(store, c, [a]);
+        const payload: Payload = { v: "new", extra: [1] };
+        const payloadHash = sha256(canonicalJson(payload));
+        const results = await store.writeChunks(c, [
+          {
+            kind: "touch",
+            chunkId: "a",
+            version: 2,
+            contentHash: a.contentHash,
+            payload: { payload, payloadHash, documentId: "B" },
+          },
+        ]);
+        assert.deepEqual(results, ["written"]);
         assert.equal(await store.count(c), 1);
         const [hit] = await store.search(c, Float32Array.from([1, 2, 3]), 5);
-        assert.ok(hit);
-        assert.ok(Math.abs(hit.score - 1) < SCORE_TOLERANCE, `vector changed: score ${hit.score}`);
-        assert.deepEqual(hit.payload, newPayload);
-        const fp = await store.fingerprints(c, [a.id]);
-        assert.deepEqual(fp.get(a.id), { contentHash: a.contentHash, payloadHash: newHash });
+        assert.ok(hit && Math.abs(hit.score - 1) < SCORE_TOLERANCE, `vector changed: score ${hit?.score}`);
+        assert.deepEqual(hit.payload, payload);
+        assert.deepEqual((await store.fingerprints(c, [a.id])).get(a.id), {
+          contentHash: a.contentHash,
+          payloadHash,
+          version: 2,
+        });
         assert.equal(await store.deleteByDocument(c, "A"), 0);
         assert.equal(await store.deleteByDocument(c, "B"), 1);
+      });
+
+      it("a touch with a payload over a newer version changes nothing", async () => {
+        const c = await cosineCollection(2);
+        const a = makeRecord(c, "a", [1, 0], { payload: { v: "newer" }, version: 4 });
+        await seed(store, c, [a]);
+        const payload: Payload = { v: "older" };
+        const results = await store.writeChunks(c, [
+          {
+            kind: "touch",
+            chunkId: "a",
+            version: 3,
+            contentHash: a.contentHash,
+            payload: { payload, payloadHash: sha256(canonicalJson(payload)), documentId: "X" },
+          },
+        ]);
+        assert.deepEqual(results, ["superseded"]);
+        assert.deepEqual((await stored(c, 2)).get("a"), { v: "newer" });
+        assert.equal((await store.fingerprints(c, [a.id])).get(a.id)?.payloadHash, a.payloadHash);
+      });
+
+      it("points written without a version count as older than any version", async () => {
+        const c = await cosineCollection(2);
+        const legacySplit = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+            [1, 1],
+          ],
+          { payload: { v: "legacy" } },
+        );
+        const legacyPlain = makeRecord(c, "q", [1, 2], {
+          payload: { v: "legacy" },
+          contentHash: sha256("q"),
+        });
+        await fixture.seedUnversioned(c, [...legacySplit.records, legacyPlain]);
+        const fp = await store.fingerprints(c, [pointId(c, "p"), legacyPlain.id]);
+        assert.deepEqual(
+          [...fp.values()].map((f) => f.version),
+          [null, null],
+        );
+
+        const newer = pointsWrite(
+          c,
+          "p",
+          [
+            [1, 0],
+            [0, 1],
+          ],
+          { payload: { v: "new" }, contentHash: sha256("new"), version: 1 },
+        );
+        const touch: ChunkWrite = {
+          kind: "touch",
+          chunkId: "q",
+          version: 1,
+          contentHash: sha256("q"),
+          payload: null,
+        };
+        assert.deepEqual(await store.writeChunks(c, [newer, touch]), ["written", "written"]);
+        const points = await stored(c, 2);
+        assert.deepEqual([...points.keys()], ["p#0", "p#1", "q"], "the unversioned third window is gone");
+        assert.deepEqual(points.get("p#1"), { v: "new", window_index: 1 });
+        assert.equal((await store.fingerprints(c, [legacyPlain.id])).get(legacyPlain.id)?.version, 1);
       });
     });
   });

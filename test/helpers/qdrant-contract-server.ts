@@ -28,12 +28,17 @@ export interface Fault {
   headers?: Record<string, string>;
   /** Never answer (until the client gives up or the server closes). */
   hang?: boolean;
+  /** Only a request this accepts gets the fault (default: the next valid request). */
+  when?: (request: RecordedRequest) => boolean;
 }
 
 export interface QdrantContractServer {
   url: string;
   requests: RecordedRequest[];
-  /** The next `count` requests (after validation and recording) get this fault instead of an answer. */
+  /**
+   * The next `count` requests (after validation and recording; those `fault.when` accepts) get this
+   * fault instead of an answer.
+   */
   inject(fault: Fault, count?: number): void;
   /** Direct look at the in-memory collections (for assertions, never through the API). */
   collection(name: string): MemoryCollection | undefined;
@@ -126,7 +131,11 @@ function validatorBackend(): Promise<OpenAPIBackend> {
   return sharedApi;
 }
 
-export async function startQdrantContractServer(): Promise<QdrantContractServer> {
+/** The Qdrant version the double answers `GET /` with: the spec's, unless a test pretends otherwise. */
+export async function startQdrantContractServer(
+  options: { version?: string } = {},
+): Promise<QdrantContractServer> {
+  const version = options.version ?? "1.19.0";
   const api = await validatorBackend();
   const collections = new Map<string, MemoryCollection>();
   const requests: RecordedRequest[] = [];
@@ -194,7 +203,8 @@ export async function startQdrantContractServer(): Promise<QdrantContractServer>
     }
     record.valid = true;
 
-    const fault = faults.shift();
+    const faultIndex = faults.findIndex((f) => f.when === undefined || f.when(record));
+    const fault = faultIndex < 0 ? undefined : faults.splice(faultIndex, 1)[0];
     if (fault !== undefined) {
       if (fault.hang) {
         hanging.add(res);
@@ -210,6 +220,11 @@ export async function startQdrantContractServer(): Promise<QdrantContractServer>
       return;
     }
 
+    // The one operation whose answer is not wrapped in {result, status, time}.
+    if (operation.operationId === "root") {
+      send(res, 200, { title: "qdrant - vector search engine", version, commit: null });
+      return;
+    }
     try {
       const result = memoryQdrant(
         collections,
@@ -356,6 +371,12 @@ function memoryQdrant(
       }>;
       if (!Array.isArray(points))
         throw new QdrantHttpError(400, "Wrong input: batch upserts are not supported here");
+      if (b.update_mode !== undefined && b.update_mode !== null && b.update_mode !== "upsert") {
+        throw new QdrantHttpError(
+          501,
+          `update_mode ${JSON.stringify(b.update_mode)} is not implemented here`,
+        );
+      }
       for (const p of points) {
         if (!Array.isArray(p.vector))
           throw new QdrantHttpError(400, "Wrong input: named vectors are not supported");
@@ -366,7 +387,18 @@ function memoryQdrant(
           );
         }
       }
+      // update_filter, as the spec says: "Only points matching this filter will be updated ... New
+      // points will be inserted regardless of the filter". Like Qdrant, the existing points to leave
+      // alone are chosen against the state before the request.
+      const kept = new Set<string>();
+      if (b.update_filter !== undefined && b.update_filter !== null) {
+        for (const p of points) {
+          const existing = c.points.get(idKey(p.id));
+          if (existing !== undefined && !matchesFilter(existing, b.update_filter)) kept.add(idKey(p.id));
+        }
+      }
       for (const p of points) {
+        if (kept.has(idKey(p.id))) continue;
         c.points.set(idKey(p.id), {
           id: normalizeId(p.id),
           vector: storedVector(c, p.vector as number[]),
@@ -405,16 +437,18 @@ function memoryQdrant(
       const c = requireCollection(collections, name);
       const results: unknown[] = [];
       for (const op of (b.operations ?? []) as Array<Record<string, Record<string, Json>>>) {
-        if (op.overwrite_payload !== undefined || op.set_payload !== undefined) {
-          const overwrite = op.overwrite_payload !== undefined;
-          const spec = (op.overwrite_payload ?? op.set_payload)!;
+        if (op.overwrite_payload !== undefined) {
+          const spec = op.overwrite_payload;
           if (spec.key !== undefined && spec.key !== null) {
-            throw new QdrantHttpError(400, "Wrong input: `key` is not supported by the contract server");
+            throw new QdrantHttpError(501, "overwrite_payload with `key` is not implemented here");
           }
-          for (const p of selectPoints(c, spec)) {
-            const payload = structuredClone(spec.payload as Record<string, Json>);
-            p.payload = overwrite ? payload : { ...p.payload, ...payload };
-          }
+          for (const p of selectPoints(c, spec))
+            p.payload = structuredClone(spec.payload as Record<string, Json>);
+        } else if (op.set_payload !== undefined) {
+          const spec = op.set_payload;
+          const key = typeof spec.key === "string" ? spec.key : undefined;
+          for (const p of selectPoints(c, spec))
+            setPayload(p.payload, key, spec.payload as Record<string, Json>);
         } else if (op.delete !== undefined) {
           deleteSelected(c, op.delete);
         } else {
@@ -524,6 +558,34 @@ function deleteSelected(c: MemoryCollection, selector: Record<string, Json>): vo
   for (const p of selectPoints(c, selector)) c.points.delete(idKey(p.id));
 }
 
+/**
+ * Qdrant's set_payload: merge `source` into the payload, or into the object at the dotted `key`
+ * (created, or replacing a value that is not an object, as Qdrant does). A null value removes the
+ * key, as in Qdrant's merge.
+ */
+function setPayload(
+  payload: Record<string, Json>,
+  key: string | undefined,
+  source: Record<string, Json>,
+): void {
+  let target = payload;
+  for (const part of key?.split(".") ?? []) {
+    if (part === "" || /[[\]]/.test(part)) {
+      throw new QdrantHttpError(
+        501,
+        `set_payload key ${JSON.stringify(key)}: only dotted object keys are implemented here`,
+      );
+    }
+    const next = target[part];
+    if (typeof next !== "object" || next === null || Array.isArray(next)) target[part] = {};
+    target = target[part] as Record<string, Json>;
+  }
+  for (const [k, v] of Object.entries(source)) {
+    if (v === null) delete target[k];
+    else target[k] = structuredClone(v);
+  }
+}
+
 function asList(conditions: Json | undefined): Json[] {
   if (conditions === undefined || conditions === null) return [];
   return Array.isArray(conditions) ? conditions : [conditions];
@@ -546,6 +608,11 @@ function matchesCondition(p: MemoryPoint, condition: Json): boolean {
   const c = condition as Record<string, Json>;
   if ("has_id" in c) return (c.has_id as PointId[]).some((id) => idKey(id) === idKey(p.id));
   if ("must" in c || "should" in c || "must_not" in c || "min_should" in c) return matchesFilter(p, c);
+  if (typeof c.is_empty === "object" && c.is_empty !== null && !Array.isArray(c.is_empty)) {
+    // Qdrant: true when the field is missing, null or an empty array.
+    const key = (c.is_empty as { key: string }).key;
+    return valuesAt(p.payload, key).every((v) => v === null || (Array.isArray(v) && v.length === 0));
+  }
   if (typeof c.key !== "string")
     throw new QdrantHttpError(501, `condition ${JSON.stringify(c)} not implemented`);
   const values = valuesAt(p.payload, c.key);

@@ -35,17 +35,17 @@ async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 }
 
-/** The real store, but upserts into the "poison" collection fail permanently while `state.poison`. */
+/** The real store, but writes into the "poison" collection fail permanently while `state.poison`. */
 function poisonable(inner: VectorStore, state: { poison: boolean }): VectorStore {
   return new Proxy(inner, {
     get(target, property) {
       const value: unknown = Reflect.get(target, property, target);
-      if (property === "upsert") {
-        return async (collection: string, records: Parameters<VectorStore["upsert"]>[1]) => {
+      if (property === "writeChunks") {
+        return async (collection: string, writes: Parameters<VectorStore["writeChunks"]>[1]) => {
           if (state.poison && collection === "poison") {
             throw new ProcessingError("injected permanent store error", { retryable: false });
           }
-          return target.upsert(collection, records);
+          return target.writeChunks(collection, writes);
         };
       }
       return typeof value === "function" ? value.bind(target) : value;

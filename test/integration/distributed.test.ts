@@ -5,10 +5,7 @@
  * runs on this host). Needs redis-server and nginx installed (CI's .ci/run installs both).
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { rmSync } from "node:fs";
-import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JobBody, SeedChunkFixture } from "../helpers/fixtures.js";
@@ -22,63 +19,11 @@ import {
   startServerProcess,
   waitFor,
 } from "../helpers/server-process.js";
+import { startWorker, type WorkerProcess } from "../helpers/worker-process.js";
 
 const CHUNKS = 5000;
 const PER_REQUEST = 100;
 const AOF_CHUNKS = 2000;
-const START_TIMEOUT_MS = 60_000;
-
-interface WorkerProcess {
-  child: ChildProcess;
-  logs: Array<Record<string, unknown>>;
-  stop(signal?: NodeJS.Signals): Promise<void>;
-}
-
-/** `rag-embed worker`: no HTTP; ready once it logs "worker started" (model loaded, pipeline running). */
-async function startWorker(env: Record<string, string>): Promise<WorkerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "worker"], {
-    cwd: REPO_ROOT,
-    // WORKER_PORT 0: several workers on one host, each with its own metrics port.
-    env: { ...process.env, WORKER_PORT: "0", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  const stderr: string[] = [];
-  child.stderr?.on("data", (data: Buffer) => stderr.push(data.toString()));
-  const exited = once(child, "exit");
-  const stop = async (signal: NodeJS.Signals = "SIGKILL") => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.kill(signal);
-    await exited;
-  };
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("worker did not start in time")), START_TIMEOUT_MS);
-      createInterface({ input: child.stdout! }).on("line", (line) => {
-        try {
-          const entry = JSON.parse(line) as Record<string, unknown>;
-          logs.push(entry);
-          if (entry.msg === "worker started") {
-            clearTimeout(timer);
-            resolve();
-          }
-        } catch {
-          logs.push({ raw: line });
-        }
-      });
-      exited.then(([code]) => {
-        clearTimeout(timer);
-        reject(
-          new Error(`worker exited with ${code} before "worker started": ${stderr.join("").slice(-2000)}`),
-        );
-      });
-    });
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { child, logs, stop };
-}
 
 function chunk(i: number): SeedChunkFixture {
   return {

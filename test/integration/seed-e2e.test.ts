@@ -43,9 +43,11 @@ describe("seed-compatible API end to end over HTTP (real model directory, real S
       running: 0,
       stored: 60,
       unchanged: 0,
+      superseded: 0,
       failed: 0,
       dead: 0,
       discarded: 0,
+      cancelled: 0,
     });
 
     const search = await postJson<SearchBody>(`${server.url}/v1/collections/test/search`, {

@@ -24,10 +24,8 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     };
   return {
     ensureCollection: guard((spec) => inner.ensureCollection(spec)),
-    upsert: guard((c, r) => inner.upsert(c, r)),
-    updatePayloads: guard((c, u) => inner.updatePayloads(c, u)),
+    writeChunks: guard((c, w) => inner.writeChunks(c, w)),
     fingerprints: guard((c, ids) => inner.fingerprints(c, ids)),
-    deleteChunkRemnants: guard((c, ids, keep) => inner.deleteChunkRemnants(c, ids, keep)),
     deleteByDocument: guard((c, d) => inner.deleteByDocument(c, d)),
     search: guard((c, v, k, f) => inner.search(c, v, k, f)),
     count: guard((c) => inner.count(c)),
@@ -178,14 +176,12 @@ describe("a collection deleted behind the server's back is created again on the 
             state.vanished = false;
             return inner.ensureCollection(spec);
           },
-          upsert: async (c, r) => {
+          writeChunks: async (c, w) => {
             if (state.vanished)
               throw new AppError("collection_not_found", `Collection "${c}" does not exist`);
-            return inner.upsert(c, r);
+            return inner.writeChunks(c, w);
           },
           fingerprints: (c, ids) => inner.fingerprints(c, ids),
-          deleteChunkRemnants: (c, ids, keep) => inner.deleteChunkRemnants(c, ids, keep),
-          updatePayloads: (c, u) => inner.updatePayloads(c, u),
           deleteByDocument: (c, d) => inner.deleteByDocument(c, d),
           search: (c, v, k, f) => inner.search(c, v, k, f),
           count: (c) => inner.count(c),

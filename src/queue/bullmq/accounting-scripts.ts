@@ -36,14 +36,14 @@ export const NOT_FINISHED: string = "qrfd";
 /**
  * admit — accept a whole request or nothing, against the chunk and token bounds; idempotent by
  * job id. Allocates the request's versions (contiguous) and its fair-queuing start.
- * KEYS: stats, fair, job, receipts, jobs index, admitting index
+ * KEYS: stats, fair, job, receipts, jobs index, admitting index, active-jobs index
  * ARGV: jobId, collection, n, tokens, maxChunks, maxTokens, now, share, maxRank, then per chunk:
  *       chunkId, estimatedTokens, overflow
  * → {"dup", total, base, rank, fill, admitted} | {"full", limit, pending, pendingTokens}
  *   | {"ok", base, rank, fill}
  */
 export const ADMIT = `
-local stats, fair, job, receipts, jobs, admitting = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local stats, fair, job, receipts, jobs, admitting, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local jobId, collection = ARGV[1], ARGV[2]
 local n, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxChunks, maxTokens, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -90,6 +90,7 @@ if #fields > 0 then redis.call('HSET', receipts, unpack(fields)) end
 redis.call('HINCRBY', stats, 'pending', n)
 redis.call('HINCRBY', stats, 'pending_tokens', tokens)
 redis.call('ZADD', jobs, now, jobId)
+redis.call('ZADD', active, now, jobId)
 redis.call('ZADD', admitting, now, jobId)
 return {'ok', base, rank, fill}
 `;
@@ -108,7 +109,7 @@ return 1
 /**
  * rollback — an admission whose BullMQ jobs were never added (the API died in between): give back
  * its capacity and forget it. Does nothing to a confirmed admission.
- * KEYS: stats, job, receipts, dead-of-job, jobs index, admitting index · ARGV: jobId
+ * KEYS: stats, job, receipts, dead-of-job, jobs index, admitting index, active-jobs index · ARGV: jobId
  */
 export const ROLLBACK = `
 local v = redis.call('HMGET', KEYS[2], 'admitted', 'total', 'tokens')
@@ -121,6 +122,7 @@ redis.call('HINCRBY', KEYS[1], 'pending_tokens', -tonumber(v[3]))
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[1])
 return 1
 `;
 
@@ -131,8 +133,9 @@ return 1
  * (lockMode 1: the lease still holds the chunk) or gone (lockMode 2: nobody holds it). A job with
  * nothing left to do expires after its retention (plus the dead letters' retention while it holds
  * some); one with work again (a replay) is kept.
- * KEYS: stats, dead (by seq), dead-by-time, then (job, receipts, dead-of-job) per job slot, then
- *       the lock keys the entries name
+ * KEYS: stats, dead (by seq), dead-by-time, active-jobs index, then (job, receipts, dead-of-job)
+ *       per job slot, then the lock keys the entries name
+ * ARGV (per slot, in order, after the entries): the slot's job id
  * ARGV: now, token, jobRetentionMs, deadRetentionMs, headRank, jobSlots, entries, then per entry:
  *       slot, index, to, allowed, lockMode, lockKeyIndex, bullJobId, seq, fieldsJson
  * → per entry: "ok" | "skip:<state>" | "fenced" | "missing"
@@ -141,7 +144,7 @@ export const TRANSITION = `
 local now, token = tonumber(ARGV[1]), ARGV[2]
 local jobRet, deadRet, head = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local slots, entries = tonumber(ARGV[6]), tonumber(ARGV[7])
-local stats, dead, deadByTime = KEYS[1], KEYS[2], KEYS[3]
+local stats, dead, deadByTime, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local COUNTER = {q = 'queued', r = 'running', f = 'failed', s = 'stored', u = 'unchanged',
   p = 'superseded', d = 'dead', x = 'discarded', c = 'cancelled'}
 local PENDING = {q = 1, r = 1, f = 1}
@@ -155,7 +158,7 @@ for e = 1, entries do
   local lockMode, lockIdx, bullId = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
   local seq, fields = tonumber(ARGV[a + 7]), ARGV[a + 8]
   a = a + 9
-  local base = 3 + (slot - 1) * 3
+  local base = 4 + (slot - 1) * 3
   local job, receipts, jobDead = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local raw = redis.call('HGET', receipts, index)
   if not raw then
@@ -215,9 +218,15 @@ for e = 1, entries do
   end
 end
 for slot in pairs(touched) do
-  local base = 3 + (slot - 1) * 3
-  local c = redis.call('HMGET', KEYS[base + 1], 'queued', 'running', 'failed', 'dead')
+  local base = 4 + (slot - 1) * 3
+  local c = redis.call('HMGET', KEYS[base + 1], 'queued', 'running', 'failed', 'dead', 'created')
   local left = (tonumber(c[1]) or 0) + (tonumber(c[2]) or 0) + (tonumber(c[3]) or 0)
+  local jobId = ARGV[a + slot - 1]
+  if left == 0 then
+    redis.call('ZREM', active, jobId)
+  else
+    redis.call('ZADD', active, tonumber(c[5]) or now, jobId)
+  end
   for k = 1, 3 do
     if left == 0 then
       -- A job holding dead letters outlives them (they expire after deadRet), then its own retention.

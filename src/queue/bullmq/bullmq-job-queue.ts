@@ -11,13 +11,17 @@ import type {
 } from "../../domain/types.js";
 import { FAIR_SHARE, fairRanks } from "../fair-ranks.js";
 import { toJobCounts, toJobState } from "../job-counts.js";
+import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
+  JobListRequest,
+  JobPage,
   JobQueue,
+  JobSummary,
   Lease,
   MaintenanceResult,
   Page,
@@ -64,6 +68,10 @@ const QUEUE_NAME = "chunks";
 const MAX_RANK = 2 ** 21 - 2;
 const DAY_MS = 86_400_000;
 const MAX_PAGE = 1000;
+/** Job index entries one listing reads at most (filters may skip many); the cursor resumes. */
+const JOB_SCAN_BUDGET = 2000;
+/** Index entries read beyond a page, for those equal in time to the cursor that must be skipped. */
+const SKIP_SLACK = 16;
 const MAX_LISTED_FAILURES = 1000;
 /** Receipts read per round trip when a listing must scan (a state filter). */
 const SCAN_WINDOW = 500;
@@ -239,13 +247,14 @@ export class BullmqJobQueue implements JobQueue {
     const k = this.keys(jobId);
     const reply = (await this.call(
       "ragAdmit",
-      6,
+      7,
       this.key("stats"),
       this.key("fair"),
       k.job,
       k.receipts,
       this.key("jobs"),
       this.key("admitting"),
+      this.key("active"),
       ...args,
     )) as Reply[];
     const kind = String(reply[0]);
@@ -379,15 +388,6 @@ export class BullmqJobQueue implements JobQueue {
     return failed.length < jobs.length;
   }
 
-  async held(leaseId: string, seqs: number[]): Promise<number[]> {
-    const held = this.leases.get(leaseId);
-    if (!held) return [];
-    const wanted = [...new Set(seqs)].filter((seq) => held.has(seq));
-    if (wanted.length === 0) return [];
-    const locks = await this.redis.mget(...wanted.map((seq) => this.lockKey(held.get(seq)!.job)));
-    return wanted.filter((_, i) => locks[i] === leaseId);
-  }
-
   /** Outcomes for chunks this lease no longer holds are ignored (fencing). */
   async ack(leaseId: string, outcomes: ChunkOutcome[]): Promise<void> {
     const held = this.leases.get(leaseId);
@@ -481,35 +481,101 @@ export class BullmqJobQueue implements JobQueue {
     const k = this.keys(jobId);
     const meta = await this.redis.hgetall(k.job);
     if (meta.total === undefined) return null;
-    const n = (field: string) => Number(meta[field] ?? 0);
-    const counters = {
-      total: n("total"),
-      queued: n("queued") + n("failed"),
-      running: n("running"),
-      stored: n("stored"),
-      unchanged: n("unchanged"),
-      superseded: n("superseded"),
-      dead: n("dead"),
-      discarded: n("discarded"),
-      cancelled: n("cancelled"),
-    };
+    const summary = toJobSummary(jobId, meta);
     const failures: Job["failures"] = [];
-    if (counters.dead > 0) {
+    if (summary.counts.dead > 0) {
       const indexes = await this.redis.zrange(k.jobDead, 0, MAX_LISTED_FAILURES - 1);
       const receipts = await this.readReceipts(jobId, indexes.map(Number));
       for (const r of receipts) {
         if (r) failures.push({ chunkId: r.c, state: "dead", reason: r.er ?? "", attempts: r.a ?? 0 });
       }
     }
-    return {
-      id: jobId,
-      collection: meta.collection ?? "",
-      state: toJobState(counters),
-      counts: toJobCounts(counters, n("failed")),
-      createdAt: new Date(n("created")).toISOString(),
-      updatedAt: new Date(n("updated")).toISOString(),
-      failures,
-    };
+    return { ...summary, failures };
+  }
+
+  async listJobs(request: JobListRequest): Promise<JobPage> {
+    const limit = pageLimit(request.limit);
+    let cursor = decodeJobCursor(request.cursor);
+    const items: JobSummary[] = [];
+    const phases: JobCursor["phase"][] =
+      request.state === "done" ? ["finished"] : request.state ? ["active"] : ["active", "finished"];
+    let budget = JOB_SCAN_BUDGET;
+    scan: for (const phase of phases) {
+      if (phase === "finished" && cursor.phase === "active") cursor = { ...FIRST_PAGE, phase };
+      if (phase !== cursor.phase) continue;
+      const index = this.key(phase === "active" ? "active" : "jobs");
+      while (budget > 0) {
+        // Newest first; equal times are ordered by id, so skip what the cursor already showed.
+        const reply = await this.redis.zrevrangebyscore(
+          index,
+          cursor.createdAt,
+          "-inf",
+          "WITHSCORES",
+          "LIMIT",
+          0,
+          limit + 1 + SKIP_SLACK,
+        );
+        const entries = pairs(reply)
+          .map(([id, score]) => ({ id, createdAt: Number(score) }))
+          .filter((e) => e.createdAt < cursor.createdAt || e.id < cursor.id || cursor.id === "");
+        if (entries.length === 0) break;
+        const metas = await Promise.all(entries.map((e) => this.redis.hgetall(this.keys(e.id).job)));
+        for (const [i, entry] of entries.entries()) {
+          budget -= 1;
+          cursor = { phase, createdAt: entry.createdAt, id: entry.id };
+          const meta = metas[i];
+          if (!meta || meta.total === undefined) continue; // expired; the index is pruned by maintain()
+          const summary = toJobSummary(entry.id, meta);
+          if (phase === "finished" && summary.state !== "done") continue; // listed among the active
+          if (request.collection !== undefined && summary.collection !== request.collection) continue;
+          if (request.state !== undefined && summary.state !== request.state) continue;
+          items.push(summary);
+          if (items.length > limit) break scan;
+        }
+        if (entries.length < limit + 1) break;
+      }
+    }
+    const more = items.length > limit || budget <= 0;
+    const page = items.slice(0, limit);
+    const last = items.length > limit ? page[page.length - 1] : null;
+    const next = last
+      ? {
+          phase: last.state === "done" ? ("finished" as const) : ("active" as const),
+          createdAt: Date.parse(last.createdAt),
+          id: last.id,
+        }
+      : cursor;
+    return { items: page, nextCursor: more ? encodeJobCursor(next) : null };
+  }
+
+  async cancelJob(jobId: string): Promise<number | null> {
+    const meta = await this.redis.hmget(this.keys(jobId).job, "total");
+    if (meta[0] === null) return null;
+    const total = Number(meta[0]);
+    let cancelled = 0;
+    for (let start = 0; start < total; start += STEP) {
+      const indexes = range(start, Math.min(total, start + STEP));
+      const receipts = await this.readReceipts(jobId, indexes);
+      const waiting = indexes.filter((_, i) => receipts[i]?.s === "q" || receipts[i]?.s === "f");
+      // BullMQ refuses to remove a job a worker holds (it runs on and finishes).
+      const removed = await Promise.all(waiting.map((index) => this.queue.remove(bullJobId(jobId, index))));
+      const statuses = await this.transition(
+        "",
+        waiting
+          .filter((_, i) => removed[i] === 1)
+          .map((index) => ({
+            jobId,
+            index,
+            to: "c" as const,
+            allowed: "qf",
+            lockMode: 0 as const,
+            seq: 0,
+            fields: null,
+          })),
+      );
+      cancelled += statuses.filter((st) => st === "ok").length;
+    }
+    return cancelled;
   }
 
   async listChunks(
@@ -676,13 +742,14 @@ export class BullmqJobQueue implements JobQueue {
       else
         await this.call(
           "ragRollback",
-          6,
+          7,
           this.key("stats"),
           k.job,
           k.receipts,
           k.jobDead,
           this.key("jobs"),
           this.key("admitting"),
+          this.key("active"),
           jobId,
         );
     }
@@ -841,7 +908,7 @@ export class BullmqJobQueue implements JobQueue {
   ): Promise<string[]> {
     if (entries.length === 0) return [];
     const slots = new Map<string, number>();
-    const keys: string[] = [this.key("stats"), this.key("dead"), this.key("dead-t")];
+    const keys: string[] = [this.key("stats"), this.key("dead"), this.key("dead-t"), this.key("active")];
     for (const e of entries) {
       if (slots.has(e.jobId)) continue;
       slots.set(e.jobId, slots.size + 1);
@@ -876,6 +943,7 @@ export class BullmqJobQueue implements JobQueue {
         e.fields === null ? "" : JSON.stringify(e.fields),
       );
     }
+    args.push(...slots.keys());
     const reply = (await this.call("ragTransition", keys.length, ...keys, ...args)) as Reply[];
     return reply.map(String);
   }
@@ -908,10 +976,6 @@ export class BullmqJobQueue implements JobQueue {
     return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
   }
 
-  private lockKey(job: BullJob<ChunkData>): string {
-    return this.lockKeyOf(String(job.id));
-  }
-
   /** BullMQ's lock of a job: `<prefix>:<queue>:<jobId>:lock`, holding the fetching token. */
   private lockKeyOf(bullId: string): string {
     return `${this.queue.toKey(bullId)}:lock`;
@@ -937,6 +1001,29 @@ function bullJobId(jobId: string, index: number): string {
 function parseBullJobId(bullId: string): { jobId: string; index: number } {
   const dot = bullId.lastIndexOf(".");
   return { jobId: bullId.slice(0, dot), index: Number(bullId.slice(dot + 1)) };
+}
+
+function toJobSummary(jobId: string, meta: Record<string, string>): JobSummary {
+  const n = (field: string) => Number(meta[field] ?? 0);
+  const counters = {
+    total: n("total"),
+    queued: n("queued") + n("failed"),
+    running: n("running"),
+    stored: n("stored"),
+    unchanged: n("unchanged"),
+    superseded: n("superseded"),
+    dead: n("dead"),
+    discarded: n("discarded"),
+    cancelled: n("cancelled"),
+  };
+  return {
+    id: jobId,
+    collection: meta.collection ?? "",
+    state: toJobState(counters),
+    counts: toJobCounts(counters, n("failed")),
+    createdAt: new Date(n("created")).toISOString(),
+    updatedAt: new Date(n("updated")).toISOString(),
+  };
 }
 
 function toQueuedChunk(job: BullJob<ChunkData>): QueuedChunk {

@@ -112,9 +112,11 @@ const ADDED_JOB_COLUMNS: ReadonlyArray<readonly [string, string]> = [
 const JOB_INDEXES = `
 -- Retention: finished jobs, oldest first.
 CREATE INDEX IF NOT EXISTS queue_jobs_done ON queue_jobs (done_at) WHERE done_at IS NOT NULL;
--- Job listings, newest first, overall and per collection.
-CREATE INDEX IF NOT EXISTS queue_jobs_created ON queue_jobs (created_at);
-CREATE INDEX IF NOT EXISTS queue_jobs_collection ON queue_jobs (collection, created_at);
+-- Job listings, newest first: jobs with work left, then finished ones; per collection too.
+DROP INDEX IF EXISTS queue_jobs_created;
+CREATE INDEX IF NOT EXISTS queue_jobs_active ON queue_jobs (created_at, id) WHERE done_at IS NULL;
+CREATE INDEX IF NOT EXISTS queue_jobs_finished ON queue_jobs (created_at, id) WHERE done_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS queue_jobs_collection ON queue_jobs (collection, created_at, id);
 `;
 
 /**

@@ -124,6 +124,9 @@ const RECLAIM_SET = `stalls = stalls + 1,
   dead_at = CASE WHEN stalls + 1 >= @maxStalls THEN @now ELSE dead_at END,
   lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = @now`;
 
+const JOB_COLUMNS = `id, collection, total, queued, running, stored, unchanged, superseded, dead, discarded,
+  cancelled, created_at, updated_at`;
+
 const RECEIPT_COLUMNS = `seq, chunk_id, state, attempts, tokens, truncated_tokens, windows, overflow, model,
   profile, last_error, updated_at`;
 
@@ -193,6 +196,9 @@ export interface QueueStatements {
   deadSeqsOfJob: Statement<[string, number, number], { seq: number }>;
   replaySeq: Statement<[number, number, number], MovedRow>;
   discardSeq: Statement<[number, number], MovedRow>;
+  jobsActive: Statement<[string | null, string | null, number, string, number], JobRow>;
+  jobsFinished: Statement<[string | null, string | null, number, string, number], JobRow>;
+  cancelPage: Statement<[number, string, number], MovedRow>;
   expireDeadLetters: Statement<[number, number, number], MovedRow>;
   expiredJobs: Statement<[number, number], { id: string; total: number }>;
   deleteJobChunks: Statement<[string]>;
@@ -316,11 +322,7 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
       `UPDATE queue_chunks SET ${RECLAIM_SET}
        WHERE state = 'running' AND lease_owner = @owner RETURNING job_id, est_tokens, state`,
     ),
-    job: db.prepare<[string], JobRow>(
-      `SELECT id, collection, total, queued, running, stored, unchanged, superseded, dead, discarded,
-         cancelled, created_at, updated_at
-       FROM queue_jobs WHERE id = ?`,
-    ),
+    job: db.prepare<[string], JobRow>(`SELECT ${JOB_COLUMNS} FROM queue_jobs WHERE id = ?`),
     failures: db.prepare<[string, number], FailureRow>(
       `SELECT chunk_id, last_error, attempts FROM queue_chunks
        WHERE job_id = ? AND state = 'dead' ORDER BY seq LIMIT ?`,
@@ -369,6 +371,20 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     discardSeq: db.prepare<[number, number], MovedRow>(
       `UPDATE queue_chunks SET state = 'discarded', updated_at = ?
        WHERE seq = ? AND state = 'dead' RETURNING job_id, est_tokens`,
+    ),
+    jobsActive: db.prepare<[string | null, string | null, number, string, number], JobRow>(
+      `SELECT ${JOB_COLUMNS} FROM queue_jobs WHERE done_at IS NULL AND (? IS NULL OR collection = ?)
+         AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ),
+    jobsFinished: db.prepare<[string | null, string | null, number, string, number], JobRow>(
+      `SELECT ${JOB_COLUMNS} FROM queue_jobs WHERE done_at IS NOT NULL AND (? IS NULL OR collection = ?)
+         AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ),
+    cancelPage: db.prepare<[number, string, number], MovedRow>(
+      `UPDATE queue_chunks SET state = 'cancelled', text = '', payload = '{}', updated_at = ?
+       WHERE seq IN (SELECT seq FROM queue_chunks WHERE job_id = ? AND state IN ('queued', 'retrying')
+         ORDER BY seq LIMIT ?)
+       RETURNING job_id, est_tokens`,
     ),
     expireDeadLetters: db.prepare<[number, number, number], MovedRow>(
       `UPDATE queue_chunks SET state = 'discarded', text = '', payload = '{}',

@@ -10,13 +10,17 @@ import type {
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import { FAIR_SHARE, fairRanks, type RankCursor } from "../fair-ranks.js";
 import { toJobCounts, toJobState } from "../job-counts.js";
+import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
+  JobListRequest,
+  JobPage,
   JobQueue,
+  JobSummary,
   Lease,
   MaintenanceResult,
   Page,
@@ -111,11 +115,10 @@ export class SqliteJobQueue implements JobQueue {
     return this.sql.renew.run(now + leaseMs, now, leaseId).changes > 0;
   }
 
-  async held(leaseId: string, seqs: number[]): Promise<number[]> {
-    return this.heldSync(leaseId, seqs);
-  }
-
-  /** Synchronous `held`, for the embedded commit that checks the lease inside its transaction. */
+  /**
+   * The seqs among `seqs` that this lease still holds (the others passed to another worker), for
+   * the embedded commit that checks the lease inside its transaction.
+   */
   heldSync(leaseId: string, seqs: number[]): number[] {
     return uniqueSeqs(seqs).filter((seq) => this.sql.held.get(seq, leaseId) !== undefined);
   }
@@ -196,6 +199,64 @@ export class SqliteJobQueue implements JobQueue {
       const retrying = row.queued === 0 ? 0 : (this.sql.retryingOfJob.get(jobId)?.n ?? 0);
       return toJob(row, failures, retrying);
     })();
+  }
+
+  async listJobs(request: JobListRequest): Promise<JobPage> {
+    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(request.limit)));
+    const collection = request.collection ?? null;
+    let cursor = decodeJobCursor(request.cursor);
+    const items: JobSummary[] = [];
+    // Finished jobs are listed only when no state is asked for, or "done".
+    const phases: JobCursor["phase"][] =
+      request.state === "done" ? ["finished"] : request.state ? ["active"] : ["active", "finished"];
+    for (const phase of phases) {
+      if (phase === "finished" && cursor.phase === "active") cursor = { ...FIRST_PAGE, phase };
+      if (phase !== cursor.phase) continue;
+      const statement = phase === "active" ? this.sql.jobsActive : this.sql.jobsFinished;
+      // Filtering queued from running happens here, so read a little more than a page.
+      for (;;) {
+        const rows = statement.all(collection, collection, cursor.createdAt, cursor.id, limit + 1);
+        for (const row of rows) {
+          cursor = { phase, createdAt: row.created_at, id: row.id };
+          const summary = toJobSummary(row);
+          if (request.state === undefined || summary.state === request.state) items.push(summary);
+          if (items.length > limit) break;
+        }
+        if (items.length > limit || rows.length <= limit) break;
+      }
+      if (items.length > limit) break;
+    }
+    const more = items.length > limit;
+    const page = more ? items.slice(0, limit) : items;
+    const last = page[page.length - 1];
+    return {
+      items: page,
+      nextCursor:
+        more && last
+          ? encodeJobCursor({
+              phase: last.state === "done" ? "finished" : "active",
+              createdAt: Date.parse(last.createdAt),
+              id: last.id,
+            })
+          : null,
+    };
+  }
+
+  async cancelJob(jobId: string): Promise<number | null> {
+    if (this.sql.jobExists.get(jobId) === undefined) return null;
+    let cancelled = 0;
+    for (;;) {
+      const moved = this.db
+        .transaction(() => {
+          const now = this.now();
+          const rows = this.sql.cancelPage.all(now, jobId, PAGE_ROWS);
+          this.count(rows, "queued", "cancelled", now);
+          return rows.length;
+        })
+        .immediate();
+      cancelled += moved;
+      if (moved < PAGE_ROWS) return cancelled;
+    }
   }
 
   async listChunks(
@@ -487,7 +548,7 @@ function toQueuedChunk(row: CandidateRow): QueuedChunk {
   };
 }
 
-function toJob(row: JobRow, failures: FailureRow[], retrying: number): Job {
+function toJobSummary(row: JobRow, retrying = 0): JobSummary {
   return {
     id: row.id,
     collection: row.collection,
@@ -495,6 +556,12 @@ function toJob(row: JobRow, failures: FailureRow[], retrying: number): Job {
     counts: toJobCounts(row, retrying),
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
+  };
+}
+
+function toJob(row: JobRow, failures: FailureRow[], retrying: number): Job {
+  return {
+    ...toJobSummary(row, retrying),
     failures: failures.map((f) => ({
       chunkId: f.chunk_id,
       state: "dead",

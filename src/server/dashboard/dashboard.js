@@ -294,7 +294,7 @@ async function pollJobs() {
     tr.firstChild.title = job.id;
     return tr;
   });
-  fillTable($("jobs"), rows, 10, "no jobs accepted by this server yet");
+  fillTable($("jobs"), rows, 11, "no jobs on record");
 }
 
 async function replay(selector) {

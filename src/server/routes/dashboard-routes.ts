@@ -4,25 +4,6 @@ import { fileURLToPath } from "node:url";
 import Type from "typebox";
 import type { App, AppDeps } from "../app.js";
 
-/**
- * Ids of the jobs this process accepted, newest first, bounded. The queue has no "list jobs" query,
- * so the dashboard's recent jobs are the ones accepted through this server since it started.
- */
-export class RecentJobs {
-  private readonly ids: string[] = [];
-
-  constructor(private readonly capacity = 200) {}
-
-  add(jobId: string): void {
-    this.ids.unshift(jobId);
-    if (this.ids.length > this.capacity) this.ids.length = this.capacity;
-  }
-
-  list(limit: number): string[] {
-    return this.ids.slice(0, limit);
-  }
-}
-
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
@@ -50,7 +31,10 @@ function loadAssets(): Map<string, { type: string; body: Buffer }> {
   return assets;
 }
 
-const RecentJobsQuery = Type.Object({
+const JobListQuery = Type.Object({
+  state: Type.Optional(Type.Union([Type.Literal("queued"), Type.Literal("running"), Type.Literal("done")])),
+  collection: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
+  cursor: Type.Optional(Type.String({ maxLength: 512, description: "next_cursor of the previous page" })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 20 })),
 });
 
@@ -59,7 +43,7 @@ const RecentJobsQuery = Type.Object({
  * jobs it lists. The pages are public (they hold no data); the API calls they make carry the key the
  * user enters, kept in sessionStorage.
  */
-export function registerDashboardRoutes(app: App, deps: AppDeps, recentJobs: RecentJobs): void {
+export function registerDashboardRoutes(app: App, deps: AppDeps): void {
   const assets = loadAssets();
   const send = (name: string) => {
     const asset = assets.get(name);
@@ -99,31 +83,31 @@ export function registerDashboardRoutes(app: App, deps: AppDeps, recentJobs: Rec
     "/v1/jobs",
     {
       schema: {
-        summary: "Recent jobs accepted by this server process, newest first",
+        summary: "Jobs on record, work left first (queued, running), then finished ones; newest first",
         description:
-          "Jobs accepted through this process since it started (kept in memory, up to 200); jobs accepted by other processes sharing the queue are not listed.",
+          "Read from the queue, so every instance sharing it lists the same jobs, and they survive restarts. Finished jobs are kept for JOB_RETENTION. Filter by state and collection; page with cursor = next_cursor.",
         tags: ["jobs"],
-        querystring: RecentJobsQuery,
+        querystring: JobListQuery,
       },
     },
     async (request) => {
-      const ids = recentJobs.list(request.query.limit ?? 20);
-      const jobs = await Promise.all(ids.map((id) => deps.queue.getJob(id)));
+      const { state, collection, cursor, limit = 20 } = request.query;
+      const page = await deps.queue.listJobs({
+        limit,
+        ...(state ? { state } : {}),
+        ...(collection ? { collection } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
       return {
-        jobs: jobs.flatMap((job) =>
-          job
-            ? [
-                {
-                  id: job.id,
-                  collection: job.collection,
-                  state: job.state,
-                  counts: job.counts,
-                  created_at: job.createdAt,
-                  updated_at: job.updatedAt,
-                },
-              ]
-            : [],
-        ),
+        jobs: page.items.map((job) => ({
+          id: job.id,
+          collection: job.collection,
+          state: job.state,
+          counts: job.counts,
+          created_at: job.createdAt,
+          updated_at: job.updatedAt,
+        })),
+        next_cursor: page.nextCursor,
       };
     },
   );

@@ -70,6 +70,18 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     };
   });
 
+  app.delete("/v1/jobs/:id", { schema: { params: JobParams } }, async (request) => {
+    const cancelled = await deps.queue.cancelJob(request.params.id);
+    if (cancelled === null) throw new AppError("job_not_found", `No job ${request.params.id}`);
+    const job = await deps.queue.getJob(request.params.id);
+    return {
+      id: request.params.id,
+      cancelled,
+      state: job?.state ?? "done",
+      counts: job?.counts ?? null,
+    };
+  });
+
   app.get("/v1/status", async () => {
     const stats = await deps.queue.stats();
     const rates = deps.throughput.rates();

@@ -4,16 +4,22 @@ import type { JsonValue, Payload, PointFingerprint, VectorRecord } from "../../d
 /** Reserved top-level payload key holding the server's own fields next to the user's payload. */
 export const RAG_KEY = "_rag";
 
+/** Where a point's version lives: an integer, absent on points written before versions existed. */
+export const VERSION_KEY = `${RAG_KEY}.version`;
+
 /**
- * Keyword indexes created with each collection: the fields deletes filter on, and `parent_chunk_id`,
- * the payload field clients filter on to find the windows of a split chunk (Qdrant's strict mode
- * refuses filters on unindexed fields, and without an index such a filter scans the collection).
+ * Payload indexes created with each collection: the fields writes and deletes filter on, and
+ * `parent_chunk_id`, the payload field clients filter on to find the windows of a split chunk
+ * (Qdrant's strict mode refuses filters on unindexed fields, and without an index such a filter
+ * scans the collection).
  */
-export const INDEXED_FIELDS = [
-  `${RAG_KEY}.document_id`,
-  `${RAG_KEY}.group_id`,
-  `${RAG_KEY}.chunk_id`,
-  "parent_chunk_id",
+export const PAYLOAD_INDEXES: ReadonlyArray<{ field: string; schema: "keyword" | "integer" }> = [
+  { field: `${RAG_KEY}.document_id`, schema: "keyword" },
+  { field: `${RAG_KEY}.group_id`, schema: "keyword" },
+  { field: `${RAG_KEY}.chunk_id`, schema: "keyword" },
+  { field: `${RAG_KEY}.content_hash`, schema: "keyword" },
+  { field: VERSION_KEY, schema: "integer" },
+  { field: "parent_chunk_id", schema: "keyword" },
 ];
 
 /** What `_rag` holds. Snake case like Qdrant's own fields, readable by any Qdrant client. */
@@ -24,6 +30,8 @@ export interface RagFields {
   document_id: string | null;
   content_hash: string;
   payload_hash: string;
+  /** The queued chunk's version the point was written from. */
+  version: number;
 }
 
 export function ragFieldsOf(record: VectorRecord): RagFields {
@@ -33,6 +41,7 @@ export function ragFieldsOf(record: VectorRecord): RagFields {
     document_id: record.documentId,
     content_hash: record.contentHash,
     payload_hash: record.payloadHash,
+    version: record.version,
   };
 }
 
@@ -64,5 +73,9 @@ export function fingerprintOf(rag: Partial<RagFields> | undefined): PointFingerp
   if (rag === undefined || typeof rag.content_hash !== "string" || typeof rag.payload_hash !== "string") {
     return undefined;
   }
-  return { contentHash: rag.content_hash, payloadHash: rag.payload_hash };
+  return {
+    contentHash: rag.content_hash,
+    payloadHash: rag.payload_hash,
+    version: typeof rag.version === "number" ? rag.version : null,
+  };
 }

@@ -9,13 +9,20 @@ import type {
   SearchHit,
   VectorRecord,
 } from "../../domain/types.js";
+import { checkWrites, fingerprintId, rounds, windowsFirst, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
-import type { CollectionSpec, VectorStore } from "../vector-store.js";
+import type {
+  ChunkWrite,
+  ChunkWriteResult,
+  CollectionSpec,
+  TouchWrite,
+  VectorStore,
+} from "../vector-store.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
 import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
 import {
   fingerprintOf,
-  INDEXED_FIELDS,
+  PAYLOAD_INDEXES,
   RAG_KEY,
   type RagFields,
   ragFieldsOf,
@@ -23,6 +30,8 @@ import {
   storedPayload,
 } from "./qdrant-payload.js";
 import { splitBatches, vectorJsonBytes } from "./request-batches.js";
+import { assertVersionedWrites } from "./server-version.js";
+import { staleGroupPoints, touchable, updateFilter } from "./version-filters.js";
 
 /** Points (or operations) per request: far below Qdrant's limits, small enough to retry cheaply. */
 const MAX_POINTS_PER_REQUEST = 256;
@@ -30,6 +39,8 @@ const MAX_POINTS_PER_REQUEST = 256;
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 /** Ids per retrieve request and chunk ids per delete filter. */
 const IDS_PER_REQUEST = 256;
+/** A point's share of an upsert's `update_filter`: its id, and at most one clause of its own. */
+const FILTER_BYTES_PER_POINT = 256;
 
 export interface QdrantStoreOptions {
   /** e.g. http://127.0.0.1:6333 */
@@ -45,13 +56,27 @@ interface CollectionShape {
   distance: Distance;
 }
 
-type Update = { id: string; payload: Payload; payloadHash: string; documentId: string | null };
+/** A point as sent, with the version its upsert's `update_filter` checks against. */
+interface VersionedPoint {
+  id: string;
+  version: number;
+  vector: number[];
+  payload: Payload;
+}
+
+/** A batch_update operation with its estimated JSON size. */
+interface SizedOperation {
+  op: Schemas["UpdateOperation"];
+  bytes: number;
+}
 
 /**
  * Qdrant through the official REST client. Point ids are the core's deterministic UUIDv5s and every
- * write waits (`wait=true`) until applied, so "upsert, then ack" repeated after a crash rewrites the
- * same points: one point per chunk. The user's payload is stored as is; the server's own fields live
- * under `_rag` (see qdrant-payload.ts) and are indexed for the deletes that filter on them.
+ * write waits (`wait=true`) until applied. Writes are versioned: an upsert's `update_filter` replaces
+ * an existing point only when its `_rag.version` is older, so "write, then ack" repeated after a
+ * crash, or a stale worker finishing late, never puts older content over newer. The user's payload
+ * is stored as is; the server's own fields live under `_rag` (see qdrant-payload.ts) and are indexed
+ * for the writes and deletes that filter on them.
  */
 export class QdrantStore implements VectorStore {
   private readonly client: QdrantClient;
@@ -59,6 +84,8 @@ export class QdrantStore implements VectorStore {
   private readonly logger: Logger | undefined;
   /** Collections known to exist, with their shape (ensured or read back). */
   private readonly shapes = new Map<string, CollectionShape>();
+  /** The server's version, checked once per store (again after a failed check). */
+  private serverChecked: Promise<void> | undefined;
 
   constructor(options: { url: string; apiKey?: string; timeoutMs: number; logger?: Logger }) {
     this.timeoutMs = options.timeoutMs;
@@ -86,6 +113,7 @@ export class QdrantStore implements VectorStore {
         { details: { distance: spec.distance } },
       );
     }
+    await this.checkServer(spec.name);
     const wanted: CollectionShape = { dimension: spec.dimension, distance: spec.distance };
     const cached = this.shapes.get(spec.name);
     if (cached !== undefined) {
@@ -121,70 +149,71 @@ export class QdrantStore implements VectorStore {
     compareShapes(spec.name, existing, wanted);
     // Indexes are created by whoever finds them missing, so a creator that died early is repaired.
     const indexed = new Set(Object.keys(info.payload_schema ?? {}));
-    for (const field of INDEXED_FIELDS) {
+    for (const { field, schema } of PAYLOAD_INDEXES) {
       if (indexed.has(field)) continue;
       await this.call("create payload index", spec.name, () =>
-        this.client.createPayloadIndex(spec.name, { wait: true, field_name: field, field_schema: "keyword" }),
+        this.client.createPayloadIndex(spec.name, { wait: true, field_name: field, field_schema: schema }),
       );
     }
     this.shapes.set(spec.name, existing);
   }
 
-  async upsert(collection: string, records: VectorRecord[]): Promise<void> {
-    const shape = await this.requireShape(collection, "upsert");
-    assertVectorDimensions(collection, records, shape.dimension);
-    // Build every point first: a refused payload fails the whole call before anything is written.
-    const points = records.map((r) => ({
-      id: r.id,
-      vector: Array.from(r.vector),
-      payload: storedPayload(r.payload, ragFieldsOf(r)),
-    }));
-    const vectorBytes = vectorJsonBytes(shape.dimension);
-    for (const batch of splitBatches(
-      points,
-      MAX_POINTS_PER_REQUEST,
-      MAX_REQUEST_BYTES,
-      // Bytes on the wire, not UTF-16 units: Korean text is 3 bytes a character in UTF-8.
-      (p) => vectorBytes + Buffer.byteLength(JSON.stringify(p.payload)) + 64,
-    )) {
-      await this.call("upsert", collection, () =>
-        this.client.upsert(collection, { wait: true, points: batch }),
-      );
-    }
-  }
-
-  async updatePayloads(collection: string, updates: Update[]): Promise<void> {
-    await this.requireShape(collection, "updatePayloads");
-    if (updates.length === 0) return;
-    const existing = await this.retrieveRag(
+  /**
+   * Per round (each chunk id once): window points, then fingerprint points, then touches, then the
+   * fingerprints read back, then one delete of everything older than them. Requests are batched across
+   * chunks, so their number grows with the batch's bytes, not with its chunks.
+   */
+  async writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]> {
+    const shape = await this.requireShape(collection, "writeChunks");
+    checkWrites(collection, writes);
+    assertVectorDimensions(
       collection,
-      updates.map((u) => u.id),
-      "updatePayloads",
+      writes.flatMap((w) => (w.kind === "points" ? w.records : [])),
+      shape.dimension,
     );
-    const operations: Array<{ op: Schemas["UpdateOperation"]; bytes: number }> = [];
-    for (const u of updates) {
-      const found = existing.get(u.id);
-      if (found === undefined) continue; // missing points are ignored, as documented by the interface
-      const chunkId = typeof found.chunk_id === "string" ? found.chunk_id : u.id;
-      const rag: RagFields = {
-        chunk_id: chunkId,
-        group_id: typeof found.group_id === "string" ? found.group_id : chunkId,
-        document_id: u.documentId,
-        content_hash: typeof found.content_hash === "string" ? found.content_hash : "",
-        payload_hash: u.payloadHash,
-      };
-      const payload = storedPayload(u.payload, rag);
-      // A filter on the id (not `points`) so a point deleted meanwhile is skipped instead of failing.
-      operations.push({
-        op: { overwrite_payload: { payload, filter: { must: [{ has_id: [u.id] }] } } },
-        bytes: Buffer.byteLength(JSON.stringify(payload)) + 128,
-      });
-    }
-    for (const batch of splitBatches(operations, MAX_POINTS_PER_REQUEST, MAX_REQUEST_BYTES, (o) => o.bytes)) {
-      await this.call("updatePayloads", collection, () =>
-        this.client.batchUpdate(collection, { wait: true, operations: batch.map((o) => o.op) }),
+    // Build every request body first: a refused payload fails the whole call before anything is written.
+    const pointsOf = writes.map((w) =>
+      w.kind === "points" ? windowsFirst(w.records).map(versionedPoint) : [],
+    );
+    const touchesOf = writes.map((w) =>
+      w.kind === "touch" ? touchOperations(fingerprintId(collection, w), w) : [],
+    );
+    const vectorBytes = vectorJsonBytes(shape.dimension);
+    const results: ChunkWriteResult[] = [];
+    for (const round of rounds(writes)) {
+      const roundPoints = round.flatMap(({ index }) => pointsOf[index] ?? []);
+      const fingerprintIds = new Set(round.map(({ write }) => fingerprintId(collection, write)));
+      await this.upsertVersioned(
+        collection,
+        roundPoints.filter((p) => !fingerprintIds.has(p.id)),
+        vectorBytes,
       );
+      await this.upsertVersioned(
+        collection,
+        roundPoints.filter((p) => fingerprintIds.has(p.id)),
+        vectorBytes,
+      );
+      await this.batchUpdate(
+        collection,
+        round.flatMap(({ index }) => touchesOf[index] ?? []),
+      );
+      const stored = await this.retrieveRag(collection, [...fingerprintIds], "writeChunks");
+      const stale: Array<{ chunkId: string; version: number }> = [];
+      for (const { index, write } of round) {
+        const rag = stored.get(fingerprintId(collection, write));
+        const fingerprint = fingerprintOf(rag);
+        results[index] = writeResult(write, fingerprint);
+        if (fingerprint?.version != null)
+          stale.push({ chunkId: write.chunkId, version: fingerprint.version });
+      }
+      for (let start = 0; start < stale.length; start += IDS_PER_REQUEST) {
+        const filter = staleGroupPoints(stale.slice(start, start + IDS_PER_REQUEST));
+        await this.call("writeChunks", collection, () =>
+          this.client.delete(collection, { wait: true, filter }),
+        );
+      }
     }
+    return results;
   }
 
   async fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
@@ -202,21 +231,6 @@ export class QdrantStore implements VectorStore {
       if (fp !== undefined) result.set(id, fp);
     }
     return result;
-  }
-
-  async deleteChunkRemnants(collection: string, chunkIds: string[], keepIds: string[]): Promise<number> {
-    const groups = [...new Set(chunkIds)];
-    if (groups.length === 0) return 0;
-    const keep = [...new Set(keepIds)];
-    let deleted = 0;
-    for (let start = 0; start < groups.length; start += IDS_PER_REQUEST) {
-      const filter: QdrantFilter = {
-        must: [{ key: `${RAG_KEY}.group_id`, match: { any: groups.slice(start, start + IDS_PER_REQUEST) } }],
-        ...(keep.length === 0 ? {} : { must_not: [{ has_id: keep }] }),
-      };
-      deleted += await this.deleteByFilter(collection, filter, "deleteChunkRemnants");
-    }
-    return deleted;
   }
 
   async deleteByDocument(collection: string, documentId: string): Promise<number> {
@@ -274,6 +288,48 @@ export class QdrantStore implements VectorStore {
   /** The client keeps no resources that need closing (its HTTP agent's idle sockets time out). */
   async close(): Promise<void> {
     this.shapes.clear();
+  }
+
+  /** Fails for a Qdrant that would ignore the `update_filter` every write relies on. */
+  private checkServer(collection: string): Promise<void> {
+    this.serverChecked ??= this.call("check the server version", collection, () => this.client.versionInfo())
+      .then((info) => assertVersionedWrites(info.version))
+      .catch((error: unknown) => {
+        this.serverChecked = undefined;
+        throw error;
+      });
+    return this.serverChecked;
+  }
+
+  /** Upserts in batches under the request limits; each applies only over an older version of its point. */
+  private async upsertVersioned(
+    collection: string,
+    points: VersionedPoint[],
+    vectorBytes: number,
+  ): Promise<void> {
+    for (const batch of splitBatches(
+      points,
+      MAX_POINTS_PER_REQUEST,
+      MAX_REQUEST_BYTES,
+      // Bytes on the wire, not UTF-16 units: Korean text is 3 bytes a character in UTF-8.
+      (p) => vectorBytes + Buffer.byteLength(JSON.stringify(p.payload)) + 64 + FILTER_BYTES_PER_POINT,
+    )) {
+      await this.call("upsert", collection, () =>
+        this.client.upsert(collection, {
+          wait: true,
+          points: batch.map(({ id, vector, payload }) => ({ id, vector, payload })),
+          update_filter: updateFilter(batch),
+        }),
+      );
+    }
+  }
+
+  private async batchUpdate(collection: string, operations: SizedOperation[]): Promise<void> {
+    for (const batch of splitBatches(operations, MAX_POINTS_PER_REQUEST, MAX_REQUEST_BYTES, (o) => o.bytes)) {
+      await this.call("touch", collection, () =>
+        this.client.batchUpdate(collection, { wait: true, operations: batch.map((o) => o.op) }),
+      );
+    }
   }
 
   /** Count, then delete, with the same filter: Qdrant's delete does not say how many it removed. */
@@ -351,6 +407,46 @@ export class QdrantStore implements VectorStore {
     if (isCollectionNotFound(classified)) this.shapes.delete(collection);
     return classified;
   }
+}
+
+function versionedPoint(record: VectorRecord): VersionedPoint {
+  return {
+    id: record.id,
+    version: record.version,
+    vector: Array.from(record.vector),
+    payload: storedPayload(record.payload, ragFieldsOf(record)),
+  };
+}
+
+/**
+ * A touch as batch_update operations, in this order: the new payload of an unsplit chunk's point
+ * (with the version, under the same checks), then the version of every point of the chunk. The
+ * other order would bump the point's version first and fail the payload's own version check.
+ */
+function touchOperations(pointId: string, write: TouchWrite): SizedOperation[] {
+  const operations: SizedOperation[] = [];
+  const where = touchable(write.chunkId, write.contentHash, write.version);
+  if (write.payload !== null) {
+    const rag: RagFields = {
+      chunk_id: write.chunkId,
+      group_id: write.chunkId,
+      document_id: write.payload.documentId,
+      content_hash: write.contentHash,
+      payload_hash: write.payload.payloadHash,
+      version: write.version,
+    };
+    const payload = storedPayload(write.payload.payload, rag);
+    operations.push({
+      op: { overwrite_payload: { payload, filter: { must: [{ has_id: [pointId] }, ...where] } } },
+      bytes: Buffer.byteLength(JSON.stringify(payload)) + 512,
+    });
+  }
+  // `key` sets `version` inside `_rag` and leaves the other fields of `_rag` as they are.
+  operations.push({
+    op: { set_payload: { payload: { version: write.version }, key: RAG_KEY, filter: { must: where } } },
+    bytes: 512,
+  });
+  return operations;
 }
 
 function shapeOf(collection: string, info: Schemas["CollectionInfo"]): CollectionShape {

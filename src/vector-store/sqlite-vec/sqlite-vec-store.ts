@@ -1,28 +1,15 @@
 import { AppError } from "../../domain/errors.js";
-import type {
-  Distance,
-  Payload,
-  PointFingerprint,
-  SearchFilter,
-  SearchHit,
-  VectorRecord,
-} from "../../domain/types.js";
+import type { Distance, Payload, PointFingerprint, SearchFilter, SearchHit } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
-import type { CollectionSpec, VectorStore } from "../vector-store.js";
+import type { ChunkWrite, ChunkWriteResult, CollectionSpec, VectorStore } from "../vector-store.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
 
 /** Stays well under SQLite's bound-parameter limit, with room for the collection parameter. */
 const FINGERPRINT_BATCH = 500;
 
 type SupportedDistance = Exclude<Distance, "Dot">;
-
-export interface PayloadUpdate {
-  id: string;
-  payload: Payload;
-  payloadHash: string;
-  documentId: string | null;
-}
 
 interface CollectionRow {
   name: string;
@@ -34,6 +21,7 @@ interface FingerprintRow {
   id: string;
   content_hash: string;
   payload_hash: string;
+  version: number | null;
 }
 
 interface HitRow {
@@ -70,29 +58,34 @@ CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document
 `;
 
 /**
- * group_id is the client's chunk id for a whole chunk and for every window of a split chunk, so
- * the points of one chunk can be found (and stale windows removed) whatever their number.
- * Added after the first release: older files get the column and a backfill.
+ * Columns added after the first release; older files get them on open.
+ * - group_id is the client's chunk id for a whole chunk and for every window of a split chunk, so
+ *   the points of one chunk can be found (and stale windows removed) whatever their number.
+ * - version is the queued chunk's version a point was written from. NULL (points written before
+ *   versions existed) counts as older than any version.
  */
 function migrate(db: SqliteDatabase): void {
   const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_points')").all();
   if (!columns.some((c) => c.name === "group_id")) {
     db.exec("ALTER TABLE vs_points ADD COLUMN group_id TEXT; UPDATE vs_points SET group_id = chunk_id;");
   }
+  if (!columns.some((c) => c.name === "version")) {
+    db.exec("ALTER TABLE vs_points ADD COLUMN version INTEGER");
+  }
   db.exec("CREATE INDEX IF NOT EXISTS vs_points_group ON vs_points (collection, group_id)");
 }
 
 /**
- * Vectors in the same SQLite file as the queue, so the embedded mode can commit an upsert and the
- * queue ack in one transaction. Search is exact brute force with sqlite-vec's scalar distance
+ * Vectors in the same SQLite file as the queue, so the embedded mode can commit a batch's writes and
+ * the queue ack in one transaction; each write's version check runs inside it, so nothing can come
+ * between the check and the write. Search is exact brute force with sqlite-vec's scalar distance
  * functions: no ANN index to keep consistent, and fast enough for the collection sizes an embedded
  * deployment holds.
  */
 export class SqliteVecStore implements VectorStore {
   private readonly db: SqliteDatabase;
   private readonly stmts: ReturnType<typeof prepareStatements>;
-  private readonly upsertTx: (collection: string, records: VectorRecord[]) => void;
-  private readonly updatePayloadsTx: (collection: string, updates: PayloadUpdate[]) => void;
+  private readonly writeTx: (collection: string, writes: ChunkWrite[]) => ChunkWriteResult[];
 
   constructor(db: SqliteDatabase) {
     this.db = db;
@@ -101,40 +94,17 @@ export class SqliteVecStore implements VectorStore {
     this.stmts = prepareStatements(db);
 
     // db.transaction nests as a savepoint inside a caller's transaction, which is what lets the
-    // embedded pipeline wrap upsert + ack in one outer transaction.
-    this.upsertTx = db.transaction((collection: string, records: VectorRecord[]) => {
+    // embedded pipeline wrap the writes and the ack in one outer transaction.
+    this.writeTx = db.transaction((collection: string, writes: ChunkWrite[]) => {
       const spec = this.requireCollection(collection);
-      assertVectorDimensions(collection, records, spec.dimension);
+      checkWrites(collection, writes);
+      assertVectorDimensions(
+        collection,
+        writes.flatMap((w) => (w.kind === "points" ? w.records : [])),
+        spec.dimension,
+      );
       const now = new Date().toISOString();
-      for (const r of records) {
-        this.stmts.upsertPoint.run(
-          collection,
-          r.id,
-          r.chunkId,
-          r.parentChunkId ?? r.chunkId,
-          r.documentId,
-          JSON.stringify(r.payload),
-          r.contentHash,
-          r.payloadHash,
-          vectorBlob(r.vector),
-          now,
-        );
-      }
-    });
-
-    this.updatePayloadsTx = db.transaction((collection: string, updates: PayloadUpdate[]) => {
-      this.requireCollection(collection);
-      const now = new Date().toISOString();
-      for (const u of updates) {
-        this.stmts.updatePayload.run(
-          JSON.stringify(u.payload),
-          u.payloadHash,
-          u.documentId,
-          now,
-          collection,
-          u.id,
-        );
-      }
+      return writes.map((write) => this.writeOne(collection, write, now));
     });
   }
 
@@ -170,22 +140,13 @@ export class SqliteVecStore implements VectorStore {
     }
   }
 
-  async upsert(collection: string, records: VectorRecord[]): Promise<void> {
-    this.upsertSync(collection, records);
+  async writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]> {
+    return this.writeChunksSync(collection, writes);
   }
 
-  /** Synchronous upsert, all-or-nothing; inside a caller's `db.transaction` it joins that transaction. */
-  upsertSync(collection: string, records: VectorRecord[]): void {
-    this.upsertTx(collection, records);
-  }
-
-  async updatePayloads(collection: string, updates: PayloadUpdate[]): Promise<void> {
-    this.updatePayloadsSync(collection, updates);
-  }
-
-  /** Synchronous counterpart of `updatePayloads`, for the same atomic-with-ack use as `upsertSync`. */
-  updatePayloadsSync(collection: string, updates: PayloadUpdate[]): void {
-    this.updatePayloadsTx(collection, updates);
+  /** Synchronous `writeChunks`, all-or-nothing; inside a caller's `db.transaction` it joins that transaction. */
+  writeChunksSync(collection: string, writes: ChunkWrite[]): ChunkWriteResult[] {
+    return this.writeTx(collection, writes);
   }
 
   async fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
@@ -195,36 +156,71 @@ export class SqliteVecStore implements VectorStore {
       const batch = unique.slice(start, start + FINGERPRINT_BATCH);
       const rows = this.db
         .prepare<string[], FingerprintRow>(
-          `SELECT id, content_hash, payload_hash FROM vs_points WHERE collection = ? AND id IN (${placeholders(batch.length)})`,
+          `SELECT id, content_hash, payload_hash, version FROM vs_points WHERE collection = ? AND id IN (${placeholders(batch.length)})`,
         )
         .all(collection, ...batch);
-      for (const row of rows)
-        result.set(row.id, { contentHash: row.content_hash, payloadHash: row.payload_hash });
+      for (const row of rows) {
+        result.set(row.id, {
+          contentHash: row.content_hash,
+          payloadHash: row.payload_hash,
+          version: row.version,
+        });
+      }
     }
     return result;
   }
 
-  async deleteChunkRemnants(collection: string, chunkIds: string[], keepIds: string[]): Promise<number> {
-    return this.deleteChunkRemnantsSync(collection, chunkIds, keepIds);
-  }
-
-  /** Synchronous counterpart, so the embedded commit can include it in its one transaction. */
-  deleteChunkRemnantsSync(collection: string, chunkIds: string[], keepIds: string[]): number {
-    if (chunkIds.length === 0) return 0;
-    const keep = new Set(keepIds);
-    let deleted = 0;
-    for (let start = 0; start < chunkIds.length; start += 500) {
-      const groups = chunkIds.slice(start, start + 500);
-      const rows = this.db
-        .prepare<string[], { id: string }>(
-          `SELECT id FROM vs_points WHERE collection = ? AND group_id IN (${groups.map(() => "?").join(",")})`,
-        )
-        .all(collection, ...groups);
-      for (const row of rows) {
-        if (!keep.has(row.id)) deleted += this.stmts.deletePoint.run(collection, row.id).changes;
+  /**
+   * One chunk's write inside the call's transaction. Every statement carries the version rule
+   * (stored version NULL or older), then the fingerprint point's version V decides the result and
+   * every point of the chunk older than V goes.
+   */
+  private writeOne(collection: string, write: ChunkWrite, now: string): ChunkWriteResult {
+    if (write.kind === "points") {
+      for (const r of write.records) {
+        this.stmts.upsertPoint.run(
+          collection,
+          r.id,
+          r.chunkId,
+          groupOf(r),
+          r.documentId,
+          JSON.stringify(r.payload),
+          r.contentHash,
+          r.payloadHash,
+          vectorBlob(r.vector),
+          r.version,
+          now,
+        );
       }
+    } else {
+      const id = fingerprintId(collection, write);
+      // The payload first: bumping the version first would make its own version check fail.
+      if (write.payload !== null) {
+        const { payload, payloadHash, documentId } = write.payload;
+        this.stmts.touchPayload.run(
+          JSON.stringify(payload),
+          payloadHash,
+          documentId,
+          write.version,
+          now,
+          collection,
+          id,
+          write.contentHash,
+          write.version,
+        );
+      }
+      this.stmts.touchVersion.run(
+        write.version,
+        now,
+        collection,
+        write.chunkId,
+        write.contentHash,
+        write.version,
+      );
     }
-    return deleted;
+    const stored = this.stmts.fingerprint.get(collection, fingerprintId(collection, write));
+    if (stored?.version != null) this.stmts.deleteOlder.run(collection, write.chunkId, stored.version);
+    return writeResult(write, stored && { version: stored.version, contentHash: stored.content_hash });
   }
 
   async deleteByDocument(collection: string, documentId: string): Promise<number> {
@@ -299,12 +295,14 @@ function prepareStatements(db: SqliteDatabase) {
     insertCollection: db.prepare<[string, number, string, string]>(
       "INSERT INTO vs_collections (name, dimension, distance, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
     ),
+    // The version rule: an existing point changes only when its version is NULL (written before
+    // versions existed) or older than the one written.
     upsertPoint: db.prepare<
-      [string, string, string, string, string | null, string, string, string, Buffer, string]
+      [string, string, string, string, string | null, string, string, string, Buffer, number, string]
     >(
       `INSERT INTO vs_points
-         (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, version, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(collection, id) DO UPDATE SET
          chunk_id = excluded.chunk_id,
          group_id = excluded.group_id,
@@ -313,13 +311,24 @@ function prepareStatements(db: SqliteDatabase) {
          content_hash = excluded.content_hash,
          payload_hash = excluded.payload_hash,
          vector = excluded.vector,
-         updated_at = excluded.updated_at`,
+         version = excluded.version,
+         updated_at = excluded.updated_at
+       WHERE vs_points.version IS NULL OR vs_points.version < excluded.version`,
     ),
-    updatePayload: db.prepare<[string, string, string | null, string, string, string]>(
-      `UPDATE vs_points SET payload = ?, payload_hash = ?, document_id = ?, updated_at = ?
-       WHERE collection = ? AND id = ?`,
+    touchPayload: db.prepare<[string, string, string | null, number, string, string, string, string, number]>(
+      `UPDATE vs_points SET payload = ?, payload_hash = ?, document_id = ?, version = ?, updated_at = ?
+       WHERE collection = ? AND id = ? AND content_hash = ? AND (version IS NULL OR version < ?)`,
     ),
-    deletePoint: db.prepare<[string, string]>("DELETE FROM vs_points WHERE collection = ? AND id = ?"),
+    touchVersion: db.prepare<[number, string, string, string, string, number]>(
+      `UPDATE vs_points SET version = ?, updated_at = ?
+       WHERE collection = ? AND group_id = ? AND content_hash = ? AND (version IS NULL OR version < ?)`,
+    ),
+    fingerprint: db.prepare<[string, string], { content_hash: string; version: number | null }>(
+      "SELECT content_hash, version FROM vs_points WHERE collection = ? AND id = ?",
+    ),
+    deleteOlder: db.prepare<[string, string, number]>(
+      "DELETE FROM vs_points WHERE collection = ? AND group_id = ? AND (version IS NULL OR version < ?)",
+    ),
     deleteByDocument: db.prepare<[string, string]>(
       "DELETE FROM vs_points WHERE collection = ? AND document_id = ?",
     ),

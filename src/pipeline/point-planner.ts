@@ -1,0 +1,215 @@
+import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
+import type { ModelInfo, PointFingerprint, QueuedChunk, VectorRecord } from "../domain/types.js";
+import type { EmbeddedWindow } from "../embedder/embedder.js";
+import type { ChunkOutcome } from "../queue/job-queue.js";
+import type { ChunkWrite } from "../vector-store/vector-store.js";
+
+/** One reserved chunk, ready to commit: what to write, and what to acknowledge once it is written. */
+export interface PlannedChunk {
+  seq: number;
+  collection: string;
+  /** Null when nothing is to be written (a newer version is known already). */
+  write: ChunkWrite | null;
+  /** Acknowledged when the write is `written` (or when there is none). */
+  outcome: ChunkOutcome;
+}
+
+/** A chunk that must be embedded; `embeddedChunk` turns it into a PlannedChunk once it is. */
+export interface EmbedPlan {
+  chunk: QueuedChunk;
+  contentHash: string;
+  payloadHash: string;
+}
+
+export interface Plan {
+  /** Chunks settled without embedding: superseded, unchanged, or only their payload changed. */
+  ready: PlannedChunk[];
+  toEmbed: EmbedPlan[];
+}
+
+/** What the embedder made of one chunk. */
+export interface EmbeddedChunk {
+  vector: Float32Array;
+  tokens: number;
+  truncatedTokens: number;
+  /** Its windows when the split policy cut it into two or more, else null. */
+  windows: EmbeddedWindow[] | null;
+}
+
+/**
+ * Decides per chunk, from the fingerprint stored at its point id (keyed by point id in `stored`):
+ * - a newer version stored, or a newer version of the same chunk in this reservation → superseded,
+ *   without embedding;
+ * - same content and payload, version older → touch (the points move to this version): unchanged;
+ * - same content, other payload, an unsplit chunk → touch with the payload: stored, 0 tokens;
+ * - anything else → embed. That includes a stored version equal to the chunk's (written, then the
+ *   process died before the ack): the write is then skipped by the version rule and reads `written`.
+ * Pure: no store, no model; the caller fetches `stored` and embeds `toEmbed`.
+ */
+export function planChunks(
+  chunks: readonly QueuedChunk[],
+  model: ModelInfo,
+  stored: ReadonlyMap<string, PointFingerprint>,
+): Plan {
+  const newest = newestVersions(chunks);
+  const ready: PlannedChunk[] = [];
+  const toEmbed: EmbedPlan[] = [];
+  const ids = { model: model.id, profile: model.profile };
+  for (const chunk of chunks) {
+    const superseded: PlannedChunk = {
+      seq: chunk.seq,
+      collection: chunk.collection,
+      write: null,
+      outcome: { seq: chunk.seq, state: "superseded", ...ids },
+    };
+    if ((newest.get(groupKey(chunk)) ?? chunk.version) > chunk.version) {
+      ready.push(superseded);
+      continue;
+    }
+    const known = stored.get(pointId(chunk.collection, chunk.chunkId));
+    const plan: EmbedPlan = {
+      chunk,
+      contentHash: chunkContentHash(chunk, model),
+      payloadHash: sha256(canonicalJson(chunk.payload)),
+    };
+    if (known?.version != null && known.version > chunk.version) {
+      ready.push(superseded);
+      continue;
+    }
+    const olderSameContent =
+      known !== undefined &&
+      known.contentHash === plan.contentHash &&
+      (known.version === null || known.version < chunk.version);
+    if (olderSameContent && known.payloadHash === plan.payloadHash) {
+      ready.push({
+        seq: chunk.seq,
+        collection: chunk.collection,
+        write: touch(chunk, plan, null),
+        outcome: { seq: chunk.seq, state: "unchanged", ...ids },
+      });
+    } else if (olderSameContent && chunk.overflow.policy !== "split") {
+      // A split chunk's windows each carry the payload, so only an unsplit one is rewritten in place.
+      ready.push({
+        seq: chunk.seq,
+        collection: chunk.collection,
+        write: touch(chunk, plan, {
+          payload: chunk.payload,
+          payloadHash: plan.payloadHash,
+          documentId: chunk.documentId,
+        }),
+        outcome: { seq: chunk.seq, state: "stored", tokens: 0, truncatedTokens: 0, windows: 1, ...ids },
+      });
+    } else {
+      toEmbed.push(plan);
+    }
+  }
+  return { ready, toEmbed };
+}
+
+/** The points an embedded chunk becomes, as a PlannedChunk; also the tokens its windows embedded. */
+export function embeddedChunk(
+  plan: EmbedPlan,
+  embedded: EmbeddedChunk,
+  model: ModelInfo,
+): { planned: PlannedChunk; tokens: number } {
+  const { chunk } = plan;
+  const records = pointRecords(plan, embedded);
+  return {
+    planned: {
+      seq: chunk.seq,
+      collection: chunk.collection,
+      write: { kind: "points", chunkId: chunk.chunkId, version: chunk.version, records },
+      outcome: {
+        seq: chunk.seq,
+        state: "stored",
+        tokens: embedded.tokens,
+        truncatedTokens: embedded.truncatedTokens,
+        windows: records.length,
+        model: model.id,
+        profile: model.profile,
+      },
+    },
+    tokens: embedded.windows ? embedded.windows.reduce((sum, w) => sum + w.tokens, 0) : embedded.tokens,
+  };
+}
+
+/**
+ * Everything that shapes a chunk's points: model, prefix, token limit, dtype, pooling, normalisation,
+ * overflow policy and overlap, and the text. The same hash means the same vectors.
+ */
+export function chunkContentHash(chunk: QueuedChunk, model: ModelInfo): string {
+  const shape = [
+    model.prefixes.passage,
+    model.maxTokens,
+    model.dtype,
+    model.pooling,
+    model.normalize ? "normalized" : "raw",
+    chunk.overflow.policy,
+    chunk.overflow.overlapTokens,
+  ].join("\u0000");
+  return contentHash(model.id, shape, chunk.text);
+}
+
+function touch(
+  chunk: QueuedChunk,
+  plan: EmbedPlan,
+  payload: Extract<ChunkWrite, { kind: "touch" }>["payload"],
+): ChunkWrite {
+  return {
+    kind: "touch",
+    chunkId: chunk.chunkId,
+    version: chunk.version,
+    contentHash: plan.contentHash,
+    payload,
+  };
+}
+
+/**
+ * One point, or one per window of a split chunk. Window 0 keeps the chunk's own point id, so a chunk
+ * that stops (or starts) being split reuses it; every window carries the parent id and its index.
+ */
+function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] {
+  const { chunk } = plan;
+  const base = {
+    id: pointId(chunk.collection, chunk.chunkId),
+    chunkId: chunk.chunkId,
+    parentChunkId: null,
+    windowIndex: null,
+    version: chunk.version,
+    documentId: chunk.documentId,
+    payload: chunk.payload,
+    contentHash: plan.contentHash,
+    payloadHash: plan.payloadHash,
+  };
+  const windows = embedded.windows;
+  if (!windows) return [{ ...base, vector: embedded.vector }];
+  return windows.map((window, index) => ({
+    ...base,
+    id: index === 0 ? base.id : windowPointId(chunk.collection, chunk.chunkId, index),
+    chunkId: `${chunk.chunkId}#${index}`,
+    parentChunkId: chunk.chunkId,
+    windowIndex: index,
+    vector: window.vector,
+    payload: {
+      ...chunk.payload,
+      parent_chunk_id: chunk.chunkId,
+      window_index: index,
+      window_count: windows.length,
+      window_text: window.text,
+    },
+  }));
+}
+
+function groupKey(chunk: QueuedChunk): string {
+  return `${chunk.collection}\u0000${chunk.chunkId}`;
+}
+
+/** The newest version of each chunk id among these chunks. */
+function newestVersions(chunks: readonly QueuedChunk[]): Map<string, number> {
+  const newest = new Map<string, number>();
+  for (const chunk of chunks) {
+    const key = groupKey(chunk);
+    newest.set(key, Math.max(newest.get(key) ?? chunk.version, chunk.version));
+  }
+  return newest;
+}

@@ -1,0 +1,287 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
+import type { ModelInfo, PointFingerprint, QueuedChunk } from "../../src/domain/types.js";
+import { chunkContentHash, embeddedChunk, type Plan, planChunks } from "../../src/pipeline/point-planner.js";
+
+const MODEL: ModelInfo = {
+  id: "Xenova/all-MiniLM-L6-v2",
+  profile: "all-MiniLM-L6",
+  dimension: 2,
+  maxTokens: 256,
+  pooling: "mean",
+  normalize: true,
+  prefixes: { passage: "", query: "" },
+  dtype: "q8",
+};
+const IDS = { model: MODEL.id, profile: MODEL.profile };
+
+function chunk(overrides: Partial<QueuedChunk> = {}): QueuedChunk {
+  return {
+    chunkId: "c-1",
+    text: "Acetaminophen 500 mg tablets",
+    documentId: "doc-1",
+    payload: { name: "Tylenol" },
+    estimatedTokens: 8,
+    overflow: { policy: "truncate", overlapTokens: 0 },
+    seq: 10,
+    version: 10,
+    jobId: "job-1",
+    collection: "docs",
+    attempts: 0,
+    ...overrides,
+  };
+}
+
+/** The fingerprint a store would hold for `stored` written at `version`. */
+function storedAs(stored: QueuedChunk, version: number | null): Map<string, PointFingerprint> {
+  return new Map([
+    [
+      pointId(stored.collection, stored.chunkId),
+      {
+        contentHash: chunkContentHash(stored, MODEL),
+        payloadHash: sha256(canonicalJson(stored.payload)),
+        version,
+      },
+    ],
+  ]);
+}
+
+function kinds(plan: Plan): Array<[number, string]> {
+  return [
+    ...plan.ready.map((p): [number, string] => [p.seq, `${p.write?.kind ?? "none"}/${p.outcome.state}`]),
+    ...plan.toEmbed.map((e): [number, string] => [e.chunk.seq, "embed"]),
+  ];
+}
+
+describe("planChunks", () => {
+  it("embeds a chunk the store has never seen", () => {
+    const c = chunk();
+    const plan = planChunks([c], MODEL, new Map());
+    assert.deepEqual(plan.ready, []);
+    assert.deepEqual(plan.toEmbed, [
+      { chunk: c, contentHash: chunkContentHash(c, MODEL), payloadHash: sha256(canonicalJson(c.payload)) },
+    ]);
+  });
+
+  it("a newer version stored: superseded, nothing written, nothing embedded", () => {
+    const c = chunk({ version: 10 });
+    const plan = planChunks([c], MODEL, storedAs(chunk({ text: "newer text" }), 11));
+    assert.deepEqual(plan, {
+      ready: [
+        { seq: 10, collection: "docs", write: null, outcome: { seq: 10, state: "superseded", ...IDS } },
+      ],
+      toEmbed: [],
+    });
+  });
+
+  it("same content and payload at an older version: touch without payload, unchanged", () => {
+    const c = chunk({ version: 10 });
+    const plan = planChunks([c], MODEL, storedAs(chunk(), 4));
+    assert.deepEqual(plan, {
+      ready: [
+        {
+          seq: 10,
+          collection: "docs",
+          write: {
+            kind: "touch",
+            chunkId: "c-1",
+            version: 10,
+            contentHash: chunkContentHash(c, MODEL),
+            payload: null,
+          },
+          outcome: { seq: 10, state: "unchanged", ...IDS },
+        },
+      ],
+      toEmbed: [],
+    });
+  });
+
+  it("a point written before versions existed counts as older", () => {
+    assert.deepEqual(kinds(planChunks([chunk()], MODEL, storedAs(chunk(), null))), [[10, "touch/unchanged"]]);
+  });
+
+  it("same content, another payload, unsplit: touch with the payload, stored with 0 tokens", () => {
+    const c = chunk({ payload: { name: "Tylenol 500" }, documentId: "doc-2" });
+    const plan = planChunks([c], MODEL, storedAs(chunk(), 4));
+    assert.deepEqual(plan.ready, [
+      {
+        seq: 10,
+        collection: "docs",
+        write: {
+          kind: "touch",
+          chunkId: "c-1",
+          version: 10,
+          contentHash: chunkContentHash(c, MODEL),
+          payload: {
+            payload: { name: "Tylenol 500" },
+            payloadHash: sha256(canonicalJson({ name: "Tylenol 500" })),
+            documentId: "doc-2",
+          },
+        },
+        outcome: { seq: 10, state: "stored", tokens: 0, truncatedTokens: 0, windows: 1, ...IDS },
+      },
+    ]);
+    assert.deepEqual(plan.toEmbed, []);
+  });
+
+  it("same content, another payload, split policy: embedded again (every window carries the payload)", () => {
+    const split = { policy: "split", overlapTokens: 32 } as const;
+    const plan = planChunks(
+      [chunk({ overflow: split, payload: { name: "new" } })],
+      MODEL,
+      storedAs(chunk({ overflow: split }), 4),
+    );
+    assert.deepEqual(kinds(plan), [[10, "embed"]]);
+  });
+
+  it("other content at an older version: embedded", () => {
+    assert.deepEqual(kinds(planChunks([chunk()], MODEL, storedAs(chunk({ text: "old text" }), 4))), [
+      [10, "embed"],
+    ]);
+  });
+
+  it("the stored version equal to the chunk's (written, not acked): embedded again", () => {
+    assert.deepEqual(kinds(planChunks([chunk({ version: 10 })], MODEL, storedAs(chunk(), 10))), [
+      [10, "embed"],
+    ]);
+  });
+
+  it("two versions of a chunk in one reservation: the older is superseded without embedding", () => {
+    const older = chunk({ seq: 3, version: 3 });
+    const newer = chunk({ seq: 9, version: 9, text: "newer" });
+    const elsewhere = chunk({ seq: 4, version: 4, collection: "other" });
+    assert.deepEqual(kinds(planChunks([older, newer, elsewhere], MODEL, new Map())), [
+      [3, "none/superseded"],
+      [9, "embed"],
+      [4, "embed"],
+    ]);
+  });
+});
+
+describe("chunkContentHash", () => {
+  it("is the hash the previous release stored, so an upgrade does not re-embed everything", () => {
+    const c = chunk({ overflow: { policy: "split", overlapTokens: 32 } });
+    assert.equal(
+      chunkContentHash(c, MODEL),
+      "1d5e104b4f415bf5451fa791a123af706da2cc94cacc05e522f8cc4074a6a4b1",
+    );
+  });
+
+  it("changes with the text and with everything that shapes the vectors", () => {
+    const base = chunkContentHash(chunk(), MODEL);
+    const variants = [
+      chunkContentHash(chunk({ text: "other" }), MODEL),
+      chunkContentHash(chunk(), { ...MODEL, id: "other-model" }),
+      chunkContentHash(chunk(), { ...MODEL, prefixes: { passage: "passage: ", query: "" } }),
+      chunkContentHash(chunk(), { ...MODEL, maxTokens: 512 }),
+      chunkContentHash(chunk(), { ...MODEL, dtype: "fp32" }),
+      chunkContentHash(chunk(), { ...MODEL, pooling: "cls" }),
+      chunkContentHash(chunk(), { ...MODEL, normalize: false }),
+      chunkContentHash(chunk({ overflow: { policy: "split", overlapTokens: 0 } }), MODEL),
+      chunkContentHash(chunk({ overflow: { policy: "truncate", overlapTokens: 8 } }), MODEL),
+    ];
+    assert.equal(new Set([base, ...variants]).size, variants.length + 1);
+    assert.equal(chunkContentHash(chunk({ payload: { other: 1 }, seq: 99 }), MODEL), base);
+  });
+});
+
+describe("embeddedChunk", () => {
+  const plan = (c: QueuedChunk) => ({
+    chunk: c,
+    contentHash: chunkContentHash(c, MODEL),
+    payloadHash: sha256(canonicalJson(c.payload)),
+  });
+
+  it("an unsplit chunk becomes one point under the chunk's own id, at its version", () => {
+    const c = chunk();
+    const vector = Float32Array.from([1, 0]);
+    const { planned, tokens } = embeddedChunk(
+      plan(c),
+      { vector, tokens: 9, truncatedTokens: 2, windows: null },
+      MODEL,
+    );
+    assert.equal(tokens, 9);
+    assert.deepEqual(planned, {
+      seq: 10,
+      collection: "docs",
+      write: {
+        kind: "points",
+        chunkId: "c-1",
+        version: 10,
+        records: [
+          {
+            id: pointId("docs", "c-1"),
+            chunkId: "c-1",
+            parentChunkId: null,
+            windowIndex: null,
+            version: 10,
+            documentId: "doc-1",
+            vector,
+            payload: { name: "Tylenol" },
+            contentHash: chunkContentHash(c, MODEL),
+            payloadHash: sha256(canonicalJson({ name: "Tylenol" })),
+          },
+        ],
+      },
+      outcome: { seq: 10, state: "stored", tokens: 9, truncatedTokens: 2, windows: 1, ...IDS },
+    });
+  });
+
+  it("a split chunk becomes one point per window; window 0 keeps the chunk's id, the index is data", () => {
+    const c = chunk({ overflow: { policy: "split", overlapTokens: 4 } });
+    const windows = [
+      { text: "Acetaminophen 500", vector: Float32Array.from([1, 0]), tokens: 6 },
+      { text: "500 mg tablets", vector: Float32Array.from([0, 1]), tokens: 5 },
+    ];
+    const { planned, tokens } = embeddedChunk(
+      plan(c),
+      { vector: windows[0]!.vector, tokens: 9, truncatedTokens: 0, windows },
+      MODEL,
+    );
+    assert.equal(tokens, 11, "tokens embedded: the windows' sum, overlap included");
+    assert.deepEqual(planned.outcome, {
+      seq: 10,
+      state: "stored",
+      tokens: 9,
+      truncatedTokens: 0,
+      windows: 2,
+      ...IDS,
+    });
+    assert.equal(planned.write?.kind, "points");
+    const records = planned.write.records;
+    assert.deepEqual(
+      records.map((r) => [r.id, r.chunkId, r.parentChunkId, r.windowIndex, r.version, r.payload]),
+      [
+        [
+          pointId("docs", "c-1"),
+          "c-1#0",
+          "c-1",
+          0,
+          10,
+          {
+            name: "Tylenol",
+            parent_chunk_id: "c-1",
+            window_index: 0,
+            window_count: 2,
+            window_text: "Acetaminophen 500",
+          },
+        ],
+        [
+          windowPointId("docs", "c-1", 1),
+          "c-1#1",
+          "c-1",
+          1,
+          10,
+          {
+            name: "Tylenol",
+            parent_chunk_id: "c-1",
+            window_index: 1,
+            window_count: 2,
+            window_text: "500 mg tablets",
+          },
+        ],
+      ],
+    );
+  });
+});
