@@ -217,6 +217,10 @@ export interface SearchHit {
 export interface ModelInfo {
   /** Hugging Face id or local directory the model was loaded from. */
   id: string;
+  /** The Hugging Face id of the weights: the hub id, or a local export's config `_name_or_path`. */
+  hubId?: string;
+  /** The name OpenAI clients use (SERVED_MODEL_NAME); unset = derived from the id (server/model-names.ts). */
+  servedName?: string;
   profile: string;
   dimension: number;
   maxTokens: number;

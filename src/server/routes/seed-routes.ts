@@ -2,6 +2,7 @@ import type { Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
+import { servedModelName } from "../model-names.js";
 import { IngestHeaders, type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
 
 /**
@@ -59,7 +60,9 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
   app.get("/model-info", async () => {
     const model = requireModel(deps);
     return {
-      model_name: model.id,
+      model_name: servedModelName(model),
+      // Where the weights were loaded from (hub id or directory), next to the name clients use.
+      model_source: model.id,
       profile: model.profile,
       dimension: model.dimension,
       max_tokens: model.maxTokens,

@@ -4,6 +4,7 @@ import type { ChunkReceipt, Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
+import { servedModelName } from "../model-names.js";
 import {
   CollectionParams,
   DocumentListQuery,
@@ -110,7 +111,9 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       },
       estimated_drain_seconds:
         rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
-      model: model ? { id: model.id, dimension: model.dimension, ready: true } : { ready: false },
+      model: model
+        ? { id: model.id, name: servedModelName(model), dimension: model.dimension, ready: true }
+        : { ready: false },
       durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY),
     };
   });
