@@ -89,6 +89,13 @@ export interface Job {
   failures: Array<{ chunk_id: string; state: "dead"; reason: string; attempts: number }>;
   chunks: ChunkReceipt[];
   next_cursor: number | null;
+  /** Set for a job that replaces documents: their old points are deleted once it is done. */
+  replace: {
+    documents: string[];
+    finalized: boolean;
+    deleted_points: number;
+    deleted_chunk_ids: string[];
+  } | null;
 }
 
 export interface JobQueryOptions {
