@@ -3,11 +3,11 @@ import Fastify, { type FastifyBaseLogger, LogController } from "fastify";
 import type { Logger } from "pino";
 import type { ErrorCode } from "../domain/errors.js";
 import type { ModelInfo } from "../domain/types.js";
-import type { Metrics } from "../observability/metrics.js";
 import type { App } from "./app.js";
 import { type AuthOptions, installAuth } from "./auth.js";
 import { installErrorHandler } from "./error-handler.js";
 import { ERROR_STATUS } from "./error-status.js";
+import type { Metrics } from "./metrics.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 
 export interface WorkerAppDeps {

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { pointId } from "../../src/domain/ids.js";
 import type { ModelInfo, NewChunk, Payload } from "../../src/domain/types.js";
+import { SqliteAtomicCommitter } from "../../src/embedded/sqlite-atomic-committer.js";
 import {
   type BatchCommitter,
   CHANGED_REASON,
@@ -18,7 +19,6 @@ import {
 } from "../../src/pipeline/point-planner.js";
 import type { Lease } from "../../src/queue/job-queue.js";
 import { SqliteJobQueue } from "../../src/queue/sqlite/sqlite-job-queue.js";
-import { SqliteAtomicCommitter } from "../../src/storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
 import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
 import { SqliteVecStore } from "../../src/vector-store/sqlite-vec/sqlite-vec-store.js";

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ModelInfo } from "../../src/domain/types.js";
 import { createLogger } from "../../src/observability/logger.js";
-import { Metrics } from "../../src/observability/metrics.js";
 import type { QueueStats } from "../../src/queue/job-queue.js";
+import { Metrics } from "../../src/server/metrics.js";
 import { buildWorkerApp } from "../../src/server/worker-app.js";
 import { parsePrometheus, value } from "../helpers/prometheus.js";
 

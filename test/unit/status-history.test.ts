@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { StatusHistory, type StatusSample } from "../../src/observability/status-history.js";
+import { StatusHistory, type StatusSample } from "../../src/server/status-history.js";
 
 const sample = (t: number): StatusSample => ({
   t,

@@ -1,17 +1,6 @@
 import type { StoredJobCounters } from "../job-counts.js";
 import type { QueueStatements } from "./queue-statements.js";
-
-/** A chunk row's state in the SQLite queue ('retrying' waits for its retry time). */
-export type RowState =
-  | "queued"
-  | "retrying"
-  | "running"
-  | "stored"
-  | "unchanged"
-  | "superseded"
-  | "dead"
-  | "discarded"
-  | "cancelled";
+import type { RowState } from "./row-state.js";
 
 /** Changes to one job's counters (its total never changes). */
 type JobDelta = Omit<StoredJobCounters, "total">;

@@ -2,7 +2,7 @@ import type { Statement } from "better-sqlite3";
 import type { QueuedOverflowPolicy } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import type { StoredJobCounters } from "../job-counts.js";
-import type { RowState } from "./counter-deltas.js";
+import type { RowState } from "./row-state.js";
 
 export interface CandidateRow {
   seq: number;

@@ -31,7 +31,7 @@ import type {
   QueueStats,
   ReserveRequest,
 } from "../job-queue.js";
-import { CounterDeltas, type RowState } from "./counter-deltas.js";
+import { CounterDeltas } from "./counter-deltas.js";
 import { defaultLeaseOwner, isOrphanedOwner } from "./lease-owner.js";
 import { createQueueSchema } from "./queue-schema.js";
 import {
@@ -47,6 +47,7 @@ import {
   type ReceiptRow,
   type ReclaimedRow,
 } from "./queue-statements.js";
+import type { RowState } from "./row-state.js";
 
 export interface SqliteJobQueueOptions {
   /** Written on every lease; `${hostname}:${pid}` lets a restarted process release its orphans. */

@@ -1,5 +1,5 @@
-import type { Metrics } from "../../observability/metrics.js";
 import type { App } from "../app.js";
+import type { Metrics } from "../metrics.js";
 
 /**
  * `GET /metrics` in the Prometheus text format, and per-request HTTP metrics (by route template,

@@ -1,6 +1,6 @@
 import Type from "typebox";
-import { StatusHistory } from "../../observability/status-history.js";
 import type { App, AppDeps } from "../app.js";
+import { StatusHistory } from "../status-history.js";
 
 const round = (value: number) => Math.round(value * 100) / 100;
 

@@ -11,9 +11,9 @@ import {
   writesByCollection,
 } from "../pipeline/batch-committer.js";
 import type { SqliteJobQueue } from "../queue/sqlite/sqlite-job-queue.js";
+import type { SqliteDatabase } from "../storage/sqlite-database.js";
 import type { SqliteVecStore } from "../vector-store/sqlite-vec/sqlite-vec-store.js";
 import type { ChunkWriteResult } from "../vector-store/vector-store.js";
-import type { SqliteDatabase } from "./sqlite-database.js";
 
 /**
  * Embedded mode: queue and vectors live in one SQLite file, so checking the lease, writing the

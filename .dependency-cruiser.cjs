@@ -1,0 +1,95 @@
+/**
+ * The layers of src/, written down once and checked in `npm test` (`npm run deps`). Bottom to top:
+ *
+ *   domain          types, ids, the error catalog: imports nothing of ours
+ *   config          the settings schema
+ *   observability   logger, throughput meter (utilities any layer may use)
+ *   storage         the SQLite file (opened once, shared by the embedded queue and store)
+ *   queue, embedder, vector-store
+ *                   one interface each (job-queue.ts, embedder.ts, vector-store.ts) and its
+ *                   adapters in sub-folders; they never import each other
+ *   pipeline        the ingest loop: talks to the three interfaces, never to an adapter
+ *   embedded        the one-transaction commit of the embedded mode (SQLite queue + store)
+ *   server          HTTP: talks to interfaces, never to an adapter
+ *   lifecycle       process-level guards
+ *   main.ts         the composition root: the only place that chooses adapters
+ *   cli, eval       entry points
+ *   client          the SDK: standalone, only domain types and the wire schemas
+ *
+ * A new adapter goes in its interface's folder (e.g. src/queue/<engine>/) and is wired in main.ts;
+ * a new route goes in src/server/routes/ and is registered in server/app.ts.
+ */
+const ADAPTERS = [
+  "^src/queue/(sqlite|bullmq|redis)/",
+  "^src/vector-store/(sqlite-vec|qdrant)/",
+  "^src/embedder/(worker|worker-embedder|worker-protocol|remote)",
+];
+
+/** `from` may not import `to`: a lower layer reaching up. */
+function below(name, from, to) {
+  return { name, severity: "error", from: { path: from }, to: { path: to } };
+}
+
+module.exports = {
+  forbidden: [
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "Modules that import each other cannot be understood or tested one at a time.",
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: "domain-imports-nothing",
+      severity: "error",
+      from: { path: "^src/domain/" },
+      to: { path: "^src/", pathNot: "^src/domain/" },
+    },
+    below("config-is-low", "^src/config/", "^src/(?!config/|domain/)"),
+    below("observability-is-low", "^src/observability/", "^src/(?!observability/|domain/|config/)"),
+    below("storage-is-low", "^src/storage/", "^src/(?!storage/|domain/)"),
+    below("queue-stays-below", "^src/queue/", "^src/(embedder|vector-store|pipeline|embedded|server|lifecycle|cli|eval|client|main)"),
+    below("embedder-stays-below", "^src/embedder/", "^src/(queue|vector-store|pipeline|embedded|server|lifecycle|cli|eval|client|main)"),
+    below("vector-store-stays-below", "^src/vector-store/", "^src/(queue|embedder|pipeline|embedded|server|lifecycle|cli|eval|client|main)"),
+    below("pipeline-stays-below", "^src/pipeline/", "^src/(embedded|server|lifecycle|cli|eval|client|main)"),
+    below("server-stays-below", "^src/server/", "^src/(embedded|lifecycle|cli|eval|main)"),
+    {
+      name: "only-main-chooses-adapters",
+      severity: "error",
+      comment: "The pipeline and the server see interfaces only; main.ts wires the adapters.",
+      from: { path: "^src/(pipeline|server)/" },
+      to: { path: ADAPTERS },
+    },
+    {
+      name: "adapters-do-not-know-each-other",
+      severity: "error",
+      from: { path: "^src/queue/sqlite/" },
+      to: { path: "^src/queue/(bullmq|redis)/" },
+    },
+    {
+      name: "adapters-do-not-know-each-other-2",
+      severity: "error",
+      from: { path: "^src/queue/(bullmq|redis)/" },
+      to: { path: "^src/queue/sqlite/" },
+    },
+    {
+      name: "stores-do-not-know-each-other",
+      severity: "error",
+      from: { path: "^src/vector-store/(sqlite-vec|qdrant)/" },
+      to: { path: "^src/vector-store/(sqlite-vec|qdrant)/", pathNot: "^src/vector-store/$1/" },
+    },
+    {
+      name: "client-is-standalone",
+      severity: "error",
+      comment: "The SDK ships alone: it may use domain types and the wire schemas, nothing of the server.",
+      from: { path: "^src/client/" },
+      to: { path: "^src/", pathNot: "^src/(client|domain)/|^src/server/schemas\\.ts$" },
+    },
+  ],
+  options: {
+    doNotFollow: { path: "node_modules" },
+    includeOnly: "^src/",
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: "tsconfig.json" },
+  },
+};
