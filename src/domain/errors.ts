@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   "shutting_down",
   "dimension_mismatch",
   "store_unavailable",
+  "method_not_allowed",
   "embedder_failed",
   "internal_error",
   "unauthorized",

@@ -1,4 +1,4 @@
-import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -18,7 +18,7 @@ import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
 import type { Admission, OverflowRequest } from "./admission.js";
-import { type AuthOptions, installAuth } from "./auth.js";
+import { type AuthOptions, activeApiKeys, installAuth } from "./auth.js";
 import { installErrorHandler } from "./error-handler.js";
 import { registerOpenApi } from "./openapi.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -28,6 +28,8 @@ import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerSeedRoutes } from "./routes/seed-routes.js";
 import { registerV1Routes } from "./routes/v1-routes.js";
+import { installUnroutedRequests } from "./unrouted-requests.js";
+import { strictValidatorCompiler } from "./validator.js";
 
 export interface AppDeps {
   logger: Logger;
@@ -82,13 +84,12 @@ export function buildApp(deps: AppDeps): App {
         .send({ error: { code: "invalid_request", message: error.message } });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
-  // Bodies are validated without coercion (a number is not silently a string); query strings are
-  // coerced, since everything in a URL arrives as text.
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(strictValidatorCompiler);
   installErrorHandler(app);
   // JSON only: a text/plain body must be refused as 415, not half-parsed into a 400.
   app.removeContentTypeParser("text/plain");
   if (deps.auth) installAuth(app, deps.auth);
+  installUnroutedRequests(app);
 
   app.addHook("onRequest", async (request) => {
     if (deps.isShuttingDown() && !request.url.startsWith("/health")) {
@@ -110,7 +111,7 @@ export function buildApp(deps: AppDeps): App {
   });
 
   // OpenAPI first, and the routes in a plugin registered after it, so every route is documented.
-  registerOpenApi(app);
+  registerOpenApi(app, { keysRequired: deps.auth !== undefined && activeApiKeys(deps.auth).length > 0 });
   void app.register(async (api) => {
     registerMetricsRoutes(api, deps.metrics ?? new Metrics());
     registerHealthRoutes(api, deps);

@@ -18,6 +18,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   shutting_down: 503,
   dimension_mismatch: 409,
   store_unavailable: 503,
+  method_not_allowed: 405,
   embedder_failed: 502,
   internal_error: 500,
   unauthorized: 401,
