@@ -147,6 +147,17 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 30_000,
     description: "Timeout of one Qdrant request; a timed-out batch is retried",
   }),
+  backendTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 10_000,
+    description:
+      "How long an API request waits for the queue or the vector store before it is answered 503 with Retry-After",
+  }),
+  readyFailureSeconds: Type.Number({
+    minimum: 0,
+    default: 10,
+    description: "GET /ready answers 503 once the queue or the vector store has been failing this long",
+  }),
   qdrantCollection: Type.String({
     default: "test",
     pattern: "^[A-Za-z0-9_-]{1,64}$",

@@ -19,6 +19,8 @@ export const ERROR_CODES = [
   "shutting_down",
   "dimension_mismatch",
   "store_unavailable",
+  "queue_unavailable",
+  "insufficient_storage",
   "method_not_allowed",
   "embedder_failed",
   "internal_error",

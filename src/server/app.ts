@@ -19,6 +19,7 @@ import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
 import type { Admission, OverflowRequest } from "./admission.js";
 import { type AuthOptions, activeApiKeys, installAuth } from "./auth.js";
+import type { BackendHealth } from "./backend-health.js";
 import { installErrorHandler } from "./error-handler.js";
 import { registerOpenApi } from "./openapi.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -49,9 +50,15 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The queue engine's durability for GET /v1/status; absent or null = the embedded SQLite queue. */
   durability?: () => DurabilityReport | null;
+  /** What requests have seen of the queue and the store (answering, failing since, out of space). */
+  health: BackendHealth;
+  /** Bytes the queue's storage can still take, where that can be measured (the SQLite file). */
+  queueFreeBytes?: () => number;
   limits: {
     maxQueueSize: number;
     bodyLimitBytes: number;
+    /** /ready fails once the queue or the store has failed this long. */
+    readyFailureMs: number;
     seedCollection: string;
     distance: Distance;
     defaultOverflow: OverflowRequest;

@@ -18,6 +18,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   shutting_down: 503,
   dimension_mismatch: 409,
   store_unavailable: 503,
+  queue_unavailable: 503,
+  insufficient_storage: 507,
   method_not_allowed: 405,
   embedder_failed: 502,
   internal_error: 500,

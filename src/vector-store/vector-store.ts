@@ -73,5 +73,7 @@ export interface VectorStore {
   deleteByDocument(collection: string, documentId: string): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;
   count(collection: string): Promise<number>;
+  /** Resolves when the store answers at all (readiness probes); throws what any call would throw. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

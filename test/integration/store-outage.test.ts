@@ -29,6 +29,7 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     deleteByDocument: guard((c, d) => inner.deleteByDocument(c, d)),
     search: guard((c, v, k, f) => inner.search(c, v, k, f)),
     count: guard((c) => inner.count(c)),
+    ping: guard(() => inner.ping()),
     close: () => inner.close(),
   };
 }
@@ -185,6 +186,7 @@ describe("a collection deleted behind the server's back is created again on the 
           deleteByDocument: (c, d) => inner.deleteByDocument(c, d),
           search: (c, v, k, f) => inner.search(c, v, k, f),
           count: (c) => inner.count(c),
+          ping: () => inner.ping(),
           close: () => inner.close(),
         }),
       },

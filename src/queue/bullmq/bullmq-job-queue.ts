@@ -60,6 +60,8 @@ export interface BullmqJobQueueOptions {
   fairShare?: number;
   /** Connection errors (the client reconnects by itself; commands fail meanwhile). */
   onError?: (error: Error) => void;
+  /** A process that does not consume: how long one Redis command may take before it fails. */
+  commandTimeoutMs?: number;
 }
 
 /** The BullMQ queue that holds one job per accepted chunk. */
@@ -169,10 +171,20 @@ export class BullmqJobQueue implements JobQueue {
     this.fairShare = Math.max(1, Math.floor(options.fairShare ?? FAIR_SHARE));
     const onError = options.onError;
     // Workers wait for Redis to come back instead of failing their loop (BullMQ's advice for
-    // workers); an API process fails fast so that a client gets a 503 instead of a hung request.
-    this.redis = openRedis(options.url, {
-      maxRetriesPerRequest: options.consume ? null : 2,
-    });
+    // workers). An API process fails fast so that a client gets a 503 instead of a hung request:
+    // while the connection is down commands are refused at once (BullMQ's advice for queues behind
+    // an HTTP endpoint), not queued to run when Redis returns, after the client has given up; and a
+    // Redis that accepts connections but does not answer (a frozen host) times out.
+    this.redis = openRedis(
+      options.url,
+      options.consume
+        ? { maxRetriesPerRequest: null }
+        : {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            commandTimeout: options.commandTimeoutMs ?? 10_000,
+          },
+    );
     this.redis.on("error", (error: Error) => onError?.(error));
     this.redis.defineCommand("ragAdmit", { lua: ADMIT });
     this.redis.defineCommand("ragConfirm", { lua: CONFIRM });

@@ -2,6 +2,7 @@ import type { Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
+import { queueStorage } from "../queue-storage.js";
 import { IngestHeaders, type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
 
 /**
@@ -45,7 +46,8 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
     return {
       current_task_queue_size: stats.pending,
       max_queue_size: deps.limits.maxQueueSize,
-      queue_available: stats.pending < threshold * deps.limits.maxQueueSize,
+      // Seed clients poll this before sending: a queue out of disk space is not available either.
+      queue_available: stats.pending < threshold * deps.limits.maxQueueSize && queueStorage(deps).ok,
       threshold_ratio: threshold,
     };
   });

@@ -4,6 +4,7 @@ import type { ChunkReceipt, Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
+import { queueStorage } from "../queue-storage.js";
 import {
   CollectionParams,
   DocumentParams,
@@ -83,6 +84,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
 
   app.get("/v1/status", async () => {
     const stats = await deps.queue.stats();
+    const storage = queueStorage(deps);
     const rates = deps.throughput.rates();
     const model = deps.model();
     return {
@@ -91,8 +93,11 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
         running_chunks: stats.running,
         pending_tokens_estimate: stats.pendingTokens,
         max_queue_size: deps.limits.maxQueueSize,
-        available: stats.pending < deps.limits.maxQueueSize,
+        available: stats.pending < deps.limits.maxQueueSize && storage.ok,
+        storage,
       },
+      // What requests have seen of them lately (GET /ready probes them).
+      backends: { queue: deps.health.report("queue"), store: deps.health.report("store") },
       dead_letters: stats.dead,
       throughput: {
         chunks_per_second: round(rates.chunksPerSecond),
