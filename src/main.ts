@@ -294,6 +294,7 @@ export async function startServer(
         limits: {
           maxQueueSize: settings.maxQueueSize,
           bodyLimitBytes: settings.bodyLimitBytes,
+          bodyTimeoutMs: settings.bodyTimeoutSeconds * 1000,
           readyFailureMs: settings.readyFailureSeconds * 1000,
           seedCollection: settings.qdrantCollection,
           distance,

@@ -202,6 +202,12 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 32 * 1024 * 1024,
     description: "Largest request body; larger gets 413",
   }),
+  bodyTimeoutSeconds: Type.Number({
+    minimum: 1,
+    default: 60,
+    description:
+      "Time a client has to send a whole request body; a slower one gets 408 and its connection closed",
+  }),
   logLevel: Type.Union(
     ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),
     { default: "info", description: "pino log level" },

@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   "store_unavailable",
   "queue_unavailable",
   "insufficient_storage",
+  "request_timeout",
   "method_not_allowed",
   "embedder_failed",
   "internal_error",

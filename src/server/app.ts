@@ -20,6 +20,7 @@ import type { VectorStore } from "../vector-store/vector-store.js";
 import type { Admission, OverflowRequest } from "./admission.js";
 import { type AuthOptions, activeApiKeys, installAuth } from "./auth.js";
 import type { BackendHealth } from "./backend-health.js";
+import { installBodyTimeout } from "./body-timeout.js";
 import { installErrorHandler } from "./error-handler.js";
 import { registerOpenApi } from "./openapi.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -57,6 +58,8 @@ export interface AppDeps {
   limits: {
     maxQueueSize: number;
     bodyLimitBytes: number;
+    /** Time a client has to send a whole body. */
+    bodyTimeoutMs: number;
     /** /ready fails once the queue or the store has failed this long. */
     readyFailureMs: number;
     seedCollection: string;
@@ -97,6 +100,7 @@ export function buildApp(deps: AppDeps): App {
   app.removeContentTypeParser("text/plain");
   if (deps.auth) installAuth(app, deps.auth);
   installUnroutedRequests(app);
+  installBodyTimeout(app, deps.limits.bodyTimeoutMs);
 
   app.addHook("onRequest", async (request) => {
     if (deps.isShuttingDown() && !request.url.startsWith("/health")) {

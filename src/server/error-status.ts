@@ -20,6 +20,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   store_unavailable: 503,
   queue_unavailable: 503,
   insufficient_storage: 507,
+  request_timeout: 408,
   method_not_allowed: 405,
   embedder_failed: 502,
   internal_error: 500,

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { loadSettings } from "../../src/config/settings.js";
 import { type HttpServer, startHttpServer } from "../../src/main.js";
@@ -39,6 +41,7 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       PORT: "0",
       MAX_QUEUE_SIZE: "100",
       BODY_LIMIT_BYTES: "65536",
+      BODY_TIMEOUT_SECONDS: "1",
       LOG_LEVEL: "silent",
       // Keep accepted chunks queued so the queue-size assertions see exactly what was admitted.
       EMBEDDING_MAX_RATE: "0.001",
@@ -326,6 +329,32 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
     }
     const missing = await rawRequest(`${server.url}/v2/nothing`, "QUERY");
     assert.equal(missing.status, 404);
+  });
+
+  it("a client trickling its body gets 408 and its connection closed, within a bounded time", async () => {
+    const { port } = new URL(server.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    await once(socket, "connect");
+    const started = Date.now();
+    socket.write(
+      "POST /v1/collections/docs/chunks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    );
+    // One byte every 200 ms: each arrives well within any idle timeout, the whole never does.
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write(" ");
+    }, 200);
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    socket.on("error", () => {}); // writes after the server closed
+    await once(socket, "close");
+    clearInterval(trickle);
+    const elapsed = Date.now() - started;
+    assert.match(received, /^HTTP\/1\.1 408 /);
+    assert.match(received, /"code":"request_timeout"/);
+    assert.match(received, /BODY_TIMEOUT_SECONDS/);
+    assert.ok(elapsed >= 900 && elapsed < 10_000, `closed after ${elapsed} ms (BODY_TIMEOUT_SECONDS is 1)`);
   });
 
   it("a request that would overflow MAX_QUEUE_SIZE gets 429 with Retry-After and enqueues nothing", async () => {
