@@ -79,6 +79,8 @@ const MAX_LISTED_FAILURES = 1000;
 const SCAN_WINDOW = 500;
 /** Items one replay/discard/retention step handles: each Redis call stays short. */
 const STEP = 500;
+/** Jobs with work left that one pending count of a collection reads at most. */
+const PENDING_SCAN_BUDGET = 2000;
 /** An admission unconfirmed for this long was abandoned by a process that died half way. */
 const ABANDONED_ADMISSION_MS = 5 * 60_000;
 /** An admission may add its BullMQ jobs only this soon after it was recorded (see the reaper). */
@@ -722,6 +724,24 @@ export class BullmqJobQueue implements JobQueue {
       dead: Number(dead ?? 0),
       pendingTokens: Number(pendingTokens ?? 0),
     };
+  }
+
+  async pendingInCollection(collection: string): Promise<number> {
+    let pending = 0;
+    // Jobs with work left, newest first (a search right after an ingest finds that job at once).
+    for (let start = 0; start < PENDING_SCAN_BUDGET; start += STEP) {
+      const jobIds = await this.redis.zrevrange(this.key("active"), start, start + STEP - 1);
+      const pipeline = this.redis.pipeline();
+      for (const jobId of jobIds)
+        pipeline.hmget(this.keys(jobId).job, "collection", "queued", "running", "failed");
+      for (const [error, fields] of (await pipeline.exec()) ?? []) {
+        if (error) throw error;
+        const [owner, queued, running, failed] = fields as Array<string | null>;
+        if (owner === collection) pending += Number(queued ?? 0) + Number(running ?? 0) + Number(failed ?? 0);
+      }
+      if (jobIds.length < STEP) break;
+    }
+    return pending;
   }
 
   async nextAvailableInMs(): Promise<number | null> {

@@ -117,6 +117,8 @@ DROP INDEX IF EXISTS queue_jobs_created;
 CREATE INDEX IF NOT EXISTS queue_jobs_active ON queue_jobs (created_at, id) WHERE done_at IS NULL;
 CREATE INDEX IF NOT EXISTS queue_jobs_finished ON queue_jobs (created_at, id) WHERE done_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS queue_jobs_collection ON queue_jobs (collection, created_at, id);
+-- What a collection still has queued (search before anything of it is stored).
+CREATE INDEX IF NOT EXISTS queue_jobs_active_collection ON queue_jobs (collection) WHERE done_at IS NULL;
 `;
 
 /**
