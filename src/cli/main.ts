@@ -14,10 +14,12 @@ import { modelsCommand } from "./models-command.js";
 import { searchCommand } from "./search-command.js";
 import { serveCommand } from "./serve-command.js";
 import { statusCommand } from "./status-command.js";
+import { syncCommand } from "./sync-command.js";
 
 /** Client commands: each parses its own flags and returns an exit code. */
 const CLIENT_COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   ingest: ingestCommand,
+  sync: syncCommand,
   search: searchCommand,
   status: statusCommand,
   models: modelsCommand,
@@ -29,6 +31,7 @@ Commands:
   serve               run the ingestion server (HTTP API + embedding pipeline; --role api|worker|all)
   worker              run only the embedding pipeline (same as serve --role worker)
   ingest FILE         send a JSONL or CSV file to a server, resumably, with progress
+  sync SOURCE         make a collection hold a file's or directory's documents (--delete-missing, --dry-run)
   search "QUERY"      search a collection
   status              show a server's queue, throughput and dead letters
   models verify DIR   check a model directory's files and published sha256

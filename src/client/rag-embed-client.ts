@@ -5,10 +5,12 @@ import type {
   DeadLetterPage,
   DeadLetterQueryOptions,
   DeadLetterSelector,
+  EmbeddingsResult,
   ErrorBody,
   IngestAccepted,
   Job,
   JobQueryOptions,
+  ModelList,
   NativeIngestBody,
   OverflowPolicy,
   SearchBody,
@@ -77,6 +79,8 @@ export interface WaitForJobOptions {
 
 interface RequestOptions {
   body?: unknown;
+  /** Sent as Idempotency-Key: a request repeated after a lost answer then creates nothing twice. */
+  idempotencyKey?: string;
   query?: Record<string, string | number | boolean | undefined>;
   signal?: AbortSignal;
   /** Retry 429/503 as well as network errors (default: only network errors for reads). */
@@ -105,8 +109,7 @@ export class RagEmbedClient {
    * Sends `chunks` in requests of `batchSize`. A request refused with 429 (queue full, rate limit) or
    * 503 (shutting down, model loading) enqueued nothing, so the same request is sent again after
    * Retry-After: nothing is dropped or duplicated. A request whose answer was lost to a network error
-   * is resent too; that is safe because a chunk id maps to one point and unchanged text is not
-   * embedded again (the worst case is one extra job holding `unchanged` receipts).
+   * is resent with the same Idempotency-Key, so the server answers with the job it already created.
    * Other 4xx throw a {@link RagEmbedError}; requests already acknowledged stay acknowledged.
    */
   async ingest(
@@ -157,6 +160,7 @@ export class RagEmbedClient {
     if (options.overlapTokens !== undefined) body.overlap_tokens = options.overlapTokens;
     const mode = options.waitForCapacity ?? "auto";
     const deadline = Date.now() + (options.maxWaitMs ?? 15 * 60_000);
+    const idempotencyKey = crypto.randomUUID();
     for (;;) {
       if (mode === "always" || (mode === "auto" && state.sawBusy)) {
         await this.waitForCapacity(batch.length, deadline, options);
@@ -165,7 +169,7 @@ export class RagEmbedClient {
         const accepted = await this.request<IngestAccepted>(
           "POST",
           `/v1/collections/${encodeURIComponent(collection)}/chunks`,
-          { body, signal: options.signal },
+          { body, signal: options.signal, idempotencyKey },
         );
         return { kind: "accepted", accepted };
       } catch (error) {
@@ -256,6 +260,28 @@ export class RagEmbedClient {
     });
   }
 
+  /** The served model under the name OpenAI clients use (`GET /v1/models`). */
+  models(signal?: AbortSignal): Promise<ModelList> {
+    return this.request<ModelList>("GET", "/v1/models", { signal });
+  }
+
+  /**
+   * Query-side vectors for `input`, answered directly (nothing queued), through the OpenAI-compatible
+   * `POST /v1/embeddings`. `model` defaults to the served model's name from {@link models}.
+   */
+  async embed(
+    input: string | string[],
+    options: { model?: string; signal?: AbortSignal } = {},
+  ): Promise<EmbeddingsResult> {
+    const model = options.model ?? (await this.models(options.signal)).data[0]?.id;
+    if (model === undefined) throw new RagEmbedError("invalid_response", "GET /v1/models listed no model");
+    return this.request<EmbeddingsResult>("POST", "/v1/embeddings", {
+      body: { model, input, encoding_format: "float" },
+      signal: options.signal,
+      retryBusy: true,
+    });
+  }
+
   status(signal?: AbortSignal): Promise<ServerStatus> {
     return this.request<ServerStatus>("GET", "/v1/status", { signal });
   }
@@ -278,6 +304,40 @@ export class RagEmbedClient {
     return this.request<{ discarded: number }>("DELETE", "/v1/dead-letters", { body: selector, signal });
   }
 
+  /**
+   * Replaces a document's chunk set (`PUT .../documents/{id}`): unchanged chunks are not embedded
+   * again, and once the new set is stored the document's other chunks are deleted. Waits out
+   * 429/503 and resends after a lost answer with the same Idempotency-Key.
+   */
+  replaceDocument(
+    collection: string,
+    documentId: string,
+    chunks: readonly Chunk[],
+    options: { overflow?: IngestOptions["overflow"]; signal?: AbortSignal } = {},
+  ): Promise<IngestAccepted & { document_id: string }> {
+    const body: NativeIngestBody = { chunks: [...chunks] };
+    if (options.overflow !== undefined) body.overflow = options.overflow;
+    return this.request(
+      "PUT",
+      `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(documentId)}`,
+      { body, signal: options.signal, retryBusy: true, idempotencyKey: crypto.randomUUID() },
+    );
+  }
+
+  /** Every document id of a collection, a page at a time (`GET .../documents`). */
+  async *documents(collection: string, signal?: AbortSignal): AsyncGenerator<string> {
+    let after: string | undefined;
+    do {
+      const page: { documents: string[]; next_cursor: string | null } = await this.request(
+        "GET",
+        `/v1/collections/${encodeURIComponent(collection)}/documents`,
+        { query: { after, limit: 1000 }, signal, retryBusy: true },
+      );
+      yield* page.documents;
+      after = page.next_cursor ?? undefined;
+    } while (after !== undefined);
+  }
+
   deleteDocument(collection: string, documentId: string, signal?: AbortSignal): Promise<{ deleted: number }> {
     return this.request<{ deleted: number }>(
       "DELETE",
@@ -295,6 +355,7 @@ export class RagEmbedClient {
     const headers: Record<string, string> = { accept: "application/json" };
     if (options.body !== undefined) headers["content-type"] = "application/json";
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
+    if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     let networkFailures = 0;
     let busyRetries = 0;

@@ -166,6 +166,8 @@ async function prepare(
     options,
     info: {
       id: displayId,
+      // What OpenAI-style clients call the model; a local export names its origin in config.json.
+      hubId: options.source.kind === "hub" ? options.source.id : configString(config, "_name_or_path"),
       profile: profile.name,
       dimension: 0,
       maxTokens,

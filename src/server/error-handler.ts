@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
-import { AppError, type ErrorCode } from "../domain/errors.js";
+import { AppError, type ErrorCode, EXPECTED_CONDITIONS } from "../domain/errors.js";
 import { ERROR_STATUS } from "./error-status.js";
 import { describeValidation, type RawValidationError } from "./validation-problems.js";
 
@@ -48,7 +48,9 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((rawError: FastifyError, request, reply) => {
     const error = toAppError(rawError, request);
     const status = ERROR_STATUS[error.code];
-    if (status >= 500) request.log.error({ err: rawError, code: error.code }, "request failed");
+    // A 503 while the model loads or the server drains is the client's cue to retry, not a fault.
+    if (status >= 500 && !EXPECTED_CONDITIONS.has(error.code))
+      request.log.error({ err: rawError, code: error.code }, "request failed");
     else request.log.info({ code: error.code, message: error.message }, "request refused");
     if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
     const body: ErrorBody = { error: { code: error.code, message: error.message } };

@@ -3,7 +3,14 @@ import type { Distance, Payload, PointFingerprint, SearchFilter, SearchHit } fro
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
-import type { ChunkWrite, ChunkWriteResult, CollectionSpec, VectorStore } from "../vector-store.js";
+import {
+  type ChunkWrite,
+  type ChunkWriteResult,
+  type CollectionSpec,
+  type DocumentDeletion,
+  MAX_LISTED_CHUNK_IDS,
+  type VectorStore,
+} from "../vector-store.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
 
 /** Stays well under SQLite's bound-parameter limit, with room for the collection parameter. */
@@ -223,8 +230,30 @@ export class SqliteVecStore implements VectorStore {
     return writeResult(write, stored && { version: stored.version, contentHash: stored.content_hash });
   }
 
-  async deleteByDocument(collection: string, documentId: string): Promise<number> {
-    return this.stmts.deleteByDocument.run(collection, documentId).changes;
+  async deleteDocument(
+    collection: string,
+    documentId: string,
+    belowVersion: number,
+  ): Promise<DocumentDeletion> {
+    return this.deleteDocumentSync(collection, documentId, belowVersion);
+  }
+
+  /** Synchronous `deleteDocument`, for callers inside a transaction of the same file. */
+  deleteDocumentSync(collection: string, documentId: string, belowVersion: number): DocumentDeletion {
+    const rows = this.stmts.deleteDocumentBelow.all(collection, documentId, belowVersion);
+    const chunkIds = [...new Set(rows.map((r) => r.group_id))].slice(0, MAX_LISTED_CHUNK_IDS);
+    return { deleted: rows.length, chunkIds };
+  }
+
+  async deleteChunkVersions(
+    collection: string,
+    chunks: ReadonlyArray<{ chunkId: string; version: number }>,
+  ): Promise<number> {
+    let deleted = 0;
+    for (const { chunkId, version } of chunks) {
+      deleted += this.stmts.deleteChunkVersion.run(collection, chunkId, version).changes;
+    }
+    return deleted;
   }
 
   async search(
@@ -335,8 +364,12 @@ function prepareStatements(db: SqliteDatabase) {
     deleteOlder: db.prepare<[string, string, number]>(
       "DELETE FROM vs_points WHERE collection = ? AND group_id = ? AND (version IS NULL OR version < ?)",
     ),
-    deleteByDocument: db.prepare<[string, string]>(
-      "DELETE FROM vs_points WHERE collection = ? AND document_id = ?",
+    deleteDocumentBelow: db.prepare<[string, string, number], { group_id: string }>(
+      `DELETE FROM vs_points WHERE collection = ? AND document_id = ? AND (version IS NULL OR version < ?)
+       RETURNING group_id`,
+    ),
+    deleteChunkVersion: db.prepare<[string, string, number]>(
+      "DELETE FROM vs_points WHERE collection = ? AND group_id = ? AND version = ?",
     ),
     count: db.prepare<[string], CountRow>("SELECT COUNT(*) AS n FROM vs_points WHERE collection = ?"),
   };
