@@ -103,7 +103,11 @@ const ERROR_RESPONSE = {
 };
 
 /** Routes that answer 202: the work is accepted (durably), not done. */
-const ACCEPTING_ROUTES = new Set(["POST /test/embed", "POST /v1/collections/:collection/chunks"]);
+const ACCEPTING_ROUTES = new Set([
+  "POST /test/embed",
+  "POST /v1/collections/:collection/chunks",
+  "PUT /v1/collections/:collection/documents/:document_id",
+]);
 
 function documentedResponses(
   method: string | string[],

@@ -117,6 +117,11 @@ describe("GET /openapi.json and the /docs UI", () => {
       Object.keys(document.paths[path]?.[method]?.responses ?? {});
     assert.deepEqual(responses("/test/embed", "post").sort(), ["202", "4XX", "5XX"]);
     assert.deepEqual(responses("/v1/collections/{collection}/chunks", "post").sort(), ["202", "4XX", "5XX"]);
+    assert.deepEqual(responses("/v1/collections/{collection}/documents/{document_id}", "put").sort(), [
+      "202",
+      "4XX",
+      "5XX",
+    ]);
     assert.deepEqual(responses("/v1/jobs/{id}", "get").sort(), ["200", "4XX", "5XX"]);
     for (const [path, operations] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
