@@ -23,6 +23,7 @@ import { type App, buildApp } from "./server/app.js";
 import { guardBackend } from "./server/backend-guard.js";
 import { BackendHealth, type BackendName } from "./server/backend-health.js";
 import { buildWorkerApp } from "./server/worker-app.js";
+import { assertWritableDataDir } from "./storage/data-dir.js";
 import { SqliteAtomicCommitter } from "./storage/sqlite-atomic-committer.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
 import { classifySqliteError } from "./storage/sqlite-errors.js";
@@ -203,6 +204,7 @@ export async function startServer(
   hooks: StartHooks = {},
 ): Promise<RunningServer> {
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
+  if (usesSqlite) assertWritableDataDir(settings.dataDir);
   const lock = usesSqlite ? claimDataDir(settings, logger) : null;
   const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
   if (db) hooks.onDatabase?.(db);

@@ -1,7 +1,8 @@
-import { accessSync, constants, existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
 import * as sqliteVec from "sqlite-vec";
+import { unwritableReason } from "./data-dir.js";
 
 export type SqliteDatabase = Database.Database;
 
@@ -27,26 +28,10 @@ export function openSqliteDatabase(file: string): SqliteDatabase {
   }
 }
 
-/**
- * SQLite says "unable to open database file" or "attempt to write a readonly database" without a
- * path; the usual cause is a DATA_DIR that cannot be written (permissions, a read-only mount), or one
- * that cannot be created because its parent cannot be written.
- */
+/** SQLite's messages name no path; the usual cause is a DATA_DIR that cannot be written. */
 function why(file: string, error: unknown): string {
   const said = error instanceof Error ? error.message : String(error);
-  if (file === ":memory:") return said;
-  const dir = dirname(file);
-  let existing = dir;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  try {
-    accessSync(existing, constants.W_OK);
-    return said;
-  } catch (access) {
-    const code = (access as { code?: string }).code;
-    const what =
-      existing === dir
-        ? `DATA_DIR ${dir} is not writable (${code})`
-        : `DATA_DIR ${dir} cannot be created: ${existing} is not writable (${code})`;
-    return `${what}; ${said}. Point DATA_DIR at a writable directory, or fix its permissions or its mount.`;
-  }
+  const reason = file === ":memory:" ? undefined : unwritableReason(dirname(file));
+  if (reason === undefined) return said;
+  return `${reason}; ${said}. Point DATA_DIR at a writable directory, or fix its permissions or its mount.`;
 }

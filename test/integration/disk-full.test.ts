@@ -152,13 +152,11 @@ describe("a read-only DATA_DIR", () => {
     if (typeof prepared !== "string") prepared.release();
   });
 
-  it("fails at start with a message naming the directory", {
-    skip: typeof prepared === "string" ? prepared : false,
-  }, async () => {
-    assert.ok(typeof prepared !== "string");
+  /** `rag-embed serve` with this DATA_DIR: its exit code and what it printed. */
+  async function serve(dataDir: string): Promise<{ code: number | null; stderr: string }> {
     const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
       cwd: REPO_ROOT,
-      env: { ...process.env, DATA_DIR: prepared.dir, EMBEDDING_MODEL: testModelDir(), PORT: "0" },
+      env: { ...process.env, DATA_DIR: dataDir, EMBEDDING_MODEL: testModelDir(), PORT: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stderr = "";
@@ -166,8 +164,22 @@ describe("a read-only DATA_DIR", () => {
       stderr += chunk.toString();
     });
     const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-    assert.equal(code, 2, stderr);
-    assert.ok(stderr.includes(`DATA_DIR ${prepared.dir} is not writable`), stderr);
-    assert.match(stderr, /rag-embed\.sqlite/);
+    return { code, stderr };
+  }
+
+  it("fails at start with a message naming the directory (or the parent that stops its creation)", {
+    skip: typeof prepared === "string" ? prepared : false,
+  }, async () => {
+    assert.ok(typeof prepared !== "string");
+    const own = await serve(prepared.dir);
+    assert.equal(own.code, 2, own.stderr);
+    assert.ok(own.stderr.includes(`DATA_DIR ${prepared.dir} is not writable`), own.stderr);
+    const sub = join(prepared.dir, "sub");
+    const below = await serve(sub);
+    assert.equal(below.code, 2, below.stderr);
+    assert.ok(
+      below.stderr.includes(`DATA_DIR ${sub} cannot be created: ${prepared.dir} is not writable`),
+      below.stderr,
+    );
   });
 });
