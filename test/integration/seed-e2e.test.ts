@@ -137,7 +137,10 @@ describe("seed-compatible API end to end over HTTP (real model directory, real S
       method: "DELETE",
     });
     assert.equal(response.status, 200);
-    assert.deepEqual(await response.json(), { deleted: expected });
+    const body = (await response.json()) as { deleted: number; document_id: string; chunk_ids: string[] };
+    assert.equal(body.deleted, expected);
+    assert.equal(body.document_id, itemSequence);
+    assert.equal(body.chunk_ids.length, expected);
     const search = await postJson<SearchBody>(`${server.url}/v1/collections/test/search`, {
       query: "x",
       top_k: 1000,
