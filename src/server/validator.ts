@@ -11,9 +11,10 @@ const NUMBER_TEXT = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
 /**
  * Validates every part of a request against its route schema. Bodies are checked as sent: a number
  * is never silently a string. URL parts (query string, path parameters, headers) arrive as text, so
- * a property declared as an integer or a number is converted only when its text is such a number;
- * anything else (`true`, `""`, `0x10`, `1.5` for an integer) stays text and fails the check with a
- * message naming the field. The type provider's own compiler converts loosely (`limit=true` became 1).
+ * a property declared as an integer or a number is converted only when its text is such a number,
+ * and a boolean only from `true` or `false`; anything else (`true` for a number, `""`, `0x10`, `1.5`
+ * for an integer, `1` for a boolean) stays text and fails the check with a message naming the
+ * field. The type provider's own compiler converts loosely (`limit=true` became 1).
  *
  * Failed checks carry the failing schema node's annotations (`x-error-code`, `x-error-message`) so
  * the error handler can give them their stable code and a readable message.
@@ -43,6 +44,8 @@ function convertUrlNumbers(schema: TSchema, value: unknown): unknown {
     if (typeof text !== "string") continue;
     if ((type === "integer" && INTEGER_TEXT.test(text)) || (type === "number" && NUMBER_TEXT.test(text))) {
       converted[key] = Number(text);
+    } else if (type === "boolean" && (text === "true" || text === "false")) {
+      converted[key] = text === "true";
     }
   }
   return converted;

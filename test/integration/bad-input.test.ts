@@ -289,6 +289,9 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
     assert.equal(((await status.json()) as { threshold_ratio: number }).threshold_ratio, 0.25);
     const small = await fetch(`${server.url}/test/status?threshold=1e-3`);
     assert.equal(small.status, 200, "an exponent is a number");
+    const flag = await send("/test/embed?replace_documents=1", JSON.stringify(seedChunks(1, "flag")));
+    assert.equal(flag.status, 400, "a boolean is true or false");
+    assert.equal(flag.body.error.message, "querystring/replace_documents must be a boolean");
   });
 
   it("a dead-letter id beyond 2^53 is refused, not read as another id", async () => {
