@@ -1,6 +1,7 @@
 import type { Logger } from "pino";
 import { type Settings, SettingsError } from "./config/settings.js";
 import type { DurabilityReport } from "./domain/durability.js";
+import { AppError } from "./domain/errors.js";
 import type { ModelInfo } from "./domain/types.js";
 import { SqliteAtomicCommitter } from "./embedded/sqlite-atomic-committer.js";
 import type { Embedder } from "./embedder/embedder.js";
@@ -13,14 +14,20 @@ import { BullmqJobQueue } from "./queue/bullmq/bullmq-job-queue.js";
 import type { JobQueue } from "./queue/job-queue.js";
 import { openRedis } from "./queue/redis/redis-connection.js";
 import { checkRedisDurability } from "./queue/redis/redis-durability.js";
+import { classifyRedisError } from "./queue/redis/redis-errors.js";
 import { SharedThroughput } from "./queue/redis/shared-throughput.js";
 import { SingleHostGuard } from "./queue/redis/single-host-guard.js";
 import { SqliteJobQueue } from "./queue/sqlite/sqlite-job-queue.js";
 import { Admission } from "./server/admission.js";
 import { type App, buildApp } from "./server/app.js";
+import { guardBackend } from "./server/backend-guard.js";
+import { BackendHealth, type BackendName } from "./server/backend-health.js";
 import { Metrics, observeEnqueue } from "./server/metrics.js";
 import { buildWorkerApp } from "./server/worker-app.js";
+import { assertWritableDataDir } from "./storage/data-dir.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
+import { classifySqliteError } from "./storage/sqlite-errors.js";
+import { sqliteFreeBytes } from "./storage/sqlite-space.js";
 import { QdrantStore } from "./vector-store/qdrant/qdrant-store.js";
 import { SqliteVecStore } from "./vector-store/sqlite-vec/sqlite-vec-store.js";
 import type { VectorStore } from "./vector-store/vector-store.js";
@@ -65,6 +72,8 @@ export interface StartHooks {
   decorateStore?: (store: VectorStore) => VectorStore;
   /** Wrap the embedder (fault injection in tests). */
   decorateEmbedder?: (embedder: Embedder) => Embedder;
+  /** Called with the SQLite file once open (fault injection in tests: PRAGMA max_page_count = a full disk). */
+  onDatabase?: (db: SqliteDatabase) => void;
 }
 
 function qdrantStore(settings: Settings, logger: Logger): VectorStore {
@@ -84,7 +93,7 @@ async function openQueue(
   settings: Settings,
   logger: Logger,
   db: SqliteDatabase | null,
-): Promise<{ queue: JobQueue; durability: DurabilityReport | null }> {
+): Promise<{ queue: JobQueue; httpQueue: JobQueue; durability: DurabilityReport | null }> {
   if (!settings.queueUrl) {
     if (!db) throw new Error("the SQLite queue needs the SQLite file");
     const queue = new SqliteJobQueue(db, {
@@ -92,20 +101,27 @@ async function openQueue(
       jobRetentionMs: settings.jobRetentionMs,
       deadLetterRetentionMs: settings.deadLetterRetentionMs,
     });
-    return { queue, durability: null };
+    return { queue, httpQueue: queue, durability: null };
   }
   const log = logger.child({ component: "bullmq-queue" });
-  const queue = new BullmqJobQueue({
-    url: settings.queueUrl,
-    prefix: settings.queuePrefix,
-    consume: settings.role !== "api",
-    lockDurationMs: settings.leaseSeconds * 1000,
-    maxStalls: settings.maxStalls,
-    maxAttempts: settings.maxAttempts,
-    jobRetentionMs: settings.jobRetentionMs,
-    deadLetterRetentionMs: settings.deadLetterRetentionMs,
-    onError: (error) => log.warn({ err: error }, "redis connection error"),
-  });
+  const url = settings.queueUrl;
+  const bullmqQueue = (consume: boolean) =>
+    new BullmqJobQueue({
+      url,
+      prefix: settings.queuePrefix,
+      consume,
+      lockDurationMs: settings.leaseSeconds * 1000,
+      maxStalls: settings.maxStalls,
+      maxAttempts: settings.maxAttempts,
+      jobRetentionMs: settings.jobRetentionMs,
+      deadLetterRetentionMs: settings.deadLetterRetentionMs,
+      commandTimeoutMs: settings.backendTimeoutMs,
+      onError: (error) => log.warn({ err: error }, "redis connection error"),
+    });
+  const queue = bullmqQueue(settings.role !== "api");
+  // HTTP requests go through a connection that fails fast (see BullmqJobQueue); a consuming one
+  // waits for Redis, so the all role gives its HTTP side a queue of its own.
+  const httpQueue = settings.role === "all" ? bullmqQueue(false) : queue;
   // A short-lived connection of its own: the check needs CONFIG/INFO only, and never throws.
   const probe = openRedis(settings.queueUrl, { maxRetriesPerRequest: 1, enableReadyCheck: false });
   probe.on("error", () => {}); // reported in the durability problems instead
@@ -113,7 +129,54 @@ async function openQueue(
   if (durability.problems.length > 0) {
     log.warn({ durability }, `Redis durability (${durability.severity}): ${durability.problems.join(" | ")}`);
   }
-  return { queue, durability };
+  return { queue, httpQueue, durability };
+}
+
+/**
+ * The queue, the store and the embedder as HTTP requests use them: a failure that is theirs (down,
+ * timed out, full) becomes the catalog's 503/507 with Retry-After within BACKEND_TIMEOUT_MS, never a
+ * bare 500, and is recorded for /ready and /v1/status. The pipeline uses them unguarded: it has its
+ * own retries.
+ */
+function guardedForHttp(
+  settings: Settings,
+  backends: { queue: JobQueue; store: VectorStore; embedder: Embedder },
+  health: BackendHealth,
+): { queue: JobQueue; store: VectorStore; embedder: Embedder } {
+  const sqlite = (unavailable: "queue_unavailable" | "store_unavailable") => (error: unknown) =>
+    classifySqliteError(error, { file: settings.sqliteFile, unavailable });
+  const record = (name: BackendName) => (failure: AppError | null) =>
+    failure ? health.failed(name, failure) : health.answered(name);
+  return {
+    queue: guardBackend(backends.queue, {
+      label: "the queue",
+      unavailable: "queue_unavailable",
+      classify: settings.queueUrl ? classifyRedisError : sqlite("queue_unavailable"),
+      timeoutMs: settings.backendTimeoutMs,
+      onOutcome: record("queue"),
+    }),
+    store: guardBackend(backends.store, {
+      label: "the vector store",
+      unavailable: "store_unavailable",
+      ...(settings.vectorStore === "sqlite" ? { classify: sqlite("store_unavailable") } : {}),
+      timeoutMs: settings.backendTimeoutMs,
+      onOutcome: record("store"),
+    }),
+    // No time limit: a query waits its turn behind the batch the embedder is working on.
+    embedder: guardBackend(backends.embedder, {
+      label: "the embedder",
+      unavailable: "embedder_failed",
+      classify: (error) =>
+        new AppError(
+          "embedder_failed",
+          `The embedder failed: ${error instanceof Error ? error.message : String(error)}`,
+          {
+            retryAfterSeconds: 5,
+            cause: error,
+          },
+        ),
+    }),
+  };
 }
 
 /**
@@ -141,9 +204,11 @@ export async function startServer(
   hooks: StartHooks = {},
 ): Promise<RunningServer> {
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
+  if (usesSqlite) assertWritableDataDir(settings.dataDir);
   const lock = usesSqlite ? claimDataDir(settings, logger) : null;
   const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
-  const { queue, durability } = await openQueue(settings, logger, db);
+  if (db) hooks.onDatabase?.(db);
+  const { queue, httpQueue, durability } = await openQueue(settings, logger, db);
   // The SQLite store is shared through a local file: with a shared queue, refuse a second host.
   const hostGuard =
     settings.queueUrl && settings.vectorStore === "sqlite"
@@ -185,6 +250,8 @@ export async function startServer(
     logger.child({ component: "embedder" }),
   );
   const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(workerEmbedder) : workerEmbedder;
+  const health = new BackendHealth();
+  const http = guardedForHttp(settings, { queue: httpQueue, store, embedder }, health);
   const throughput = new ThroughputMeter();
   const sharedThroughput = settings.queueUrl
     ? new SharedThroughput(settings.queueUrl, settings.queuePrefix, throughput, runsPipeline)
@@ -192,12 +259,12 @@ export async function startServer(
   const drainRate: ThroughputSource = sharedThroughput ?? throughput;
   let model: ModelInfo | null = null;
   const metrics = new Metrics();
-  metrics.observeQueue(() => queue.stats());
+  metrics.observeQueue(() => http.queue.stats());
   // Admission sees the queue through a decorator that counts accepted chunks.
-  const admittedQueue = observeEnqueue(queue, (collection, _jobId, count) => {
+  const admittedQueue = observeEnqueue(http.queue, (collection, _jobId, count) => {
     metrics.acceptedChunks(collection, count);
   });
-  const admission = new Admission(admittedQueue, drainRate, embedder, () => model, {
+  const admission = new Admission(admittedQueue, drainRate, http.embedder, () => model, {
     maxQueueSize: settings.maxQueueSize,
     maxQueueTokens: settings.maxQueueTokens,
     maxChunksPerRequest: settings.maxChunksPerRequest,
@@ -229,9 +296,14 @@ export async function startServer(
     ? null
     : buildApp({
         logger,
-        queue,
-        store,
-        embedder,
+        queue: http.queue,
+        store: http.store,
+        embedder: http.embedder,
+        health,
+        // The embedded queue's room can be measured; Redis's cannot (its 507s are remembered instead).
+        ...(db && !settings.queueUrl
+          ? { queueFreeBytes: () => sqliteFreeBytes(db, settings.sqliteFile) }
+          : {}),
         admission,
         throughput: drainRate,
         model: () => model,
@@ -245,6 +317,8 @@ export async function startServer(
         limits: {
           maxQueueSize: settings.maxQueueSize,
           bodyLimitBytes: settings.bodyLimitBytes,
+          bodyTimeoutMs: settings.bodyTimeoutSeconds * 1000,
+          readyFailureMs: settings.readyFailureSeconds * 1000,
           seedCollection: settings.qdrantCollection,
           distance,
           defaultOverflow: { policy: settings.overflowPolicy, overlapTokens: settings.splitOverlapTokens },
@@ -309,6 +383,7 @@ export async function startServer(
       await app?.close();
       await workerApp?.close();
       await embedder.close();
+      if (httpQueue !== queue) await httpQueue.close();
       await queue.close();
       await store.close();
       await hostGuard?.release();

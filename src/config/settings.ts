@@ -150,6 +150,17 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 30_000,
     description: "Timeout of one Qdrant request; a timed-out batch is retried",
   }),
+  backendTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 10_000,
+    description:
+      "How long an API request waits for the queue or the vector store before it is answered 503 with Retry-After",
+  }),
+  readyFailureSeconds: Type.Number({
+    minimum: 0,
+    default: 10,
+    description: "GET /ready answers 503 once the queue or the vector store has been failing this long",
+  }),
   qdrantCollection: Type.String({
     default: "test",
     pattern: "^[A-Za-z0-9_-]{1,64}$",
@@ -193,6 +204,12 @@ export const SETTINGS_SCHEMA = Type.Object({
     minimum: 1024,
     default: 32 * 1024 * 1024,
     description: "Largest request body; larger gets 413",
+  }),
+  bodyTimeoutSeconds: Type.Number({
+    minimum: 1,
+    default: 60,
+    description:
+      "Time a client has to send a whole request body; a slower one gets 408 and its connection closed",
   }),
   logFormat: Type.Union([Type.Literal("json"), Type.Literal("pretty")], {
     default: "json",

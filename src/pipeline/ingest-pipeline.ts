@@ -35,7 +35,7 @@ export interface PipelineOptions {
   idlePollMs: number;
 }
 
-/** What the pipeline reports for monitoring; implemented with prom-client in observability/metrics.ts. */
+/** What the pipeline reports for monitoring; implemented with prom-client in server/metrics.ts. */
 export interface PipelineMetrics {
   /** A reservation of `chunks` chunks was taken from the queue. */
   batchReserved(chunks: number): void;

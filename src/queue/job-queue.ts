@@ -220,6 +220,12 @@ export interface JobQueue {
   discardDeadLetters(selector: DeadLetterSelector): Promise<number>;
   stats(): Promise<QueueStats>;
   /**
+   * Chunks of one collection accepted and not finished yet (queued, waiting for a retry, running):
+   * what a search cannot find yet. Reads only jobs with work left; the Redis queue reads at most
+   * the newest 2,000 of them, so beyond that it may count low.
+   */
+  pendingInCollection(collection: string): Promise<number>;
+  /**
    * Retention and housekeeping, a bounded amount per call: finished jobs past their retention go
    * with their receipts, expired dead letters are discarded. Call it periodically.
    */

@@ -1,4 +1,4 @@
-import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -17,7 +17,9 @@ import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
 import type { Admission, OverflowRequest } from "./admission.js";
-import { type AuthOptions, installAuth } from "./auth.js";
+import { type AuthOptions, activeApiKeys, installAuth } from "./auth.js";
+import type { BackendHealth } from "./backend-health.js";
+import { installBodyTimeout } from "./body-timeout.js";
 import { installErrorHandler } from "./error-handler.js";
 import { Metrics } from "./metrics.js";
 import { registerOpenApi } from "./openapi.js";
@@ -29,6 +31,8 @@ import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerSeedRoutes } from "./routes/seed-routes.js";
 import { registerStatusHistoryRoutes } from "./routes/status-history-routes.js";
 import { registerV1Routes } from "./routes/v1-routes.js";
+import { installUnroutedRequests } from "./unrouted-requests.js";
+import { strictValidatorCompiler } from "./validator.js";
 
 export interface AppDeps {
   logger: Logger;
@@ -48,9 +52,17 @@ export interface AppDeps {
   metrics?: Metrics;
   /** The queue engine's durability for GET /v1/status; absent or null = the embedded SQLite queue. */
   durability?: () => DurabilityReport | null;
+  /** What requests have seen of the queue and the store (answering, failing since, out of space). */
+  health: BackendHealth;
+  /** Bytes the queue's storage can still take, where that can be measured (the SQLite file). */
+  queueFreeBytes?: () => number;
   limits: {
     maxQueueSize: number;
     bodyLimitBytes: number;
+    /** Time a client has to send a whole body. */
+    bodyTimeoutMs: number;
+    /** /ready fails once the queue or the store has failed this long. */
+    readyFailureMs: number;
     seedCollection: string;
     distance: Distance;
     defaultOverflow: OverflowRequest;
@@ -83,13 +95,13 @@ export function buildApp(deps: AppDeps): App {
         .send({ error: { code: "invalid_request", message: error.message } });
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
-  // Bodies are validated without coercion (a number is not silently a string); query strings are
-  // coerced, since everything in a URL arrives as text.
-  app.setValidatorCompiler(TypeBoxValidatorCompiler);
+  app.setValidatorCompiler(strictValidatorCompiler);
   installErrorHandler(app);
   // JSON only: a text/plain body must be refused as 415, not half-parsed into a 400.
   app.removeContentTypeParser("text/plain");
   if (deps.auth) installAuth(app, deps.auth);
+  installUnroutedRequests(app);
+  installBodyTimeout(app, deps.limits.bodyTimeoutMs);
 
   app.addHook("onRequest", async (request) => {
     if (deps.isShuttingDown() && !request.url.startsWith("/health")) {
@@ -111,7 +123,7 @@ export function buildApp(deps: AppDeps): App {
   });
 
   // OpenAPI first, and the routes in a plugin registered after it, so every route is documented.
-  registerOpenApi(app);
+  registerOpenApi(app, { keysRequired: deps.auth !== undefined && activeApiKeys(deps.auth).length > 0 });
   void app.register(async (api) => {
     registerMetricsRoutes(api, deps.metrics ?? new Metrics());
     registerHealthRoutes(api, deps);

@@ -11,6 +11,11 @@ export interface AuthOptions {
   perKeyRequestsPerMinute: number;
 }
 
+/** The keys that count: blank entries (`API_KEYS=""`, a trailing comma) are no keys. */
+export function activeApiKeys(options: AuthOptions): string[] {
+  return options.apiKeys.map((key) => key.trim()).filter((key) => key !== "");
+}
+
 /** Routes anyone may call: liveness probes cannot carry secrets. */
 const PUBLIC_ROUTES = new Set(["GET /health", "HEAD /health"]);
 
@@ -31,7 +36,7 @@ function sha256(value: string): Buffer {
  * Keys are never logged; a request is attributed to `key#N` (1-based position in the list).
  */
 export function installAuth(app: App, options: AuthOptions): void {
-  const keys = options.apiKeys.map((key) => key.trim()).filter((key) => key !== "");
+  const keys = activeApiKeys(options);
   if (keys.length === 0) return;
   const digests = keys.map(sha256);
   const perMinute = Math.max(0, Math.floor(options.perKeyRequestsPerMinute));

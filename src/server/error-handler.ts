@@ -1,26 +1,32 @@
-import type { FastifyError, FastifyInstance } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, EXPECTED_CONDITIONS } from "../domain/errors.js";
 import { ERROR_STATUS } from "./error-status.js";
+import { describeValidation, type RawValidationError } from "./validation-problems.js";
 
 interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
 }
 
 /** Translate framework errors (body parsing, validation) into the catalog's stable codes. */
-function toAppError(error: FastifyError): AppError {
+function toAppError(error: FastifyError, request: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   if (error.validation) {
-    const problems = error.validation.slice(0, 10).map((v) => ({
-      path: `${error.validationContext ?? "body"}${v.instancePath}`,
-      message: v.message ?? "invalid",
-    }));
-    return new AppError("invalid_request", `Request ${error.validationContext ?? "body"} is invalid`, {
-      details: { problems },
-    });
+    const { code, message, problems } = describeValidation(
+      error.validation as RawValidationError[],
+      error.validationContext ?? "body",
+    );
+    return new AppError(code, message, { details: { problems: problems.slice(0, 10) } });
   }
   switch (error.code) {
-    case "FST_ERR_CTP_BODY_TOO_LARGE":
-      return new AppError("payload_too_large", error.message);
+    case "FST_ERR_CTP_BODY_TOO_LARGE": {
+      const limit = request.routeOptions.bodyLimit;
+      const sent = Number(request.headers["content-length"]);
+      return new AppError(
+        "payload_too_large",
+        `The request body is larger than ${limit} bytes (BODY_LIMIT_BYTES)${Number.isFinite(sent) ? `: ${sent} bytes were sent` : ""}; send fewer chunks per request`,
+        { details: { limit_bytes: limit, ...(Number.isFinite(sent) ? { content_length: sent } : {}) } },
+      );
+    }
     case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
       return new AppError("unsupported_media_type", "Send the body as application/json");
     case "FST_ERR_CTP_EMPTY_JSON_BODY":
@@ -40,7 +46,7 @@ function toAppError(error: FastifyError): AppError {
 
 export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((rawError: FastifyError, request, reply) => {
-    const error = toAppError(rawError);
+    const error = toAppError(rawError, request);
     const status = ERROR_STATUS[error.code];
     // A 503 while the model loads or the server drains is the client's cue to retry, not a fault.
     if (status >= 500 && !EXPECTED_CONDITIONS.has(error.code))

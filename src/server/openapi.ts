@@ -17,7 +17,8 @@ declare module "fastify" {
  * Register it before any route: @fastify/swagger learns routes from an onRoute hook, so routes added
  * before it loads would be missing from the document.
  */
-export function registerOpenApi(app: App, version = packageVersion()): void {
+export function registerOpenApi(app: App, options: { keysRequired: boolean; version?: string }): void {
+  const { keysRequired, version = packageVersion() } = options;
   void app.register(swagger, {
     openapi: {
       openapi: "3.0.3",
@@ -27,24 +28,34 @@ export function registerOpenApi(app: App, version = packageVersion()): void {
         description:
           "Durable ingestion of document chunks: embedded with a local Hugging Face model, stored in a vector store. Errors are {error:{code,message,details}} with a stable code.",
       },
-      components: {
-        securitySchemes: {
-          bearerAuth: {
-            type: "http",
-            scheme: "bearer",
-            description: "Needed on every route but /health when the server runs with API_KEYS",
-          },
-        },
-      },
-      security: [{ bearerAuth: [] }],
+      // A key is asked for only when this server runs with API_KEYS: a document that demanded one
+      // from a server that ignores it would describe another API.
+      ...(keysRequired
+        ? {
+            components: {
+              securitySchemes: {
+                bearerAuth: {
+                  type: "http",
+                  scheme: "bearer",
+                  description: "Needed on every route but /health (this server runs with API_KEYS)",
+                },
+              },
+            },
+            security: [{ bearerAuth: [] }],
+          }
+        : {}),
     },
     // Routes that never need a key say so (security: []), so the UI does not send one. Responses
     // are documented here, for the document only: a response schema on the route itself would also
     // drive serialisation and drop any field it does not list.
     transform: ({ schema, url, route }) => {
       const open = route.config?.public === true || url === "/health";
-      const documented = { ...schema, response: documentedResponses(route.method, url, schema?.response) };
-      return { schema: open ? { ...documented, security: [] } : documented, url };
+      const { produces, ...rest } = (schema ?? {}) as typeof schema & { produces?: string[] };
+      const documented = {
+        ...rest,
+        response: documentedResponses(route.method, url, rest.response, produces),
+      };
+      return { schema: open && keysRequired ? { ...documented, security: [] } : documented, url };
     },
   });
 
@@ -70,9 +81,8 @@ export function registerOpenApi(app: App, version = packageVersion()): void {
   });
 }
 
-/** The error envelope every route answers with, whatever the status. */
-const ERROR_RESPONSE = {
-  description: "Error: a stable code, a message, and details where they help (see the README's error table)",
+/** The error envelope every route answers with (JSON, whatever the route's own media type). */
+const ERROR_SCHEMA = {
   type: "object",
   required: ["error"],
   properties: {
@@ -87,20 +97,32 @@ const ERROR_RESPONSE = {
     },
   },
 } as const;
+const ERROR_RESPONSE = {
+  description: "Error: a stable code, a message, and details where they help (see the README's error table)",
+  content: { "application/json": { schema: ERROR_SCHEMA } },
+};
 
 /** Routes that answer 202: the work is accepted (durably), not done. */
-const ACCEPTING_ROUTES = new Set(["POST /test/embed", "POST /v1/collections/:collection/chunks"]);
+const ACCEPTING_ROUTES = new Set([
+  "POST /test/embed",
+  "POST /v1/collections/:collection/chunks",
+  "PUT /v1/collections/:collection/documents/:document_id",
+]);
 
 function documentedResponses(
   method: string | string[],
   url: string,
   declared: unknown,
+  produces: string[] = ["application/json"],
 ): Record<string, unknown> {
   const methods = Array.isArray(method) ? method : [method];
   const success = methods.some((m) => ACCEPTING_ROUTES.has(`${m} ${url}`)) ? "202" : "200";
   const own = declared && typeof declared === "object" ? (declared as Record<string, unknown>) : {};
   return {
-    [success]: { description: success === "202" ? "Accepted: durable before this answer" : "OK" },
+    [success]: {
+      description: success === "202" ? "Accepted: durable before this answer" : "OK",
+      content: Object.fromEntries(produces.map((type) => [type, { schema: {} }])),
+    },
     ...own,
     "4xx": ERROR_RESPONSE,
     "5xx": ERROR_RESPONSE,

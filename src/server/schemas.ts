@@ -1,9 +1,23 @@
 import Type, { type Static } from "typebox";
+import { refusal } from "./validation-problems.js";
 
-/** Route schemas: they validate requests and, later, generate the OpenAPI document. */
+/**
+ * Route schemas: they validate requests and generate the OpenAPI document, so every rule a request
+ * must follow that a schema can state is stated here (clients and fuzzers read it); checks a schema
+ * cannot state (unique chunk ids, queue capacity, token counts) are made by the handlers.
+ */
+
+/**
+ * Text with something to embed: at least one character that is not white space. The set is spelled
+ * out (JavaScript's white space: what String.prototype.trim removes) instead of `\S`, whose meaning
+ * differs between regex engines (Python's does not count U+FEFF), so clients that check the pattern
+ * agree with the server.
+ */
+const NON_BLANK =
+  "[^\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]";
 
 /** Integers beyond 2^53 are not exact in JSON numbers: two ids could silently become one. */
-const SafeInteger = (options: { minimum?: number } = {}) =>
+const SafeInteger = (options: { minimum?: number; description?: string } = {}) =>
   Type.Integer({ minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, ...options });
 const ChunkId = Type.Union([Type.String({ minLength: 1, maxLength: 512 }), SafeInteger({ minimum: 0 })]);
 const JsonObject = Type.Record(Type.String(), Type.Unknown());
@@ -12,20 +26,28 @@ export const CollectionParams = Type.Object({
   collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
 });
 
+const EmbeddableText = (description: string) =>
+  Type.String({
+    pattern: NON_BLANK,
+    description,
+    ...refusal("empty_text", "has nothing to embed (empty or only white space)"),
+  });
+
+/** A request's chunks: at least one (an empty request is a client bug worth its own code). */
+const Chunks = <T extends Parameters<typeof Type.Array>[0]>(chunk: T) =>
+  Type.Array(chunk, { minItems: 1, ...refusal("empty_batch", "has no chunks") });
+
 export const SeedChunk = Type.Object({
   chunk_id: ChunkId,
   item_sequence: Type.Union([Type.String({ maxLength: 512 }), SafeInteger()]),
   name: Type.String(),
-  contents: Type.String(),
+  contents: EmbeddableText("Embedded as name + ' | ' + contents"),
   meta: Type.Union([JsonObject, Type.Null()]),
 });
 export type SeedChunk = Static<typeof SeedChunk>;
 
 /** The seed API takes a bare array; a documented variant wraps it in {"chunks": [...]}. */
-export const SeedEmbedBody = Type.Union([
-  Type.Array(SeedChunk),
-  Type.Object({ chunks: Type.Array(SeedChunk) }),
-]);
+export const SeedEmbedBody = Type.Union([Chunks(SeedChunk), Type.Object({ chunks: Chunks(SeedChunk) })]);
 export type SeedEmbedBody = Static<typeof SeedEmbedBody>;
 
 const OverflowPolicy = Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
@@ -55,14 +77,14 @@ export const SeedStatusQuery = Type.Object({
 
 export const NativeChunk = Type.Object({
   id: ChunkId,
-  text: Type.String(),
+  text: EmbeddableText("The text to embed"),
   document_id: Type.Optional(Type.Union([Type.String({ maxLength: 512 }), SafeInteger(), Type.Null()])),
   metadata: Type.Optional(Type.Union([JsonObject, Type.Null()])),
 });
 export type NativeChunk = Static<typeof NativeChunk>;
 
 export const NativeIngestBody = Type.Object({
-  chunks: Type.Array(NativeChunk),
+  chunks: Chunks(NativeChunk),
   overflow: Type.Optional(OverflowPolicy),
   overlap_tokens: Type.Optional(OverlapTokens),
 });
@@ -92,7 +114,7 @@ const ReceiptStateSchema = Type.Union(
   ),
 );
 const PageQuery = {
-  after: Type.Optional(Type.Integer({ minimum: 0, description: "Cursor: next_cursor of the previous page" })),
+  after: Type.Optional(SafeInteger({ minimum: 0, description: "Cursor: next_cursor of the previous page" })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
 };
 export const JobQuery = Type.Object({ state: Type.Optional(ReceiptStateSchema), ...PageQuery });
@@ -101,18 +123,33 @@ export const DeadLetterQuery = Type.Object({
   ...PageQuery,
 });
 
-/** Which dead letters to replay or discard: exactly one of all / job_id / ids. */
-export const DeadLetterSelectorBody = Type.Object({
-  all: Type.Optional(Type.Literal(true)),
-  job_id: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-  ids: Type.Optional(Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1, maxItems: 10_000 })),
-});
+/**
+ * Which dead letters to replay or discard: exactly one of all / job_id / ids, so a typo can never
+ * widen a replay or a discard to everything.
+ */
+export const DeadLetterSelectorBody = Type.Union(
+  [
+    Type.Object({ all: Type.Literal(true) }, { additionalProperties: false }),
+    Type.Object({ job_id: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+    Type.Object(
+      { ids: Type.Array(SafeInteger({ minimum: 1 }), { minItems: 1, maxItems: 10_000 }) },
+      { additionalProperties: false },
+    ),
+  ],
+  {
+    description: 'Exactly one of {"all": true}, {"job_id": "..."} or {"ids": [...]}',
+    "x-error-message": 'must have exactly one of "all": true, "job_id" or "ids"',
+  },
+);
 export type DeadLetterSelectorBody = Static<typeof DeadLetterSelectorBody>;
 
 const FilterValue = Type.Union([Type.String({ maxLength: 1024 }), Type.Number(), Type.Boolean()]);
 export const SearchBody = Type.Object({
   // Something to embed: a blank query is refused like a blank chunk.
-  query: Type.String({ minLength: 1, pattern: "\\S" }),
+  query: Type.String({
+    pattern: NON_BLANK,
+    "x-error-message": "has nothing to embed (empty or only white space)",
+  }),
   top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 10 })),
   filter: Type.Optional(
     Type.Record(

@@ -94,5 +94,7 @@ export interface VectorStore {
   ): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;
   count(collection: string): Promise<number>;
+  /** Resolves when the store answers at all (readiness probes); throws what any call would throw. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

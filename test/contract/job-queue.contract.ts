@@ -597,6 +597,40 @@ export function jobQueueContract(
       assert.equal(await queue.nextAvailableInMs(), null);
     });
 
+    it("pendingInCollection counts a collection's queued, retrying and running chunks, nothing finished", async () => {
+      assert.equal(await queue.pendingInCollection("docs"), 0, "never ingested");
+      await enqueue([chunk("a"), chunk("b"), chunk("c")], "docs");
+      await enqueue([chunk("x")], "other");
+      assert.equal(await queue.pendingInCollection("docs"), 3);
+      assert.equal(await queue.pendingInCollection("other"), 1);
+
+      const lease = await reserve(2);
+      assert.ok(lease);
+      assert.equal(await queue.pendingInCollection("docs"), 3, "running chunks are still pending");
+      const [a, b] = seqs(lease, "a", "b");
+      await queue.ack(lease.id, [
+        { seq: a!, state: "stored", tokens: 1, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      await queue.fail(lease.id, { seqs: [b!], error: "store down", retryDelayMs: LONG_MS, maxAttempts: 5 });
+      assert.equal(await queue.pendingInCollection("docs"), 2, "a chunk waiting for its retry is pending");
+
+      const rest = await reserve(10);
+      assert.ok(rest);
+      await queue.ack(
+        rest.id,
+        rest.chunks.map((c) => ({
+          seq: c.seq,
+          state: "stored" as const,
+          tokens: 1,
+          truncatedTokens: 0,
+          windows: 1,
+          ...MP,
+        })),
+      );
+      assert.equal(await queue.pendingInCollection("docs"), 1, "only the retry is left");
+      assert.equal(await queue.pendingInCollection("other"), 0);
+    });
+
     it("dead-letters on the first failure when maxAttempts is 1", async () => {
       const jobId = await enqueue([chunk("x")]);
       const lease = await reserve();

@@ -89,6 +89,18 @@ export class RedisTestServer {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /**
+   * Freezes the server (SIGSTOP): connections stay open and the kernel still accepts new ones, but
+   * nothing is answered, as with a hung host or a network partition. `resume` thaws it.
+   */
+  pause(): void {
+    this.process?.kill("SIGSTOP");
+  }
+
+  resume(): void {
+    this.process?.kill("SIGCONT");
+  }
+
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
     const child = this.process;
     this.process = null;

@@ -1,10 +1,31 @@
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
+import { connect } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { loadSettings } from "../../src/config/settings.js";
 import { type HttpServer, startHttpServer } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { seedChunks } from "../helpers/fixtures.js";
 import { tempDir, testModelDir } from "../helpers/paths.js";
+
+/** Any method, even those fetch refuses (QUERY, TRACE). */
+function rawRequest(
+  url: string,
+  method: string,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method }, (res) => {
+      let body = "";
+      res.on("data", (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
 
 interface ErrorBody {
   error: { code: string; message: string; details?: Record<string, unknown> };
@@ -20,6 +41,7 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       PORT: "0",
       MAX_QUEUE_SIZE: "100",
       BODY_LIMIT_BYTES: "65536",
+      BODY_TIMEOUT_SECONDS: "1",
       LOG_LEVEL: "silent",
       // Keep accepted chunks queued so the queue-size assertions see exactly what was admitted.
       EMBEDDING_MAX_RATE: "0.001",
@@ -199,6 +221,144 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       assert.equal(await pending(), before, "queue unchanged");
     });
   }
+
+  it("a validation error names the field and the allowed values first, one message per problem", async () => {
+    const overflow = await send(
+      "/v1/collections/docs/chunks",
+      JSON.stringify({ chunks: [{ id: "a", text: "t" }], overflow: "bogus" }),
+    );
+    assert.equal(overflow.status, 400);
+    assert.equal(overflow.body.error.message, "body/overflow must be one of: split, truncate, reject");
+    assert.deepEqual(overflow.body.error.details?.problems, [
+      {
+        path: "body/overflow",
+        message: "must be one of: split, truncate, reject",
+        allowed: ["split", "truncate", "reject"],
+      },
+    ]);
+
+    const id = await send(
+      "/v1/collections/docs/chunks",
+      JSON.stringify({ chunks: [{ id: true, text: "t" }] }),
+    );
+    assert.equal(id.body.error.message, "body/chunks/0/id must be a string or an integer");
+
+    // The seed body is an array or {"chunks": [...]}: the branch the value matched explains the problem.
+    const contents = await send("/test/embed", JSON.stringify([{ ...valid[0], contents: 42 }]));
+    assert.equal(contents.body.error.code, "invalid_request");
+    assert.equal(contents.body.error.message, "body/0/contents must be a string");
+    const wrapped = await send("/test/embed", JSON.stringify({ chunks: [{ ...valid[0], meta: 7 }] }));
+    assert.equal(wrapped.body.error.message, "body/chunks/0/meta must be an object or null");
+
+    const selector = await send("/v1/dead-letters/replay", JSON.stringify({ all: true, job_id: "j" }));
+    assert.equal(selector.status, 400);
+    assert.equal(selector.body.error.message, 'body must have exactly one of "all": true, "job_id" or "ids"');
+
+    const filter = await send(
+      "/v1/collections/docs/search",
+      JSON.stringify({ query: "q", filter: { a: {} } }),
+    );
+    assert.equal(
+      filter.body.error.message,
+      "body/filter/a must be a string, a number, a boolean or an array",
+    );
+  });
+
+  it("query values are not coerced: limit=true is a 400, limit=20 works", async () => {
+    for (const path of [
+      "/v1/jobs/none?limit=true",
+      "/v1/dead-letters?limit=true",
+      "/v1/dead-letters?limit=1.5",
+      "/v1/dead-letters?after=",
+      "/v1/jobs?limit=0x10",
+      "/test/status?threshold=true",
+      "/test/status?threshold=",
+    ]) {
+      const response = await fetch(`${server.url}${path}`);
+      const body = (await response.json()) as ErrorBody;
+      assert.equal(response.status, 400, `${path}: ${JSON.stringify(body)}`);
+      assert.equal(body.error.code, "invalid_request");
+      assert.match(
+        body.error.message,
+        /^querystring\/(limit|after|threshold) must be (an integer|a number)$/,
+      );
+    }
+    const page = await fetch(`${server.url}/v1/dead-letters?limit=20&after=0`);
+    assert.equal(page.status, 200);
+    const status = await fetch(`${server.url}/test/status?threshold=0.25`);
+    assert.equal(((await status.json()) as { threshold_ratio: number }).threshold_ratio, 0.25);
+    const small = await fetch(`${server.url}/test/status?threshold=1e-3`);
+    assert.equal(small.status, 200, "an exponent is a number");
+    const flag = await send("/test/embed?replace_documents=1", JSON.stringify(seedChunks(1, "flag")));
+    assert.equal(flag.status, 400, "a boolean is true or false");
+    assert.equal(flag.body.error.message, "querystring/replace_documents must be a boolean");
+  });
+
+  it("a dead-letter id beyond 2^53 is refused, not read as another id", async () => {
+    for (const body of ['{"ids":[9007199254740993]}', '{"ids":[1e300]}']) {
+      const response = await send("/v1/dead-letters/replay", body);
+      assert.equal(response.status, 400, body);
+      assert.equal(response.body.error.code, "invalid_request");
+      assert.match(response.body.error.message, /^body\/ids\/0 must be <= 9007199254740991$/);
+    }
+  });
+
+  it("413 states the limits: body bytes and chunks per request", async () => {
+    const big = await send(
+      "/test/embed",
+      JSON.stringify(seedChunks(1, "b").map((c) => ({ ...c, contents: "x".repeat(70_000) }))),
+    );
+    assert.equal(big.status, 413);
+    assert.match(big.body.error.message, /larger than 65536 bytes \(BODY_LIMIT_BYTES\)/);
+    assert.equal(big.body.error.details?.limit_bytes, 65536);
+    const many = await send(
+      "/v1/collections/docs/chunks",
+      JSON.stringify({ chunks: Array.from({ length: 101 }, (_, i) => ({ id: `m-${i}`, text: "t" })) }),
+    );
+    assert.equal(many.status, 413);
+    assert.match(many.body.error.message, /at most 100 \(MAX_QUEUE_SIZE\)/);
+  });
+
+  it("a method a path does not have is 405 with Allow, before any body is read", async () => {
+    for (const [method, path, allow] of [
+      ["PUT", "/v1/status", "GET, HEAD"],
+      ["PATCH", "/v1/jobs/some-job", "DELETE, GET, HEAD"],
+      ["QUERY", "/v1/jobs/some-job", "DELETE, GET, HEAD"],
+    ] as const) {
+      const { status, headers, body } = await rawRequest(`${server.url}${path}`, method);
+      assert.equal(status, 405, `${method} ${path}: ${body}`);
+      assert.equal(headers.allow, allow);
+      assert.equal((JSON.parse(body) as ErrorBody).error.code, "method_not_allowed");
+    }
+    const missing = await rawRequest(`${server.url}/v2/nothing`, "QUERY");
+    assert.equal(missing.status, 404);
+  });
+
+  it("a client trickling its body gets 408 and its connection closed, within a bounded time", async () => {
+    const { port } = new URL(server.url);
+    const socket = connect(Number(port), "127.0.0.1");
+    await once(socket, "connect");
+    const started = Date.now();
+    socket.write(
+      "POST /v1/collections/docs/chunks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+    );
+    // One byte every 200 ms: each arrives well within any idle timeout, the whole never does.
+    const trickle = setInterval(() => {
+      if (!socket.destroyed) socket.write(" ");
+    }, 200);
+    let received = "";
+    socket.on("data", (chunk: Buffer) => {
+      received += chunk.toString();
+    });
+    socket.on("error", () => {}); // writes after the server closed
+    await once(socket, "close");
+    clearInterval(trickle);
+    const elapsed = Date.now() - started;
+    assert.match(received, /^HTTP\/1\.1 408 /);
+    assert.match(received, /"code":"request_timeout"/);
+    assert.match(received, /BODY_TIMEOUT_SECONDS/);
+    assert.ok(elapsed >= 900 && elapsed < 10_000, `closed after ${elapsed} ms (BODY_TIMEOUT_SECONDS is 1)`);
+  });
 
   it("a request that would overflow MAX_QUEUE_SIZE gets 429 with Retry-After and enqueues nothing", async () => {
     const before = await pending();

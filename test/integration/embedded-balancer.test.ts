@@ -136,13 +136,14 @@ describe("stage 1: independent embedded instances behind nginx (deploy/nginx-emb
         "finished: nothing to cancel",
       );
     }
-    // nginx would retry PATCH on http_404 too if the config let it; the config must not.
+    // nginx would retry PATCH on http_404 too if the config let it; the config must not (and the
+    // instance answers a method the path does not have with 405, which nginx never retries).
     // Unrouted requests are not in /metrics; each instance's debug log has one line per request.
     const patches = () =>
       sum(instances.map((i) => i.logs.filter((e) => e.msg === "request" && e.method === "PATCH").length));
     const response = await fetch(`${nginx.url}/v1/jobs/${jobIds[0]}`, { method: "PATCH" });
-    assert.equal(response.status, 404);
-    assert.equal(((await response.json()) as { error: { code: string } }).error.code, "not_found");
+    assert.equal(response.status, 405);
+    assert.equal(((await response.json()) as { error: { code: string } }).error.code, "method_not_allowed");
     // A marker request to each instance, after the answer: once its log line is in, so is any
     // earlier line of that process (one stdout, in order).
     const marker = `/health?marker=${Date.now()}`;

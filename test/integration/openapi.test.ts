@@ -89,7 +89,27 @@ describe("GET /openapi.json and the /docs UI", () => {
       assert.ok(documented.has(route), `${route} documented`);
     }
     assert.ok(routes.includes("GET /docs/json"), "the docs UI's routes were seen (and skipped)");
-    assert.deepEqual(document.paths["/health"]?.get?.security, [], "/health needs no key");
+  });
+
+  it("asks for no key when the server runs without API_KEYS", () => {
+    const raw = document as OpenApiDocument & {
+      security?: unknown;
+      components?: { securitySchemes?: unknown };
+    };
+    assert.equal(raw.security, undefined);
+    assert.equal(raw.components?.securitySchemes, undefined);
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        assert.equal(operation.security, undefined, `${method.toUpperCase()} ${path}`);
+      }
+    }
+  });
+
+  it("documents each response's media type: errors are JSON even where the route serves text", () => {
+    const metrics = document.paths["/metrics"]?.get?.responses as Record<string, { content?: object }>;
+    assert.deepEqual(Object.keys(metrics["200"]?.content ?? {}), ["text/plain"]);
+    assert.deepEqual(Object.keys(metrics["4XX"]?.content ?? {}), ["application/json"]);
+    assert.deepEqual(Object.keys(metrics["5XX"]?.content ?? {}), ["application/json"]);
   });
 
   it("documents 202 where work is accepted, and the error envelope on every route", () => {
@@ -97,12 +117,37 @@ describe("GET /openapi.json and the /docs UI", () => {
       Object.keys(document.paths[path]?.[method]?.responses ?? {});
     assert.deepEqual(responses("/test/embed", "post").sort(), ["202", "4XX", "5XX"]);
     assert.deepEqual(responses("/v1/collections/{collection}/chunks", "post").sort(), ["202", "4XX", "5XX"]);
+    assert.deepEqual(responses("/v1/collections/{collection}/documents/{document_id}", "put").sort(), [
+      "202",
+      "4XX",
+      "5XX",
+    ]);
     assert.deepEqual(responses("/v1/jobs/{id}", "get").sort(), ["200", "4XX", "5XX"]);
     for (const [path, operations] of Object.entries(document.paths)) {
       for (const [method, operation] of Object.entries(operations)) {
         assert.ok(operation.responses?.["4XX"], `${method.toUpperCase()} ${path} documents its errors`);
       }
     }
+  });
+
+  it("documents the rules the server enforces: non-empty batches, non-blank text, exactly one selector", () => {
+    const body = (path: string, method: string) =>
+      (
+        document.paths[path]?.[method] as {
+          requestBody?: { content: Record<string, { schema: Record<string, unknown> }> };
+        }
+      )?.requestBody?.content["application/json"]?.schema;
+    const native = body("/v1/collections/{collection}/chunks", "post") as {
+      properties: { chunks: { minItems: number; items: { properties: { text: { pattern: string } } } } };
+    };
+    assert.equal(native.properties.chunks.minItems, 1);
+    assert.ok(!new RegExp(native.properties.chunks.items.properties.text.pattern).test(" \t\u00a0\ufeff"));
+    assert.ok(new RegExp(native.properties.chunks.items.properties.text.pattern).test(" x "));
+    const selector = body("/v1/dead-letters/replay", "post") as {
+      anyOf: Array<{ additionalProperties: boolean }>;
+    };
+    assert.equal(selector.anyOf.length, 3);
+    assert.ok(selector.anyOf.every((branch) => branch.additionalProperties === false));
   });
 
   it("serves the Swagger UI from the server itself (no CDN)", async () => {
@@ -115,5 +160,27 @@ describe("GET /openapi.json and the /docs UI", () => {
     assert.ok([200, 302].includes(redirect.status));
     const initializer = await (await fetch(`${server.url}/docs/static/swagger-initializer.js`)).text();
     assert.match(initializer, /json/);
+  });
+});
+
+describe("GET /openapi.json with API_KEYS set", () => {
+  let server: HttpServer;
+  let document: OpenApiDocument & { security?: unknown };
+
+  before(async () => {
+    server = await startInProcess({ API_KEYS: "k1" });
+    const response = await fetch(`${server.url}/openapi.json`);
+    assert.equal(response.status, 200, "the document is public");
+    document = (await response.json()) as OpenApiDocument & { security?: unknown };
+  });
+  after(async () => {
+    await server.shutdown(5_000);
+  });
+
+  it("asks for the bearer key everywhere but the public routes", () => {
+    assert.deepEqual(document.security, [{ bearerAuth: [] }]);
+    assert.deepEqual(document.paths["/health"]?.get?.security, [], "/health needs no key");
+    assert.deepEqual(document.paths["/openapi.json"]?.get?.security, []);
+    assert.equal(document.paths["/metrics"]?.get?.security, undefined, "/metrics inherits the key");
   });
 });

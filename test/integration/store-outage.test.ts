@@ -30,6 +30,7 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     deleteChunkVersions: guard((c, chunks) => inner.deleteChunkVersions(c, chunks)),
     search: guard((c, v, k, f) => inner.search(c, v, k, f)),
     count: guard((c) => inner.count(c)),
+    ping: guard(() => inner.ping()),
     close: () => inner.close(),
   };
 }
@@ -187,6 +188,7 @@ describe("a collection deleted behind the server's back is created again on the 
           deleteChunkVersions: (c, chunks) => inner.deleteChunkVersions(c, chunks),
           search: (c, v, k, f) => inner.search(c, v, k, f),
           count: (c) => inner.count(c),
+          ping: () => inner.ping(),
           close: () => inner.close(),
         }),
       },

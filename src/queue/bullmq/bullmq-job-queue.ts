@@ -68,6 +68,8 @@ export interface BullmqJobQueueOptions {
   abandonedAdmissionMs?: number;
   /** Connection errors (the client reconnects by itself; commands fail meanwhile). */
   onError?: (error: Error) => void;
+  /** A process that does not consume: how long one Redis command may take before it fails. */
+  commandTimeoutMs?: number;
 }
 
 /** The BullMQ queue that holds one job per accepted chunk. */
@@ -87,6 +89,8 @@ const MAX_LISTED_DELETIONS = 1000;
 const SCAN_WINDOW = 500;
 /** Items one replay/discard/retention step handles: each Redis call stays short. */
 const STEP = 500;
+/** Jobs with work left that one pending count of a collection reads at most. */
+const PENDING_SCAN_BUDGET = 2000;
 /** An admission unconfirmed for this long was abandoned by a process that died half way. */
 const ABANDONED_ADMISSION_MS = 5 * 60_000;
 /** An admission may add its BullMQ jobs only this soon after it was recorded (see the reaper). */
@@ -181,10 +185,20 @@ export class BullmqJobQueue implements JobQueue {
     this.abandonedAdmissionMs = options.abandonedAdmissionMs ?? ABANDONED_ADMISSION_MS;
     const onError = options.onError;
     // Workers wait for Redis to come back instead of failing their loop (BullMQ's advice for
-    // workers); an API process fails fast so that a client gets a 503 instead of a hung request.
-    this.redis = openRedis(options.url, {
-      maxRetriesPerRequest: options.consume ? null : 2,
-    });
+    // workers). An API process fails fast so that a client gets a 503 instead of a hung request:
+    // while the connection is down commands are refused at once (BullMQ's advice for queues behind
+    // an HTTP endpoint), not queued to run when Redis returns, after the client has given up; and a
+    // Redis that accepts connections but does not answer (a frozen host) times out.
+    this.redis = openRedis(
+      options.url,
+      options.consume
+        ? { maxRetriesPerRequest: null }
+        : {
+            maxRetriesPerRequest: 1,
+            enableOfflineQueue: false,
+            commandTimeout: options.commandTimeoutMs ?? 10_000,
+          },
+    );
     this.redis.on("error", (error: Error) => onError?.(error));
     this.redis.defineCommand("ragAdmit", { lua: ADMIT });
     this.redis.defineCommand("ragConfirm", { lua: CONFIRM });
@@ -836,6 +850,24 @@ export class BullmqJobQueue implements JobQueue {
       dead: Number(dead ?? 0),
       pendingTokens: Number(pendingTokens ?? 0),
     };
+  }
+
+  async pendingInCollection(collection: string): Promise<number> {
+    let pending = 0;
+    // Jobs with work left, newest first (a search right after an ingest finds that job at once).
+    for (let start = 0; start < PENDING_SCAN_BUDGET; start += STEP) {
+      const jobIds = await this.redis.zrevrange(this.key("active"), start, start + STEP - 1);
+      const pipeline = this.redis.pipeline();
+      for (const jobId of jobIds)
+        pipeline.hmget(this.keys(jobId).job, "collection", "queued", "running", "failed");
+      for (const [error, fields] of (await pipeline.exec()) ?? []) {
+        if (error) throw error;
+        const [owner, queued, running, failed] = fields as Array<string | null>;
+        if (owner === collection) pending += Number(queued ?? 0) + Number(running ?? 0) + Number(failed ?? 0);
+      }
+      if (jobIds.length < STEP) break;
+    }
+    return pending;
   }
 
   async nextAvailableInMs(): Promise<number | null> {

@@ -141,6 +141,8 @@ CREATE INDEX IF NOT EXISTS queue_jobs_collection ON queue_jobs (collection, crea
 -- Replacement jobs whose old points are still to be deleted.
 CREATE INDEX IF NOT EXISTS queue_jobs_finalize ON queue_jobs (done_at)
   WHERE replace_docs IS NOT NULL AND finalized_at IS NULL;
+-- What a collection still has queued (search before anything of it is stored).
+CREATE INDEX IF NOT EXISTS queue_jobs_active_collection ON queue_jobs (collection) WHERE done_at IS NULL;
 `;
 
 /**

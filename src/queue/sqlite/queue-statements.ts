@@ -230,6 +230,7 @@ export interface QueueStatements {
   expireTombstones: Statement<[number, number]>;
   deleteJobChunks: Statement<[string]>;
   deleteJob: Statement<[string]>;
+  pendingInCollection: Statement<[string], { n: number }>;
 }
 
 export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
@@ -406,6 +407,10 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     jobsFinished: db.prepare<[string | null, string | null, number, string, number], JobRow>(
       `SELECT ${JOB_COLUMNS} FROM queue_jobs WHERE done_at IS NOT NULL AND (? IS NULL OR collection = ?)
          AND (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT ?`,
+    ),
+    // Active jobs only (queue_jobs_active_collection): bounded by the jobs with work left.
+    pendingInCollection: db.prepare<[string], { n: number }>(
+      "SELECT COALESCE(SUM(queued + running), 0) AS n FROM queue_jobs WHERE collection = ? AND done_at IS NULL",
     ),
     cancelPage: db.prepare<[number, string, number], MovedRow>(
       `UPDATE queue_chunks SET state = 'cancelled', text = '', payload = '{}', updated_at = ?

@@ -410,6 +410,10 @@ export class SqliteJobQueue implements JobQueue {
    * 0 also when the earliest available chunks are held back behind an older version of the same
    * chunk still in flight, so a caller that gets 0 and then a null reservation should idle briefly.
    */
+  async pendingInCollection(collection: string): Promise<number> {
+    return this.sql.pendingInCollection.get(collection)?.n ?? 0;
+  }
+
   async nextAvailableInMs(): Promise<number | null> {
     if (this.sql.anyReady.get() !== undefined) return 0;
     const row = this.sql.earliestRetry.get();

@@ -69,6 +69,7 @@ export function registerDashboardRoutes(app: App, deps: AppDeps): void {
       schema: {
         summary: "Dashboard static assets",
         tags: ["dashboard"],
+        produces: ["text/javascript", "text/css", "image/svg+xml"],
         params: Type.Object({ file: Type.String({ pattern: "^[a-z0-9-]+\\.(js|css|svg)$" }) }),
       },
     },

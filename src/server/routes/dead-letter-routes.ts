@@ -1,19 +1,12 @@
-import { AppError } from "../../domain/errors.js";
 import type { DeadLetterSelector } from "../../queue/job-queue.js";
 import type { App, AppDeps } from "../app.js";
 import { DeadLetterQuery, DeadLetterSelectorBody } from "../schemas.js";
 
-/** Exactly one of all / job_id / ids, so a typo can never widen a replay or a discard to everything. */
+/** The schema admits exactly one of all / job_id / ids. */
 function selector(body: DeadLetterSelectorBody): DeadLetterSelector {
-  const given = [body.all !== undefined, body.job_id !== undefined, body.ids !== undefined].filter(
-    Boolean,
-  ).length;
-  if (given !== 1) {
-    throw new AppError("invalid_request", 'Give exactly one of "all": true, "job_id" or "ids"');
-  }
-  if (body.all) return { all: true };
-  if (body.job_id !== undefined) return { jobId: body.job_id };
-  return { seqs: body.ids ?? [] };
+  if ("all" in body) return { all: true };
+  if ("job_id" in body) return { jobId: body.job_id };
+  return { seqs: body.ids };
 }
 
 export function registerDeadLetterRoutes(app: App, deps: AppDeps): void {

@@ -3,6 +3,7 @@ import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
 import { servedModelName } from "../model-names.js";
+import { queueStorage } from "../queue-storage.js";
 import { IngestHeaders, type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
 
 /**
@@ -52,7 +53,8 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
     return {
       current_task_queue_size: stats.pending,
       max_queue_size: deps.limits.maxQueueSize,
-      queue_available: stats.pending < threshold * deps.limits.maxQueueSize,
+      // Seed clients poll this before sending: a queue out of disk space is not available either.
+      queue_available: stats.pending < threshold * deps.limits.maxQueueSize && queueStorage(deps).ok,
       threshold_ratio: threshold,
     };
   });

@@ -1,10 +1,11 @@
 import { SQLITE_DURABILITY } from "../../domain/durability.js";
 import { AppError } from "../../domain/errors.js";
-import type { ChunkReceipt, Payload } from "../../domain/types.js";
+import type { ChunkReceipt, Payload, SearchHit } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
 import { servedModelName } from "../model-names.js";
+import { queueStorage } from "../queue-storage.js";
 import {
   CollectionParams,
   DocumentListQuery,
@@ -94,6 +95,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
 
   app.get("/v1/status", async () => {
     const stats = await deps.queue.stats();
+    const storage = queueStorage(deps);
     const rates = deps.throughput.rates();
     const model = deps.model();
     return {
@@ -102,8 +104,11 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
         running_chunks: stats.running,
         pending_tokens_estimate: stats.pendingTokens,
         max_queue_size: deps.limits.maxQueueSize,
-        available: stats.pending < deps.limits.maxQueueSize,
+        available: stats.pending < deps.limits.maxQueueSize && storage.ok,
+        storage,
       },
+      // What requests have seen of them lately (GET /ready probes them).
+      backends: { queue: deps.health.report("queue"), store: deps.health.report("store") },
       dead_letters: stats.dead,
       throughput: {
         chunks_per_second: round(rates.chunksPerSecond),
@@ -127,7 +132,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       const embedded = await deps.embedder.embed([query], "query");
       const vector = embedded.vectors[0];
       if (!vector) throw new AppError("internal_error", "The embedder returned no vector for the query");
-      const hits = await deps.store.search(request.params.collection, vector, topK, filter);
+      const { hits, pending } = await searchOrPending(deps, request.params.collection, vector, topK, filter);
       return {
         hits: hits.map((hit) => ({
           id: hit.chunkId,
@@ -135,6 +140,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
           score: hit.score,
           payload: hit.payload,
         })),
+        ...(pending === undefined ? {} : { pending }),
       };
     },
   );
@@ -202,6 +208,35 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       return { document_id: documentId, deleted: deletion.deleted, chunk_ids: deletion.chunkIds };
     },
   );
+}
+
+/**
+ * Right after an ingest nothing may be stored yet: the collection may not even exist in the store.
+ * Such a collection is searched as empty, with how many of its chunks are still queued, rather than
+ * missing (404); a collection never ingested stays 404. An empty result says the same when chunks
+ * are pending (they may be the ones sought).
+ */
+async function searchOrPending(
+  deps: AppDeps,
+  collection: string,
+  vector: Float32Array,
+  topK: number,
+  filter: SearchBody["filter"],
+): Promise<{ hits: SearchHit[]; pending?: number }> {
+  let hits: SearchHit[];
+  try {
+    hits = await deps.store.search(collection, vector, topK, filter);
+  } catch (error) {
+    if (!(error instanceof AppError) || error.code !== "collection_not_found") throw error;
+    const pending = await deps.queue.pendingInCollection(collection);
+    if (pending === 0) throw error;
+    return { hits: [], pending };
+  }
+  if (hits.length > 0) return { hits };
+  // Only a hint here: the store answered, so a queue that cannot be asked (recorded in /ready and
+  // /v1/status) does not turn the search into an error.
+  const pending = await deps.queue.pendingInCollection(collection).catch(() => 0);
+  return pending > 0 ? { hits, pending } : { hits };
 }
 
 /** camelCase report fields → the API's snake_case (`maxmemoryPolicy` → `maxmemory_policy`), nested too. */

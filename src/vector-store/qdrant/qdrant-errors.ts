@@ -3,6 +3,7 @@ import { AppError, ProcessingError } from "../../domain/errors.js";
 export interface QdrantCallContext {
   /** What the adapter was doing, e.g. "upsert" or "search". */
   operation: string;
+  /** The collection it was about; "" for calls about the server itself. */
   collection: string;
   /** The per-request timeout, named in timeout messages. */
   timeoutMs: number;
@@ -85,7 +86,10 @@ function networkCode(error: unknown): string | undefined {
  */
 export function classifyQdrantError(error: unknown, ctx: QdrantCallContext): AppError | ProcessingError {
   if (error instanceof AppError || error instanceof ProcessingError) return error;
-  const where = `Qdrant ${ctx.operation} on collection "${ctx.collection}"`;
+  const where =
+    ctx.collection === ""
+      ? `Qdrant ${ctx.operation}`
+      : `Qdrant ${ctx.operation} on collection "${ctx.collection}"`;
   const name = error instanceof Error ? error.name : "";
   const text = error instanceof Error ? error.message : String(error);
 

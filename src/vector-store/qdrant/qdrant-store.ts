@@ -327,6 +327,11 @@ export class QdrantStore implements VectorStore {
     }
   }
 
+  /** GET / (the version): Qdrant is reachable and answering. */
+  async ping(): Promise<void> {
+    await this.call("health check", "", () => this.client.versionInfo());
+  }
+
   /** The client keeps no resources that need closing (its HTTP agent's idle sockets time out). */
   async close(): Promise<void> {
     this.shapes.clear();

@@ -293,6 +293,11 @@ export class SqliteVecStore implements VectorStore {
     return this.stmts.count.get(collection)?.n ?? 0;
   }
 
+  /** Reads the collections table: the file is there, readable and not damaged. */
+  async ping(): Promise<void> {
+    this.stmts.ping.get();
+  }
+
   /** The database belongs to the caller (the queue shares it), so closing the store leaves it open. */
   async close(): Promise<void> {}
 
@@ -318,6 +323,7 @@ export class SqliteVecStore implements VectorStore {
 
 function prepareStatements(db: SqliteDatabase) {
   return {
+    ping: db.prepare("SELECT 1 FROM vs_collections LIMIT 1"),
     getCollection: db.prepare<[string], CollectionRow>(
       "SELECT name, dimension, distance FROM vs_collections WHERE name = ?",
     ),
