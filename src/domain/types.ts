@@ -199,4 +199,6 @@ export interface ModelInfo {
   normalize: boolean;
   prefixes: { passage: string; query: string };
   dtype: string;
+  /** How the profile was recognised: by a name, by the model's shape, or not at all (the default). */
+  profileSource?: { by: "name" | "architecture" | "default"; detail: string };
 }

@@ -33,6 +33,7 @@ export interface EmbedderOptions {
 
 export interface EmbedderLogger {
   info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
 }
 
@@ -202,6 +203,14 @@ export class WorkerEmbedder implements Embedder {
         if (response.type !== "loaded") throw new Error(`unexpected worker response ${response.type}`);
         this.modelInfo = response.info;
         this.logger?.info({ model: response.info }, "embedding model loaded");
+        const source = response.info.profileSource;
+        if (source && source.by !== "name") {
+          // Not recognised by name: say what was assumed, so a wrong guess is visible and fixable.
+          this.logger?.warn(
+            { profile: response.info.profile, prefixes: response.info.prefixes, source },
+            `model profile ${response.info.profile} chosen by ${source.by === "architecture" ? "the model's shape" : "default"} (${source.detail}); if the model needs other prefixes, pooling or token limit, set EMBEDDING_PASSAGE_PREFIX, EMBEDDING_QUERY_PREFIX, EMBEDDING_POOLING or EMBEDDING_MAX_TOKENS`,
+          );
+        }
         return response.info;
       },
       async (error: unknown) => {

@@ -16,8 +16,9 @@ import {
 import type { EmbedKind, ModelInfo } from "../domain/types.js";
 import { planBatches } from "./batcher.js";
 import { buildBatchInputs, type SpecialTokenLayout, specialTokenLayout, truncateIds } from "./encoding.js";
+import { modelEvidence } from "./model-files.js";
 import { normalizeRows, pool } from "./pooling.js";
-import { type ModelProfile, resolveProfile } from "./profiles.js";
+import { type ModelProfile, recogniseProfile } from "./profiles.js";
 import { splitIntoWindows } from "./windows.js";
 import type { WireWindow, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
 
@@ -66,11 +67,6 @@ function missingLocalFile(directory: string, dtype: ModelDtype): string | undefi
 function configNumber(config: object, key: string): number | undefined {
   const value: unknown = Reflect.get(config, key);
   return typeof value === "number" && Number.isFinite(value) ? value : undefined;
-}
-
-function configString(config: object, key: string): string | undefined {
-  const value: unknown = Reflect.get(config, key);
-  return typeof value === "string" && value.length > 0 ? value : undefined;
 }
 
 async function load(options: WorkerLoadOptions): Promise<ModelInfo> {
@@ -141,7 +137,12 @@ async function prepare(
   model: PreTrainedModel,
 ): Promise<LoadedModel> {
   const config: object = model.config;
-  const profile = resolveProfile(displayId, configString(config, "_name_or_path"), options.profileOverrides);
+  // Recognised from the model's files, so a renamed copy keeps its profile.
+  const directory = options.source.kind === "local" ? displayId : null;
+  const { profile, recognition } = recogniseProfile(
+    modelEvidence(displayId, config, tokenizer.config, directory),
+    options.profileOverrides,
+  );
 
   // Never feed more positions than the model has: a larger maxTokens override would crash ORT on every
   // long text. XLM-R style models reserve 2 positions (514 → 512), which model_max_length reflects.
@@ -167,6 +168,7 @@ async function prepare(
     info: {
       id: displayId,
       profile: profile.name,
+      profileSource: recognition,
       dimension: 0,
       maxTokens,
       pooling: profile.pooling,

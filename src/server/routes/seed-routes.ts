@@ -55,6 +55,8 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
     return {
       model_name: model.id,
       profile: model.profile,
+      // How the profile was recognised: a name, the model's shape, or nothing (default profile).
+      profile_source: model.profileSource ?? null,
       dimension: model.dimension,
       max_tokens: model.maxTokens,
       pooling: model.pooling,
