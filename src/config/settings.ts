@@ -152,11 +152,14 @@ export const SETTINGS_SCHEMA = Type.Object({
     pattern: "^[A-Za-z0-9_-]{1,64}$",
     description: "Collection used by the seed endpoint POST /test/embed",
   }),
-  overflowPolicy: Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
-    default: "split",
-    description:
-      "Text over the model's token limit: split into windows, truncate (recorded), or reject (422)",
-  }),
+  overflowPolicy: Type.Union(
+    [Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject"), Type.Literal("pool")],
+    {
+      default: "split",
+      description:
+        "Text over the model's token limit: split into windows, truncate (recorded), reject (422), or pool (one point: the normalised mean of its windows)",
+    },
+  ),
   splitOverlapTokens: Type.Integer({
     minimum: 0,
     default: 32,

@@ -12,7 +12,7 @@ import { existsSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ProcessingError } from "../domain/errors.js";
-import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
+import type { EmbedKind, EmbedOverflow, ModelInfo } from "../domain/types.js";
 import type { EmbeddedWindow, Embedder, EmbedResult } from "./embedder.js";
 import type { ProfileOverrides } from "./profiles.js";
 import type { ModelSource, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
@@ -105,7 +105,7 @@ export class WorkerEmbedder implements Embedder {
     return this.modelInfo;
   }
 
-  async embed(texts: string[], kind: EmbedKind, overflow?: OverflowSpec[]): Promise<EmbedResult> {
+  async embed(texts: string[], kind: EmbedKind, overflow?: EmbedOverflow[]): Promise<EmbedResult> {
     if (overflow !== undefined && overflow.length !== texts.length) {
       throw new RangeError(`overflow has ${overflow.length} entries for ${texts.length} texts`);
     }

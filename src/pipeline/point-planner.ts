@@ -1,6 +1,7 @@
 import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
 import type { ModelInfo, PointFingerprint, QueuedChunk, VectorRecord } from "../domain/types.js";
 import type { EmbeddedWindow } from "../embedder/embedder.js";
+import { normalizedMean } from "../embedder/pooling.js";
 import type { ChunkOutcome } from "../queue/job-queue.js";
 import type { ChunkWrite } from "../vector-store/vector-store.js";
 
@@ -32,7 +33,7 @@ export interface EmbeddedChunk {
   vector: Float32Array;
   tokens: number;
   truncatedTokens: number;
-  /** Its windows when the split policy cut it into two or more, else null. */
+  /** Its windows when the split (or pool) policy cut it into two or more, else null. */
   windows: EmbeddedWindow[] | null;
 }
 
@@ -124,7 +125,7 @@ export function embeddedChunk(
         state: "stored",
         tokens: embedded.tokens,
         truncatedTokens: embedded.truncatedTokens,
-        windows: records.length,
+        windows: embedded.windows?.length ?? 1,
         model: model.id,
         profile: model.profile,
       },
@@ -165,8 +166,9 @@ function touch(
 }
 
 /**
- * One point, or one per window of a split chunk. Window 0 keeps the chunk's own point id, so a chunk
- * that stops (or starts) being split reuses it; every window carries the parent id and its index.
+ * One point; one per window of a split chunk; or, pooled, one point whose vector is the normalised mean
+ * of its windows'. Window 0 keeps the chunk's own point id, so a chunk that stops (or starts) being
+ * split reuses it; every window carries the parent id and its index.
  */
 function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] {
   const { chunk } = plan;
@@ -183,6 +185,9 @@ function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] 
   };
   const windows = embedded.windows;
   if (!windows) return [{ ...base, vector: embedded.vector }];
+  if (chunk.overflow.policy === "pool") {
+    return [{ ...base, vector: normalizedMean(windows.map((w) => w.vector)) }];
+  }
   return windows.map((window, index) => ({
     ...base,
     id: index === 0 ? base.id : windowPointId(chunk.collection, chunk.chunkId, index),

@@ -101,7 +101,7 @@ export class Admission {
 
     if (overflow.policy === "reject") await this.rejectOverlong(chunks);
     const spec = {
-      policy: overflow.policy === "split" ? ("split" as const) : ("truncate" as const),
+      policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
       overlapTokens: overflow.overlapTokens,
     };
     const result = await this.queue.enqueue({

@@ -28,9 +28,13 @@ export const SeedEmbedBody = Type.Union([
 ]);
 export type SeedEmbedBody = Static<typeof SeedEmbedBody>;
 
-const OverflowPolicy = Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
-  description: "What to do with text over the model's token limit (default: the server's OVERFLOW_POLICY)",
-});
+const OverflowPolicy = Type.Union(
+  [Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject"), Type.Literal("pool")],
+  {
+    description:
+      "What to do with text over the model's token limit (default: the server's OVERFLOW_POLICY): split into windows (one point each), truncate, reject (422), or pool (one point, the normalised mean of its windows' vectors)",
+  },
+);
 const OverlapTokens = Type.Integer({
   minimum: 0,
   maximum: 4096,

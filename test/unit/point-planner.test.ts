@@ -284,4 +284,40 @@ describe("embeddedChunk", () => {
       ],
     );
   });
+
+  it("a pooled chunk becomes one point: the chunk's payload, the normalised mean of its windows", () => {
+    const c = chunk({
+      overflow: { policy: "pool", overlapTokens: 4 },
+      payload: { text: "Acetaminophen 500 mg tablets" },
+    });
+    const windows = [
+      { text: "Acetaminophen 500", vector: Float32Array.from([1, 0]), tokens: 6 },
+      { text: "500 mg", vector: Float32Array.from([0.6, 0.8]), tokens: 4 },
+      { text: "mg tablets", vector: Float32Array.from([0, 1]), tokens: 5 },
+    ];
+    const { planned, tokens } = embeddedChunk(
+      plan(c),
+      { vector: windows[0]!.vector, tokens: 9, truncatedTokens: 0, windows },
+      MODEL,
+    );
+    assert.equal(tokens, 15, "every window was embedded");
+    assert.deepEqual(planned.outcome, {
+      seq: 10,
+      state: "stored",
+      tokens: 9,
+      truncatedTokens: 0,
+      windows: 3,
+      ...IDS,
+    });
+    assert.equal(planned.write?.kind, "points");
+    const [point, ...more] = planned.write.records;
+    assert.equal(more.length, 0);
+    assert.equal(point?.id, pointId("docs", "c-1"));
+    assert.equal(point?.windowIndex, null);
+    assert.deepEqual(point?.payload, { text: "Acetaminophen 500 mg tablets" });
+    // mean (1.6/3, 1.8/3) normalised: (1.6, 1.8) / sqrt(1.6² + 1.8²)
+    const norm = Math.hypot(1.6, 1.8);
+    assert.ok(Math.abs((point?.vector[0] ?? 0) - 1.6 / norm) < 1e-6);
+    assert.ok(Math.abs((point?.vector[1] ?? 0) - 1.8 / norm) < 1e-6);
+  });
 });

@@ -156,6 +156,7 @@ function round(value: number): number {
 }
 
 export function receiptBody(receipt: ChunkReceipt) {
+  const pooled = receipt.overflow === "pool" && receipt.windows !== null;
   return {
     id: receipt.seq,
     chunk_id: receipt.chunkId,
@@ -164,8 +165,10 @@ export function receiptBody(receipt: ChunkReceipt) {
     tokens: receipt.tokens,
     truncated: receipt.truncatedTokens > 0,
     truncated_tokens: receipt.truncatedTokens,
-    split: receipt.windows !== null && receipt.windows > 1,
-    windows: receipt.windows,
+    split: receipt.overflow !== "pool" && receipt.windows !== null && receipt.windows > 1,
+    // A pooled chunk is one point; how many windows it averages is pooled_windows (when it was embedded).
+    windows: pooled ? 1 : receipt.windows,
+    pooled_windows: pooled && (receipt.tokens ?? 0) > 0 ? receipt.windows : null,
     overflow: receipt.overflow,
     model: receipt.model,
     profile: receipt.profile,
