@@ -178,6 +178,25 @@ export interface VectorRecord {
   contentHash: string;
   /** sha256 over the canonical payload. */
   payloadHash: string;
+  /** A window of a split chunk: where its text (payload `window_text`) sits in the chunk's text. */
+  window?: WindowPlacement;
+}
+
+/**
+ * A split chunk's text is stored once, in its windows' `window_text`: their placements (and, on window
+ * 0, what no window covers) give the chunk's text back without a copy of it.
+ */
+export interface WindowPlacement {
+  /** Offset of the window's text in the chunk's text, in UTF-16 code units. */
+  start: number;
+  /** Window 0 only: the chunk text's length and the text no window covers, as [offset, text] pairs. */
+  parent?: ParentLayout;
+}
+
+export interface ParentLayout {
+  length: number;
+  /** Whitespace between windows that do not overlap, before the first and after the last. */
+  gaps: Array<[number, string]>;
 }
 
 /** What a store remembers about a point, enough to skip re-embedding unchanged chunks. */

@@ -112,6 +112,13 @@ export const SearchBody = Type.Object({
   // Something to embed: a blank query is refused like a blank chunk.
   query: Type.String({ minLength: 1, pattern: "\\S" }),
   top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 10 })),
+  include_parent_text: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description:
+        "Give every hit that is a window of a split chunk its chunk's whole text as parent_text (windows store only their own text)",
+    }),
+  ),
   filter: Type.Optional(
     Type.Record(
       Type.String({ minLength: 1, maxLength: 256 }),

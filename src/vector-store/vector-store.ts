@@ -45,6 +45,12 @@ export interface PayloadChange {
 
 export type ChunkWrite = PointsWrite | TouchWrite;
 
+/** A split chunk whose whole text is asked for: its client chunk id and its number of windows. */
+export interface ParentRef {
+  chunkId: string;
+  windows: number;
+}
+
 /**
  * - `written`: the chunk's fingerprint point now holds the write's version.
  * - `superseded`: it holds a newer version; nothing of this write remains.
@@ -72,6 +78,12 @@ export interface VectorStore {
   /** Delete every point of a document; returns how many were deleted. */
   deleteByDocument(collection: string, documentId: string): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;
+  /**
+   * The whole text of split chunks, put back together from their windows' texts (window-text.ts): it
+   * is stored nowhere else. A chunk whose windows are not all there (deleted, or being rewritten) is
+   * absent from the map.
+   */
+  parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>>;
   count(collection: string): Promise<number>;
   close(): Promise<void>;
 }

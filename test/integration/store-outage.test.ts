@@ -28,6 +28,7 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     fingerprints: guard((c, ids) => inner.fingerprints(c, ids)),
     deleteByDocument: guard((c, d) => inner.deleteByDocument(c, d)),
     search: guard((c, v, k, f) => inner.search(c, v, k, f)),
+    parentTexts: guard((c, p) => inner.parentTexts(c, p)),
     count: guard((c) => inner.count(c)),
     close: () => inner.close(),
   };
