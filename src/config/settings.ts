@@ -165,6 +165,12 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 32,
     description: "Tokens shared by consecutive windows of a split chunk",
   }),
+  maxWindowsPerChunk: Type.Integer({
+    minimum: 1,
+    default: 64,
+    description:
+      "Windows one chunk may be cut into (split and pool); a longer chunk is refused at admission with 422 text_too_long",
+  }),
   maxStalls: Type.Integer({
     minimum: 1,
     default: 5,
