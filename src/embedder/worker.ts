@@ -16,6 +16,7 @@ import {
 import type { EmbedKind, ModelInfo } from "../domain/types.js";
 import { planBatches } from "./batcher.js";
 import { buildBatchInputs, type SpecialTokenLayout, specialTokenLayout, truncateIds } from "./encoding.js";
+import { traceInputs } from "./input-trace.js";
 import { modelEvidence } from "./model-files.js";
 import { normalizeRows, pool } from "./pooling.js";
 import { type ModelProfile, recogniseProfile } from "./profiles.js";
@@ -347,6 +348,7 @@ function prepareEmbed(request: Extract<WorkerRequest, { type: "embed" }>): Embed
     }
   });
   rows.push(...extraRows);
+  traceInputs(kind, rows);
 
   const batches = planBatches(
     rows.map((row) => row.length),
