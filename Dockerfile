@@ -5,14 +5,16 @@
 # The same image runs every role: ROLE=api|worker|all (see deploy/docker-compose.yml).
 
 ############################ build ############################
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 # better-sqlite3 12.x compiles from source (its prebuilt download is not relied on): needs a toolchain.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
+# onnxruntime-node's install script would download CUDA binaries from GitHub: not wanted, and it
+# fails without that network. It reads this variable (an .npmrc key makes npm warn on every command).
+ENV ONNXRUNTIME_NODE_INSTALL_CUDA=skip
 # Dependencies first, so source edits do not invalidate the npm ci layer.
-# .npmrc carries onnxruntime-node-install-cuda=skip (else the install tries to download CUDA).
 COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: `prepare` (= build) would run before the sources are copied; native modules
 # are built explicitly by `npm rebuild` right after.
@@ -25,7 +27,7 @@ RUN npm run build \
  && npm prune --omit=dev
 
 ############################ runtime ############################
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000 \

@@ -38,6 +38,9 @@ if [ -d "$node_prefix/include/node" ]; then
   export npm_config_nodedir="$node_prefix"
 fi
 
+# onnxruntime-node's install script downloads CUDA binaries unless told to skip them.
+export ONNXRUNTIME_NODE_INSTALL_CUDA="${ONNXRUNTIME_NODE_INSTALL_CUDA:-skip}"
+
 echo "== node $(node -v), npm $(npm -v)"
 # npm ci runs `prepare` (= npm run build) itself; build again explicitly so a failure is visible here.
 npm ci --no-audit --no-fund

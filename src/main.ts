@@ -4,6 +4,7 @@ import type { DurabilityReport } from "./domain/durability.js";
 import type { ModelInfo } from "./domain/types.js";
 import type { Embedder } from "./embedder/embedder.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
+import { DataDirLock, dataDirIsExclusive } from "./lifecycle/data-dir-lock.js";
 import { Metrics, observeEnqueue } from "./observability/metrics.js";
 import { ThroughputMeter, type ThroughputSource } from "./observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
@@ -115,12 +116,32 @@ async function openQueue(
   return { queue, durability };
 }
 
+/**
+ * The embedded mode owns DATA_DIR: a second server there refuses to start (DataDirLockedError names
+ * the first). Roles api and worker share the SQLite file on purpose, and say so.
+ */
+function claimDataDir(settings: Settings, logger: Logger): DataDirLock | null {
+  if (!dataDirIsExclusive(settings)) {
+    logger.info(
+      { dataDir: settings.dataDir, role: settings.role },
+      "DATA_DIR is shared on purpose (ROLE=api/worker or QUEUE_URL): other processes on this host may use its SQLite file",
+    );
+    return null;
+  }
+  const lock = DataDirLock.acquire(settings.dataDir);
+  if (lock.tookOver) {
+    logger.info({ previous: lock.tookOver }, "took over DATA_DIR from a server that is no longer running");
+  }
+  return lock;
+}
+
 export async function startServer(
   settings: Settings,
   logger: Logger,
   hooks: StartHooks = {},
 ): Promise<RunningServer> {
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
+  const lock = usesSqlite ? claimDataDir(settings, logger) : null;
   const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
   const { queue, durability } = await openQueue(settings, logger, db);
   // The SQLite store is shared through a local file: with a shared queue, refuse a second host.
@@ -260,7 +281,8 @@ export async function startServer(
     );
   let housekeeping: NodeJS.Timeout | null = null;
 
-  const ready = embedder.load().then((info) => {
+  const ready = embedder.load().then((loaded) => {
+    const info = settings.servedModelName ? { ...loaded, servedName: settings.servedModelName } : loaded;
     model = info;
     if (runsPipeline) {
       pipeline.start();
@@ -293,6 +315,7 @@ export async function startServer(
       await hostGuard?.release();
       await sharedThroughput?.close();
       db?.close();
+      lock?.release();
     })();
     return shutdownPromise;
   };

@@ -1,4 +1,4 @@
-import { RagEmbedClient } from "../client/index.js";
+import { RagEmbedClient, type RagEmbedClientOptions } from "../client/index.js";
 
 /** Flags shared by the commands that talk to a server. */
 export const CLIENT_FLAGS = {
@@ -11,13 +11,16 @@ export const CLIENT_FLAGS = {
 export const CLIENT_FLAGS_USAGE = `  --url URL          server URL (env RAG_EMBED_URL, default http://127.0.0.1:8000)
   --api-key KEY      sent as Authorization: Bearer (env RAG_EMBED_API_KEY)`;
 
-export function clientFrom(values: {
-  url?: string | undefined;
-  "api-key"?: string | undefined;
-}): RagEmbedClient {
-  const baseUrl = values.url ?? process.env.RAG_EMBED_URL ?? "http://127.0.0.1:8000";
-  const apiKey = values["api-key"] ?? process.env.RAG_EMBED_API_KEY;
-  return new RagEmbedClient(apiKey ? { baseUrl, apiKey } : { baseUrl });
+export function clientFrom(
+  values: {
+    url?: string | undefined;
+    "api-key"?: string | undefined;
+  },
+  options: Omit<RagEmbedClientOptions, "baseUrl" | "apiKey"> = {},
+): RagEmbedClient {
+  const baseUrl = values.url || process.env.RAG_EMBED_URL || "http://127.0.0.1:8000";
+  const apiKey = values["api-key"] || process.env.RAG_EMBED_API_KEY;
+  return new RagEmbedClient({ ...options, baseUrl, ...(apiKey ? { apiKey } : {}) });
 }
 
 /** A usage error: main prints it and exits 2. */

@@ -1,4 +1,6 @@
+import { createHash } from "node:crypto";
 import { readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { basename, join, resolve } from "node:path";
 
 /**
  * Where an interrupted `rag-embed ingest` resumes: everything up to `offset` / `records` was
@@ -25,8 +27,17 @@ export interface IngestCheckpoint {
   updated_at: string;
 }
 
-export function checkpointPathFor(input: string): string {
-  return `${input}.rag-embed-progress.json`;
+/**
+ * The default checkpoint: in the working directory (the input may sit in a shared or read-only
+ * folder), named after the input and told apart by a hash of its full path and the collection, so
+ * two ingests from one directory never share a checkpoint.
+ */
+export function checkpointPathFor(input: string, collection: string, cwd = process.cwd()): string {
+  const hash = createHash("sha256")
+    .update(`${resolve(input)}\0${collection}`)
+    .digest("hex")
+    .slice(0, 8);
+  return join(cwd, `${basename(input)}.${hash}.rag-embed-progress.json`);
 }
 
 export function loadCheckpoint(path: string): IngestCheckpoint | undefined {

@@ -1,9 +1,9 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import cliProgress from "cli-progress";
-import { type Job, type RagEmbedClient, RagEmbedError } from "../client/index.js";
+import { type Job, RagEmbedError } from "../client/index.js";
 import type { Chunk } from "../client/types.js";
+import { parseDuration, SettingsError } from "../config/settings.js";
 import {
   CLIENT_FLAGS,
   CLIENT_FLAGS_USAGE,
@@ -20,7 +20,9 @@ import {
   removeCheckpoint,
   saveCheckpoint,
 } from "./ingest-checkpoint.js";
-import { formatFromPath, InputError, type InputFormat, readRecords } from "./input-reader.js";
+import { etaSeconds, ProgressDisplay, StoredRate } from "./ingest-progress.js";
+import { countRecords, formatFromPath, InputError, type InputFormat, readRecords } from "./input-reader.js";
+import { JobTracker } from "./job-tracker.js";
 import { recordToChunk } from "./record-to-chunk.js";
 
 export const INGEST_USAGE = `Usage: rag-embed ingest FILE --collection NAME [options]
@@ -36,13 +38,21 @@ same command again and it continues after the last request the server acknowledg
   --document-field NAME field holding the document id (optional; used by delete-by-document)
   --no-metadata         do not send the other fields as metadata
   --batch-size N        chunks per request (default 256)
-  --checkpoint PATH     progress file (default FILE.rag-embed-progress.json)
+  --checkpoint PATH     progress file (default: FILE.<hash>.rag-embed-progress.json in the working
+                        directory; the hash tells apart inputs and collections)
   --restart             ignore an existing checkpoint and start from the beginning
   --no-wait             do not wait for the jobs to finish
+  --timeout DURATION    while waiting, give up when nothing was stored for this long (default 10m;
+                        e.g. 90s, 30m, 2h); a server restart or failover is waited out until then
   --json                print the summary as JSON on stdout
 ${CLIENT_FLAGS_USAGE}
 
-Exit status: 0 all stored; 1 some chunks are dead letters, or an error; 2 bad usage; 130 interrupted.`;
+The bar shows chunks stored out of chunks the server accepted, what was sent of the file, the
+server's rate and the time left.
+
+Exit status: 0 all stored; 1 some chunks are dead letters, or an error; 2 bad usage; 3 gave up
+waiting (--timeout) with chunks still pending (the checkpoint is kept: run again to keep waiting);
+130 interrupted.`;
 
 interface Summary {
   input: string;
@@ -59,7 +69,10 @@ interface Summary {
   /** Dead letters: chunks whose retries ran out. */
   dead: number;
   discarded: number;
+  /** Accepted but not yet stored, unchanged, dead or discarded; 0 unless --no-wait or timed out. */
   pending: number;
+  /** Waiting gave up at --timeout with chunks pending. */
+  timed_out: boolean;
   failures: Array<{ chunk_id: string; reason: string; job_id: string }>;
 }
 
@@ -78,6 +91,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
       checkpoint: { type: "string" },
       restart: { type: "boolean" },
       "no-wait": { type: "boolean" },
+      timeout: { type: "string" },
     },
     allowPositionals: true,
     strict: true,
@@ -92,9 +106,8 @@ export async function ingestCommand(argv: string[]): Promise<number> {
   const collection = values.collection;
   if (!collection) throw new UsageError("--collection is required");
   const input = resolve(file);
-  let size: number;
   try {
-    size = statSync(input).size;
+    statSync(input);
   } catch {
     throw new UsageError(`Cannot read ${file}`);
   }
@@ -109,8 +122,12 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     documentField: values["document-field"],
     metadata: !values["no-metadata"],
   };
-  const checkpointPath = resolve(values.checkpoint ?? checkpointPathFor(input));
-  const client = clientFrom(values);
+  const timeoutMs = durationFlag("timeout", values.timeout, "10m");
+  const checkpointPath = resolve(values.checkpoint ?? checkpointPathFor(input, collection));
+  // Sending: a restart or failover can take a minute, so a request that got no answer is retried
+  // that long. Following the jobs: no retries inside a request, the tracker waits and says so.
+  const client = clientFrom(values, { maxNetworkRetries: 12 });
+  const follower = clientFrom(values, { maxNetworkRetries: 0 });
   const log = (line: string) => process.stderr.write(`${line}\n`);
 
   let checkpoint = values.restart ? undefined : loadCheckpoint(checkpointPath);
@@ -158,13 +175,45 @@ export async function ingestCommand(argv: string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  const tracker = new JobTracker(client);
-  const progress = new ProgressDisplay(size, state.offset, process.stderr.isTTY === true, log);
+  const tracker = new JobTracker(follower);
+  const progress = new ProgressDisplay(process.stderr.isTTY ? process.stderr : undefined, log);
+  const storedRate = new StoredRate();
+  let serverRates = { chunksPerSecond: 0, tokensPerSecond: 0 };
+  let totalRecords: number | undefined;
+  let waiting = false;
+  const render = () => {
+    const settled = tracker.settled();
+    // What is left of the whole file: chunks not yet accepted count too, once the file is counted.
+    const expected = Math.max(state.accepted, (totalRecords ?? 0) - state.skipped_empty);
+    const left = expected - settled.stored - settled.dead - settled.discarded;
+    progress.update({
+      accepted: state.accepted,
+      stored: settled.stored,
+      dead: settled.dead,
+      sent: state.records,
+      total: totalRecords,
+      ...serverRates,
+      etaSeconds: etaSeconds(left, storedRate.perSecond() ?? serverRates.chunksPerSecond),
+    });
+  };
+  const counting = new AbortController();
+  void countRecords(input, format, counting.signal).then((records) => {
+    totalRecords = records;
+    render();
+  });
   const poller = setInterval(() => {
-    void tracker.poll(state.job_ids).then(
-      (tps) => progress.update(state.offset, state.accepted, tracker.settled(), tps),
-      () => undefined,
-    );
+    const jobs = waiting ? Promise.resolve() : tracker.poll(state.job_ids);
+    void jobs
+      .then(() => follower.status())
+      .then((status) => {
+        serverRates = {
+          chunksPerSecond: status.throughput.chunks_per_second,
+          tokensPerSecond: status.throughput.tokens_per_second,
+        };
+        storedRate.add(tracker.settled().stored);
+        render();
+      })
+      .catch(() => undefined); // only the display's figures: waiting reports the server's absence
   }, 1000);
   poller.unref();
 
@@ -194,7 +243,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     skippedEmpty = 0;
     state.updated_at = new Date().toISOString();
     saveCheckpoint(checkpointPath, state);
-    progress.update(state.offset, state.accepted, tracker.settled(), undefined);
+    render();
     batch = [];
     batchIds = new Set();
   };
@@ -236,14 +285,26 @@ export async function ingestCommand(argv: string[]): Promise<number> {
     }
 
     let jobs: Job[] = [];
+    let timedOut = false;
     if (!values["no-wait"]) {
       progress.note(
-        `All ${state.accepted} chunks acknowledged; waiting for ${state.job_ids.length} job(s)...`,
+        `All ${state.accepted} chunks acknowledged; waiting for ${state.job_ids.length} job(s) to be stored...`,
       );
+      waiting = true;
       try {
-        jobs = await tracker.waitAll(state.job_ids, controller.signal, () =>
-          progress.update(state.offset, state.accepted, tracker.settled(), undefined),
-        );
+        ({ jobs, timedOut } = await tracker.waitAll(state.job_ids, {
+          signal: controller.signal,
+          stallTimeoutMs: timeoutMs,
+          onTick: () => {
+            storedRate.add(tracker.settled().stored);
+            render();
+          },
+          onUnavailable: (reason) =>
+            progress.note(
+              `server unavailable (${reason}); waiting for it to come back (gives up after ${formatDuration(timeoutMs / 1000)} without progress)`,
+            ),
+          onBack: () => progress.note("server is back; waiting for the jobs to finish..."),
+        }));
       } catch (error) {
         progress.stop();
         if (interrupted) {
@@ -257,6 +318,7 @@ export async function ingestCommand(argv: string[]): Promise<number> {
         throw error;
       }
     }
+    render();
     progress.stop();
     const summary = summarize(jobs, {
       input,
@@ -268,12 +330,22 @@ export async function ingestCommand(argv: string[]): Promise<number> {
       accepted_total: state.accepted,
       skipped_empty: state.skipped_empty,
       jobs: state.job_ids.length,
+      timed_out: timedOut,
     });
-    if (!values["no-wait"]) removeCheckpoint(checkpointPath);
+    if (!values["no-wait"] && !timedOut) removeCheckpoint(checkpointPath);
     if (values.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
     else process.stdout.write(renderSummary(summary, state.job_ids.length - startJobs, !values["no-wait"]));
+    if (timedOut) {
+      log(
+        `rag-embed ingest: gave up waiting: nothing was stored for ${formatDuration(timeoutMs / 1000)} ` +
+          `(--timeout) and ${summary.pending} chunk(s) are still pending. They are acknowledged: the server ` +
+          `stores them when it can. Run the same command again to keep waiting (checkpoint: ${checkpointPath}).`,
+      );
+      return 3;
+    }
     return summary.dead > 0 ? 1 : 0;
   } finally {
+    counting.abort();
     clearInterval(poller);
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
@@ -298,10 +370,14 @@ function summarize(
     summary.unchanged += job.counts.unchanged;
     summary.dead += job.counts.dead;
     summary.discarded += job.counts.discarded;
-    summary.pending += job.counts.queued + job.counts.running;
     for (const f of job.failures)
       summary.failures.push({ chunk_id: f.chunk_id, reason: f.reason, job_id: job.id });
   }
+  // Counted from what was accepted: a job never seen (the server was away) is pending too.
+  summary.pending = Math.max(
+    0,
+    base.accepted_total - summary.stored - summary.unchanged - summary.dead - summary.discarded,
+  );
   return summary;
 }
 
@@ -316,7 +392,7 @@ function renderSummary(s: Summary, newJobs: number, waited: boolean): string {
   if (s.skipped_empty > 0) lines.push(`Skipped:     ${s.skipped_empty} record(s) with empty text`);
   if (waited) {
     lines.push(
-      `Result:      ${s.stored} stored, ${s.unchanged} unchanged, ${s.dead} dead${s.discarded ? `, ${s.discarded} discarded` : ""} (${s.jobs} job(s))`,
+      `Result:      ${s.stored} stored, ${s.unchanged} unchanged, ${s.dead} dead${s.discarded ? `, ${s.discarded} discarded` : ""}${s.pending ? `, ${s.pending} still pending` : ""} (${s.jobs} job(s))`,
     );
     const byReason = new Map<string, string[]>();
     for (const f of s.failures) byReason.set(f.reason, [...(byReason.get(f.reason) ?? []), f.chunk_id]);
@@ -331,109 +407,11 @@ function renderSummary(s: Summary, newJobs: number, waited: boolean): string {
   return `${lines.join("\n")}\n`;
 }
 
-/** Follows the jobs this ingest created: how many chunks are settled, and waits for all at the end. */
-class JobTracker {
-  private readonly done = new Map<string, Job>();
-  private readonly partial = new Map<string, number>();
-
-  constructor(private readonly client: RagEmbedClient) {}
-
-  settled(): number {
-    let n = 0;
-    for (const job of this.done.values()) n += job.counts.total;
-    for (const v of this.partial.values()) n += v;
-    return n;
-  }
-
-  /** Refreshes a few unfinished jobs; returns the server's tokens/s. */
-  async poll(jobIds: readonly string[]): Promise<number | undefined> {
-    const open = jobIds.filter((id) => !this.done.has(id)).slice(0, 10);
-    for (const id of open) {
-      const job = await this.client.job(id, { limit: 1 });
-      this.record(job);
-      if (job.state !== "done") break;
-    }
-    const status = await this.client.status();
-    return status.throughput.tokens_per_second;
-  }
-
-  async waitAll(jobIds: readonly string[], signal: AbortSignal, tick: () => void): Promise<Job[]> {
-    for (const id of jobIds) {
-      if (this.done.has(id)) continue;
-      this.record(await this.client.waitForJob(id, { timeoutMs: 24 * 3600_000, intervalMs: 250, signal }));
-      tick();
-    }
-    return jobIds.map((id) => this.done.get(id)!);
-  }
-
-  private record(job: Job): void {
-    if (job.state === "done") {
-      this.done.set(job.id, job);
-      this.partial.delete(job.id);
-    } else {
-      this.partial.set(
-        job.id,
-        job.counts.stored + job.counts.unchanged + job.counts.dead + job.counts.discarded,
-      );
-    }
-  }
-}
-
-/** A cli-progress bar on a TTY; otherwise a plain line every few seconds (logs, CI). */
-class ProgressDisplay {
-  private readonly bar: cliProgress.SingleBar | undefined;
-  private lastLine = 0;
-  private tokensPerSecond = 0;
-  private readonly started = Date.now();
-  private stopped = false;
-
-  constructor(
-    private readonly totalBytes: number,
-    private readonly startOffset: number,
-    tty: boolean,
-    private readonly log: (line: string) => void,
-  ) {
-    if (tty) {
-      this.bar = new cliProgress.SingleBar(
-        {
-          format: "{bar} {percentage}% | sent {sent} | stored {stored} | {tps} tok/s | ETA {eta_formatted}",
-          stream: process.stderr,
-          hideCursor: true,
-          etaBuffer: 20,
-        },
-        cliProgress.Presets.shades_classic,
-      );
-      this.bar.start(Math.max(1, totalBytes), startOffset, { sent: 0, stored: 0, tps: 0 });
-    }
-  }
-
-  update(offset: number, sent: number, stored: number, tokensPerSecond: number | undefined): void {
-    if (this.stopped) return;
-    if (tokensPerSecond !== undefined) this.tokensPerSecond = tokensPerSecond;
-    const tps = Math.round(this.tokensPerSecond);
-    if (this.bar) {
-      this.bar.update(offset, { sent, stored, tps });
-      return;
-    }
-    const now = Date.now();
-    if (now - this.lastLine < 2000) return;
-    this.lastLine = now;
-    const done = offset - this.startOffset;
-    const rate = done / Math.max(0.001, (now - this.started) / 1000);
-    const eta = rate > 0 ? (this.totalBytes - offset) / rate : undefined;
-    const pct = this.totalBytes > 0 ? Math.floor((100 * offset) / this.totalBytes) : 100;
-    this.log(`ingest: ${pct}% | sent ${sent} | stored ${stored} | ${tps} tok/s | ETA ${formatDuration(eta)}`);
-  }
-
-  note(message: string): void {
-    if (this.stopped) return;
-    // On a TTY, clear the bar's line; it redraws on its next update.
-    this.log(this.bar ? `\r\x1b[K${message}` : message);
-  }
-
-  stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
-    this.bar?.stop();
+function durationFlag(name: string, value: string | undefined, fallback: string): number {
+  try {
+    return parseDuration(value ?? fallback);
+  } catch (error) {
+    if (error instanceof SettingsError) throw new UsageError(`--${name}: ${error.message}`);
+    throw error;
   }
 }

@@ -39,6 +39,27 @@ export async function* readRecords(
   else yield* readCsv(path, start.records);
 }
 
+/**
+ * Records in the file, for the progress display; undefined if it does not parse (sending will say
+ * where) or `signal` ends the count first (a run that stops early must not go on reading).
+ */
+export async function countRecords(
+  path: string,
+  format: InputFormat,
+  signal: AbortSignal,
+): Promise<number | undefined> {
+  let records = 0;
+  try {
+    for await (const _ of readRecords(path, format)) {
+      if (signal.aborted) return undefined;
+      records += 1;
+    }
+  } catch {
+    return undefined;
+  }
+  return records;
+}
+
 async function* readJsonl(
   path: string,
   start: { offset: number; records: number; line: number },

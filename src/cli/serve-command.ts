@@ -5,7 +5,7 @@ import { createLogger } from "../observability/logger.js";
 /** `rag-embed serve`: run the server until SIGTERM/SIGINT, then shut down without losing work. */
 export async function serveCommand(flags: Partial<Record<SettingKey, string>>): Promise<void> {
   const settings = loadSettings(process.env, flags);
-  const logger = createLogger(settings.logLevel);
+  const logger = createLogger(settings.logLevel, { format: settings.logFormat });
   const server = await startServer(settings, logger);
 
   let exiting = false;

@@ -5,10 +5,12 @@ import type {
   DeadLetterPage,
   DeadLetterQueryOptions,
   DeadLetterSelector,
+  EmbeddingsResult,
   ErrorBody,
   IngestAccepted,
   Job,
   JobQueryOptions,
+  ModelList,
   NativeIngestBody,
   OverflowPolicy,
   SearchBody,
@@ -251,6 +253,28 @@ export class RagEmbedClient {
     if (options.filter !== undefined) body.filter = options.filter;
     return this.request<SearchResult>("POST", `/v1/collections/${encodeURIComponent(collection)}/search`, {
       body,
+      signal: options.signal,
+      retryBusy: true,
+    });
+  }
+
+  /** The served model under the name OpenAI clients use (`GET /v1/models`). */
+  models(signal?: AbortSignal): Promise<ModelList> {
+    return this.request<ModelList>("GET", "/v1/models", { signal });
+  }
+
+  /**
+   * Query-side vectors for `input`, answered directly (nothing queued), through the OpenAI-compatible
+   * `POST /v1/embeddings`. `model` defaults to the served model's name from {@link models}.
+   */
+  async embed(
+    input: string | string[],
+    options: { model?: string; signal?: AbortSignal } = {},
+  ): Promise<EmbeddingsResult> {
+    const model = options.model ?? (await this.models(options.signal)).data[0]?.id;
+    if (model === undefined) throw new RagEmbedError("invalid_response", "GET /v1/models listed no model");
+    return this.request<EmbeddingsResult>("POST", "/v1/embeddings", {
+      body: { model, input, encoding_format: "float" },
       signal: options.signal,
       retryBusy: true,
     });

@@ -112,7 +112,8 @@ export interface ServerStatus {
   dead_letters: number;
   throughput: { chunks_per_second: number; tokens_per_second: number };
   estimated_drain_seconds: number | null;
-  model: { id: string; dimension: number; ready: true } | { ready: false };
+  /** `id`: where the weights were loaded from; `name`: what OpenAI clients call it (GET /v1/models). */
+  model: { id: string; name: string; dimension: number; ready: true } | { ready: false };
   /** Whether the queue's engine keeps what it accepted (Redis settings checked at start-up). */
   durability: {
     queue: "sqlite" | "redis";
@@ -168,4 +169,19 @@ export interface DeadLetterQueryOptions {
   job_id?: string;
   after?: number;
   limit?: number;
+}
+
+/** GET /v1/models (OpenAI-compatible): the served model under its served name. */
+export interface ModelList {
+  object: "list";
+  data: Array<{ id: string; object: "model"; created: number; owned_by: string }>;
+}
+
+/** POST /v1/embeddings (OpenAI-compatible), float encoding. */
+export interface EmbeddingsResult {
+  object: "list";
+  data: Array<{ object: "embedding"; index: number; embedding: number[] }>;
+  /** The served name. */
+  model: string;
+  usage: { prompt_tokens: number; total_tokens: number };
 }

@@ -46,6 +46,9 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: "Xenova/all-MiniLM-L6-v2",
     description: "Hugging Face model id, or a local model directory (transformers.js layout)",
   }),
+  servedModelName: optionalString(
+    "Model name for OpenAI clients (/v1/models, /v1/embeddings, /model-info); default: the hub id, or a local directory's base name",
+  ),
   embeddingDtype: Type.Union([Type.Literal("q8"), Type.Literal("fp32"), Type.Literal("fp16")], {
     default: "q8",
     description: "ONNX weights to load: q8 (onnx/model_quantized.onnx) or fp32 (onnx/model.onnx)",
@@ -199,6 +202,10 @@ export const SETTINGS_SCHEMA = Type.Object({
     minimum: 1024,
     default: 32 * 1024 * 1024,
     description: "Largest request body; larger gets 413",
+  }),
+  logFormat: Type.Union([Type.Literal("json"), Type.Literal("pretty")], {
+    default: "json",
+    description: "json: one JSON object per line (for log collectors); pretty: readable lines for a terminal",
   }),
   logLevel: Type.Union(
     ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((level) => Type.Literal(level)),

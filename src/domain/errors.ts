@@ -28,6 +28,17 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * Answers that describe the server's normal life (the model still loading, a drain on SIGTERM, a
+ * full queue, a rate limit), not a fault: logged at info without a stack, even the 503s.
+ */
+export const EXPECTED_CONDITIONS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "model_not_ready",
+  "shutting_down",
+  "queue_full",
+  "rate_limited",
+]);
+
 export class AppError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
@@ -55,11 +66,17 @@ export class AppError extends Error {
 export class ProcessingError extends Error {
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  /** Part of normal operation (work interrupted by a shutdown): logs show it without a stack. */
+  readonly expected: boolean;
 
-  constructor(message: string, options: { retryable: boolean; retryAfterMs?: number; cause?: unknown }) {
+  constructor(
+    message: string,
+    options: { retryable: boolean; retryAfterMs?: number; cause?: unknown; expected?: boolean },
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ProcessingError";
     this.retryable = options.retryable;
     this.retryAfterMs = options.retryAfterMs;
+    this.expected = options.expected ?? false;
   }
 }

@@ -144,6 +144,19 @@ export interface ChunkFailure {
   attempts: number;
 }
 
+/**
+ * A job that replaces whole documents: once all its chunks are done, the documents' points older
+ * than the job are deleted (chunks no longer in them, windows no longer needed).
+ */
+export interface DocumentReplacement {
+  documents: string[];
+  /** Whether the old points were cleaned up yet (the job is done and the cleanup ran). */
+  finalized: boolean;
+  /** Points deleted by the cleanup, and the first of their chunk ids. */
+  deletedPoints: number;
+  deletedChunkIds: string[];
+}
+
 export interface Job {
   id: string;
   collection: string;
@@ -152,6 +165,18 @@ export interface Job {
   createdAt: string;
   updatedAt: string;
   failures: ChunkFailure[];
+  /** Set for a job that replaces documents (PUT .../documents/{id}, or replace_documents=true). */
+  replace: DocumentReplacement | null;
+}
+
+/**
+ * The version below which chunks of a document must not be (or stay) stored: a replacement's first
+ * version (its older chunks are superseded), or the version of a delete (they are cancelled).
+ * Floors only grow.
+ */
+export interface DocumentFloor {
+  version: number;
+  kind: "replace" | "delete";
 }
 
 export type Distance = "Cosine" | "Euclid" | "Dot";
@@ -223,6 +248,10 @@ export interface SearchHit {
 export interface ModelInfo {
   /** Hugging Face id or local directory the model was loaded from. */
   id: string;
+  /** The Hugging Face id of the weights: the hub id, or a local export's config `_name_or_path`. */
+  hubId?: string;
+  /** The name OpenAI clients use (SERVED_MODEL_NAME); unset = derived from the id (server/model-names.ts). */
+  servedName?: string;
   profile: string;
   dimension: number;
   maxTokens: number;

@@ -89,7 +89,9 @@ export class WorkerEmbedder implements Embedder {
   ) {}
 
   load(): Promise<ModelInfo> {
-    if (this.closed) return Promise.reject(new ProcessingError("embedder is closed", { retryable: true }));
+    if (this.closed) {
+      return Promise.reject(new ProcessingError("embedder is closed", { retryable: true, expected: true }));
+    }
     if (this.slot) return this.slot.ready;
     let source: ModelSource;
     try {
@@ -159,7 +161,8 @@ export class WorkerEmbedder implements Embedder {
     this.closed = true;
     const slot = this.slot;
     if (!slot) return;
-    this.fail(slot, "embedder closed");
+    // The server is stopping: what was still embedding goes back to the queue, which is no fault.
+    this.fail(slot, "embedder closed", true);
     await stop(slot.child, "SIGTERM");
   }
 
@@ -253,14 +256,14 @@ export class WorkerEmbedder implements Embedder {
   }
 
   /** Rejects everything the channel owns (retryable: the work itself was fine) and forgets the worker. */
-  private fail(channel: Channel, message: string): void {
+  private fail(channel: Channel, message: string, expected = false): void {
     if (channel.failed && channel.pending.size === 0) return;
     const wasLive = !channel.failed;
     channel.failed = true;
     if (this.slot === channel) this.slot = undefined;
     if (wasLive && !this.closed) this.logger?.error({ pending: channel.pending.size }, message);
     for (const entry of channel.pending.values())
-      entry.reject(new ProcessingError(message, { retryable: true }));
+      entry.reject(new ProcessingError(message, { retryable: true, expected }));
     channel.pending.clear();
   }
 

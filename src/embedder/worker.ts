@@ -140,10 +140,8 @@ async function prepare(
   const config: object = model.config;
   // Recognised from the model's files, so a renamed copy keeps its profile.
   const directory = options.source.kind === "local" ? displayId : null;
-  const { profile, recognition } = recogniseProfile(
-    modelEvidence(displayId, config, tokenizer.config, directory),
-    options.profileOverrides,
-  );
+  const evidence = modelEvidence(displayId, config, tokenizer.config, directory);
+  const { profile, recognition } = recogniseProfile(evidence, options.profileOverrides);
 
   // Never feed more positions than the model has: a larger maxTokens override would crash ORT on every
   // long text. XLM-R style models reserve 2 positions (514 → 512), which model_max_length reflects.
@@ -168,6 +166,8 @@ async function prepare(
     options,
     info: {
       id: displayId,
+      // What OpenAI-style clients call the model; a local export names its origin in config.json.
+      hubId: options.source.kind === "hub" ? options.source.id : evidence.nameOrPath,
       profile: profile.name,
       profileSource: recognition,
       dimension: 0,

@@ -208,8 +208,10 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       { method: "GET" },
       "model-info",
     );
+    // The report names the weights measured (hub id or directory), not only the name clients use.
+    const modelSource = modelInfo.model_source ?? modelInfo.model_name;
     log(
-      `model ${String(modelInfo.model_name)} (profile ${String(modelInfo.profile)}, max ${String(modelInfo.max_tokens)} tokens)`,
+      `model ${String(modelSource)} (profile ${String(modelInfo.profile)}, max ${String(modelInfo.max_tokens)} tokens)`,
     );
 
     // Ingest through the HTTP API, ~batchSize chunks per request.
@@ -348,7 +350,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       dataset: basename(datasetDir),
       dataset_dir: datasetDir,
       split,
-      model: typeof modelInfo.model_name === "string" ? modelInfo.model_name : (options.model ?? "default"),
+      model: typeof modelSource === "string" ? modelSource : (options.model ?? "default"),
       model_info: modelInfo,
       docs,
       stored_points: storedPoints,

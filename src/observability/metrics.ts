@@ -27,6 +27,7 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
   private readonly stored: Counter<"collection">;
   private readonly unchanged: Counter<"collection">;
   private readonly superseded: Counter<"collection">;
+  private readonly cancelled: Counter<"collection">;
   private readonly failed: Counter<"collection">;
   private readonly dead: Counter<"collection">;
   private readonly tokensEmbedded: Counter;
@@ -78,6 +79,10 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
     this.superseded = counter(
       "chunks_superseded_total",
       "Chunks not written because a newer version of the same chunk id was already stored",
+    );
+    this.cancelled = counter(
+      "chunks_cancelled_total",
+      "Chunks not written because their document was deleted after they were accepted",
     );
     this.failed = counter("chunks_failed_total", "Chunk attempts that failed and were scheduled for a retry");
     this.dead = counter("chunks_dead_total", "Chunks that became dead letters (retries ran out)");
@@ -170,7 +175,7 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
   }
   outcome(
     collection: string,
-    state: "stored" | "unchanged" | "superseded" | "failed" | "dead",
+    state: "stored" | "unchanged" | "superseded" | "cancelled" | "failed" | "dead",
     count: number,
   ): void {
     if (count <= 0) return;
@@ -178,6 +183,7 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
       stored: this.stored,
       unchanged: this.unchanged,
       superseded: this.superseded,
+      cancelled: this.cancelled,
       failed: this.failed,
       dead: this.dead,
     }[state];

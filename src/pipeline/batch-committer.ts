@@ -1,6 +1,7 @@
+import type { DocumentFloor } from "../domain/types.js";
 import type { ChunkOutcome, JobQueue } from "../queue/job-queue.js";
 import type { ChunkWrite, ChunkWriteResult, VectorStore } from "../vector-store/vector-store.js";
-import type { PlannedChunk } from "./point-planner.js";
+import { floorOutcome, type PlannedChunk } from "./point-planner.js";
 
 export interface CommitBatch {
   leaseId: string;
@@ -75,6 +76,48 @@ export function settle(
   return { acked, changed };
 }
 
+/** The documents of these chunks per collection, for one floor lookup each. */
+export function documentsByCollection(chunks: readonly PlannedChunk[]): Map<string, string[]> {
+  const documents = new Map<string, Set<string>>();
+  for (const { collection, documentId } of chunks) {
+    if (documentId === null) continue;
+    const set = documents.get(collection) ?? new Set<string>();
+    set.add(documentId);
+    documents.set(collection, set);
+  }
+  return new Map([...documents].map(([collection, set]) => [collection, [...set]]));
+}
+
+/**
+ * Chunks whose document was replaced or deleted after they were planned: their version is below
+ * its floor now. They are acknowledged as superseded or cancelled, and what they wrote is undone.
+ */
+export function belowFloors(
+  chunks: readonly PlannedChunk[],
+  floors: ReadonlyMap<string, ReadonlyMap<string, DocumentFloor>>,
+): Map<number, "superseded" | "cancelled"> {
+  const below = new Map<number, "superseded" | "cancelled">();
+  for (const chunk of chunks) {
+    if (chunk.write === null || chunk.documentId === null) continue;
+    const floor = floors.get(chunk.collection)?.get(chunk.documentId);
+    if (floor !== undefined && chunk.write.version < floor.version) below.set(chunk.seq, floorOutcome(floor));
+  }
+  return below;
+}
+
+/** The planned outcome, or the one a floor imposes instead. */
+export function demote(
+  chunks: readonly PlannedChunk[],
+  below: ReadonlyMap<number, "superseded" | "cancelled">,
+): PlannedChunk[] {
+  return chunks.map((chunk) => {
+    const state = below.get(chunk.seq);
+    if (state === undefined) return chunk;
+    const { model, profile } = chunk.outcome;
+    return { ...chunk, write: null, outcome: { seq: chunk.seq, state, model, profile } };
+  });
+}
+
 /** Sends changed chunks back to the queue, to be planned again from what the store holds now. */
 export async function retryChanged(queue: JobQueue, batch: CommitBatch, changed: number[]): Promise<void> {
   if (changed.length === 0) return;
@@ -108,9 +151,26 @@ export class SequentialCommitter implements BatchCommitter {
       );
       recordAnswers(results, group.chunks, answers);
     }
-    const { acked, changed } = settle(batch.chunks, results);
+    // A document replaced or deleted while these chunks were embedded: undo what they wrote. The
+    // floor is read after the write, so a replace or delete accepted before this read is seen.
+    const below = belowFloors(batch.chunks, await this.floors(batch.chunks));
+    for (const group of writesByCollection(batch.chunks.filter((c) => below.has(c.seq)))) {
+      await this.store.deleteChunkVersions(
+        group.collection,
+        group.chunks.map((c) => ({ chunkId: c.write.chunkId, version: c.write.version })),
+      );
+    }
+    const { acked, changed } = settle(demote(batch.chunks, below), results);
     await this.queue.ack(batch.leaseId, acked);
     await retryChanged(this.queue, batch, changed);
     return { fenced: [], acked, changed };
+  }
+
+  private async floors(chunks: readonly PlannedChunk[]): Promise<Map<string, Map<string, DocumentFloor>>> {
+    const floors = new Map<string, Map<string, DocumentFloor>>();
+    for (const [collection, documents] of documentsByCollection(chunks)) {
+      floors.set(collection, await this.queue.documentFloors(collection, documents));
+    }
+    return floors;
   }
 }

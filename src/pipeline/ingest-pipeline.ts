@@ -18,6 +18,9 @@ import {
 import { RateLimiter } from "./rate-limiter.js";
 import { classifyFailure } from "./retry-policy.js";
 
+/** Document replacements finalized after each batch at most (the rest after the next ones). */
+const FINALIZATIONS_PER_BATCH = 5;
+
 export interface PipelineOptions {
   reserveMaxChunks: number;
   reserveMaxTokens: number;
@@ -43,7 +46,7 @@ export interface PipelineMetrics {
   /** Chunks of a collection that ended an attempt in this state (failed = a retry is scheduled). */
   outcome(
     collection: string,
-    state: "stored" | "unchanged" | "superseded" | "failed" | "dead",
+    state: "stored" | "unchanged" | "superseded" | "cancelled" | "failed" | "dead",
     count: number,
   ): void;
 }
@@ -156,6 +159,8 @@ export class IngestPipeline {
         continue;
       }
       if (!lease) {
+        // Idle: replacements whose cleanup failed after their last batch (a store outage) retry here.
+        if (this.inFlight.size === 0) await this.finalizeReplacements();
         const next = await this.deps.queue.nextAvailableInMs().catch(() => null);
         const wait =
           next === null ? this.options.idlePollMs : Math.min(Math.max(next, 5), this.options.idlePollMs);
@@ -249,15 +254,49 @@ export class IngestPipeline {
           stored: count("stored"),
           unchanged: count("unchanged"),
           superseded: count("superseded"),
+          cancelled: count("cancelled"),
           tokens,
           ms: Math.round(performance.now() - started),
         },
         "batch committed",
       );
+      await this.finalizeReplacements();
     } catch (error) {
       await this.handleFailure(lease, error);
     } finally {
       clearInterval(renewTimer);
+    }
+  }
+
+  /**
+   * Document replacements whose jobs are done: their documents' points older than the job go
+   * (chunks no longer in them, windows no longer needed). Only while the replacement is still the
+   * newest word on the document: a newer replace or a delete does its own cleanup. Idempotent, so
+   * two workers finalizing one job at once, or a crash half way, leave the same result.
+   */
+  private async finalizeReplacements(): Promise<void> {
+    try {
+      for (const job of await this.deps.queue.pendingFinalizations(FINALIZATIONS_PER_BATCH)) {
+        const floors = await this.deps.queue.documentFloors(job.collection, job.documents);
+        let deletedPoints = 0;
+        const deletedChunkIds: string[] = [];
+        for (const documentId of job.documents) {
+          if (floors.get(documentId)?.version !== job.version) continue;
+          const deletion = await this.deps.store.deleteDocument(job.collection, documentId, job.version);
+          deletedPoints += deletion.deleted;
+          deletedChunkIds.push(...deletion.chunkIds);
+        }
+        await this.deps.queue.completeFinalization(job.jobId, { deletedPoints, deletedChunkIds });
+        if (deletedPoints > 0) {
+          this.log.info(
+            { jobId: job.jobId, documents: job.documents.length, deletedPoints },
+            "documents replaced: their old points deleted",
+          );
+        }
+      }
+    } catch (error) {
+      // Left pending: the next batch (or the next worker) finalizes it.
+      this.log.warn({ err: error }, "could not finalize document replacements yet; retrying later");
     }
   }
 
@@ -281,7 +320,10 @@ export class IngestPipeline {
         collection,
         list.map((c) => pointId(collection, c.chunkId)),
       );
-      const plan = planChunks(list, info, stored);
+      const documents = [...new Set(list.flatMap((c) => (c.documentId === null ? [] : [c.documentId])))];
+      const floors =
+        documents.length === 0 ? new Map() : await this.deps.queue.documentFloors(collection, documents);
+      const plan = planChunks(list, info, stored, floors);
       planned.push(...plan.ready);
       toEmbed.push(...plan.toEmbed);
     }

@@ -1,6 +1,13 @@
 import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
 import { CHUNK_TEXT_FIELDS, WINDOW_TEXT_FIELD } from "../domain/payload-fields.js";
-import type { ModelInfo, Payload, PointFingerprint, QueuedChunk, VectorRecord } from "../domain/types.js";
+import type {
+  DocumentFloor,
+  ModelInfo,
+  Payload,
+  PointFingerprint,
+  QueuedChunk,
+  VectorRecord,
+} from "../domain/types.js";
 import type { EmbeddedWindow } from "../embedder/embedder.js";
 import { normalizedMean } from "../embedder/pooling.js";
 import type { ChunkOutcome } from "../queue/job-queue.js";
@@ -11,6 +18,8 @@ import { locateWindows, parentLayout } from "../vector-store/window-text.js";
 export interface PlannedChunk {
   seq: number;
   collection: string;
+  /** The chunk's document, whose floor a committer checks again around the write. */
+  documentId: string | null;
   /** Null when nothing is to be written (a newer version is known already). */
   write: ChunkWrite | null;
   /** Acknowledged when the write is `written` (or when there is none). */
@@ -40,7 +49,10 @@ export interface EmbeddedChunk {
 }
 
 /**
- * Decides per chunk, from the fingerprint stored at its point id (keyed by point id in `stored`):
+ * Decides per chunk, from the fingerprint stored at its point id (keyed by point id in `stored`) and
+ * the floor of its document (keyed by document id in `floors`):
+ * - older than its document's floor → superseded (the document was replaced) or cancelled (it was
+ *   deleted), without embedding;
  * - a newer version stored, or a newer version of the same chunk in this reservation → superseded,
  *   without embedding;
  * - same content and payload, version older → touch (the points move to this version): unchanged;
@@ -53,6 +65,7 @@ export function planChunks(
   chunks: readonly QueuedChunk[],
   model: ModelInfo,
   stored: ReadonlyMap<string, PointFingerprint>,
+  floors: ReadonlyMap<string, DocumentFloor> = new Map(),
 ): Plan {
   const newest = newestVersions(chunks);
   const ready: PlannedChunk[] = [];
@@ -62,9 +75,15 @@ export function planChunks(
     const superseded: PlannedChunk = {
       seq: chunk.seq,
       collection: chunk.collection,
+      documentId: chunk.documentId,
       write: null,
       outcome: { seq: chunk.seq, state: "superseded", ...ids },
     };
+    const floor = chunk.documentId === null ? undefined : floors.get(chunk.documentId);
+    if (floor !== undefined && chunk.version < floor.version) {
+      ready.push({ ...superseded, outcome: { seq: chunk.seq, state: floorOutcome(floor), ...ids } });
+      continue;
+    }
     if ((newest.get(groupKey(chunk)) ?? chunk.version) > chunk.version) {
       ready.push(superseded);
       continue;
@@ -87,6 +106,7 @@ export function planChunks(
       ready.push({
         seq: chunk.seq,
         collection: chunk.collection,
+        documentId: chunk.documentId,
         write: touch(chunk, plan, null),
         outcome: { seq: chunk.seq, state: "unchanged", ...ids },
       });
@@ -95,6 +115,7 @@ export function planChunks(
       ready.push({
         seq: chunk.seq,
         collection: chunk.collection,
+        documentId: chunk.documentId,
         write: touch(chunk, plan, {
           payload: chunk.payload,
           payloadHash: plan.payloadHash,
@@ -121,6 +142,7 @@ export function embeddedChunk(
     planned: {
       seq: chunk.seq,
       collection: chunk.collection,
+      documentId: chunk.documentId,
       write: { kind: "points", chunkId: chunk.chunkId, version: chunk.version, records },
       outcome: {
         seq: chunk.seq,
@@ -225,6 +247,11 @@ function withoutChunkText(payload: Payload, text: string): Payload {
     kept[key] = value;
   }
   return kept;
+}
+
+/** What a chunk below its document's floor becomes: a replaced document's, superseded; a deleted one's, cancelled. */
+export function floorOutcome(floor: DocumentFloor): "superseded" | "cancelled" {
+  return floor.kind === "delete" ? "cancelled" : "superseded";
 }
 
 function groupKey(chunk: QueuedChunk): string {

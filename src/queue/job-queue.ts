@@ -1,6 +1,7 @@
 import type {
   ChunkReceipt,
   DeadLetter,
+  DocumentFloor,
   Job,
   JobState,
   NewChunk,
@@ -21,6 +22,12 @@ export interface EnqueueRequest {
   maxQueueSize: number;
   /** Refuse the whole request when pending estimated tokens + this request's would exceed it (default: no bound). */
   maxQueueTokens?: number;
+  /**
+   * The request is the full chunk set of these documents (every chunk belongs to one of them): their
+   * floor becomes the request's first version, so older chunks of them are superseded, and once the
+   * job is done the documents' older points are deleted (see `pendingFinalizations`).
+   */
+  replaceDocuments?: string[];
 }
 
 export type EnqueueResult =
@@ -64,8 +71,10 @@ export type ChunkOutcome =
       profile: string;
     }
   | { seq: number; state: "unchanged"; model: string; profile: string }
-  /** A newer version of the chunk is already stored: nothing was written for this one. */
-  | { seq: number; state: "superseded"; model: string; profile: string };
+  /** A newer version of the chunk (or of its document) is already accepted: nothing was written. */
+  | { seq: number; state: "superseded"; model: string; profile: string }
+  /** Its document was deleted after it was accepted: nothing was written. */
+  | { seq: number; state: "cancelled"; model: string; profile: string };
 
 export interface Page<T> {
   items: T[];
@@ -80,7 +89,7 @@ export interface PageRequest {
 }
 
 /** A job without its failure list, as job listings show it. */
-export type JobSummary = Omit<Job, "failures">;
+export type JobSummary = Omit<Job, "failures" | "replace">;
 
 export interface JobListRequest {
   /** Only jobs in this state. */
@@ -98,6 +107,22 @@ export interface JobListRequest {
 export interface JobPage {
   items: JobSummary[];
   nextCursor: string | null;
+}
+
+/** A page of a collection's document ids, in id order. */
+export interface DocumentPage {
+  documentIds: string[];
+  /** Pass as `after` for the next page; null on the last. */
+  nextCursor: string | null;
+}
+
+/** A finished document replacement whose old points are still to be deleted. */
+export interface Finalization {
+  jobId: string;
+  collection: string;
+  documents: string[];
+  /** The job's first version: the documents' points older than this are the old ones. */
+  version: number;
 }
 
 /** Which dead letters an operation applies to. */
@@ -163,6 +188,29 @@ export interface JobQueue {
    * null for an unknown job.
    */
   cancelJob(jobId: string): Promise<number | null>;
+  /** The floors of these documents of a collection (documents without one are absent). */
+  documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>>;
+  /**
+   * Raise a document's floor to a new version of kind "delete": every chunk of it accepted before
+   * is cancelled if it has not run, and never stored if it is running. Returns the floor.
+   */
+  deleteDocument(collection: string, documentId: string): Promise<DocumentFloor>;
+  /**
+   * The documents of a collection: every document id a request carried, until the document is
+   * deleted (for listings and `rag-embed sync --delete-missing`). Paged in id order.
+   */
+  listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage>;
+  /**
+   * Done replacement jobs whose old points are still to be deleted, oldest first. A job holding
+   * dead letters waits until they are replayed (and stored) or discarded: its old points stay
+   * meanwhile, so no chunk of the document is lost to a failure.
+   */
+  pendingFinalizations(limit: number): Promise<Finalization[]>;
+  /** Record that a replacement's old points were deleted (idempotent). */
+  completeFinalization(
+    jobId: string,
+    result: { deletedPoints: number; deletedChunkIds: string[] },
+  ): Promise<void>;
   /** Per-chunk receipts of a job in seq order, optionally only those in one state. */
   listChunks(jobId: string, request: PageRequest & { state?: ReceiptState }): Promise<Page<ChunkReceipt>>;
   listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>>;

@@ -76,7 +76,11 @@ export class Admission {
     collection: string,
     clientChunks: ClientChunk[],
     overflow: OverflowRequest,
-    options: { idempotencyKey?: string } = {},
+    options: {
+      idempotencyKey?: string;
+      /** The request is the full chunk set of these documents (see JobQueue's EnqueueRequest). */
+      replaceDocuments?: string[];
+    } = {},
   ): Promise<Admitted> {
     const chunks = clientChunks;
     if (chunks.length === 0) throw new AppError("empty_batch", "The request contains no chunks");
@@ -140,6 +144,7 @@ export class Admission {
       chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
       maxQueueSize: this.options.maxQueueSize,
       maxQueueTokens: this.options.maxQueueTokens,
+      ...(options.replaceDocuments ? { replaceDocuments: options.replaceDocuments } : {}),
     });
     if (!result.accepted) {
       const requestedTokens = chunks.reduce((sum, chunk) => sum + chunk.estimatedTokens, 0);

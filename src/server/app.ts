@@ -27,6 +27,7 @@ import { registerHealthRoutes } from "./routes/health-routes.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerSeedRoutes } from "./routes/seed-routes.js";
+import { registerStatusHistoryRoutes } from "./routes/status-history-routes.js";
 import { registerV1Routes } from "./routes/v1-routes.js";
 
 export interface AppDeps {
@@ -119,6 +120,7 @@ export function buildApp(deps: AppDeps): App {
     registerDeadLetterRoutes(api, deps);
     registerOpenAiRoutes(api, deps);
     registerDashboardRoutes(api, deps);
+    registerStatusHistoryRoutes(api, deps);
   });
   return app;
 }

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from "fastify";
-import { AppError, type ErrorCode } from "../domain/errors.js";
+import { AppError, type ErrorCode, EXPECTED_CONDITIONS } from "../domain/errors.js";
 import { ERROR_STATUS } from "./error-status.js";
 
 interface ErrorBody {
@@ -42,7 +42,9 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((rawError: FastifyError, request, reply) => {
     const error = toAppError(rawError);
     const status = ERROR_STATUS[error.code];
-    if (status >= 500) request.log.error({ err: rawError, code: error.code }, "request failed");
+    // A 503 while the model loads or the server drains is the client's cue to retry, not a fault.
+    if (status >= 500 && !EXPECTED_CONDITIONS.has(error.code))
+      request.log.error({ err: rawError, code: error.code }, "request failed");
     else request.log.info({ code: error.code, message: error.message }, "request refused");
     if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
     const body: ErrorBody = { error: { code: error.code, message: error.message } };

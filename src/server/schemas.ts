@@ -45,6 +45,12 @@ const OverlapTokens = Type.Integer({
 export const SeedEmbedQuery = Type.Object({
   overflow: Type.Optional(OverflowPolicy),
   overlap_tokens: Type.Optional(OverlapTokens),
+  replace_documents: Type.Optional(
+    Type.Boolean({
+      description:
+        "The request holds the full chunk set of each document (item_sequence) in it: chunks of those documents not in it are deleted once it is stored",
+    }),
+  ),
 });
 
 export const SeedStatusQuery = Type.Object({
@@ -132,6 +138,11 @@ export const SearchBody = Type.Object({
   ),
 });
 export type SearchBody = Static<typeof SearchBody>;
+
+export const DocumentListQuery = Type.Object({
+  after: Type.Optional(Type.String({ maxLength: 512, description: "next_cursor of the previous page" })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 1000 })),
+});
 
 export const DocumentParams = Type.Object({
   collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),

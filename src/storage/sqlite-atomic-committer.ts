@@ -1,7 +1,10 @@
 import {
   type BatchCommitter,
+  belowFloors,
   type CommitBatch,
   type CommitResult,
+  demote,
+  documentsByCollection,
   recordAnswers,
   retryChanged,
   settle,
@@ -35,7 +38,15 @@ export class SqliteAtomicCommitter implements BatchCommitter {
             batch.chunks.map((c) => c.seq),
           ),
         );
-        const mine = batch.chunks.filter((c) => held.has(c.seq));
+        // A document replaced or deleted since these chunks were planned: they write nothing.
+        const mineAsPlanned = batch.chunks.filter((c) => held.has(c.seq));
+        const floors = new Map(
+          [...documentsByCollection(mineAsPlanned)].map(([collection, documents]) => [
+            collection,
+            this.queue.documentFloorsSync(collection, documents),
+          ]),
+        );
+        const mine = demote(mineAsPlanned, belowFloors(mineAsPlanned, floors));
         const results = new Map<number, ChunkWriteResult>();
         for (const group of writesByCollection(mine)) {
           const answers = this.store.writeChunksSync(

@@ -51,6 +51,15 @@ export interface ParentRef {
   windows: number;
 }
 
+export interface DocumentDeletion {
+  deleted: number;
+  /** Chunk ids of the deleted points, at most MAX_LISTED_CHUNK_IDS of them. */
+  chunkIds: string[];
+}
+
+/** Chunk ids a document deletion lists (the count is always exact). */
+export const MAX_LISTED_CHUNK_IDS = 1000;
+
 /**
  * - `written`: the chunk's fingerprint point now holds the write's version.
  * - `superseded`: it holds a newer version; nothing of this write remains.
@@ -75,8 +84,20 @@ export interface VectorStore {
   writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]>;
   /** Fingerprints of the points that exist among `ids` (missing ids are absent from the map). */
   fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>>;
-  /** Delete every point of a document; returns how many were deleted. */
-  deleteByDocument(collection: string, documentId: string): Promise<number>;
+  /**
+   * Delete the points of a document older than `belowVersion` (and those without a version): all of
+   * it for a delete, its old chunks after a replacement. Returns how many points, and the first
+   * (up to 1,000) of their chunk ids.
+   */
+  deleteDocument(collection: string, documentId: string, belowVersion: number): Promise<DocumentDeletion>;
+  /**
+   * Delete the points these chunks have at exactly these versions: a write that landed after its
+   * document was replaced or deleted. Returns how many points were deleted.
+   */
+  deleteChunkVersions(
+    collection: string,
+    chunks: ReadonlyArray<{ chunkId: string; version: number }>,
+  ): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;
   /**
    * The whole text of split chunks, put back together from their windows' texts (window-text.ts): it

@@ -229,7 +229,8 @@ for (const [name, open] of rigs) {
       const b = await reserve();
       const planned = await work(b, 1);
       assert.equal(planned[0]?.write?.kind, "touch", "same content: planned without embedding");
-      assert.equal(await rig.store.deleteByDocument(collection, "doc"), 1); // an operator deletes it meanwhile
+      // An operator deletes it meanwhile.
+      assert.equal((await rig.store.deleteDocument(collection, "doc", Number.MAX_SAFE_INTEGER)).deleted, 1);
 
       const result = await commit(b, planned);
       assert.deepEqual(result.changed, [b.chunks[0]?.seq]);

@@ -334,6 +334,68 @@ describe("BullmqJobQueue across processes", () => {
   });
 });
 
+describe("BullmqJobQueue admissions that do not finish", () => {
+  /** Replaces the BullMQ queue's addBulk of `queue` (internals: this is an adapter test). */
+  function breakAddBulk(queue: BullmqJobQueue, addBulk: () => Promise<unknown>): void {
+    (queue as unknown as { queue: { addBulk: () => Promise<unknown> } }).queue.addBulk = addBulk;
+  }
+
+  it("a failed addBulk gives its capacity back at once and never shows as pending", async () => {
+    const prefix = freshPrefix();
+    const broken = bullmq({ prefix });
+    const healthy = bullmq({ prefix });
+    try {
+      breakAddBulk(broken, async () => {
+        throw new Error("connection lost");
+      });
+      await assert.rejects(
+        broken.enqueue({ collection: "docs", chunks: [chunk("a"), chunk("b")], maxQueueSize: 2 }),
+        /connection lost/,
+      );
+      assert.deepEqual(await healthy.stats(), { pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+      const next = await healthy.enqueue({
+        collection: "docs",
+        chunks: [chunk("c"), chunk("d")],
+        maxQueueSize: 2,
+      });
+      assert.equal(next.accepted, true, "the capacity came back");
+    } finally {
+      await broken.close();
+      await healthy.close();
+    }
+  });
+
+  it("an admission whose process died mid-way holds capacity, is never pending, and is rolled back", async () => {
+    const prefix = freshPrefix();
+    const dying = bullmq({ prefix });
+    const housekeeper = bullmq({ prefix, abandonedAdmissionMs: 300 });
+    try {
+      breakAddBulk(dying, () => new Promise(() => {})); // hangs: the process "died" here
+      void dying.enqueue({ collection: "docs", chunks: [chunk("a"), chunk("b")], maxQueueSize: 3 });
+      await sleep(100);
+      assert.equal((await housekeeper.stats()).pending, 0, "an unconfirmed admission is not in the queue");
+      const squeezed = await housekeeper.enqueue({
+        collection: "docs",
+        chunks: [chunk("c"), chunk("d")],
+        maxQueueSize: 3,
+      });
+      assert.equal(squeezed.accepted, false, "but it holds its capacity");
+      await sleep(400);
+      await housekeeper.maintain();
+      const after = await housekeeper.enqueue({
+        collection: "docs",
+        chunks: [chunk("c"), chunk("d")],
+        maxQueueSize: 3,
+      });
+      assert.equal(after.accepted, true, "rolled back: the capacity is free");
+      assert.equal((await housekeeper.stats()).pending, 2);
+    } finally {
+      await dying.close();
+      await housekeeper.close();
+    }
+  });
+});
+
 describe("BullmqJobQueue memory", () => {
   it("after the chunks are stored and retention passed, Redis holds no data of them", async () => {
     const prefix = freshPrefix();

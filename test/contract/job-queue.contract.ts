@@ -1292,6 +1292,115 @@ export function jobQueueContract(
       assert.ok(await queue.getJob(other));
     });
 
+    it("document floors: a replacement raises them to its first version, a delete to a fresh one; they only grow", async () => {
+      assert.deepEqual(await queue.documentFloors("docs", ["A"]), new Map());
+      const plain = await enqueue([{ ...chunk("a1"), documentId: "A" }]);
+      assert.deepEqual(await queue.documentFloors("docs", ["A"]), new Map(), "a plain ingest sets no floor");
+      const replacement = await queue.enqueue({
+        collection: "docs",
+        chunks: [
+          { ...chunk("a2"), documentId: "A" },
+          { ...chunk("b1"), documentId: "B" },
+        ],
+        maxQueueSize: ROOMY,
+        replaceDocuments: ["A", "B"],
+      });
+      assert.ok(replacement.accepted);
+      const lease = await reserve();
+      assert.ok(lease);
+      const version = (id: string) => lease.chunks.find((c) => c.chunkId === id)!.version;
+      const floors = await queue.documentFloors("docs", ["A", "B", "C"]);
+      assert.deepEqual(floors.get("A"), { version: version("a2"), kind: "replace" });
+      assert.deepEqual(floors.get("B"), { version: version("a2"), kind: "replace" });
+      assert.equal(floors.has("C"), false);
+      assert.ok(version("a1") < version("a2"), "the plain ingest's chunk is below the floor");
+      assert.deepEqual(await queue.documentFloors("other", ["A"]), new Map(), "floors are per collection");
+
+      const deleted = await queue.deleteDocument("docs", "A");
+      assert.equal(deleted.kind, "delete");
+      assert.ok(deleted.version > version("b1"), "a delete's version is newer than every accepted chunk");
+      assert.deepEqual((await queue.documentFloors("docs", ["A"])).get("A"), deleted);
+      const later = await enqueue([{ ...chunk("a3"), documentId: "A" }]);
+      const next = await reserve();
+      assert.ok(
+        next && next.chunks[0]!.version > deleted.version,
+        "chunks accepted after a delete are above it",
+      );
+      assert.ok(plain && later);
+    });
+
+    it("lists a collection's documents in id order, paged, until they are deleted", async () => {
+      await enqueue([
+        { ...chunk("x1"), documentId: "b" },
+        { ...chunk("x2"), documentId: "a" },
+        { ...chunk("x3"), documentId: null },
+      ]);
+      await enqueue([{ ...chunk("y1"), documentId: "c" }]);
+      await enqueue([{ ...chunk("z1"), documentId: "zz" }], "other");
+      assert.deepEqual(await queue.listDocuments("docs", { limit: 10 }), {
+        documentIds: ["a", "b", "c"],
+        nextCursor: null,
+      });
+      const first = await queue.listDocuments("docs", { limit: 2 });
+      assert.deepEqual(first, { documentIds: ["a", "b"], nextCursor: "b" });
+      assert.deepEqual(await queue.listDocuments("docs", { after: "b", limit: 2 }), {
+        documentIds: ["c"],
+        nextCursor: null,
+      });
+      await queue.deleteDocument("docs", "b");
+      assert.deepEqual((await queue.listDocuments("docs", { limit: 10 })).documentIds, ["a", "c"]);
+      await enqueue([{ ...chunk("x1"), documentId: "b" }]);
+      assert.deepEqual(
+        (await queue.listDocuments("docs", { limit: 10 })).documentIds,
+        ["a", "b", "c"],
+        "a document ingested again after its delete is listed again",
+      );
+    });
+
+    it("a done replacement without dead letters waits for finalization once; its job shows the result", async () => {
+      const result = await queue.enqueue({
+        collection: "docs",
+        chunks: [
+          { ...chunk("r1"), documentId: "D" },
+          { ...chunk("r2"), documentId: "D" },
+        ],
+        maxQueueSize: ROOMY,
+        replaceDocuments: ["D"],
+      });
+      assert.ok(result.accepted);
+      assert.deepEqual(await queue.pendingFinalizations(10), [], "not before it is done");
+      const lease = await reserve();
+      assert.ok(lease);
+      const [r1, r2] = seqs(lease, "r1", "r2");
+      await queue.ack(lease.id, [
+        { seq: r1!, state: "stored", tokens: 1, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      await queue.fail(lease.id, { seqs: [r2!], error: "broken", retryDelayMs: 0, maxAttempts: 1 });
+      assert.deepEqual(await queue.pendingFinalizations(10), [], "not while part of it is a dead letter");
+      assert.equal(await queue.discardDeadLetters({ jobId: result.jobId }), 1);
+      const pending = await queue.pendingFinalizations(10);
+      assert.deepEqual(pending, [
+        { jobId: result.jobId, collection: "docs", documents: ["D"], version: lease.chunks[0]!.version },
+      ]);
+      assert.deepEqual((await queue.getJob(result.jobId))?.replace, {
+        documents: ["D"],
+        finalized: false,
+        deletedPoints: 0,
+        deletedChunkIds: [],
+      });
+      await queue.completeFinalization(result.jobId, { deletedPoints: 3, deletedChunkIds: ["old1", "old2"] });
+      await queue.completeFinalization(result.jobId, { deletedPoints: 9, deletedChunkIds: [] });
+      assert.deepEqual(await queue.pendingFinalizations(10), []);
+      assert.deepEqual((await queue.getJob(result.jobId))?.replace, {
+        documents: ["D"],
+        finalized: true,
+        deletedPoints: 3,
+        deletedChunkIds: ["old1", "old2"],
+      });
+      const plain = await enqueue([chunk("p")]);
+      assert.equal((await queue.getJob(plain))?.replace, null);
+    });
+
     it("retention: finished jobs and their receipts go after jobRetention, dead letters after theirs", async () => {
       const short = await factory({ jobRetentionMs: SHORT_MS, deadLetterRetentionMs: 3 * SHORT_MS });
       try {

@@ -197,7 +197,13 @@ describe("SqliteJobQueue specifics", () => {
       )
       .all()
       .map((r) => r.name);
-    assert.deepEqual(tables, ["queue_chunks", "queue_counters", "queue_fairness", "queue_jobs"]);
+    assert.deepEqual(tables, [
+      "queue_chunks",
+      "queue_counters",
+      "queue_documents",
+      "queue_fairness",
+      "queue_jobs",
+    ]);
   });
 
   it("drops a chunk's text and payload once it is stored, keeps them while it may still be needed", async () => {

@@ -493,7 +493,7 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       });
     });
 
-    describe("deleteByDocument", () => {
+    describe("deleteDocument", () => {
       it("removes only that document's points and returns how many", async () => {
         const c = await cosineCollection(2);
         const other = await cosineCollection(2);
@@ -505,12 +505,52 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         ]);
         await seed(store, other, [makeRecord(other, "a1", [1, 0], { documentId: "A" })]);
 
-        assert.equal(await store.deleteByDocument(c, "A"), 2);
+        const all = Number.MAX_SAFE_INTEGER;
+        const first = await store.deleteDocument(c, "A", all);
+        assert.deepEqual(
+          { ...first, chunkIds: [...first.chunkIds].sort() },
+          { deleted: 2, chunkIds: ["a1", "a2"] },
+        );
         assert.equal(await store.count(c), 2);
         assert.deepEqual(await ids(c, [1, 0]), ["b1", "n1"]);
         assert.equal(await store.count(other), 1);
-        assert.equal(await store.deleteByDocument(c, "A"), 0);
-        assert.equal(await store.deleteByDocument(c, "missing"), 0);
+        assert.deepEqual(await store.deleteDocument(c, "A", all), { deleted: 0, chunkIds: [] });
+        assert.deepEqual(await store.deleteDocument(c, "missing", all), { deleted: 0, chunkIds: [] });
+        assert.deepEqual(await store.deleteDocument("no-such-collection", "A", all), {
+          deleted: 0,
+          chunkIds: [],
+        });
+      });
+    });
+
+    describe("deleteDocument below a version, deleteChunkVersions", () => {
+      it("deletes only a document's points older than the version, and lists their chunk ids", async () => {
+        const c = await cosineCollection(2);
+        await seed(store, c, [
+          makeRecord(c, "old", [1, 0], { documentId: "A", version: 3 }),
+          makeRecord(c, "kept", [0, 1], { documentId: "A", version: 7 }),
+          makeRecord(c, "newer", [1, 1], { documentId: "A", version: 9 }),
+          makeRecord(c, "other", [1, 2], { documentId: "B", version: 1 }),
+        ]);
+        assert.deepEqual(await store.deleteDocument(c, "A", 7), { deleted: 1, chunkIds: ["old"] });
+        assert.deepEqual(await ids(c, [1, 0]), ["kept", "newer", "other"]);
+        assert.deepEqual(await store.deleteDocument(c, "A", 7), { deleted: 0, chunkIds: [] }, "idempotent");
+      });
+
+      it("deleteChunkVersions deletes a chunk's points at exactly that version", async () => {
+        const c = await cosineCollection(2);
+        await seed(store, c, [
+          makeRecord(c, "x", [1, 0], { documentId: "A", version: 5 }),
+          makeRecord(c, "y", [0, 1], { documentId: "A", version: 6 }),
+        ]);
+        assert.equal(
+          await store.deleteChunkVersions(c, [
+            { chunkId: "x", version: 4 },
+            { chunkId: "y", version: 6 },
+          ]),
+          1,
+        );
+        assert.deepEqual(await ids(c, [1, 0]), ["x"]);
       });
     });
 
@@ -820,8 +860,8 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
           payloadHash,
           version: 2,
         });
-        assert.equal(await store.deleteByDocument(c, "A"), 0);
-        assert.equal(await store.deleteByDocument(c, "B"), 1);
+        assert.equal((await store.deleteDocument(c, "A", Number.MAX_SAFE_INTEGER)).deleted, 0);
+        assert.equal((await store.deleteDocument(c, "B", Number.MAX_SAFE_INTEGER)).deleted, 1);
       });
 
       it("a touch with a payload over a newer version changes nothing", async () => {

@@ -422,6 +422,24 @@ function memoryQdrant(
       }
       return out;
     }
+    case "scroll_points": {
+      // Points in id order after `offset`, filtered, `limit` of them; next_page_offset resumes.
+      const c = requireCollection(collections, name);
+      const limit = typeof b.limit === "number" ? b.limit : 10;
+      const after = b.offset === undefined || b.offset === null ? null : idKey(b.offset as PointId);
+      const sorted = [...c.points.values()]
+        .filter((p) => matchesFilter(p, b.filter) && (after === null || idKey(p.id) >= after))
+        .sort((x, y) => idKey(x.id).localeCompare(idKey(y.id)));
+      const page = sorted.slice(0, limit);
+      return {
+        points: page.map((p) => ({
+          id: p.id,
+          payload: selectPayload(p.payload, b.with_payload ?? true),
+          vector: b.with_vector === true ? p.vector : null,
+        })),
+        next_page_offset: sorted[limit]?.id ?? null,
+      };
+    }
     case "count_points": {
       const c = requireCollection(collections, name);
       let n = 0;

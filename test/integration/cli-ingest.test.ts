@@ -2,10 +2,14 @@ import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { checkpointPathFor } from "../../src/cli/ingest-checkpoint.js";
 import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
 import { postJson, type ServerProcess, startServerProcess, waitFor } from "../helpers/server-process.js";
+
+/** tsx by absolute URL: `--import tsx` would be looked up from the CLI's working directory. */
+const TSX = import.meta.resolve("tsx");
 
 interface CliResult {
   code: number | null;
@@ -13,9 +17,12 @@ interface CliResult {
   stderr: string;
 }
 
+/** The CLI runs in its own working directory: that is where it keeps its checkpoints. */
+const CLI_CWD = tempDir("cli-cwd");
+
 function startCli(args: string[]): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
-    cwd: REPO_ROOT,
+  const child = spawn(process.execPath, ["--import", TSX, join(REPO_ROOT, "src/cli/main.ts"), ...args], {
+    cwd: CLI_CWD,
     env: { ...process.env, RAG_EMBED_URL: "", RAG_EMBED_API_KEY: "" },
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -71,7 +78,8 @@ describe("rag-embed CLI against a running server", () => {
       }),
     );
     writeFileSync(file, `${lines.join("\n")}\n`);
-    const checkpoint = `${file}.rag-embed-progress.json`;
+    const checkpoint = checkpointPathFor(file, "cli", CLI_CWD);
+    assert.equal(dirname(checkpoint), CLI_CWD, "kept in the working directory, not beside the input");
     const args = ["ingest", file, "--collection", "cli", "--batch-size", "20", "--url", server.url];
 
     const first = startCli([...args, "--document-field", "doc"]);

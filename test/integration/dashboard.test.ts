@@ -57,6 +57,31 @@ async function shown(page: Page, id: string): Promise<string> {
   return (await page.locator(`#${id}`).textContent()) ?? "";
 }
 
+async function screenshot(page: Page, name: string): Promise<void> {
+  mkdirSync(join(REPO_ROOT, "test-artifacts"), { recursive: true });
+  const path = join(REPO_ROOT, "test-artifacts", name);
+  await page.screenshot({ path, fullPage: true });
+  console.log(`dashboard screenshot: ${path}`);
+}
+
+interface ChartSample {
+  t: number;
+  depth: number;
+  rate: number;
+  from: "server" | "page";
+}
+
+async function chartSamples(page: Page): Promise<ChartSample[]> {
+  return page.evaluate(() =>
+    (globalThis as unknown as { ragDashboard: { samples: ChartSample[] } }).ragDashboard.samples.map((s) => ({
+      t: s.t,
+      depth: s.depth,
+      rate: s.rate,
+      from: s.from,
+    })),
+  );
+}
+
 describe("dashboard at / in headless Chromium", () => {
   let server: HttpServer;
   let browser: Browser;
@@ -133,11 +158,35 @@ describe("dashboard at / in headless Chromium", () => {
     await row.and(page.locator('[data-state="done"]')).waitFor({ timeout: 10_000 });
     assert.match((await row.textContent()) ?? "", new RegExp(`dash.*done.*${count}`));
 
-    mkdirSync(join(REPO_ROOT, "test-artifacts"), { recursive: true });
-    const screenshot = join(REPO_ROOT, "test-artifacts", "dashboard.png");
-    await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(`dashboard screenshot: ${screenshot}`);
+    await screenshot(page, "dashboard.png");
     assert.deepEqual(pageErrors, [], "no errors in the page");
+    await page.close();
+  });
+
+  it("a page opened after an ingest shows it: the chart starts from the server's history", async () => {
+    const posted = Date.now();
+    const accepted = await postJson<{ job_id: string }>(`${server.url}/v1/collections/history/chunks`, {
+      chunks: Array.from({ length: 150 }, (_, i) => ({ id: `h-${i}`, text: `History chunk ${i}` })),
+    });
+    assert.equal(accepted.status, 202);
+    await waitForJobDone(server.url, accepted.body.job_id);
+
+    const opened = Date.now();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(server.url);
+    await page.locator("#connection", { hasText: "live" }).waitFor({ timeout: 15_000 });
+    const samples = await chartSamples(page);
+    const before = samples.filter((s) => s.t < opened);
+    assert.ok(before.length >= 3, `samples from before the page opened: ${before.length}`);
+    assert.ok(
+      before.every((s) => s.from === "server"),
+      "they come from the server",
+    );
+    const peak = Math.max(...before.filter((s) => s.t >= posted).map((s) => s.depth));
+    assert.ok(peak > 0 && peak <= 150, `the ingest's queue is on the chart (peak ${peak})`);
+    const points = await page.locator("#chart polyline.depth").getAttribute("points");
+    assert.equal(points?.split(" ").length, samples.length, "drawn, one point per sample");
+    await screenshot(page, "dashboard-history.png");
     await page.close();
   });
 
@@ -152,10 +201,23 @@ describe("dashboard at / in headless Chromium", () => {
     assert.equal(accepted.status, 202);
     await waitForJobDone(server.url, accepted.body.job_id);
 
-    const page = await browser.newPage();
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await page.goto(server.url);
     await page.locator("#dead-letters tr", { hasText: "p-1" }).waitFor({ timeout: 10_000 });
     await waitFor(async () => (await shown(page, "dead-count")) === "2", { what: "dead letter count 2" });
+
+    // The job is done, but not fine: its row says so, not in the green of a clean "done".
+    const row = page.locator(`#jobs tr[data-job-id="${accepted.body.job_id}"]`);
+    await row.and(page.locator('[data-attention="dead"]')).waitFor({ timeout: 10_000 });
+    const stateCell = row.locator("td").nth(2);
+    assert.equal(await stateCell.textContent(), "done · 2 dead");
+    const color = await stateCell.evaluate(
+      (td) =>
+        (globalThis as unknown as { getComputedStyle(node: unknown): { color: string } }).getComputedStyle(td)
+          .color,
+    );
+    assert.equal(color, "rgb(153, 27, 27)", "shown in red");
+    await screenshot(page, "dashboard-dead-letters.png");
 
     store.poison = false;
     await page.locator("#replay-all").click();
@@ -163,15 +225,30 @@ describe("dashboard at / in headless Chromium", () => {
     const job = await waitForJobDone(server.url, accepted.body.job_id);
     assert.equal(job.counts.stored, 2, "replayed chunks are stored");
     await page.locator("#dead-letters", { hasText: "none" }).waitFor({ timeout: 10_000 });
+    await row
+      .and(page.locator('[data-attention=""]'))
+      .and(page.locator('[data-state="done"]'))
+      .waitFor({ timeout: 10_000 });
+    assert.equal(await stateCell.textContent(), "done", "replayed and stored: a plain done again");
     await page.close();
   });
 
   it("works with API_KEYS: asks for a key, keeps it in sessionStorage, sends it as Bearer", async () => {
     const secured = await startInProcess({ API_KEYS: "dash-key-1" });
     try {
-      const page = await browser.newPage();
+      const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
       await page.goto(secured.url);
       await page.locator("#auth").waitFor({ state: "visible", timeout: 10_000 });
+      assert.equal(await shown(page, "auth-error"), "", "no complaint before a key was tried");
+
+      // A wrong key is refused in words, and the form stays for another try.
+      await page.fill("#auth-key", "not-the-key");
+      await page.click("#auth button[type=submit]");
+      await page.locator("#auth-error", { hasText: "refused" }).waitFor({ timeout: 10_000 });
+      assert.equal(await shown(page, "connection"), "API key refused");
+      assert.equal(await page.locator("#auth").isVisible(), true);
+      await screenshot(page, "dashboard-wrong-key.png");
+
       await page.fill("#auth-key", "dash-key-1");
       await page.click("#auth button[type=submit]");
       await page.locator("#connection", { hasText: "live" }).waitFor({ timeout: 10_000 });
@@ -192,6 +269,19 @@ describe("dashboard at / in headless Chromium", () => {
       for (const open of ["/", "/dashboard/dashboard.js", "/openapi.json", "/docs/json"]) {
         assert.equal((await fetch(`${secured.url}${open}`)).status, 200, `${open} is public`);
       }
+      assert.equal(await shown(page, "auth-error"), "", "the complaint is gone once the key works");
+
+      // The metrics link fetches /metrics with the key and shows it on the page.
+      await page.click("#metrics-link");
+      await page.locator("#metrics-view").waitFor({ state: "visible", timeout: 10_000 });
+      const metricsText = await shown(page, "metrics-text");
+      assert.match(metricsText, /^rag_embed_queue_pending_chunks /m);
+      assert.match(metricsText, /^# HELP rag_embed_/, "the server's own metrics first");
+      assert.match(await shown(page, "metrics-summary"), /^\d+ rag_embed_ metric families/);
+      assert.equal(new URL(page.url()).pathname, "/", "no navigation to a raw 401 page");
+      await screenshot(page, "dashboard-metrics.png");
+      await page.click("#metrics-close");
+      await page.locator("#metrics-view").waitFor({ state: "hidden", timeout: 10_000 });
       await page.close();
     } finally {
       await secured.shutdown(5_000);

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { JobBody, SeedChunkFixture } from "../helpers/fixtures.js";
 import { NginxTestServer } from "../helpers/nginx.js";
-import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
+import { tempDir, testModelDir } from "../helpers/paths.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
 import {
   freePort,

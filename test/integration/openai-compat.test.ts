@@ -2,11 +2,12 @@ import assert from "node:assert/strict";
 import { basename } from "node:path";
 import { after, before, describe, it } from "node:test";
 import OpenAI, { APIError } from "openai";
+import { RagEmbedClient } from "../../src/client/index.js";
 import type { HttpServer } from "../../src/main.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
 import { testModelDir } from "../helpers/paths.js";
-import { postJson } from "../helpers/server-process.js";
+import { getJson, postJson } from "../helpers/server-process.js";
 
 /** OpenAI's base64 encoding: little-endian float32 bytes. */
 function decodeBase64(value: string): Float32Array {
@@ -107,7 +108,7 @@ describe("POST /v1/embeddings with the official openai client", () => {
   it("accepts the full model id and an equal dimensions; refuses other models and dimensions", async () => {
     const full = await client.embeddings.create({ model: testModelDir(), input: "x", dimensions: 384 });
     assert.equal(full.data[0]?.embedding.length, 384);
-    assert.equal(full.model, testModelDir());
+    assert.equal(full.model, model, "answers under the served name, not the path");
 
     await expectApiError(
       client.embeddings.create({ model: "text-embedding-3-small", input: "x" }),
@@ -128,12 +129,18 @@ describe("POST /v1/embeddings with the official openai client", () => {
     );
     assert.equal(tokens.status, 400);
     assert.match(tokens.body.error.message, /token arrays/i);
+    assert.match(
+      tokens.body.error.message,
+      /check_embedding_ctx_length=False/,
+      "tells LangChain users what to set",
+    );
     await expectApiError(client.embeddings.create({ model, input: ["ok", "  "] }), 400, "empty_text");
 
     const models = await client.models.list();
     assert.deepEqual(
       models.data.map((m) => m.id),
-      [testModelDir()],
+      [model],
+      "a local directory is served under its base name",
     );
   });
 
@@ -155,5 +162,70 @@ describe("POST /v1/embeddings with the official openai client", () => {
       422,
       "text_too_long",
     );
+  });
+});
+
+describe("SERVED_MODEL_NAME: OpenAI clients and the SDK use the model by name", () => {
+  let server: HttpServer;
+  const served = "leaflet-embedder";
+
+  before(async () => {
+    server = await startInProcess({ SERVED_MODEL_NAME: served });
+  });
+  after(async () => {
+    await server.shutdown(5_000);
+  });
+
+  it("lists the served name, answers to it, to the hub id and to the base name", async () => {
+    const client = new OpenAI({ apiKey: "not-needed", baseURL: `${server.url}/v1`, maxRetries: 0 });
+    const models = await client.models.list();
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      [served],
+    );
+
+    const byName = await client.embeddings.create({
+      model: served,
+      input: "dosage",
+      encoding_format: "float",
+    });
+    assert.equal(byName.model, served);
+    assert.equal(byName.data[0]?.embedding.length, 384);
+    // The test model's config.json says it is sentence-transformers/all-MiniLM-L6-v2.
+    for (const alias of [
+      "sentence-transformers/all-MiniLM-L6-v2",
+      "all-MiniLM-L6-v2",
+      basename(testModelDir()),
+    ]) {
+      const other = await client.embeddings.create({
+        model: alias,
+        input: "dosage",
+        encoding_format: "float",
+      });
+      assert.deepEqual(other.data[0]?.embedding, byName.data[0]?.embedding, `${alias} is the same model`);
+    }
+    await expectApiError(
+      client.embeddings.create({ model: "all-mpnet-base-v2", input: "x" }),
+      404,
+      "model_not_found",
+    );
+
+    const info = await getJson<{ model_name: string; model_source: string }>(`${server.url}/model-info`);
+    assert.equal(info.body.model_name, served);
+    assert.equal(info.body.model_source, testModelDir());
+  });
+
+  it("the SDK finds the served name itself and embeds with it", async () => {
+    const sdk = new RagEmbedClient({ baseUrl: server.url });
+    assert.deepEqual(
+      (await sdk.models()).data.map((m) => m.id),
+      [served],
+    );
+    const result = await sdk.embed(["first text", "second text"]);
+    assert.equal(result.model, served);
+    assert.equal(result.data.length, 2);
+    assert.equal(result.data[1]?.embedding.length, 384);
+    const status = await sdk.status();
+    assert.ok(status.model.ready && status.model.name === served, "/v1/status names the served model");
   });
 });

@@ -70,7 +70,13 @@ describe("planChunks", () => {
     const plan = planChunks([c], MODEL, storedAs(chunk({ text: "newer text" }), 11));
     assert.deepEqual(plan, {
       ready: [
-        { seq: 10, collection: "docs", write: null, outcome: { seq: 10, state: "superseded", ...IDS } },
+        {
+          seq: 10,
+          collection: "docs",
+          documentId: "doc-1",
+          write: null,
+          outcome: { seq: 10, state: "superseded", ...IDS },
+        },
       ],
       toEmbed: [],
     });
@@ -84,6 +90,7 @@ describe("planChunks", () => {
         {
           seq: 10,
           collection: "docs",
+          documentId: "doc-1",
           write: {
             kind: "touch",
             chunkId: "c-1",
@@ -98,6 +105,38 @@ describe("planChunks", () => {
     });
   });
 
+  it("a chunk below its document's floor is superseded (replaced) or cancelled (deleted), not embedded", () => {
+    const c = chunk({ version: 10 });
+    const replaced = planChunks(
+      [c],
+      MODEL,
+      new Map(),
+      new Map([["doc-1", { version: 11, kind: "replace" as const }]]),
+    );
+    assert.deepEqual(
+      replaced.ready.map((p) => [p.write, p.outcome.state]),
+      [[null, "superseded"]],
+    );
+    assert.deepEqual(replaced.toEmbed, []);
+    const deleted = planChunks(
+      [c],
+      MODEL,
+      new Map(),
+      new Map([["doc-1", { version: 12, kind: "delete" as const }]]),
+    );
+    assert.deepEqual(
+      deleted.ready.map((p) => [p.write, p.outcome.state]),
+      [[null, "cancelled"]],
+    );
+    const atFloor = planChunks(
+      [c],
+      MODEL,
+      new Map(),
+      new Map([["doc-1", { version: 10, kind: "replace" as const }]]),
+    );
+    assert.equal(atFloor.toEmbed.length, 1, "the replacement's own chunks (at the floor) are embedded");
+  });
+
   it("a point written before versions existed counts as older", () => {
     assert.deepEqual(kinds(planChunks([chunk()], MODEL, storedAs(chunk(), null))), [[10, "touch/unchanged"]]);
   });
@@ -109,6 +148,7 @@ describe("planChunks", () => {
       {
         seq: 10,
         collection: "docs",
+        documentId: "doc-2",
         write: {
           kind: "touch",
           chunkId: "c-1",
@@ -206,6 +246,7 @@ describe("embeddedChunk", () => {
     assert.deepEqual(planned, {
       seq: 10,
       collection: "docs",
+      documentId: "doc-1",
       write: {
         kind: "points",
         chunkId: "c-1",

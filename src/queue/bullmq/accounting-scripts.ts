@@ -36,9 +36,13 @@ export const NOT_FINISHED: string = "qrfd";
 /**
  * admit — accept a whole request or nothing, against the chunk and token bounds; idempotent by
  * job id. Allocates the request's versions (contiguous) and its fair-queuing start.
- * KEYS: stats, fair, job, receipts, jobs index, admitting index, active-jobs index
- * ARGV: jobId, collection, n, tokens, maxChunks, maxTokens, now, share, maxRank, then per chunk:
- *       chunkId, estimatedTokens, overflow
+ * A replacement (of whole documents) also raises each document's floor to its first version.
+ * Every document id the request carries joins the collection's document list.
+ * KEYS: stats, fair, job, receipts, jobs index, admitting index, active-jobs index, the collection's
+ *       documents, then one floor key per replaced document
+ * ARGV: jobId, collection, n, tokens, maxChunks, maxTokens, now, share, maxRank, R (replaced
+ *       documents), floorTtlMs, D (documents carried), the R replaced ids, the D carried ids, then per
+ *       chunk: chunkId, estimatedTokens, overflow
  * → {"dup", total, base, rank, fill, admitted} | {"full", limit, pending, pendingTokens}
  *   | {"ok", base, rank, fill}
  */
@@ -48,12 +52,18 @@ local jobId, collection = ARGV[1], ARGV[2]
 local n, tokens = tonumber(ARGV[3]), tonumber(ARGV[4])
 local maxChunks, maxTokens, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local share, maxRank = tonumber(ARGV[8]), tonumber(ARGV[9])
+local replaced, floorTtl, carried = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local first = 13 + replaced + carried
 if redis.call('EXISTS', job) == 1 then
   local v = redis.call('HMGET', job, 'total', 'base', 'rank', 'fill', 'admitted')
   return {'dup', v[1], v[2], v[3], v[4], v[5]}
 end
-local s = redis.call('HMGET', stats, 'pending', 'pending_tokens', 'head')
-local pending, pendingTokens, head = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[3]) or 0
+-- Capacity counts admissions still adding their jobs ("reserved") beside the queued chunks, but only
+-- confirmed ones are shown as pending: one an API process died in the middle of never appears.
+local s = redis.call('HMGET', stats, 'pending', 'pending_tokens', 'head', 'reserved', 'reserved_tokens')
+local pending = (tonumber(s[1]) or 0) + (tonumber(s[4]) or 0)
+local pendingTokens = (tonumber(s[2]) or 0) + (tonumber(s[5]) or 0)
+local head = tonumber(s[3]) or 0
 if pending + n > maxChunks then return {'full', 'chunks', pending, pendingTokens} end
 if pendingTokens + tokens > maxTokens then return {'full', 'tokens', pending, pendingTokens} end
 if pending == 0 then
@@ -78,7 +88,7 @@ redis.call('HSET', job, 'collection', collection, 'total', n, 'tokens', tokens, 
   'dead', 0, 'discarded', 0, 'cancelled', 0)
 local fields = {}
 for i = 0, n - 1 do
-  local a = 10 + i * 3
+  local a = first + i * 3
   fields[#fields + 1] = i
   fields[#fields + 1] = cjson.encode({s = 'q', c = ARGV[a], e = tonumber(ARGV[a + 1]), o = ARGV[a + 2], a = 0, t = now})
   if #fields >= 2000 then
@@ -87,8 +97,20 @@ for i = 0, n - 1 do
   end
 end
 if #fields > 0 then redis.call('HSET', receipts, unpack(fields)) end
-redis.call('HINCRBY', stats, 'pending', n)
-redis.call('HINCRBY', stats, 'pending_tokens', tokens)
+if replaced > 0 then
+  local docs = {}
+  for d = 1, replaced do
+    docs[d] = ARGV[12 + d]
+    local floorKey = KEYS[8 + d]
+    local current = redis.call('GET', floorKey)
+    local cv = current and tonumber(string.match(current, '^(%d+):')) or nil
+    if not cv or cv < base then redis.call('SET', floorKey, base .. ':replace', 'PX', floorTtl) end
+  end
+  redis.call('HSET', job, 'docs', cjson.encode(docs), 'floor', base)
+end
+for d = 1, carried do redis.call('ZADD', KEYS[8], 0, ARGV[12 + replaced + d]) end
+redis.call('HINCRBY', stats, 'reserved', n)
+redis.call('HINCRBY', stats, 'reserved_tokens', tokens)
 redis.call('ZADD', jobs, now, jobId)
 redis.call('ZADD', active, now, jobId)
 redis.call('ZADD', admitting, now, jobId)
@@ -96,13 +118,53 @@ return {'ok', base, rank, fill}
 `;
 
 /**
- * confirm — the request's BullMQ jobs exist: the admission is complete.
- * KEYS: job, admitting · ARGV: jobId
+ * floor — raise a document's floor to a fresh version (a delete): its older chunks are cancelled.
+ * The document leaves the collection's document list.
+ * KEYS: stats, floor key, the collection's documents · ARGV: floorTtlMs, documentId
+ * → the floor, "version:kind"
+ */
+export const DELETE_FLOOR = `
+redis.call('ZREM', KEYS[3], ARGV[2])
+local version = redis.call('HINCRBY', KEYS[1], 'version', 1)
+local current = redis.call('GET', KEYS[2])
+local cv = current and tonumber(string.match(current, '^(%d+):')) or nil
+if not cv or cv < version then
+  redis.call('SET', KEYS[2], version .. ':delete', 'PX', tonumber(ARGV[1]))
+  return version .. ':delete'
+end
+return current
+`;
+
+/**
+ * finalized — a replacement's old points were deleted: recorded once (the first result stays).
+ * KEYS: job, finalizations · ARGV: jobId, deletedPoints, deletedChunkIds (JSON)
+ */
+export const FINALIZED = `
+if redis.call('EXISTS', KEYS[1]) == 1 and not redis.call('HGET', KEYS[1], 'fin') then
+  redis.call('HSET', KEYS[1], 'fin', 1, 'deleted', ARGV[2], 'deletedIds', ARGV[3])
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * confirm — the request's BullMQ jobs exist: the admission is complete, its chunks count as
+ * pending (they were only reserved capacity until now). Once only.
+ * KEYS: job, admitting, stats · ARGV: jobId
  */
 export const CONFIRM = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local v = redis.call('HMGET', KEYS[1], 'admitted', 'total', 'tokens')
+if v[1] ~= '0' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return 0
+end
 redis.call('HSET', KEYS[1], 'admitted', 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
+local n, tokens = tonumber(v[2]), tonumber(v[3])
+redis.call('HINCRBY', KEYS[3], 'reserved', -n)
+redis.call('HINCRBY', KEYS[3], 'reserved_tokens', -tokens)
+redis.call('HINCRBY', KEYS[3], 'pending', n)
+redis.call('HINCRBY', KEYS[3], 'pending_tokens', tokens)
 return 1
 `;
 
@@ -117,8 +179,8 @@ if v[1] ~= '0' then
   redis.call('ZREM', KEYS[6], ARGV[1])
   return 0
 end
-redis.call('HINCRBY', KEYS[1], 'pending', -tonumber(v[2]))
-redis.call('HINCRBY', KEYS[1], 'pending_tokens', -tonumber(v[3]))
+redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(v[2]))
+redis.call('HINCRBY', KEYS[1], 'reserved_tokens', -tonumber(v[3]))
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZREM', KEYS[6], ARGV[1])
@@ -133,8 +195,9 @@ return 1
  * (lockMode 1: the lease still holds the chunk) or gone (lockMode 2: nobody holds it). A job with
  * nothing left to do expires after its retention (plus the dead letters' retention while it holds
  * some); one with work again (a replay) is kept.
- * KEYS: stats, dead (by seq), dead-by-time, active-jobs index, then (job, receipts, dead-of-job)
- *       per job slot, then the lock keys the entries name
+ * A replacement job that becomes done is queued for the cleanup of its documents' old points.
+ * KEYS: stats, dead (by seq), dead-by-time, active-jobs index, finalizations, then (job, receipts,
+ *       dead-of-job) per job slot, then the lock keys the entries name
  * ARGV (per slot, in order, after the entries): the slot's job id
  * ARGV: now, token, jobRetentionMs, deadRetentionMs, headRank, jobSlots, entries, then per entry:
  *       slot, index, to, allowed, lockMode, lockKeyIndex, bullJobId, seq, fieldsJson
@@ -144,7 +207,7 @@ export const TRANSITION = `
 local now, token = tonumber(ARGV[1]), ARGV[2]
 local jobRet, deadRet, head = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local slots, entries = tonumber(ARGV[6]), tonumber(ARGV[7])
-local stats, dead, deadByTime, active = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local stats, dead, deadByTime, active, finalize = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local COUNTER = {q = 'queued', r = 'running', f = 'failed', s = 'stored', u = 'unchanged',
   p = 'superseded', d = 'dead', x = 'discarded', c = 'cancelled'}
 local PENDING = {q = 1, r = 1, f = 1}
@@ -158,7 +221,7 @@ for e = 1, entries do
   local lockMode, lockIdx, bullId = tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), ARGV[a + 6]
   local seq, fields = tonumber(ARGV[a + 7]), ARGV[a + 8]
   a = a + 9
-  local base = 4 + (slot - 1) * 3
+  local base = 5 + (slot - 1) * 3
   local job, receipts, jobDead = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local raw = redis.call('HGET', receipts, index)
   if not raw then
@@ -218,12 +281,14 @@ for e = 1, entries do
   end
 end
 for slot in pairs(touched) do
-  local base = 4 + (slot - 1) * 3
-  local c = redis.call('HMGET', KEYS[base + 1], 'queued', 'running', 'failed', 'dead', 'created')
+  local base = 5 + (slot - 1) * 3
+  local c = redis.call('HMGET', KEYS[base + 1], 'queued', 'running', 'failed', 'dead', 'created', 'docs', 'fin')
   local left = (tonumber(c[1]) or 0) + (tonumber(c[2]) or 0) + (tonumber(c[3]) or 0)
   local jobId = ARGV[a + slot - 1]
   if left == 0 then
     redis.call('ZREM', active, jobId)
+    -- A replacement is cleaned up once all of it is stored: not while some of it is a dead letter.
+    if c[6] and not c[7] and (tonumber(c[4]) or 0) == 0 then redis.call('ZADD', finalize, now, jobId) end
   else
     redis.call('ZADD', active, tonumber(c[5]) or now, jobId)
   end

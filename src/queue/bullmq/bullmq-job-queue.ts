@@ -3,6 +3,8 @@ import { type Job as BullJob, type JobsOptions, Queue, UnrecoverableError, Worke
 import type {
   ChunkReceipt,
   DeadLetter,
+  DocumentFloor,
+  DocumentReplacement,
   Job,
   Payload,
   QueuedChunk,
@@ -15,9 +17,11 @@ import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "..
 import type {
   ChunkOutcome,
   DeadLetterSelector,
+  DocumentPage,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
+  Finalization,
   JobListRequest,
   JobPage,
   JobQueue,
@@ -34,6 +38,8 @@ import {
   ADMIT,
   CODE_STATES,
   CONFIRM,
+  DELETE_FLOOR,
+  FINALIZED,
   NOT_FINISHED,
   type ReceiptCode,
   ROLLBACK,
@@ -58,6 +64,8 @@ export interface BullmqJobQueueOptions {
   jobRetentionMs?: number;
   deadLetterRetentionMs?: number;
   fairShare?: number;
+  /** How long an unconfirmed admission may wait before housekeeping settles it (default 5 min). */
+  abandonedAdmissionMs?: number;
   /** Connection errors (the client reconnects by itself; commands fail meanwhile). */
   onError?: (error: Error) => void;
 }
@@ -73,6 +81,8 @@ const JOB_SCAN_BUDGET = 2000;
 /** Index entries read beyond a page, for those equal in time to the cursor that must be skipped. */
 const SKIP_SLACK = 16;
 const MAX_LISTED_FAILURES = 1000;
+/** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
+const MAX_LISTED_DELETIONS = 1000;
 /** Receipts read per round trip when a listing must scan (a state filter). */
 const SCAN_WINDOW = 500;
 /** Items one replay/discard/retention step handles: each Redis call stays short. */
@@ -157,6 +167,7 @@ export class BullmqJobQueue implements JobQueue {
   private readonly jobRetentionMs: number;
   private readonly deadLetterRetentionMs: number;
   private readonly fairShare: number;
+  private readonly abandonedAdmissionMs: number;
   /** Stall bookkeeping in flight; a reservation waits for it so counts never go backwards. */
   private stallAccounting: Promise<unknown> = Promise.resolve();
 
@@ -167,6 +178,7 @@ export class BullmqJobQueue implements JobQueue {
     this.jobRetentionMs = options.jobRetentionMs ?? 7 * DAY_MS;
     this.deadLetterRetentionMs = options.deadLetterRetentionMs ?? 30 * DAY_MS;
     this.fairShare = Math.max(1, Math.floor(options.fairShare ?? FAIR_SHARE));
+    this.abandonedAdmissionMs = options.abandonedAdmissionMs ?? ABANDONED_ADMISSION_MS;
     const onError = options.onError;
     // Workers wait for Redis to come back instead of failing their loop (BullMQ's advice for
     // workers); an API process fails fast so that a client gets a 503 instead of a hung request.
@@ -178,6 +190,8 @@ export class BullmqJobQueue implements JobQueue {
     this.redis.defineCommand("ragConfirm", { lua: CONFIRM });
     this.redis.defineCommand("ragRollback", { lua: ROLLBACK });
     this.redis.defineCommand("ragTransition", { lua: TRANSITION });
+    this.redis.defineCommand("ragDeleteFloor", { lua: DELETE_FLOOR });
+    this.redis.defineCommand("ragFinalized", { lua: FINALIZED });
     const defaultJobOptions: JobsOptions = {
       attempts: this.maxAttempts,
       backoff: { type: "pipeline" },
@@ -241,13 +255,19 @@ export class BullmqJobQueue implements JobQueue {
       this.fairShare,
       MAX_RANK,
     ];
+    const replaced = [...new Set(request.replaceDocuments ?? [])];
+    const carried = [
+      ...new Set(request.chunks.flatMap((c) => (c.documentId === null ? [] : [c.documentId]))),
+    ];
+    args.push(replaced.length, this.floorTtlMs(), carried.length, ...replaced, ...carried);
     request.chunks.forEach((chunk, index) => {
       args.push(chunk.chunkId, estimates[index] ?? 0, chunk.overflow.policy);
     });
     const k = this.keys(jobId);
+    const floorKeys = replaced.map((documentId) => this.floorKey(request.collection, documentId));
     const reply = (await this.call(
       "ragAdmit",
-      7,
+      8 + floorKeys.length,
       this.key("stats"),
       this.key("fair"),
       k.job,
@@ -255,6 +275,8 @@ export class BullmqJobQueue implements JobQueue {
       this.key("jobs"),
       this.key("admitting"),
       this.key("active"),
+      this.documentsKey(request.collection),
+      ...floorKeys,
       ...args,
     )) as Reply[];
     const kind = String(reply[0]);
@@ -285,7 +307,7 @@ export class BullmqJobQueue implements JobQueue {
       throw new Error("admission took longer than its deadline; the queue will roll it back");
     }
     const { ranks } = fairRanks(rank, { rank, fill }, n, this.fairShare, MAX_RANK);
-    await this.queue.addBulk(
+    const adding = this.queue.addBulk(
       request.chunks.map((chunk, index) => ({
         name: "chunk",
         data: {
@@ -304,8 +326,41 @@ export class BullmqJobQueue implements JobQueue {
         opts: { jobId: bullJobId(jobId, index), priority: (ranks[index] ?? 0) + 1 },
       })),
     );
-    await this.call("ragConfirm", 2, k.job, this.key("admitting"), jobId);
+    try {
+      await adding;
+    } catch (error) {
+      // addBulk is all or none, but a lost reply hides which: settle by looking (or leave it to the
+      // reaper when Redis cannot even answer that).
+      await this.settleAdmission(jobId).catch(() => undefined);
+      throw error;
+    }
+    await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
     return { accepted: true, jobId, count: n, duplicate: kind === "dup" };
+  }
+
+  /**
+   * An admission whose BullMQ jobs may or may not have been added (its API process died, or the
+   * reply to addBulk was lost): confirmed if they exist (addBulk is all or none), else rolled back,
+   * giving its capacity back.
+   */
+  private async settleAdmission(jobId: string): Promise<void> {
+    const k = this.keys(jobId);
+    if (await this.queue.getJob(bullJobId(jobId, 0))) {
+      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
+      return;
+    }
+    await this.call(
+      "ragRollback",
+      7,
+      this.key("stats"),
+      k.job,
+      k.receipts,
+      k.jobDead,
+      this.key("jobs"),
+      this.key("admitting"),
+      this.key("active"),
+      jobId,
+    );
   }
 
   async reserve(request: ReserveRequest): Promise<Lease | null> {
@@ -490,7 +545,78 @@ export class BullmqJobQueue implements JobQueue {
         if (r) failures.push({ chunkId: r.c, state: "dead", reason: r.er ?? "", attempts: r.a ?? 0 });
       }
     }
-    return { ...summary, failures };
+    return { ...summary, failures, replace: toReplacement(meta) };
+  }
+
+  async documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
+    const unique = [...new Set(documentIds)];
+    const floors = new Map<string, DocumentFloor>();
+    if (unique.length === 0) return floors;
+    const values = await this.redis.mget(
+      ...unique.map((documentId) => this.floorKey(collection, documentId)),
+    );
+    unique.forEach((documentId, i) => {
+      const floor = parseFloor(values[i] ?? null);
+      if (floor) floors.set(documentId, floor);
+    });
+    return floors;
+  }
+
+  async deleteDocument(collection: string, documentId: string): Promise<DocumentFloor> {
+    const reply = await this.call(
+      "ragDeleteFloor",
+      3,
+      this.key("stats"),
+      this.floorKey(collection, documentId),
+      this.documentsKey(collection),
+      this.floorTtlMs(),
+      documentId,
+    );
+    const floor = parseFloor(String(reply));
+    if (!floor) throw new Error(`unexpected floor ${String(reply)}`);
+    return floor;
+  }
+
+  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    const limit = pageLimit(request.limit);
+    const from = request.after ? `(${request.after}` : "-";
+    const ids = await this.redis.zrangebylex(this.documentsKey(collection), from, "+", "LIMIT", 0, limit + 1);
+    const page = ids.slice(0, limit);
+    return { documentIds: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
+  async pendingFinalizations(limit: number): Promise<Finalization[]> {
+    const jobIds = await this.redis.zrange(this.key("finalize"), 0, Math.max(1, Math.floor(limit)) - 1);
+    const found: Finalization[] = [];
+    for (const jobId of jobIds) {
+      const [collection, docs, floor] = await this.redis.hmget(
+        this.keys(jobId).job,
+        "collection",
+        "docs",
+        "floor",
+      );
+      if (!collection || !docs || !floor) {
+        await this.redis.zrem(this.key("finalize"), jobId); // the job record expired meanwhile
+        continue;
+      }
+      found.push({ jobId, collection, documents: JSON.parse(docs) as string[], version: Number(floor) });
+    }
+    return found;
+  }
+
+  async completeFinalization(
+    jobId: string,
+    result: { deletedPoints: number; deletedChunkIds: string[] },
+  ): Promise<void> {
+    await this.call(
+      "ragFinalized",
+      2,
+      this.keys(jobId).job,
+      this.key("finalize"),
+      jobId,
+      result.deletedPoints,
+      JSON.stringify(result.deletedChunkIds.slice(0, MAX_LISTED_DELETIONS)),
+    );
   }
 
   async listJobs(request: JobListRequest): Promise<JobPage> {
@@ -731,27 +857,12 @@ export class BullmqJobQueue implements JobQueue {
     for (const jobId of await this.redis.zrangebyscore(
       this.key("admitting"),
       "-inf",
-      now - ABANDONED_ADMISSION_MS,
+      now - this.abandonedAdmissionMs,
       "LIMIT",
       0,
       50,
     )) {
-      const added = await this.queue.getJob(bullJobId(jobId, 0));
-      const k = this.keys(jobId);
-      if (added) await this.call("ragConfirm", 2, k.job, this.key("admitting"), jobId);
-      else
-        await this.call(
-          "ragRollback",
-          7,
-          this.key("stats"),
-          k.job,
-          k.receipts,
-          k.jobDead,
-          this.key("jobs"),
-          this.key("admitting"),
-          this.key("active"),
-          jobId,
-        );
+      await this.settleAdmission(jobId);
     }
     const expiredDead = await this.redis.zrangebyscore(
       this.key("dead-t"),
@@ -908,7 +1019,13 @@ export class BullmqJobQueue implements JobQueue {
   ): Promise<string[]> {
     if (entries.length === 0) return [];
     const slots = new Map<string, number>();
-    const keys: string[] = [this.key("stats"), this.key("dead"), this.key("dead-t"), this.key("active")];
+    const keys: string[] = [
+      this.key("stats"),
+      this.key("dead"),
+      this.key("dead-t"),
+      this.key("active"),
+      this.key("finalize"),
+    ];
     for (const e of entries) {
       if (slots.has(e.jobId)) continue;
       slots.set(e.jobId, slots.size + 1);
@@ -971,6 +1088,20 @@ export class BullmqJobQueue implements JobQueue {
     return `${this.prefix}:q:${name}`;
   }
 
+  /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
+  private floorKey(collection: string, documentId: string): string {
+    return `${this.prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+  }
+
+  /** The collection's document ids (a sorted set of equal scores: pages in id order). */
+  private documentsKey(collection: string): string {
+    return `${this.prefix}:q:docs:${encodeURIComponent(collection)}`;
+  }
+
+  private floorTtlMs(): number {
+    return this.jobRetentionMs + this.deadLetterRetentionMs;
+  }
+
   private keys(jobId: string) {
     const job = `${this.prefix}:q:job:${jobId}`;
     return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
@@ -1001,6 +1132,21 @@ function bullJobId(jobId: string, index: number): string {
 function parseBullJobId(bullId: string): { jobId: string; index: number } {
   const dot = bullId.lastIndexOf(".");
   return { jobId: bullId.slice(0, dot), index: Number(bullId.slice(dot + 1)) };
+}
+
+function parseFloor(value: string | null): DocumentFloor | null {
+  const match = value === null ? null : /^(\d+):(replace|delete)$/.exec(value);
+  return match ? { version: Number(match[1]), kind: match[2] as DocumentFloor["kind"] } : null;
+}
+
+function toReplacement(meta: Record<string, string>): DocumentReplacement | null {
+  if (meta.docs === undefined) return null;
+  return {
+    documents: JSON.parse(meta.docs) as string[],
+    finalized: meta.fin === "1",
+    deletedPoints: Number(meta.deleted ?? 0),
+    deletedChunkIds: meta.deletedIds === undefined ? [] : (JSON.parse(meta.deletedIds) as string[]),
+  };
 }
 
 function toJobSummary(jobId: string, meta: Record<string, string>): JobSummary {

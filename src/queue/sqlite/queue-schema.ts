@@ -61,6 +61,21 @@ CREATE TABLE IF NOT EXISTS queue_jobs (
   done_at INTEGER
 );
 
+-- The documents of each collection: \`listed\` while the collection has it (for listings and sync),
+-- and its floor: the version below which its chunks must not be (or stay) stored, set by a
+-- replacement (its first chunk's seq) or a delete (a fresh seq; the row stays unlisted as a
+-- tombstone until retention). Floors only grow; 0 = none.
+CREATE TABLE IF NOT EXISTS queue_documents (
+  collection TEXT NOT NULL,
+  document_id TEXT NOT NULL,
+  floor INTEGER NOT NULL DEFAULT 0,
+  kind TEXT NOT NULL DEFAULT 'none' CHECK (kind IN ('none', 'replace', 'delete')),
+  listed INTEGER NOT NULL DEFAULT 1,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (collection, document_id)
+);
+CREATE INDEX IF NOT EXISTS queue_documents_tombstones ON queue_documents (updated_at) WHERE listed = 0;
+
 -- Per collection, the rank its latest chunk got and how many chunks of it that rank holds.
 CREATE TABLE IF NOT EXISTS queue_fairness (
   collection TEXT PRIMARY KEY,
@@ -106,6 +121,12 @@ const ADDED_JOB_COLUMNS: ReadonlyArray<readonly [string, string]> = [
   ["superseded", "INTEGER NOT NULL DEFAULT 0"],
   ["cancelled", "INTEGER NOT NULL DEFAULT 0"],
   ["done_at", "INTEGER"],
+  // A replacement job: the documents it replaces (JSON array), its first seq, and its cleanup.
+  ["replace_docs", "TEXT"],
+  ["first_seq", "INTEGER"],
+  ["finalized_at", "INTEGER"],
+  ["deleted_points", "INTEGER NOT NULL DEFAULT 0"],
+  ["deleted_ids", "TEXT"],
 ];
 
 /** Indexes of queue_jobs, created after its columns exist. */
@@ -117,6 +138,9 @@ DROP INDEX IF EXISTS queue_jobs_created;
 CREATE INDEX IF NOT EXISTS queue_jobs_active ON queue_jobs (created_at, id) WHERE done_at IS NULL;
 CREATE INDEX IF NOT EXISTS queue_jobs_finished ON queue_jobs (created_at, id) WHERE done_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS queue_jobs_collection ON queue_jobs (collection, created_at, id);
+-- Replacement jobs whose old points are still to be deleted.
+CREATE INDEX IF NOT EXISTS queue_jobs_finalize ON queue_jobs (done_at)
+  WHERE replace_docs IS NOT NULL AND finalized_at IS NULL;
 `;
 
 /**

@@ -55,6 +55,23 @@ export interface JobRow extends StoredJobCounters {
   collection: string;
   created_at: number;
   updated_at: number;
+  replace_docs: string | null;
+  finalized_at: number | null;
+  deleted_points: number;
+  deleted_ids: string | null;
+}
+
+export interface FinalizationRow {
+  id: string;
+  collection: string;
+  replace_docs: string;
+  first_seq: number;
+}
+
+export interface FloorRow {
+  document_id: string;
+  floor: number;
+  kind: "replace" | "delete";
 }
 
 export interface FailureRow {
@@ -125,7 +142,7 @@ const RECLAIM_SET = `stalls = stalls + 1,
   lease_id = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = @now`;
 
 const JOB_COLUMNS = `id, collection, total, queued, running, stored, unchanged, superseded, dead, discarded,
-  cancelled, created_at, updated_at`;
+  cancelled, created_at, updated_at, replace_docs, finalized_at, deleted_points, deleted_ids`;
 
 const RECEIPT_COLUMNS = `seq, chunk_id, state, attempts, tokens, truncated_tokens, windows, overflow, model,
   profile, last_error, updated_at`;
@@ -201,6 +218,16 @@ export interface QueueStatements {
   cancelPage: Statement<[number, string, number], MovedRow>;
   expireDeadLetters: Statement<[number, number, number], MovedRow>;
   expiredJobs: Statement<[number, number], { id: string; total: number }>;
+  markReplacement: Statement<[string, number, string]>;
+  raiseFloor: Statement<[string, string, number, string, number, number]>;
+  listDocument: Statement<[string, string, number]>;
+  floor: Statement<[string, string], FloorRow>;
+  listedDocuments: Statement<[string, string, number], { document_id: string }>;
+  nextSeq: Statement<[], { seq: number }>;
+  firstSeq: Statement<[], { seq: number }>;
+  pendingFinalizations: Statement<[number], FinalizationRow>;
+  completeFinalization: Statement<[number, number, string, string]>;
+  expireTombstones: Statement<[number, number]>;
   deleteJobChunks: Statement<[string]>;
   deleteJob: Statement<[string]>;
 }
@@ -395,7 +422,51 @@ export function prepareQueueStatements(db: SqliteDatabase): QueueStatements {
     ),
     expiredJobs: db.prepare<[number, number], { id: string; total: number }>(
       `SELECT id, total FROM queue_jobs WHERE done_at IS NOT NULL AND done_at <= ? AND dead = 0
+         AND (replace_docs IS NULL OR finalized_at IS NOT NULL)
        ORDER BY done_at LIMIT ?`,
+    ),
+    markReplacement: db.prepare<[string, number, string]>(
+      "UPDATE queue_jobs SET replace_docs = ?, first_seq = ? WHERE id = ?",
+    ),
+    // A floor that only grows; `listed` = 0 for a delete (a tombstone), 1 for a replacement.
+    raiseFloor: db.prepare<[string, string, number, string, number, number]>(
+      `INSERT INTO queue_documents (collection, document_id, floor, kind, listed, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (collection, document_id) DO UPDATE SET floor = excluded.floor, kind = excluded.kind,
+         listed = excluded.listed, updated_at = excluded.updated_at
+       WHERE excluded.floor > queue_documents.floor`,
+    ),
+    listDocument: db.prepare<[string, string, number]>(
+      `INSERT INTO queue_documents (collection, document_id, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT (collection, document_id) DO UPDATE SET listed = 1, updated_at = excluded.updated_at`,
+    ),
+    floor: db.prepare<[string, string], FloorRow>(
+      `SELECT document_id, floor, kind FROM queue_documents
+       WHERE collection = ? AND document_id = ? AND floor > 0`,
+    ),
+    listedDocuments: db.prepare<[string, string, number], { document_id: string }>(
+      `SELECT document_id FROM queue_documents WHERE collection = ? AND document_id > ? AND listed = 1
+       ORDER BY document_id LIMIT ?`,
+    ),
+    // A version that belongs to no chunk: AUTOINCREMENT never hands out a seq below it again.
+    nextSeq: db.prepare<[], { seq: number }>(
+      "UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'queue_chunks' RETURNING seq",
+    ),
+    firstSeq: db.prepare<[], { seq: number }>(
+      "INSERT INTO sqlite_sequence (name, seq) VALUES ('queue_chunks', 1) RETURNING seq",
+    ),
+    pendingFinalizations: db.prepare<[number], FinalizationRow>(
+      `SELECT id, collection, replace_docs, first_seq FROM queue_jobs
+       WHERE replace_docs IS NOT NULL AND finalized_at IS NULL AND done_at IS NOT NULL AND dead = 0
+       ORDER BY done_at LIMIT ?`,
+    ),
+    completeFinalization: db.prepare<[number, number, string, string]>(
+      `UPDATE queue_jobs SET finalized_at = ?, deleted_points = ?, deleted_ids = ?
+       WHERE id = ? AND finalized_at IS NULL`,
+    ),
+    expireTombstones: db.prepare<[number, number]>(
+      `DELETE FROM queue_documents WHERE rowid IN (
+         SELECT rowid FROM queue_documents WHERE listed = 0 AND updated_at <= ? ORDER BY updated_at LIMIT ?)`,
     ),
     deleteJobChunks: db.prepare<[string]>("DELETE FROM queue_chunks WHERE job_id = ?"),
     deleteJob: db.prepare<[string]>("DELETE FROM queue_jobs WHERE id = ?"),

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type {
   ChunkReceipt,
   DeadLetter,
+  DocumentFloor,
   Job,
   Payload,
   QueuedChunk,
@@ -14,9 +15,11 @@ import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "..
 import type {
   ChunkOutcome,
   DeadLetterSelector,
+  DocumentPage,
   EnqueueRequest,
   EnqueueResult,
   FailRequest,
+  Finalization,
   JobListRequest,
   JobPage,
   JobQueue,
@@ -64,6 +67,8 @@ export interface SqliteJobQueueOptions {
 }
 
 const DEFAULT_MAX_STALLS = 5;
+/** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
+const MAX_LISTED_DELETIONS = 1000;
 const DAY_MS = 86_400_000;
 /** Chunk rows one maintenance pass deletes at most (whole jobs; one job may exceed it alone). */
 const MAX_PURGED_ROWS = 10 * PAGE_ROWS;
@@ -259,6 +264,60 @@ export class SqliteJobQueue implements JobQueue {
     }
   }
 
+  async documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
+    return this.documentFloorsSync(collection, documentIds);
+  }
+
+  /** Synchronous `documentFloors`, for the embedded commit that checks them in its transaction. */
+  documentFloorsSync(collection: string, documentIds: string[]): Map<string, DocumentFloor> {
+    const floors = new Map<string, DocumentFloor>();
+    for (const documentId of new Set(documentIds)) {
+      const row = this.sql.floor.get(collection, documentId);
+      if (row) floors.set(documentId, { version: row.floor, kind: row.kind });
+    }
+    return floors;
+  }
+
+  async deleteDocument(collection: string, documentId: string): Promise<DocumentFloor> {
+    return this.db
+      .transaction((): DocumentFloor => {
+        const version = (this.sql.nextSeq.get() ?? this.sql.firstSeq.get())?.seq;
+        if (version === undefined) throw new Error("could not allocate a version");
+        this.sql.raiseFloor.run(collection, documentId, version, "delete", 0, this.now());
+        const row = this.sql.floor.get(collection, documentId);
+        return row ? { version: row.floor, kind: row.kind } : { version, kind: "delete" };
+      })
+      .immediate();
+  }
+
+  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(request.limit)));
+    const rows = this.sql.listedDocuments.all(collection, request.after ?? "", limit + 1);
+    const page = rows.slice(0, limit).map((r) => r.document_id);
+    return { documentIds: page, nextCursor: rows.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
+  async pendingFinalizations(limit: number): Promise<Finalization[]> {
+    return this.sql.pendingFinalizations.all(Math.max(1, Math.floor(limit))).map((row) => ({
+      jobId: row.id,
+      collection: row.collection,
+      documents: JSON.parse(row.replace_docs) as string[],
+      version: row.first_seq,
+    }));
+  }
+
+  async completeFinalization(
+    jobId: string,
+    result: { deletedPoints: number; deletedChunkIds: string[] },
+  ): Promise<void> {
+    this.sql.completeFinalization.run(
+      this.now(),
+      result.deletedPoints,
+      JSON.stringify(result.deletedChunkIds.slice(0, MAX_LISTED_DELETIONS)),
+      jobId,
+    );
+  }
+
   async listChunks(
     jobId: string,
     request: PageRequest & { state?: ReceiptState },
@@ -386,6 +445,9 @@ export class SqliteJobQueue implements JobQueue {
         return jobs;
       })
       .immediate();
+    // A deleted document's floor matters while an older chunk of it may still arrive: queued,
+    // retried, or replayed from the dead letters. A listed document keeps its row.
+    this.sql.expireTombstones.run(this.now() - this.jobRetentionMs - this.deadLetterRetentionMs, PAGE_ROWS);
     return { expiredJobs, expiredDeadLetters };
   }
 
@@ -443,8 +505,9 @@ export class SqliteJobQueue implements JobQueue {
     const now = this.now();
     this.sql.insertJob.run(jobId, request.collection, count, count, now, now);
     const ranks = this.assignRanks(request.collection, count);
+    let firstSeq = 0;
     request.chunks.forEach((chunk, index) => {
-      this.sql.insertChunk.run(
+      const inserted = this.sql.insertChunk.run(
         jobId,
         request.collection,
         chunk.chunkId,
@@ -459,7 +522,20 @@ export class SqliteJobQueue implements JobQueue {
         now,
         ranks[index] ?? 0,
       );
+      if (index === 0) firstSeq = Number(inserted.lastInsertRowid);
     });
+    for (const documentId of new Set(
+      request.chunks.flatMap((c) => (c.documentId === null ? [] : [c.documentId])),
+    )) {
+      this.sql.listDocument.run(request.collection, documentId, now);
+    }
+    const replaced = [...new Set(request.replaceDocuments ?? [])];
+    if (replaced.length > 0) {
+      this.sql.markReplacement.run(JSON.stringify(replaced), firstSeq, jobId);
+      for (const documentId of replaced) {
+        this.sql.raiseFloor.run(request.collection, documentId, firstSeq, "replace", 1, now);
+      }
+    }
     this.sql.addGlobalCounts.run(count, tokens, 0, 0);
     return { accepted: true, jobId, count, duplicate: false };
   }
@@ -562,6 +638,15 @@ function toJobSummary(row: JobRow, retrying = 0): JobSummary {
 function toJob(row: JobRow, failures: FailureRow[], retrying: number): Job {
   return {
     ...toJobSummary(row, retrying),
+    replace:
+      row.replace_docs === null
+        ? null
+        : {
+            documents: JSON.parse(row.replace_docs) as string[],
+            finalized: row.finalized_at !== null,
+            deletedPoints: row.deleted_points,
+            deletedChunkIds: row.deleted_ids === null ? [] : (JSON.parse(row.deleted_ids) as string[]),
+          },
     failures: failures.map((f) => ({
       chunkId: f.chunk_id,
       state: "dead",

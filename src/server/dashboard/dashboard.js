@@ -1,9 +1,11 @@
-// Live dashboard: polls /v1/status every second (last 5 minutes kept in memory), recent jobs and dead
-// letters every few seconds. No framework, no CDN: plain DOM and an SVG chart.
+// Live dashboard: the chart starts from the server's own history of the last 5 minutes
+// (/v1/status/history), then polls /v1/status every second; recent jobs and dead letters every few
+// seconds. No framework, no CDN: plain DOM and an SVG chart.
 
 const KEY_STORAGE = "rag-embed-api-key";
 const SAMPLE_MS = 1000;
 const HISTORY = 300;
+const SPAN_MS = HISTORY * SAMPLE_MS;
 const $ = (id) => document.getElementById(id);
 
 /** Everything the page has sampled; exposed for tests and for the curious (window.ragDashboard). */
@@ -12,28 +14,41 @@ window.ragDashboard = state;
 
 class Unauthorized extends Error {}
 
-async function api(path, options = {}) {
+/** fetch with the key the user entered; a 401 asks for a key (again). */
+async function authorizedFetch(path, options = {}) {
   const headers = { ...(options.headers ?? {}) };
   const key = sessionStorage.getItem(KEY_STORAGE);
   if (key) headers.authorization = `Bearer ${key}`;
   if (options.body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, { ...options, headers });
   if (response.status === 401) {
-    needKey();
+    needKey(Boolean(key));
     throw new Unauthorized("API key needed");
   }
+  return response;
+}
+
+async function api(path, options = {}) {
+  const response = await authorizedFetch(path, options);
   const body = await response.json().catch(() => null);
   if (!response.ok) throw new Error(body?.error?.message ?? `${response.status} ${response.statusText}`);
   return body;
 }
 
-function needKey() {
+/** `refused`: a key was sent and the server said no, which the person must be told, not left guessing. */
+function needKey(refused) {
   if (state.authNeeded) return;
   state.authNeeded = true;
   sessionStorage.removeItem(KEY_STORAGE);
+  text(
+    "auth-error",
+    refused
+      ? "That key was refused (401): it is not one of the server's API_KEYS. Check it and try again."
+      : "",
+  );
   $("auth").hidden = false;
   $("auth-key").focus();
-  setConnection("API key needed", "bad");
+  setConnection(refused ? "API key refused" : "API key needed", "bad");
 }
 
 $("auth").addEventListener("submit", (event) => {
@@ -43,7 +58,10 @@ $("auth").addEventListener("submit", (event) => {
   sessionStorage.setItem(KEY_STORAGE, key);
   $("auth-key").value = "";
   $("auth").hidden = true;
+  text("auth-error", "");
   state.authNeeded = false;
+  setConnection("checking key…", "");
+  loadHistory();
   refreshLists();
 });
 
@@ -66,6 +84,33 @@ function duration(seconds) {
   return `${Math.floor(seconds / 3600)} h ${Math.floor((seconds % 3600) / 60)} min`;
 }
 
+/** Keeps the chart's window: samples older than its span fall off the left edge. */
+function trimSamples() {
+  const from = Date.now() - SPAN_MS;
+  state.samples = state.samples.filter((s) => s.t >= from);
+}
+
+/** The server's samples of the last minutes, so the chart is full the moment the page opens. */
+async function loadHistory() {
+  try {
+    const history = await api("/v1/status/history");
+    const before = history.samples.map((s) => ({
+      t: s.t,
+      depth: s.pending_chunks,
+      running: s.running_chunks,
+      tokens: s.pending_tokens_estimate,
+      rate: s.chunks_per_second,
+      from: "server",
+    }));
+    const oldestLive = state.samples[0]?.t ?? Number.POSITIVE_INFINITY;
+    state.samples = [...before.filter((s) => s.t < oldestLive), ...state.samples];
+    trimSamples();
+    drawChart();
+  } catch (error) {
+    if (!(error instanceof Unauthorized)) state.lastError = String(error.message ?? error);
+  }
+}
+
 async function pollStatus() {
   if (state.authNeeded) return;
   try {
@@ -76,9 +121,10 @@ async function pollStatus() {
       running: status.queue.running_chunks,
       tokens: status.queue.pending_tokens_estimate,
       rate: status.throughput.chunks_per_second,
+      from: "page",
     };
     state.samples.push(sample);
-    if (state.samples.length > HISTORY) state.samples.splice(0, state.samples.length - HISTORY);
+    trimSamples();
     text("queue-depth", String(sample.depth));
     text("running", String(sample.running));
     text("pending-tokens", fmt.format(sample.tokens));
@@ -89,7 +135,7 @@ async function pollStatus() {
     $("replay-all").disabled = status.dead_letters === 0;
     text(
       "model",
-      status.model.ready ? `model: ${status.model.id} (${status.model.dimension}-d)` : "model: loading…",
+      status.model.ready ? `model: ${status.model.name} (${status.model.dimension}-d)` : "model: loading…",
     );
     setConnection("live", "ok");
     state.lastError = null;
@@ -127,7 +173,7 @@ function drawChart() {
   const svg = $("chart");
   const samples = state.samples;
   const now = Date.now();
-  const span = HISTORY * SAMPLE_MS;
+  const span = SPAN_MS;
   const x = (t) => PAD.left + ((t - (now - span)) / span) * (W - PAD.left - PAD.right);
   const depthMax = niceMax(Math.max(0, ...samples.map((s) => s.depth)));
   const rateMax = niceMax(Math.max(0, ...samples.map((s) => s.rate)));
@@ -209,16 +255,33 @@ function fillTable(tbody, rows, columns, empty) {
   tbody.replaceChildren(...rows);
 }
 
+/** A job with dead letters is not simply "done": it needs a replay or a look at the reasons. */
+function jobLabel(job) {
+  if (job.counts.dead > 0) {
+    return {
+      text: `${job.state} · ${job.counts.dead} dead`,
+      className: "state-attention",
+      attention: "dead",
+    };
+  }
+  return { text: job.state, className: `state-${job.state}`, attention: "" };
+}
+
 async function pollJobs() {
   const { jobs } = await api("/v1/jobs?limit=20");
   const rows = jobs.map((job) => {
     const tr = document.createElement("tr");
+    const label = jobLabel(job);
     tr.dataset.jobId = job.id;
     tr.dataset.state = job.state;
+    tr.dataset.attention = label.attention;
+    const state = cell(label.text, label.className);
+    if (label.attention)
+      state.title = "some chunks are dead letters: see below, replay once the cause is fixed";
     tr.append(
       cell(job.id.slice(0, 8), "id"),
       cell(job.collection),
-      cell(job.state, `state-${job.state}`),
+      state,
       cell(job.counts.total),
       cell(job.counts.queued),
       cell(job.counts.running),
@@ -231,7 +294,7 @@ async function pollJobs() {
     tr.firstChild.title = job.id;
     return tr;
   });
-  fillTable($("jobs"), rows, 10, "no jobs accepted by this server yet");
+  fillTable($("jobs"), rows, 11, "no jobs on record");
 }
 
 async function replay(selector) {
@@ -272,6 +335,29 @@ function showError(error) {
 
 $("replay-all").addEventListener("click", () => replay({ all: true }).catch(showError));
 
+/** The metrics need the key too: fetched with it and shown here, never a raw 401 page. */
+async function showMetrics() {
+  const response = await authorizedFetch("/metrics");
+  const body = await response.text();
+  if (!response.ok) throw new Error(`metrics: ${response.status} ${response.statusText}`);
+  // The server's own families first: they are what a person opens this for, not the process defaults.
+  const families = body.trim().split(/\n\n+/);
+  const ours = families.filter((family) => family.includes("# TYPE rag_embed_"));
+  const others = families.filter((family) => !family.includes("# TYPE rag_embed_"));
+  text("metrics-text", [...ours, ...others].join("\n\n"));
+  text(
+    "metrics-summary",
+    `${ours.length} rag_embed_ metric families, then ${others.length} of the process, as Prometheus scrapes /metrics`,
+  );
+  $("metrics-view").showModal();
+}
+
+$("metrics-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  showMetrics().catch(showError);
+});
+$("metrics-close").addEventListener("click", () => $("metrics-view").close());
+
 async function refreshLists() {
   if (state.authNeeded) return;
   await Promise.all([pollJobs(), pollDeadLetters()]).catch(showError);
@@ -286,5 +372,5 @@ async function every(ms, task) {
   }
 }
 
-every(SAMPLE_MS, pollStatus);
+loadHistory().finally(() => every(SAMPLE_MS, pollStatus));
 every(2000, refreshLists);

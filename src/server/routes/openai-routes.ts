@@ -1,9 +1,9 @@
-import { basename } from "node:path";
 import Type, { type Static } from "typebox";
 import { AppError } from "../../domain/errors.js";
 import type { ModelInfo } from "../../domain/types.js";
 import type { App, AppDeps } from "../app.js";
 import { requireModel } from "../app.js";
+import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
 
 /**
  * OpenAI-compatible embeddings (`POST /v1/embeddings`, `GET /v1/models`), so the official `openai`
@@ -28,7 +28,7 @@ export const EmbeddingsBody = Type.Object({
   model: Type.String({
     minLength: 1,
     description:
-      "The served model: its id (GET /v1/models), or the id's last path segment (e.g. all-MiniLM-L6-v2). Any other model is 404 model_not_found.",
+      "The served model: its name in GET /v1/models (SERVED_MODEL_NAME), or its hub id, or either's base name (e.g. all-MiniLM-L6-v2). Any other model is 404 model_not_found.",
   }),
   encoding_format: Type.Optional(
     Type.Union([Type.Literal("float"), Type.Literal("base64")], {
@@ -72,13 +72,6 @@ const ModelObject = Type.Object({
   owned_by: Type.String(),
 });
 
-/** The model a request names, if it is the served one (id, or its last path segment, case-insensitive). */
-function servesModel(model: ModelInfo, requested: string): boolean {
-  const wanted = requested.trim().toLowerCase();
-  const id = model.id.toLowerCase();
-  return wanted === id || basename(wanted) === basename(id);
-}
-
 /** Float32 little-endian bytes, base64: what OpenAI's `encoding_format: "base64"` returns. */
 export function float32Base64(vector: Float32Array): string {
   const bytes = Buffer.alloc(vector.length * 4);
@@ -91,15 +84,27 @@ function texts(input: EmbeddingsBody["input"]): string[] {
   if (input.some((item) => typeof item !== "string")) {
     throw new AppError(
       "invalid_request",
-      "Token arrays are not supported as input: send the text itself (a string or an array of strings)",
-      { details: { param: "input" } },
+      "Token arrays are not supported as input: send the text itself (a string or an array of strings). " +
+        "LangChain's OpenAIEmbeddings sends token ids unless told not to: set check_embedding_ctx_length=False " +
+        "(Python; this server tokenizes with its own model and applies the length limit itself).",
+      {
+        details: {
+          param: "input",
+          hint: "LangChain: OpenAIEmbeddings(..., check_embedding_ctx_length=False)",
+        },
+      },
     );
   }
   return input as string[];
 }
 
 function modelObject(model: ModelInfo) {
-  return { id: model.id, object: "model" as const, created: 0, owned_by: "rag-embedding-server" };
+  return {
+    id: servedModelName(model),
+    object: "model" as const,
+    created: 0,
+    owned_by: "rag-embedding-server",
+  };
 }
 
 export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
@@ -121,14 +126,20 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
       if (!servesModel(model, body.model)) {
         throw new AppError(
           "model_not_found",
-          `The model '${body.model}' is not served here; this server serves '${model.id}'`,
-          { details: { param: "model", available: [model.id] } },
+          `The model '${body.model}' is not served here; this server serves '${servedModelName(model)}'`,
+          {
+            details: {
+              param: "model",
+              available: [servedModelName(model)],
+              aliases: acceptedModelNames(model),
+            },
+          },
         );
       }
       if (body.dimensions !== undefined && body.dimensions !== model.dimension) {
         throw new AppError(
           "invalid_request",
-          `dimensions ${body.dimensions} is not supported: the model '${model.id}' gives ${model.dimension}-dimensional vectors`,
+          `dimensions ${body.dimensions} is not supported: the model '${servedModelName(model)}' gives ${model.dimension}-dimensional vectors`,
           { details: { param: "dimensions", supported: [model.dimension] } },
         );
       }
@@ -188,7 +199,7 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
           index,
           embedding: base64 ? float32Base64(vector) : Array.from(vector),
         })),
-        model: model.id,
+        model: servedModelName(model),
         usage: { prompt_tokens: promptTokens, total_tokens: promptTokens },
       };
     },

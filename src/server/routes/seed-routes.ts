@@ -2,6 +2,7 @@ import type { Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
+import { servedModelName } from "../model-names.js";
 import { IngestHeaders, type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";
 
 /**
@@ -27,11 +28,17 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
     { schema: { body: SeedEmbedBody, querystring: SeedEmbedQuery, headers: IngestHeaders } },
     async (request, reply) => {
       const chunks = Array.isArray(request.body) ? request.body : request.body.chunks;
+      const clientChunks = chunks.map(seedChunk);
       const admitted = await deps.admission.admit(
         deps.limits.seedCollection,
-        chunks.map(seedChunk),
+        clientChunks,
         overflowFor(deps, request.query.overflow, request.query.overlap_tokens),
-        { idempotencyKey: request.headers["idempotency-key"] },
+        {
+          idempotencyKey: request.headers["idempotency-key"],
+          ...(request.query.replace_documents
+            ? { replaceDocuments: [...new Set(clientChunks.map((c) => c.documentId ?? ""))] }
+            : {}),
+        },
       );
       deps.onEnqueued();
       if (admitted.duplicate) reply.header("idempotent-replayed", "true");
@@ -53,7 +60,9 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
   app.get("/model-info", async () => {
     const model = requireModel(deps);
     return {
-      model_name: model.id,
+      model_name: servedModelName(model),
+      // Where the weights were loaded from (hub id or directory), next to the name clients use.
+      model_source: model.id,
       profile: model.profile,
       // How the profile was recognised: a name, the model's shape, or nothing (default profile).
       profile_source: model.profileSource ?? null,

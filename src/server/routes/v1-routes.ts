@@ -5,8 +5,10 @@ import type { ParentRef } from "../../vector-store/vector-store.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
+import { servedModelName } from "../model-names.js";
 import {
   CollectionParams,
+  DocumentListQuery,
   DocumentParams,
   IngestHeaders,
   JobParams,
@@ -67,6 +69,15 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       })),
       chunks: page.items.map(receiptBody),
       next_cursor: page.nextCursor,
+      replace:
+        job.replace === null
+          ? null
+          : {
+              documents: job.replace.documents,
+              finalized: job.replace.finalized,
+              deleted_points: job.replace.deletedPoints,
+              deleted_chunk_ids: job.replace.deletedChunkIds,
+            },
     };
   });
 
@@ -101,7 +112,9 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       },
       estimated_drain_seconds:
         rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
-      model: model ? { id: model.id, dimension: model.dimension, ready: true } : { ready: false },
+      model: model
+        ? { id: model.id, name: servedModelName(model), dimension: model.dimension, ready: true }
+        : { ready: false },
       durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY),
     };
   });
@@ -137,15 +150,67 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     },
   );
 
+  app.get(
+    "/v1/collections/:collection/documents",
+    { schema: { params: CollectionParams, querystring: DocumentListQuery } },
+    async (request) => {
+      const { after, limit = 1000 } = request.query;
+      const page = await deps.queue.listDocuments(request.params.collection, {
+        limit,
+        ...(after === undefined ? {} : { after }),
+      });
+      return { documents: page.documentIds, next_cursor: page.nextCursor };
+    },
+  );
+
+  app.put(
+    "/v1/collections/:collection/documents/:document_id",
+    { schema: { params: DocumentParams, body: NativeIngestBody, headers: IngestHeaders } },
+    async (request, reply) => {
+      const { collection, document_id: documentId } = request.params;
+      const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
+      if (chunks.length === 0) {
+        throw new AppError(
+          "empty_batch",
+          `A document is replaced by its chunks; to remove document ${documentId}, DELETE it`,
+          { details: { document_id: documentId } },
+        );
+      }
+      const others = chunks.filter(
+        (c) => c.document_id !== undefined && c.document_id !== null && String(c.document_id) !== documentId,
+      );
+      if (others.length > 0) {
+        throw new AppError("invalid_request", `Every chunk of document ${documentId} must belong to it`, {
+          details: { document_id: documentId, chunk_ids: others.slice(0, 100).map((c) => String(c.id)) },
+        });
+      }
+      const admitted = await deps.admission.admit(
+        collection,
+        chunks.map((c) => nativeChunk({ ...c, document_id: documentId })),
+        overflowFor(deps, overflow, overlapTokens),
+        { idempotencyKey: request.headers["idempotency-key"], replaceDocuments: [documentId] },
+      );
+      deps.onEnqueued();
+      if (admitted.duplicate) reply.header("idempotent-replayed", "true");
+      return reply.status(202).send({
+        job_id: admitted.jobId,
+        status: "accepted",
+        count: admitted.count,
+        document_id: documentId,
+      });
+    },
+  );
+
   app.delete(
     "/v1/collections/:collection/documents/:document_id",
     { schema: { params: DocumentParams } },
     async (request) => {
-      const deleted = await deps.store.deleteByDocument(
-        request.params.collection,
-        request.params.document_id,
-      );
-      return { deleted };
+      const { collection, document_id: documentId } = request.params;
+      // The floor first: chunks of the document accepted before it are cancelled (queued) or
+      // undone (running), then what is stored goes.
+      const floor = await deps.queue.deleteDocument(collection, documentId);
+      const deletion = await deps.store.deleteDocument(collection, documentId, floor.version);
+      return { document_id: documentId, deleted: deletion.deleted, chunk_ids: deletion.chunkIds };
     },
   );
 }

@@ -13,13 +13,15 @@ import type {
 } from "../../domain/types.js";
 import { checkWrites, fingerprintId, rounds, windowsFirst, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
-import type {
-  ChunkWrite,
-  ChunkWriteResult,
-  CollectionSpec,
-  ParentRef,
-  TouchWrite,
-  VectorStore,
+import {
+  type ChunkWrite,
+  type ChunkWriteResult,
+  type CollectionSpec,
+  type DocumentDeletion,
+  MAX_LISTED_CHUNK_IDS,
+  type ParentRef,
+  type TouchWrite,
+  type VectorStore,
 } from "../vector-store.js";
 import { parentTextFrom, type StoredWindow } from "../window-text.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
@@ -32,10 +34,11 @@ import {
   ragFieldsOf,
   splitPayload,
   storedPayload,
+  VERSION_KEY,
 } from "./qdrant-payload.js";
 import { splitBatches, vectorJsonBytes } from "./request-batches.js";
 import { assertVersionedWrites } from "./server-version.js";
-import { staleGroupPoints, touchable, updateFilter } from "./version-filters.js";
+import { olderThan, staleGroupPoints, touchable, updateFilter } from "./version-filters.js";
 
 /** Points (or operations) per request: far below Qdrant's limits, small enough to retry cheaply. */
 const MAX_POINTS_PER_REQUEST = 256;
@@ -237,12 +240,51 @@ export class QdrantStore implements VectorStore {
     return result;
   }
 
-  async deleteByDocument(collection: string, documentId: string): Promise<number> {
-    return this.deleteByFilter(
-      collection,
-      { must: [{ key: `${RAG_KEY}.document_id`, match: { value: documentId } }] },
-      "deleteByDocument",
-    );
+  async deleteDocument(
+    collection: string,
+    documentId: string,
+    belowVersion: number,
+  ): Promise<DocumentDeletion> {
+    const filter: QdrantFilter = {
+      must: [{ key: `${RAG_KEY}.document_id`, match: { value: documentId } }, olderThan(belowVersion)],
+    };
+    // The chunk ids are read first (one bounded page): Qdrant's delete does not say what it removed.
+    let chunkIds: string[];
+    try {
+      const page = await this.call("deleteDocument", collection, () =>
+        this.client.scroll(collection, {
+          filter,
+          limit: MAX_LISTED_CHUNK_IDS,
+          with_payload: [RAG_KEY],
+          with_vector: false,
+        }),
+      );
+      chunkIds = [...new Set(page.points.map((p) => String(splitPayload(p.payload).rag?.group_id ?? p.id)))];
+    } catch (error) {
+      if (isCollectionNotFound(error)) return { deleted: 0, chunkIds: [] };
+      throw error;
+    }
+    const deleted = await this.deleteByFilter(collection, filter, "deleteDocument");
+    return { deleted, chunkIds };
+  }
+
+  async deleteChunkVersions(
+    collection: string,
+    chunks: ReadonlyArray<{ chunkId: string; version: number }>,
+  ): Promise<number> {
+    let deleted = 0;
+    for (let start = 0; start < chunks.length; start += IDS_PER_REQUEST) {
+      const filter: QdrantFilter = {
+        should: chunks.slice(start, start + IDS_PER_REQUEST).map(({ chunkId, version }) => ({
+          must: [
+            { key: `${RAG_KEY}.group_id`, match: { value: chunkId } },
+            { key: VERSION_KEY, range: { gte: version, lte: version } },
+          ],
+        })),
+      };
+      deleted += await this.deleteByFilter(collection, filter, "deleteChunkVersions");
+    }
+    return deleted;
   }
 
   async search(

@@ -11,12 +11,14 @@ import type {
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
-import type {
-  ChunkWrite,
-  ChunkWriteResult,
-  CollectionSpec,
-  ParentRef,
-  VectorStore,
+import {
+  type ChunkWrite,
+  type ChunkWriteResult,
+  type CollectionSpec,
+  type DocumentDeletion,
+  MAX_LISTED_CHUNK_IDS,
+  type ParentRef,
+  type VectorStore,
 } from "../vector-store.js";
 import { parentTextFrom, type StoredWindow } from "../window-text.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
@@ -251,8 +253,30 @@ export class SqliteVecStore implements VectorStore {
     return writeResult(write, stored && { version: stored.version, contentHash: stored.content_hash });
   }
 
-  async deleteByDocument(collection: string, documentId: string): Promise<number> {
-    return this.stmts.deleteByDocument.run(collection, documentId).changes;
+  async deleteDocument(
+    collection: string,
+    documentId: string,
+    belowVersion: number,
+  ): Promise<DocumentDeletion> {
+    return this.deleteDocumentSync(collection, documentId, belowVersion);
+  }
+
+  /** Synchronous `deleteDocument`, for callers inside a transaction of the same file. */
+  deleteDocumentSync(collection: string, documentId: string, belowVersion: number): DocumentDeletion {
+    const rows = this.stmts.deleteDocumentBelow.all(collection, documentId, belowVersion);
+    const chunkIds = [...new Set(rows.map((r) => r.group_id))].slice(0, MAX_LISTED_CHUNK_IDS);
+    return { deleted: rows.length, chunkIds };
+  }
+
+  async deleteChunkVersions(
+    collection: string,
+    chunks: ReadonlyArray<{ chunkId: string; version: number }>,
+  ): Promise<number> {
+    let deleted = 0;
+    for (const { chunkId, version } of chunks) {
+      deleted += this.stmts.deleteChunkVersion.run(collection, chunkId, version).changes;
+    }
+    return deleted;
   }
 
   async search(
@@ -401,8 +425,12 @@ function prepareStatements(db: SqliteDatabase) {
     deleteOlder: db.prepare<[string, string, number]>(
       "DELETE FROM vs_points WHERE collection = ? AND group_id = ? AND (version IS NULL OR version < ?)",
     ),
-    deleteByDocument: db.prepare<[string, string]>(
-      "DELETE FROM vs_points WHERE collection = ? AND document_id = ?",
+    deleteDocumentBelow: db.prepare<[string, string, number], { group_id: string }>(
+      `DELETE FROM vs_points WHERE collection = ? AND document_id = ? AND (version IS NULL OR version < ?)
+       RETURNING group_id`,
+    ),
+    deleteChunkVersion: db.prepare<[string, string, number]>(
+      "DELETE FROM vs_points WHERE collection = ? AND group_id = ? AND version = ?",
     ),
     count: db.prepare<[string], CountRow>("SELECT COUNT(*) AS n FROM vs_points WHERE collection = ?"),
   };
