@@ -6,7 +6,6 @@ import type {
   VectorRecord,
   WindowPlacement,
 } from "../../domain/types.js";
-import { isFingerprintRecord } from "../chunk-writes.js";
 
 /** Reserved top-level payload key holding the server's own fields next to the user's payload. */
 export const RAG_KEY = "_rag";
@@ -36,8 +35,7 @@ export interface RagFields {
   group_id: string;
   document_id: string | null;
   content_hash: string;
-  /** On a chunk's fingerprint point only (its unsplit point, or window 0): no other point is read for it. */
-  payload_hash?: string;
+  payload_hash: string;
   /** The queued chunk's version the point was written from. */
   version: number;
   /** A window of a split chunk: where its text sits in the chunk's text (see window-text.ts). */
@@ -50,7 +48,7 @@ export function ragFieldsOf(record: VectorRecord): RagFields {
     group_id: record.parentChunkId ?? record.chunkId,
     document_id: record.documentId,
     content_hash: record.contentHash,
-    ...(isFingerprintRecord(record) ? { payload_hash: record.payloadHash } : {}),
+    payload_hash: record.payloadHash,
     version: record.version,
     ...(record.window === undefined ? {} : { window: record.window }),
   };
