@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --json FILE] [--docs N] [--runs N] [--only ceiling,baseline,e2e,accept,rss]
+ * npm run bench [-- --json FILE] [--docs N] [--runs N] [--only ceiling,baseline,e2e,accept,rss,korean]
  *                 [--server-env KEY=VALUE ...] [--build PATH_TO_CLI_MAIN_JS]
  *
  * Measures the embedder's ceiling, the whole server end to end, and the usual transformers.js
@@ -12,6 +12,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { env, pipeline } from "@huggingface/transformers";
 import { WorkerEmbedder } from "../src/embedder/worker-embedder.js";
+import { koreanBench } from "./korean.js";
 import {
   buildServer,
   type Doc,
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     "server-env": { type: "string", multiple: true, default: [] },
     build: { type: "string" },
     "rss-chunks": { type: "string", default: "200000" },
+    "korean-chunks": { type: "string", default: "400" },
   },
 });
 
@@ -272,7 +274,7 @@ async function rss200k(main: string) {
 async function main() {
   const benchStarted = performance.now();
   log(`${slice.length} SciFact docs, ${RUNS} runs, ${THREADS} threads, phases ${[...PHASES].join(",")}`);
-  const needServer = ["e2e", "accept", "rss"].some((p) => PHASES.has(p));
+  const needServer = ["e2e", "accept", "rss", "korean"].some((p) => PHASES.has(p));
   const serverMain = needServer ? (args.build ?? buildServer()) : "";
   const memory: number[] = [];
 
@@ -306,6 +308,9 @@ async function main() {
     });
   const a = PHASES.has("accept") ? await accept(serverMain, memory) : null;
   const m = PHASES.has("rss") ? await rss200k(serverMain) : null;
+  const k = PHASES.has("korean")
+    ? await koreanBench({ main: serverMain, runs: RUNS, chunks: Number(args["korean-chunks"]) })
+    : null;
 
   const ratio = (x: number | undefined, y: number | undefined) =>
     x !== undefined && y !== undefined && y > 0 ? round(x / y, 3) : null;
@@ -349,6 +354,7 @@ async function main() {
       rounds,
       accept: a,
       rss_200k: m,
+      korean: k,
     },
   };
 
@@ -370,6 +376,8 @@ async function main() {
   process.stdout.write(`\nceiling setting: ${JSON.stringify(result.settings.ceiling_best)}\n`);
   if (m) process.stdout.write(`200k queued: ${JSON.stringify(m)}\n`);
   if (a) process.stdout.write(`accept: ${JSON.stringify(a)}\n`);
+  if (k)
+    process.stdout.write(`korean: ${JSON.stringify(k, (key, v) => (key === "rounds" ? undefined : v))}\n`);
   process.stdout.write(`took ${result.settings.seconds}s\n`);
   if (args.json) writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`);
 }

@@ -268,6 +268,7 @@ export async function startServer(
     maxQueueSize: settings.maxQueueSize,
     maxQueueTokens: settings.maxQueueTokens,
     maxChunksPerRequest: settings.maxChunksPerRequest,
+    maxWindowsPerChunk: settings.maxWindowsPerChunk,
   });
   const distance = settings.qdrantDistance;
   const pipeline = new IngestPipeline(

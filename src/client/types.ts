@@ -70,8 +70,11 @@ export interface ChunkReceipt {
   truncated: boolean;
   truncated_tokens: number;
   split: boolean;
+  /** Points the chunk became: 1, or its windows when split. */
   windows: number | null;
-  overflow: "split" | "truncate";
+  /** For a pooled chunk embedded by this job: how many windows its one vector averages. */
+  pooled_windows: number | null;
+  overflow: "split" | "truncate" | "pool";
   model: string | null;
   profile: string | null;
   last_error: string | null;

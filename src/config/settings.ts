@@ -166,15 +166,24 @@ export const SETTINGS_SCHEMA = Type.Object({
     pattern: "^[A-Za-z0-9_-]{1,64}$",
     description: "Collection used by the seed endpoint POST /test/embed",
   }),
-  overflowPolicy: Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
-    default: "split",
-    description:
-      "Text over the model's token limit: split into windows, truncate (recorded), or reject (422)",
-  }),
+  overflowPolicy: Type.Union(
+    [Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject"), Type.Literal("pool")],
+    {
+      default: "split",
+      description:
+        "Text over the model's token limit: split into windows, truncate (recorded), reject (422), or pool (one point: the normalised mean of its windows)",
+    },
+  ),
   splitOverlapTokens: Type.Integer({
     minimum: 0,
     default: 32,
     description: "Tokens shared by consecutive windows of a split chunk",
+  }),
+  maxWindowsPerChunk: Type.Integer({
+    minimum: 1,
+    default: 64,
+    description:
+      "Windows one chunk may be cut into (split and pool); a longer chunk is refused at admission with 422 text_too_long",
   }),
   maxStalls: Type.Integer({
     minimum: 1,

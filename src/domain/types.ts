@@ -12,15 +12,24 @@ export type EmbedKind = "passage" | "query";
 /**
  * What to do with a text longer than the model's limit (prefix and special tokens count):
  * split it into overlapping token windows (one point each), truncate it (recording the dropped
- * tokens), or reject the request at admission.
+ * tokens), reject the request at admission, or pool: embed every window and store one point whose
+ * vector is the normalised mean of the windows' vectors.
  */
-export type OverflowPolicy = "split" | "truncate" | "reject";
+export type OverflowPolicy = "split" | "truncate" | "reject" | "pool";
 /** The policies a queued chunk can carry: "reject" is settled at admission. */
 export type QueuedOverflowPolicy = Exclude<OverflowPolicy, "reject">;
+/** What an embedder does with a text over the limit: a pooled text is split, then averaged by its caller. */
+export type EmbedOverflowPolicy = Exclude<QueuedOverflowPolicy, "pool">;
 
 export interface OverflowSpec {
   policy: QueuedOverflowPolicy;
-  /** Tokens shared by consecutive windows when splitting. */
+  /** Tokens shared by consecutive windows when splitting (or pooling). */
+  overlapTokens: number;
+}
+
+/** An OverflowSpec as an embedder takes it. */
+export interface EmbedOverflow {
+  policy: EmbedOverflowPolicy;
   overlapTokens: number;
 }
 
@@ -68,7 +77,10 @@ export interface ChunkReceipt {
   tokens: number | null;
   /** Tokens dropped by the truncate policy; 0 when nothing was dropped. */
   truncatedTokens: number;
-  /** Points the chunk became: 1, or the number of windows when split; null until stored. */
+  /**
+   * Windows embedded: 1, the number of points of a split chunk, or the windows a pooled chunk's one
+   * point averages; null until stored.
+   */
   windows: number | null;
   overflow: QueuedOverflowPolicy;
   model: string | null;
@@ -191,6 +203,25 @@ export interface VectorRecord {
   contentHash: string;
   /** sha256 over the canonical payload. */
   payloadHash: string;
+  /** A window of a split chunk: where its text (payload `window_text`) sits in the chunk's text. */
+  window?: WindowPlacement;
+}
+
+/**
+ * A split chunk's text is stored once, in its windows' `window_text`: their placements (and, on window
+ * 0, what no window covers) give the chunk's text back without a copy of it.
+ */
+export interface WindowPlacement {
+  /** Offset of the window's text in the chunk's text, in UTF-16 code units. */
+  start: number;
+  /** Window 0 only: the chunk text's length and the text no window covers, as [offset, text] pairs. */
+  parent?: ParentLayout;
+}
+
+export interface ParentLayout {
+  length: number;
+  /** Whitespace between windows that do not overlap, before the first and after the last. */
+  gaps: Array<[number, string]>;
 }
 
 /** What a store remembers about a point, enough to skip re-embedding unchanged chunks. */
@@ -228,4 +259,6 @@ export interface ModelInfo {
   normalize: boolean;
   prefixes: { passage: string; query: string };
   dtype: string;
+  /** How the profile was recognised: by a name, by the model's shape, or not at all (the default). */
+  profileSource?: { by: "name" | "architecture" | "default"; detail: string };
 }

@@ -1,4 +1,4 @@
-import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
+import type { EmbedKind, EmbedOverflow, ModelInfo } from "../domain/types.js";
 
 /** One window of a split text: a substring of the original text, embedded on its own. */
 export interface EmbeddedWindow {
@@ -25,7 +25,7 @@ export interface Embedder {
   /** Model description; throws if called before `load` resolved. */
   info(): ModelInfo;
   /** `overflow` per text (default: truncate). Query embeds jump ahead of queued passage batches. */
-  embed(texts: string[], kind: EmbedKind, overflow?: OverflowSpec[]): Promise<EmbedResult>;
+  embed(texts: string[], kind: EmbedKind, overflow?: EmbedOverflow[]): Promise<EmbedResult>;
   /** Exact model tokens per text with the prefix for `kind` and special tokens, untruncated. */
   countTokens(texts: string[], kind: EmbedKind): Promise<number[]>;
   close(): Promise<void>;

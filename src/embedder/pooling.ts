@@ -73,3 +73,22 @@ export function normalizeRows(matrix: Float32Array, dim: number): void {
     for (let d = start; d < start + dim; d++) matrix[d] = (matrix[d] ?? 0) * scale;
   }
 }
+
+/**
+ * The normalised mean of equal-length vectors: the one vector of a pooled chunk, from its windows'
+ * vectors. The mean runs in float64 for the same reason as `pool`.
+ */
+export function normalizedMean(vectors: readonly Float32Array[]): Float32Array {
+  const first = vectors[0];
+  if (first === undefined) throw new Error("normalizedMean needs at least one vector");
+  const sum = new Float64Array(first.length);
+  for (const vector of vectors) {
+    if (vector.length !== first.length) {
+      throw new Error(`vectors of ${vector.length} and ${first.length} values cannot be averaged`);
+    }
+    for (let d = 0; d < vector.length; d++) sum[d] = (sum[d] ?? 0) + (vector[d] ?? 0);
+  }
+  const mean = Float32Array.from(sum, (value) => value / vectors.length);
+  normalizeRows(mean, mean.length);
+  return mean;
+}

@@ -1,7 +1,9 @@
 /**
  * Model profiles: what a model needs around the raw text (prefixes), how its token vectors become one
  * vector (pooling, normalisation) and how many tokens it was trained on. Getting any of these wrong
- * gives plausible-looking but worse vectors, so well-known models are recognised by name.
+ * gives plausible-looking but worse vectors, so a model is recognised from its own files: its names
+ * (hub id, directory, config.json `_name_or_path`), its shape (config.json and the tokenizer class)
+ * when no name is known, and sentence-transformers' settings when the directory has them.
  */
 export interface ModelProfile {
   name: string;
@@ -18,6 +20,36 @@ export interface ProfileOverrides {
   queryPrefix?: string;
   pooling?: "mean" | "cls";
   maxTokens?: number;
+}
+
+/** What a model's files say about it (model-files.ts reads them); absent fields were not found. */
+export interface ModelEvidence {
+  /** Hub id or local directory as configured. */
+  modelId: string;
+  /** config.json `_name_or_path`: the model a local copy was saved from. */
+  nameOrPath?: string;
+  /** config.json `model_type`, e.g. "bert", "xlm-roberta". */
+  modelType?: string;
+  hiddenSize?: number;
+  numHiddenLayers?: number;
+  vocabSize?: number;
+  /** tokenizer_config.json `tokenizer_class`, e.g. "XLMRobertaTokenizer". */
+  tokenizerClass?: string;
+  /** sentence-transformers' own settings (config_sentence_transformers.json, the pooling module, sentence_bert_config.json). */
+  sentenceTransformers?: SentenceTransformersSettings;
+}
+
+export interface SentenceTransformersSettings {
+  prompts?: { query?: string; passage?: string };
+  pooling?: "mean" | "cls";
+  maxSeqLength?: number;
+}
+
+/** How the profile was found, for /model-info and the load log. */
+export interface ProfileRecognition {
+  by: "name" | "architecture" | "default";
+  /** What matched, in words: which name, or which shape. */
+  detail: string;
 }
 
 interface BuiltInProfile {
@@ -65,6 +97,20 @@ const BUILT_INS: readonly BuiltInProfile[] = [
       maxTokens: 512,
     },
   },
+  {
+    // Same shape as multilingual-e5-small (both start from Multilingual-MiniLM-L12-H384), but no
+    // prefixes and sentence-transformers' 128 tokens: named here so the shape rule below never
+    // mistakes it for e5.
+    pattern: /(^|[/_-])paraphrase-multilingual-minilm-l12-v2$/,
+    profile: {
+      name: "paraphrase-multilingual-minilm",
+      passagePrefix: "",
+      queryPrefix: "",
+      pooling: "mean",
+      normalize: true,
+      maxTokens: 128,
+    },
+  },
 ];
 
 const DEFAULT_PROFILE: ModelProfile = {
@@ -83,30 +129,95 @@ function lastSegment(value: string): string {
   return parts[parts.length - 1] ?? trimmed;
 }
 
-/**
- * Picks the profile for a model and applies overrides.
- *
- * @param modelId hub id or local directory as configured
- * @param nameOrPath config.json `_name_or_path` when known: a local copy in a renamed directory is
- *   still recognised by it
- */
-export function resolveProfile(
-  modelId: string,
-  nameOrPath: string | undefined,
-  overrides: ProfileOverrides,
-): ModelProfile {
-  const candidates = [modelId, lastSegment(modelId), nameOrPath, nameOrPath && lastSegment(nameOrPath)]
-    .filter((c): c is string => typeof c === "string" && c.length > 0)
-    .map((c) => c.toLowerCase().replace(/[/\\]+$/, ""));
+/** Both XLM-R sentencepiece vocabularies: XLM-R's own (250,002) and the multilingual MiniLM's (250,037). */
+const XLMR_VOCAB_SIZES = new Set([250_002, 250_037]);
 
-  let base = DEFAULT_PROFILE;
-  for (const candidate of candidates) {
-    const hit = BUILT_INS.find((b) => b.pattern.test(candidate));
-    if (hit) {
-      base = hit.profile;
-      break;
-    }
+interface ShapeRule {
+  profile: string;
+  describe: string;
+  matches(evidence: ModelEvidence): boolean;
+}
+
+/**
+ * Model shapes that identify a built-in profile when no name does (a copy saved under another name
+ * without `_name_or_path`). Only shapes no other common embedding model shares: bge-small-en (CLS
+ * pooling) has all-MiniLM-L12's shape and multilingual-e5-base paraphrase-multilingual-mpnet's, so
+ * those are left to names.
+ */
+const SHAPE_RULES: readonly ShapeRule[] = [
+  {
+    profile: "e5",
+    describe: "12 layers × 384 with the XLM-R vocabulary: the shape of multilingual-e5-small",
+    matches: (e) =>
+      (XLMR_VOCAB_SIZES.has(e.vocabSize ?? 0) || /^xlmroberta/i.test(e.tokenizerClass ?? "")) &&
+      e.hiddenSize === 384 &&
+      e.numHiddenLayers === 12,
+  },
+  {
+    profile: "minilm",
+    describe: "6 layers × 384 with the BERT uncased vocabulary: the shape of all-MiniLM-L6",
+    matches: (e) => e.vocabSize === 30_522 && e.hiddenSize === 384 && e.numHiddenLayers === 6,
+  },
+];
+
+function builtIn(name: string): ModelProfile {
+  const hit = BUILT_INS.find((b) => b.profile.name === name);
+  if (!hit) throw new Error(`no built-in profile ${name}`);
+  return hit.profile;
+}
+
+/** The built-in profile a name matches, with the name that matched. */
+function byName(evidence: ModelEvidence): { profile: ModelProfile; detail: string } | undefined {
+  const { modelId, nameOrPath } = evidence;
+  const candidates: Array<[string | undefined, string]> = [
+    [modelId, "model id"],
+    [lastSegment(modelId), "directory name"],
+    [nameOrPath, "config.json _name_or_path"],
+    [nameOrPath && lastSegment(nameOrPath), "config.json _name_or_path"],
+  ];
+  for (const [candidate, where] of candidates) {
+    if (!candidate) continue;
+    const normalised = candidate.toLowerCase().replace(/[/\\]+$/, "");
+    const hit = BUILT_INS.find((b) => b.pattern.test(normalised));
+    if (hit) return { profile: hit.profile, detail: `${where} ${JSON.stringify(candidate)}` };
   }
+  return undefined;
+}
+
+/**
+ * Picks the profile for a model from what its files say, then applies overrides. A name wins, then the
+ * shape; sentence-transformers' own settings (prompts, pooling, max_seq_length) refine either, since
+ * they are the model author's statement of how it is used.
+ */
+export function recogniseProfile(
+  evidence: ModelEvidence,
+  overrides: ProfileOverrides,
+): { profile: ModelProfile; recognition: ProfileRecognition } {
+  let base = DEFAULT_PROFILE;
+  let recognition: ProfileRecognition = { by: "default", detail: "no known name or shape" };
+  const named = byName(evidence);
+  const shape = named ? undefined : SHAPE_RULES.find((rule) => rule.matches(evidence));
+  if (named) {
+    base = named.profile;
+    recognition = { by: "name", detail: named.detail };
+  } else if (shape) {
+    base = builtIn(shape.profile);
+    recognition = {
+      by: "architecture",
+      detail: `${evidence.modelType ?? "model"} of ${shape.describe}`,
+    };
+  }
+
+  const st = evidence.sentenceTransformers;
+  // Empty prompts are what sentence-transformers writes for a model without any: not a statement.
+  const stPassage = st?.prompts?.passage || undefined;
+  const stQuery = st?.prompts?.query || undefined;
+  const stUsed = [
+    stPassage !== undefined || stQuery !== undefined ? "prompts" : "",
+    st?.pooling ? "pooling" : "",
+    st?.maxSeqLength ? "max_seq_length" : "",
+  ].filter(Boolean);
+  if (stUsed.length > 0) recognition.detail += `; sentence-transformers ${stUsed.join(", ")}`;
 
   if (
     overrides.maxTokens !== undefined &&
@@ -117,11 +228,28 @@ export function resolveProfile(
   }
 
   return {
-    name: base.name,
-    passagePrefix: overrides.passagePrefix ?? base.passagePrefix,
-    queryPrefix: overrides.queryPrefix ?? base.queryPrefix,
-    pooling: overrides.pooling ?? base.pooling,
-    normalize: base.normalize,
-    maxTokens: overrides.maxTokens ?? base.maxTokens,
+    profile: {
+      name: base.name,
+      passagePrefix: overrides.passagePrefix ?? stPassage ?? base.passagePrefix,
+      queryPrefix: overrides.queryPrefix ?? stQuery ?? base.queryPrefix,
+      pooling: overrides.pooling ?? st?.pooling ?? base.pooling,
+      normalize: base.normalize,
+      maxTokens: overrides.maxTokens ?? st?.maxSeqLength ?? base.maxTokens,
+    },
+    recognition,
   };
+}
+
+/**
+ * The profile for a model known by name only (a hub id, an engine's model name).
+ *
+ * @param nameOrPath config.json `_name_or_path` when known: a local copy in a renamed directory is
+ *   still recognised by it
+ */
+export function resolveProfile(
+  modelId: string,
+  nameOrPath: string | undefined,
+  overrides: ProfileOverrides,
+): ModelProfile {
+  return recogniseProfile({ modelId, nameOrPath }, overrides).profile;
 }

@@ -12,7 +12,7 @@ import { existsSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ProcessingError } from "../domain/errors.js";
-import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
+import type { EmbedKind, EmbedOverflow, ModelInfo } from "../domain/types.js";
 import type { EmbeddedWindow, Embedder, EmbedResult } from "./embedder.js";
 import type { ProfileOverrides } from "./profiles.js";
 import type { ModelSource, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
@@ -33,6 +33,7 @@ export interface EmbedderOptions {
 
 export interface EmbedderLogger {
   info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
 }
 
@@ -106,7 +107,7 @@ export class WorkerEmbedder implements Embedder {
     return this.modelInfo;
   }
 
-  async embed(texts: string[], kind: EmbedKind, overflow?: OverflowSpec[]): Promise<EmbedResult> {
+  async embed(texts: string[], kind: EmbedKind, overflow?: EmbedOverflow[]): Promise<EmbedResult> {
     if (overflow !== undefined && overflow.length !== texts.length) {
       throw new RangeError(`overflow has ${overflow.length} entries for ${texts.length} texts`);
     }
@@ -205,6 +206,14 @@ export class WorkerEmbedder implements Embedder {
         if (response.type !== "loaded") throw new Error(`unexpected worker response ${response.type}`);
         this.modelInfo = response.info;
         this.logger?.info({ model: response.info }, "embedding model loaded");
+        const source = response.info.profileSource;
+        if (source && source.by !== "name") {
+          // Not recognised by name: say what was assumed, so a wrong guess is visible and fixable.
+          this.logger?.warn(
+            { profile: response.info.profile, prefixes: response.info.prefixes, source },
+            `model profile ${response.info.profile} chosen by ${source.by === "architecture" ? "the model's shape" : "default"} (${source.detail}); if the model needs other prefixes, pooling or token limit, set EMBEDDING_PASSAGE_PREFIX, EMBEDDING_QUERY_PREFIX, EMBEDDING_POOLING or EMBEDDING_MAX_TOKENS`,
+          );
+        }
         return response.info;
       },
       async (error: unknown) => {

@@ -2,7 +2,7 @@
  * Messages between WorkerEmbedder (main thread) and worker.ts. Types only, so the main thread can
  * share them without importing the ONNX runtime.
  */
-import type { EmbedKind, ModelInfo, OverflowSpec } from "../domain/types.js";
+import type { EmbedKind, EmbedOverflow, ModelInfo } from "../domain/types.js";
 import type { ProfileOverrides } from "./profiles.js";
 
 /** Where the model comes from; decided on the main thread so errors name what the user configured. */
@@ -23,7 +23,7 @@ export interface WorkerLoadOptions {
 export type WorkerRequest =
   | { type: "load"; id: number; options: WorkerLoadOptions }
   /** `overflow` per text; absent means truncate everything. */
-  | { type: "embed"; id: number; texts: string[]; kind: EmbedKind; overflow?: OverflowSpec[] }
+  | { type: "embed"; id: number; texts: string[]; kind: EmbedKind; overflow?: EmbedOverflow[] }
   | { type: "count"; id: number; texts: string[]; kind: EmbedKind };
 
 /** One window of a split text; its vector is row `row` of the response's `vectors`. */

@@ -383,7 +383,11 @@ export class IngestPipeline {
       const result = await this.deps.embedder.embed(
         batch.map((c) => c.text),
         "passage",
-        batch.map((c) => c.overflow),
+        // A pooled chunk is split like any other; its windows are averaged when its point is planned.
+        batch.map(({ overflow }) => ({
+          policy: overflow.policy === "truncate" ? ("truncate" as const) : ("split" as const),
+          overlapTokens: overflow.overlapTokens,
+        })),
       );
       return batch.map((_, index) => {
         const vector = result.vectors[index];

@@ -1,14 +1,18 @@
 import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
+import { CHUNK_TEXT_FIELDS, WINDOW_TEXT_FIELD } from "../domain/payload-fields.js";
 import type {
   DocumentFloor,
   ModelInfo,
+  Payload,
   PointFingerprint,
   QueuedChunk,
   VectorRecord,
 } from "../domain/types.js";
 import type { EmbeddedWindow } from "../embedder/embedder.js";
+import { normalizedMean } from "../embedder/pooling.js";
 import type { ChunkOutcome } from "../queue/job-queue.js";
 import type { ChunkWrite } from "../vector-store/vector-store.js";
+import { locateWindows, parentLayout } from "../vector-store/window-text.js";
 
 /** One reserved chunk, ready to commit: what to write, and what to acknowledge once it is written. */
 export interface PlannedChunk {
@@ -40,7 +44,7 @@ export interface EmbeddedChunk {
   vector: Float32Array;
   tokens: number;
   truncatedTokens: number;
-  /** Its windows when the split policy cut it into two or more, else null. */
+  /** Its windows when the split (or pool) policy cut it into two or more, else null. */
   windows: EmbeddedWindow[] | null;
 }
 
@@ -145,7 +149,7 @@ export function embeddedChunk(
         state: "stored",
         tokens: embedded.tokens,
         truncatedTokens: embedded.truncatedTokens,
-        windows: records.length,
+        windows: embedded.windows?.length ?? 1,
         model: model.id,
         profile: model.profile,
       },
@@ -186,8 +190,10 @@ function touch(
 }
 
 /**
- * One point, or one per window of a split chunk. Window 0 keeps the chunk's own point id, so a chunk
- * that stops (or starts) being split reuses it; every window carries the parent id and its index.
+ * One point; one per window of a split chunk; or, pooled, one point whose vector is the normalised mean
+ * of its windows'. Window 0 keeps the chunk's own point id, so a chunk that stops (or starts) being
+ * split reuses it; every window carries the parent id, its index and its own text, and leaves out the
+ * payload fields holding the chunk's whole text: window 0 records how to put it back together.
  */
 function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] {
   const { chunk } = plan;
@@ -204,6 +210,16 @@ function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] 
   };
   const windows = embedded.windows;
   if (!windows) return [{ ...base, vector: embedded.vector }];
+  if (chunk.overflow.policy === "pool") {
+    return [{ ...base, vector: normalizedMean(windows.map((w) => w.vector)) }];
+  }
+  const starts = locateWindows(
+    chunk.text,
+    windows.map((w) => w.text),
+  );
+  const placed = windows.map((w, index) => ({ start: starts[index] ?? 0, text: w.text }));
+  const layout = parentLayout(chunk.text, placed);
+  const shared = withoutChunkText(chunk.payload, chunk.text);
   return windows.map((window, index) => ({
     ...base,
     id: index === 0 ? base.id : windowPointId(chunk.collection, chunk.chunkId, index),
@@ -212,13 +228,25 @@ function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] 
     windowIndex: index,
     vector: window.vector,
     payload: {
-      ...chunk.payload,
+      ...shared,
       parent_chunk_id: chunk.chunkId,
       window_index: index,
       window_count: windows.length,
-      window_text: window.text,
+      [WINDOW_TEXT_FIELD]: window.text,
     },
+    window:
+      index === 0 ? { start: placed[0]?.start ?? 0, parent: layout } : { start: placed[index]?.start ?? 0 },
   }));
+}
+
+/** The payload without the fields that hold the chunk's text (or, seed chunks, the part after the name). */
+function withoutChunkText(payload: Payload, text: string): Payload {
+  const kept: Payload = {};
+  for (const [key, value] of Object.entries(payload)) {
+    if (CHUNK_TEXT_FIELDS.includes(key) && typeof value === "string" && text.includes(value)) continue;
+    kept[key] = value;
+  }
+  return kept;
 }
 
 /** What a chunk below its document's floor becomes: a replaced document's, superseded; a deleted one's, cancelled. */

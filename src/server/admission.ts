@@ -10,6 +10,8 @@ export interface AdmissionOptions {
   maxQueueSize: number;
   maxQueueTokens: number;
   maxChunksPerRequest: number;
+  /** Windows one chunk may become under the split and pool policies (MAX_WINDOWS_PER_CHUNK). */
+  maxWindowsPerChunk: number;
 }
 
 /** A chunk from a request, before the request's overflow policy is attached. */
@@ -25,6 +27,30 @@ export interface Admitted {
   count: number;
   /** The request repeated an Idempotency-Key: this is the job the first one created. */
   duplicate: boolean;
+}
+
+/**
+ * Whether a text fits the model's limit without tokenizing it. No tokenizer gives more than a token per
+ * UTF-8 byte, plus one where the text starts with a word (SentencePiece's lone "▁") and two special
+ * tokens; the remote embedder's estimate (estimateTokens) keeps within the same bound. Characters are
+ * not enough: a CJK character can be three tokens.
+ */
+export function surelyFits(text: string, prefix: string, maxTokens: number): boolean {
+  return Buffer.byteLength(prefix + text, "utf8") + 3 <= maxTokens;
+}
+
+/**
+ * The most tokens (prefix and special tokens counted once) a text may have to be cut into at most
+ * `maxWindows` windows: each window holds the model's limit less its fixed tokens, and each after the
+ * first repeats `overlapTokens` of the one before (at most half a window, as the splitter clamps it).
+ * The fixed tokens are bounded as surelyFits bounds a text, so the figure errs low by a few tokens a
+ * window; windows are cut at whitespace, so a text near the figure may still need one window more.
+ */
+export function maxChunkTokens(model: ModelInfo, overlapTokens: number, maxWindows: number): number {
+  const fixed = Buffer.byteLength(model.prefixes.passage, "utf8") + 3;
+  const window = Math.max(1, model.maxTokens - fixed);
+  const overlap = Math.min(Math.max(0, Math.floor(overlapTokens)), Math.floor(window / 2));
+  return maxWindows * window - (maxWindows - 1) * overlap;
 }
 
 /** Rough upper estimate of model tokens, used only to size reservations (exact counts come later). */
@@ -104,8 +130,9 @@ export class Admission {
     }
 
     if (overflow.policy === "reject") await this.rejectOverlong(chunks);
+    else if (overflow.policy !== "truncate") await this.rejectOverWindowCap(chunks, overflow.overlapTokens);
     const spec = {
-      policy: overflow.policy === "split" ? ("split" as const) : ("truncate" as const),
+      policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
       overlapTokens: overflow.overlapTokens,
     };
     const result = await this.queue.enqueue({
@@ -151,8 +178,7 @@ export class Admission {
 
   /**
    * The reject policy refuses the whole request if any text (with its prefix and special tokens)
-   * exceeds the model's limit. Texts shorter in characters than the limit always fit (every token
-   * covers at least one character), so only the others are tokenized.
+   * exceeds the model's limit. Only texts that may not fit (surelyFits) are tokenized.
    */
   private async rejectOverlong(chunks: ClientChunk[]): Promise<void> {
     const model = this.model();
@@ -165,8 +191,9 @@ export class Admission {
         },
       );
     }
-    const budget = model.maxTokens - model.prefixes.passage.length - 2;
-    const suspects = chunks.filter((chunk) => chunk.text.length > budget);
+    const suspects = chunks.filter(
+      (chunk) => !surelyFits(chunk.text, model.prefixes.passage, model.maxTokens),
+    );
     if (suspects.length === 0) return;
     const counts = await this.embedder.countTokens(
       suspects.map((c) => c.text),
@@ -184,6 +211,54 @@ export class Admission {
           .map((o) => o.chunk_id)
           .join(", ")}`,
         { details: { max_tokens: model.maxTokens, chunks: overlong.slice(0, 1000) } },
+      );
+    }
+  }
+
+  /**
+   * Split and pool refuse the whole request if any text would need more than MAX_WINDOWS_PER_CHUNK
+   * windows (maxChunkTokens): the cap bounds the work and the points one chunk can cost. Only texts
+   * that may be over it are tokenized, which at the default cap means texts of tens of kilobytes.
+   */
+  private async rejectOverWindowCap(chunks: ClientChunk[], overlapTokens: number): Promise<void> {
+    const maxWindows = this.options.maxWindowsPerChunk;
+    const model = this.model();
+    if (!model) {
+      // The limit depends on the model: a text that could be over it even with 64-token windows waits.
+      if (chunks.some((chunk) => !surelyFits(chunk.text, "", maxWindows * 64))) {
+        throw new AppError(
+          "model_not_ready",
+          `Checking a long text against MAX_WINDOWS_PER_CHUNK needs the model's tokenizer, still loading`,
+          { retryAfterSeconds: 2 },
+        );
+      }
+      return;
+    }
+    const maxTokens = maxChunkTokens(model, overlapTokens, maxWindows);
+    const suspects = chunks.filter((chunk) => !surelyFits(chunk.text, model.prefixes.passage, maxTokens));
+    if (suspects.length === 0) return;
+    const counts = await this.embedder.countTokens(
+      suspects.map((c) => c.text),
+      "passage",
+    );
+    const overlong = suspects.flatMap((chunk, index) => {
+      const tokens = counts[index] ?? 0;
+      return tokens > maxTokens ? [{ chunk_id: chunk.chunkId, tokens }] : [];
+    });
+    if (overlong.length > 0) {
+      throw new AppError(
+        "text_too_long",
+        `${overlong.length} chunk(s) would need more than ${maxWindows} windows (MAX_WINDOWS_PER_CHUNK: ${maxTokens} tokens with this model and overlap): ${overlong
+          .slice(0, 10)
+          .map((o) => `${o.chunk_id} (${o.tokens} tokens)`)
+          .join(", ")}`,
+        {
+          details: {
+            max_windows: maxWindows,
+            max_tokens: maxTokens,
+            chunks: overlong.slice(0, 1000),
+          },
+        },
       );
     }
   }

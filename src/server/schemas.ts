@@ -50,9 +50,13 @@ export type SeedChunk = Static<typeof SeedChunk>;
 export const SeedEmbedBody = Type.Union([Chunks(SeedChunk), Type.Object({ chunks: Chunks(SeedChunk) })]);
 export type SeedEmbedBody = Static<typeof SeedEmbedBody>;
 
-const OverflowPolicy = Type.Union([Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject")], {
-  description: "What to do with text over the model's token limit (default: the server's OVERFLOW_POLICY)",
-});
+const OverflowPolicy = Type.Union(
+  [Type.Literal("split"), Type.Literal("truncate"), Type.Literal("reject"), Type.Literal("pool")],
+  {
+    description:
+      "What to do with text over the model's token limit (default: the server's OVERFLOW_POLICY): split into windows (one point each), truncate, reject (422), or pool (one point, the normalised mean of its windows' vectors)",
+  },
+);
 const OverlapTokens = Type.Integer({
   minimum: 0,
   maximum: 4096,
@@ -151,6 +155,13 @@ export const SearchBody = Type.Object({
     "x-error-message": "has nothing to embed (empty or only white space)",
   }),
   top_k: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 10 })),
+  include_parent_text: Type.Optional(
+    Type.Boolean({
+      default: false,
+      description:
+        "Give every hit that is a window of a split chunk its chunk's whole text as parent_text (windows store only their own text)",
+    }),
+  ),
   filter: Type.Optional(
     Type.Record(
       Type.String({ minLength: 1, maxLength: 256 }),

@@ -45,6 +45,12 @@ export interface PayloadChange {
 
 export type ChunkWrite = PointsWrite | TouchWrite;
 
+/** A split chunk whose whole text is asked for: its client chunk id and its number of windows. */
+export interface ParentRef {
+  chunkId: string;
+  windows: number;
+}
+
 export interface DocumentDeletion {
   deleted: number;
   /** Chunk ids of the deleted points, at most MAX_LISTED_CHUNK_IDS of them. */
@@ -93,6 +99,12 @@ export interface VectorStore {
     chunks: ReadonlyArray<{ chunkId: string; version: number }>,
   ): Promise<number>;
   search(collection: string, vector: Float32Array, topK: number, filter?: SearchFilter): Promise<SearchHit[]>;
+  /**
+   * The whole text of split chunks, put back together from their windows' texts (window-text.ts): it
+   * is stored nowhere else. A chunk whose windows are not all there (deleted, or being rewritten) is
+   * absent from the map.
+   */
+  parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>>;
   count(collection: string): Promise<number>;
   /** Resolves when the store answers at all (readiness probes); throws what any call would throw. */
   ping(): Promise<void>;

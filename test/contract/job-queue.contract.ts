@@ -291,12 +291,21 @@ export function jobQueueContract(
             estimatedTokens: 3,
             overflow: TRUNCATE,
           },
+          {
+            chunkId: "k3",
+            text: "긴 설명서 전체를 한 점으로",
+            documentId: null,
+            payload: {},
+            estimatedTokens: 14,
+            overflow: { policy: "pool", overlapTokens: 8 },
+          },
         ],
         "leaflets",
       );
       const lease = await reserve();
       assert.ok(lease);
-      const [k1, k2] = lease.chunks as [QueuedChunk, QueuedChunk];
+      const [k1, k2, k3] = lease.chunks as [QueuedChunk, QueuedChunk, QueuedChunk];
+      assert.deepEqual(k3.overflow, { policy: "pool", overlapTokens: 8 }, "pool round-trips");
       assert.deepEqual(
         { ...k1, seq: 0, version: 0 },
         {

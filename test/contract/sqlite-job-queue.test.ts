@@ -558,6 +558,43 @@ describe("SqliteJobQueue specifics", () => {
     assertCountersMatchRows(db);
   });
 
+  it("rebuilds a queue whose overflow CHECK predates pool, keeping its rows", async () => {
+    const before = new SqliteJobQueue(db, { now: clock.now });
+    const kept = await before.enqueue({ collection: "c", chunks: [chunk("kept")], maxQueueSize: 10 });
+    assert.ok(kept.accepted);
+    // Put back the CHECK a file written before pool has: the same table with the older CHECK.
+    const { sql } = db
+      .prepare<[], { sql: string }>(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue_chunks'",
+      )
+      .get()!;
+    db.exec(
+      sql
+        .replace("queue_chunks", "queue_chunks_old")
+        .replace("'split', 'truncate', 'pool'", "'split', 'truncate'"),
+    );
+    db.exec(`INSERT INTO queue_chunks_old SELECT * FROM queue_chunks; DROP TABLE queue_chunks;
+      ALTER TABLE queue_chunks_old RENAME TO queue_chunks`);
+    assert.throws(() => db.prepare("UPDATE queue_chunks SET overflow = 'pool'").run(), /CHECK/);
+
+    const queue = new SqliteJobQueue(db, { now: clock.now });
+    const pooled = await queue.enqueue({
+      collection: "c",
+      chunks: [{ ...chunk("pooled"), overflow: { policy: "pool", overlapTokens: 8 } }],
+      maxQueueSize: 10,
+    });
+    assert.ok(pooled.accepted, "the rebuilt table takes pool");
+    const lease = await queue.reserve({ maxChunks: 10, maxTokens: 1000, leaseMs: LONG_MS });
+    assert.deepEqual(
+      lease?.chunks.map((c) => [c.chunkId, c.overflow.policy]),
+      [
+        ["kept", "truncate"],
+        ["pooled", "pool"],
+      ],
+    );
+    assertCountersMatchRows(db);
+  });
+
   it("ackSync commits or rolls back with the caller's transaction", async () => {
     const queue = new SqliteJobQueue(db, { now: clock.now });
     const r = await queue.enqueue({ collection: "c", chunks: [chunk("a")], maxQueueSize: 10 });

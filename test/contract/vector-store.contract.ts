@@ -5,6 +5,7 @@ import { AppError, type ErrorCode } from "../../src/domain/errors.js";
 import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
 import type { Payload, SearchFilter, VectorRecord } from "../../src/domain/types.js";
 import type { ChunkWrite, PointsWrite, VectorStore } from "../../src/vector-store/vector-store.js";
+import { locateWindows, parentLayout } from "../../src/vector-store/window-text.js";
 
 export interface VectorStoreFixture {
   store: VectorStore;
@@ -103,6 +104,40 @@ export function pointsWrite(
           };
         });
   return { kind: "points", chunkId, version, records };
+}
+
+/**
+ * A split chunk as the planner writes it: each window's text in its payload (`window_text`), where it
+ * starts, and on window 0 what no window covers.
+ */
+export function splitTextWrite(
+  collection: string,
+  chunkId: string,
+  text: string,
+  windowTexts: string[],
+  options: RecordOptions = {},
+): PointsWrite {
+  const write = pointsWrite(
+    collection,
+    chunkId,
+    windowTexts.map((_, index) => [1, index]),
+    options,
+  );
+  const starts = locateWindows(text, windowTexts);
+  const layout = parentLayout(
+    text,
+    windowTexts.map((windowText, index) => ({ start: starts[index] ?? 0, text: windowText })),
+  );
+  write.records = write.records.map((record, index) => {
+    const payload: Payload = { ...record.payload, window_text: windowTexts[index] ?? "" };
+    return {
+      ...record,
+      payload,
+      payloadHash: sha256(canonicalJson(payload)),
+      window: index === 0 ? { start: starts[0] ?? 0, parent: layout } : { start: starts[index] ?? 0 },
+    };
+  });
+  return write;
 }
 
 /** Records as chunk writes: a window joins its parent's write, any other record is a chunk of its own. */
@@ -516,6 +551,68 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
           1,
         );
         assert.deepEqual(await ids(c, [1, 0]), ["x"]);
+      });
+    });
+
+    describe("parentTexts", () => {
+      const TEXT =
+        "제1조(목적) 이 약관은 회사가 제공하는 서비스의 이용 조건을 정한다.\n\n제2조(정의) 회원이란 약관에 동의한 자를 말한다.";
+      const WINDOWS = [
+        "제1조(목적) 이 약관은 회사가",
+        "회사가 제공하는 서비스의 이용 조건을 정한다.",
+        "제2조(정의) 회원이란 약관에 동의한 자를 말한다.",
+      ];
+
+      it("puts split chunks' texts back together from their windows; whole chunks and unknown ids are absent", async () => {
+        const c = await cosineCollection(2);
+        const other = "English text cut  in two";
+        assert.deepEqual(
+          await store.writeChunks(c, [
+            splitTextWrite(c, "terms", TEXT, WINDOWS),
+            splitTextWrite(c, "other", other, ["English text cut", "cut  in two"]),
+            pointsWrite(c, "whole", [[1, 0]]),
+          ]),
+          ["written", "written", "written"],
+        );
+        const texts = await store.parentTexts(c, [
+          { chunkId: "terms", windows: 3 },
+          { chunkId: "other", windows: 2 },
+          { chunkId: "whole", windows: 1 },
+          { chunkId: "missing", windows: 4 },
+        ]);
+        assert.deepEqual([...texts.entries()].sort(), [
+          ["other", other],
+          ["terms", TEXT],
+        ]);
+      });
+
+      it("gives the newest version's text, and nothing while a window is missing", async () => {
+        const c = await cosineCollection(2);
+        await store.writeChunks(c, [splitTextWrite(c, "terms", TEXT, WINDOWS, { version: 1 })]);
+        const shorter = "제1조(목적) 이 약관은 서비스 이용 조건을 정한다.";
+        const newer = splitTextWrite(
+          c,
+          "terms",
+          shorter,
+          ["제1조(목적) 이 약관은", "약관은 서비스 이용 조건을 정한다."],
+          {
+            version: 2,
+            contentHash: sha256("v2"),
+          },
+        );
+        assert.deepEqual(await store.writeChunks(c, [newer]), ["written"]);
+        assert.equal((await store.parentTexts(c, [{ chunkId: "terms", windows: 2 }])).get("terms"), shorter);
+        // A stale writer's three windows come and go; the text stays the newer one.
+        assert.deepEqual(
+          await store.writeChunks(c, [splitTextWrite(c, "terms", TEXT, WINDOWS, { version: 1 })]),
+          ["superseded"],
+        );
+        assert.equal((await store.parentTexts(c, [{ chunkId: "terms", windows: 2 }])).get("terms"), shorter);
+
+        const holed = splitTextWrite(c, "holed", TEXT, WINDOWS);
+        holed.records = holed.records.filter((r) => r.windowIndex !== 1);
+        await store.writeChunks(c, [holed]);
+        assert.equal((await store.parentTexts(c, [{ chunkId: "holed", windows: 3 }])).has("holed"), false);
       });
     });
 

@@ -16,6 +16,14 @@ export function testModelDir(): string {
   return dir;
 }
 
+/** A model directory in ../shared/models; fails with what to fix when it is not there. */
+export function sharedModelDir(name: "multilingual-e5-small-q4" | "all-MiniLM-L6-v2"): string {
+  const dir = resolve(REPO_ROOT, "../shared/models", name);
+  if (!existsSync(join(dir, "onnx")))
+    throw new Error(`Model ${name} not found at ${dir} (see ../shared/models/README.md)`);
+  return dir;
+}
+
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `rag-embed-${prefix}-`));
 }

@@ -29,6 +29,7 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     deleteDocument: guard((c, d, v) => inner.deleteDocument(c, d, v)),
     deleteChunkVersions: guard((c, chunks) => inner.deleteChunkVersions(c, chunks)),
     search: guard((c, v, k, f) => inner.search(c, v, k, f)),
+    parentTexts: guard((c, p) => inner.parentTexts(c, p)),
     count: guard((c) => inner.count(c)),
     ping: guard(() => inner.ping()),
     close: () => inner.close(),

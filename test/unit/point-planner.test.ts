@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
-import type { ModelInfo, PointFingerprint, QueuedChunk } from "../../src/domain/types.js";
+import type { ModelInfo, Payload, PointFingerprint, QueuedChunk } from "../../src/domain/types.js";
 import { chunkContentHash, embeddedChunk, type Plan, planChunks } from "../../src/pipeline/point-planner.js";
+import { parentTextFrom } from "../../src/vector-store/window-text.js";
 
 const MODEL: ModelInfo = {
   id: "Xenova/all-MiniLM-L6-v2",
@@ -323,6 +324,116 @@ describe("embeddedChunk", () => {
           },
         ],
       ],
+    );
+    assert.deepEqual(
+      records.map((r) => r.window),
+      [{ start: 0, parent: { length: 28, gaps: [] } }, { start: 14 }],
+      "each window says where it starts; window 0 how long the text is and what no window covers",
+    );
+  });
+
+  it("windows leave out the payload fields holding the chunk's text, stored once across their own texts", () => {
+    const text =
+      "  제1조(목적) 이 약관은 서비스 이용 조건을 정한다.\n\n제2조(정의) 회원이란 약관에 동의한 자를 말한다. ";
+    const cases: Array<{ payload: Payload; kept: Payload }> = [
+      // Native: `text` is the chunk's text.
+      {
+        payload: { chunk_id: "c-1", text, metadata: { lang: "ko" } },
+        kept: { chunk_id: "c-1", metadata: { lang: "ko" } },
+      },
+      // Seed: the embedded text is `name | contents`.
+      {
+        payload: { docId: "c-1", name: "약관", contents: text.slice(5), meta: null },
+        kept: { docId: "c-1", name: "약관", meta: null },
+      },
+      // A `text` field that is not the chunk's text is the client's own data: kept.
+      { payload: { text: "요약: 이용 조건" }, kept: { text: "요약: 이용 조건" } },
+    ];
+    for (const { payload, kept } of cases) {
+      const c = chunk({ text, payload, overflow: { policy: "split", overlapTokens: 0 } });
+      const windows = [
+        "제1조(목적) 이 약관은",
+        "서비스 이용 조건을 정한다.",
+        "제2조(정의) 회원이란 약관에 동의한 자를 말한다.",
+      ].map((windowText, index) => ({ text: windowText, vector: Float32Array.from([1, index]), tokens: 5 }));
+      const { planned } = embeddedChunk(
+        plan(c),
+        { vector: windows[0]!.vector, tokens: 40, truncatedTokens: 0, windows },
+        MODEL,
+      );
+      assert.equal(planned.write?.kind, "points");
+      const records = planned.write.records;
+      for (const [index, record] of records.entries()) {
+        assert.deepEqual(record.payload, {
+          ...kept,
+          parent_chunk_id: "c-1",
+          window_index: index,
+          window_count: 3,
+          window_text: windows[index]!.text,
+        });
+      }
+      assert.deepEqual(records[0]?.window?.parent?.gaps, [
+        [0, "  "],
+        [text.indexOf(" 서비스"), " "],
+        [text.indexOf("\n\n"), "\n\n"],
+        [text.length - 1, " "],
+      ]);
+      const stored = records.map((r) => ({
+        version: r.version,
+        text: r.payload.window_text,
+        window: r.window,
+      }));
+      assert.equal(parentTextFrom(stored), text, "the windows give the chunk's text back exactly");
+    }
+  });
+
+  it("a pooled chunk becomes one point: the chunk's payload, the normalised mean of its windows", () => {
+    const c = chunk({
+      overflow: { policy: "pool", overlapTokens: 4 },
+      payload: { text: "Acetaminophen 500 mg tablets" },
+    });
+    const windows = [
+      { text: "Acetaminophen 500", vector: Float32Array.from([1, 0]), tokens: 6 },
+      { text: "500 mg", vector: Float32Array.from([0.6, 0.8]), tokens: 4 },
+      { text: "mg tablets", vector: Float32Array.from([0, 1]), tokens: 5 },
+    ];
+    const { planned, tokens } = embeddedChunk(
+      plan(c),
+      { vector: windows[0]!.vector, tokens: 9, truncatedTokens: 0, windows },
+      MODEL,
+    );
+    assert.equal(tokens, 15, "every window was embedded");
+    assert.deepEqual(planned.outcome, {
+      seq: 10,
+      state: "stored",
+      tokens: 9,
+      truncatedTokens: 0,
+      windows: 3,
+      ...IDS,
+    });
+    assert.equal(planned.write?.kind, "points");
+    const [point, ...more] = planned.write.records;
+    assert.equal(more.length, 0);
+    assert.equal(point?.id, pointId("docs", "c-1"));
+    assert.equal(point?.windowIndex, null);
+    assert.equal(point?.window, undefined);
+    assert.deepEqual(point?.payload, { text: "Acetaminophen 500 mg tablets" });
+    // mean (1.6/3, 1.8/3) normalised: (1.6, 1.8) / sqrt(1.6² + 1.8²)
+    const norm = Math.hypot(1.6, 1.8);
+    assert.ok(Math.abs((point?.vector[0] ?? 0) - 1.6 / norm) < 1e-6);
+    assert.ok(Math.abs((point?.vector[1] ?? 0) - 1.8 / norm) < 1e-6);
+  });
+
+  it("a window that is not in the chunk's text fails the chunk rather than storing nonsense", () => {
+    const c = chunk({ overflow: { policy: "split", overlapTokens: 0 } });
+    const windows = [
+      { text: "Acetaminophen", vector: Float32Array.from([1, 0]), tokens: 3 },
+      { text: "ibuprofen", vector: Float32Array.from([0, 1]), tokens: 3 },
+    ];
+    assert.throws(
+      () =>
+        embeddedChunk(plan(c), { vector: windows[0]!.vector, tokens: 9, truncatedTokens: 0, windows }, MODEL),
+      /window 1 of a split chunk is not a substring of its text/,
     );
   });
 });

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS {{name}} (
   truncated_tokens INTEGER,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
-  overflow TEXT NOT NULL DEFAULT 'truncate' CHECK (overflow IN ('split', 'truncate')),
+  overflow TEXT NOT NULL DEFAULT 'truncate' CHECK (overflow IN ('split', 'truncate', 'pool')),
   overlap_tokens INTEGER NOT NULL DEFAULT 0,
   windows INTEGER,
   model TEXT,
@@ -177,8 +177,8 @@ function migrateJobs(db: SqliteDatabase): void {
 
 /**
  * Earlier schemas' CHECK on `state` lacks states added since ('discarded', then 'retrying',
- * 'superseded', 'cancelled'), and SQLite cannot alter a CHECK, so an old queue_chunks is rebuilt
- * (copy, drop, rename) with the new columns at their defaults.
+ * 'superseded', 'cancelled'), and their CHECK on `overflow` lacks 'pool'; SQLite cannot alter a
+ * CHECK, so an old queue_chunks is rebuilt (copy, drop, rename) with the new columns at their defaults.
  * Nothing references queue_chunks, and seq values (AUTOINCREMENT) are kept, so leases, receipts and
  * dead-letter ids stay valid.
  */
@@ -188,7 +188,7 @@ function migrateChunks(db: SqliteDatabase): void {
       "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'queue_chunks'",
     )
     .get();
-  if (row === undefined || row.sql.includes("'cancelled'")) return;
+  if (row === undefined || (row.sql.includes("'cancelled'") && row.sql.includes("'pool'"))) return;
 
   const oldColumns = columnNames(db, "queue_chunks");
   db.exec("DROP TABLE IF EXISTS queue_chunks_migrating");

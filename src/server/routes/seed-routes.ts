@@ -66,6 +66,8 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
       // Where the weights were loaded from (hub id or directory), next to the name clients use.
       model_source: model.id,
       profile: model.profile,
+      // How the profile was recognised: a name, the model's shape, or nothing (default profile).
+      profile_source: model.profileSource ?? null,
       dimension: model.dimension,
       max_tokens: model.maxTokens,
       pooling: model.pooling,

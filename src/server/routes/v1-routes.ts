@@ -1,6 +1,7 @@
 import { SQLITE_DURABILITY } from "../../domain/durability.js";
 import { AppError } from "../../domain/errors.js";
 import type { ChunkReceipt, Payload, SearchHit } from "../../domain/types.js";
+import type { ParentRef } from "../../vector-store/vector-store.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { overflowFor, requireModel } from "../app.js";
@@ -128,18 +129,28 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     { schema: { params: CollectionParams, body: SearchBody } },
     async (request) => {
       requireModel(deps);
-      const { query, top_k: topK = 10, filter } = request.body;
+      const { query, top_k: topK = 10, filter, include_parent_text: withParents = false } = request.body;
       const embedded = await deps.embedder.embed([query], "query");
       const vector = embedded.vectors[0];
       if (!vector) throw new AppError("internal_error", "The embedder returned no vector for the query");
-      const { hits, pending } = await searchOrPending(deps, request.params.collection, vector, topK, filter);
+      const { collection } = request.params;
+      const { hits, pending } = await searchOrPending(deps, collection, vector, topK, filter);
+      const parents = withParents ? parentRefs(hits) : new Map<string, ParentRef>();
+      const texts =
+        parents.size > 0 ? await deps.store.parentTexts(collection, [...parents.values()]) : new Map();
       return {
-        hits: hits.map((hit) => ({
-          id: hit.chunkId,
-          point_id: hit.id,
-          score: hit.score,
-          payload: hit.payload,
-        })),
+        hits: hits.map((hit) => {
+          const parent = windowParent(hit.payload);
+          return {
+            id: hit.chunkId,
+            point_id: hit.id,
+            score: hit.score,
+            payload: hit.payload,
+            ...(withParents && parent !== undefined
+              ? { parent_text: texts.get(parent.chunkId) ?? null }
+              : {}),
+          };
+        }),
         ...(pending === undefined ? {} : { pending }),
       };
     },
@@ -239,6 +250,21 @@ async function searchOrPending(
   return pending > 0 ? { hits, pending } : { hits };
 }
 
+/** The split chunk a hit is a window of (its payload names it), or undefined for a whole chunk. */
+function windowParent(payload: Payload): ParentRef | undefined {
+  const { parent_chunk_id: chunkId, window_count: windows } = payload;
+  return typeof chunkId === "string" && typeof windows === "number" ? { chunkId, windows } : undefined;
+}
+
+function parentRefs(hits: SearchHit[]): Map<string, ParentRef> {
+  const parents = new Map<string, ParentRef>();
+  for (const hit of hits) {
+    const parent = windowParent(hit.payload);
+    if (parent !== undefined) parents.set(parent.chunkId, parent);
+  }
+  return parents;
+}
+
 /** camelCase report fields → the API's snake_case (`maxmemoryPolicy` → `maxmemory_policy`), nested too. */
 function snakeCaseKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(snakeCaseKeys);
@@ -256,6 +282,7 @@ function round(value: number): number {
 }
 
 export function receiptBody(receipt: ChunkReceipt) {
+  const pooled = receipt.overflow === "pool" && receipt.windows !== null;
   return {
     id: receipt.seq,
     chunk_id: receipt.chunkId,
@@ -264,8 +291,10 @@ export function receiptBody(receipt: ChunkReceipt) {
     tokens: receipt.tokens,
     truncated: receipt.truncatedTokens > 0,
     truncated_tokens: receipt.truncatedTokens,
-    split: receipt.windows !== null && receipt.windows > 1,
-    windows: receipt.windows,
+    split: receipt.overflow !== "pool" && receipt.windows !== null && receipt.windows > 1,
+    // A pooled chunk is one point; how many windows it averages is pooled_windows (when it was embedded).
+    windows: pooled ? 1 : receipt.windows,
+    pooled_windows: pooled && (receipt.tokens ?? 0) > 0 ? receipt.windows : null,
     overflow: receipt.overflow,
     model: receipt.model,
     profile: receipt.profile,

@@ -1,5 +1,11 @@
 import { AppError } from "../../domain/errors.js";
-import type { JsonValue, Payload, PointFingerprint, VectorRecord } from "../../domain/types.js";
+import type {
+  JsonValue,
+  Payload,
+  PointFingerprint,
+  VectorRecord,
+  WindowPlacement,
+} from "../../domain/types.js";
 
 /** Reserved top-level payload key holding the server's own fields next to the user's payload. */
 export const RAG_KEY = "_rag";
@@ -32,6 +38,8 @@ export interface RagFields {
   payload_hash: string;
   /** The queued chunk's version the point was written from. */
   version: number;
+  /** A window of a split chunk: where its text sits in the chunk's text (see window-text.ts). */
+  window?: WindowPlacement;
 }
 
 export function ragFieldsOf(record: VectorRecord): RagFields {
@@ -42,6 +50,7 @@ export function ragFieldsOf(record: VectorRecord): RagFields {
     content_hash: record.contentHash,
     payload_hash: record.payloadHash,
     version: record.version,
+    ...(record.window === undefined ? {} : { window: record.window }),
   };
 }
 

@@ -1,6 +1,8 @@
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import { AppError } from "../../domain/errors.js";
+import { pointId, windowPointId } from "../../domain/ids.js";
+import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
 import type {
   Distance,
   Payload,
@@ -17,9 +19,11 @@ import {
   type CollectionSpec,
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
+  type ParentRef,
   type TouchWrite,
   type VectorStore,
 } from "../vector-store.js";
+import { parentTextFrom, type StoredWindow } from "../window-text.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
 import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
 import {
@@ -313,6 +317,43 @@ export class QdrantStore implements VectorStore {
         payload,
       };
     });
+  }
+
+  /** Every window of each chunk by its deterministic point id, then put together per chunk. */
+  async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
+    const result = new Map<string, string>();
+    const ids = [...new Map(parents.map((p) => [p.chunkId, p])).values()].flatMap(({ chunkId, windows }) =>
+      Array.from({ length: Math.max(1, windows) }, (_, index) =>
+        index === 0 ? pointId(collection, chunkId) : windowPointId(collection, chunkId, index),
+      ),
+    );
+    const byGroup = new Map<string, StoredWindow[]>();
+    for (let start = 0; start < ids.length; start += IDS_PER_REQUEST) {
+      const batch = ids.slice(start, start + IDS_PER_REQUEST);
+      const points = await this.call("parentTexts", collection, () =>
+        this.client.retrieve(collection, {
+          ids: batch,
+          with_payload: [WINDOW_TEXT_FIELD, RAG_KEY],
+          with_vector: false,
+        }),
+      );
+      for (const point of points) {
+        const { payload, rag } = splitPayload(point.payload);
+        if (typeof rag?.group_id !== "string") continue;
+        const windows = byGroup.get(rag.group_id) ?? [];
+        windows.push({
+          version: typeof rag.version === "number" ? rag.version : null,
+          text: payload[WINDOW_TEXT_FIELD],
+          window: rag.window,
+        });
+        byGroup.set(rag.group_id, windows);
+      }
+    }
+    for (const [group, windows] of byGroup) {
+      const text = parentTextFrom(windows);
+      if (text !== null) result.set(group, text);
+    }
+    return result;
   }
 
   async count(collection: string): Promise<number> {

@@ -1,5 +1,13 @@
 import { AppError } from "../../domain/errors.js";
-import type { Distance, Payload, PointFingerprint, SearchFilter, SearchHit } from "../../domain/types.js";
+import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
+import type {
+  Distance,
+  Payload,
+  PointFingerprint,
+  SearchFilter,
+  SearchHit,
+  WindowPlacement,
+} from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
@@ -9,8 +17,10 @@ import {
   type CollectionSpec,
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
+  type ParentRef,
   type VectorStore,
 } from "../vector-store.js";
+import { parentTextFrom, type StoredWindow } from "../window-text.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
 
 /** Stays well under SQLite's bound-parameter limit, with room for the collection parameter. */
@@ -42,6 +52,13 @@ interface CountRow {
   n: number;
 }
 
+interface WindowRow {
+  group_id: string;
+  payload: string;
+  window_layout: string;
+  version: number | null;
+}
+
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS vs_collections (
   name TEXT PRIMARY KEY,
@@ -70,6 +87,8 @@ CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document
  *   the points of one chunk can be found (and stale windows removed) whatever their number.
  * - version is the queued chunk's version a point was written from. NULL (points written before
  *   versions existed) counts as older than any version.
+ * - window_layout (JSON WindowPlacement) is set on the windows of a split chunk: where each window's
+ *   text sits in the chunk's text, so the chunk's text need not be stored beside its windows.
  */
 function migrate(db: SqliteDatabase): void {
   const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_points')").all();
@@ -78,6 +97,9 @@ function migrate(db: SqliteDatabase): void {
   }
   if (!columns.some((c) => c.name === "version")) {
     db.exec("ALTER TABLE vs_points ADD COLUMN version INTEGER");
+  }
+  if (!columns.some((c) => c.name === "window_layout")) {
+    db.exec("ALTER TABLE vs_points ADD COLUMN window_layout TEXT");
   }
   db.exec("CREATE INDEX IF NOT EXISTS vs_points_group ON vs_points (collection, group_id)");
 }
@@ -196,6 +218,7 @@ export class SqliteVecStore implements VectorStore {
           r.payloadHash,
           vectorBlob(r.vector),
           r.version,
+          r.window === undefined ? null : JSON.stringify(r.window),
           now,
         );
       }
@@ -289,6 +312,35 @@ export class SqliteVecStore implements VectorStore {
     }));
   }
 
+  async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
+    const result = new Map<string, string>();
+    const groups = [...new Set(parents.map((p) => p.chunkId))];
+    for (let start = 0; start < groups.length; start += FINGERPRINT_BATCH) {
+      const batch = groups.slice(start, start + FINGERPRINT_BATCH);
+      const rows = this.db
+        .prepare<string[], WindowRow>(
+          `SELECT group_id, payload, window_layout, version FROM vs_points
+           WHERE collection = ? AND group_id IN (${placeholders(batch.length)}) AND window_layout IS NOT NULL`,
+        )
+        .all(collection, ...batch);
+      const byGroup = new Map<string, StoredWindow[]>();
+      for (const row of rows) {
+        const windows = byGroup.get(row.group_id) ?? [];
+        windows.push({
+          version: row.version,
+          text: (JSON.parse(row.payload) as Payload)[WINDOW_TEXT_FIELD],
+          window: JSON.parse(row.window_layout) as WindowPlacement,
+        });
+        byGroup.set(row.group_id, windows);
+      }
+      for (const [group, windows] of byGroup) {
+        const text = parentTextFrom(windows);
+        if (text !== null) result.set(group, text);
+      }
+    }
+    return result;
+  }
+
   async count(collection: string): Promise<number> {
     return this.stmts.count.get(collection)?.n ?? 0;
   }
@@ -333,11 +385,25 @@ function prepareStatements(db: SqliteDatabase) {
     // The version rule: an existing point changes only when its version is NULL (written before
     // versions existed) or older than the one written.
     upsertPoint: db.prepare<
-      [string, string, string, string, string | null, string, string, string, Buffer, number, string]
+      [
+        string,
+        string,
+        string,
+        string,
+        string | null,
+        string,
+        string,
+        string,
+        Buffer,
+        number,
+        string | null,
+        string,
+      ]
     >(
       `INSERT INTO vs_points
-         (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, version, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, version,
+          window_layout, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(collection, id) DO UPDATE SET
          chunk_id = excluded.chunk_id,
          group_id = excluded.group_id,
@@ -347,6 +413,7 @@ function prepareStatements(db: SqliteDatabase) {
          payload_hash = excluded.payload_hash,
          vector = excluded.vector,
          version = excluded.version,
+         window_layout = excluded.window_layout,
          updated_at = excluded.updated_at
        WHERE vs_points.version IS NULL OR vs_points.version < excluded.version`,
     ),
