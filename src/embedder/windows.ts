@@ -73,3 +73,108 @@ export function planWindows(
   }
   return windows;
 }
+
+/** How a splitter measures text; backed by the model's tokenizer, or by a conservative estimate. */
+export interface WindowCounter {
+  /** Tokens of a piece of the text on its own: no prefix, no special tokens. */
+  piece(text: string): number;
+  /** Tokens of a window as the model sees it: prefix, window text and special tokens. */
+  window(text: string): number;
+}
+
+export interface SplitOptions {
+  /** The model's limit per input, prefix and special tokens included. */
+  maxTokens: number;
+  /** Tokens every window carries besides its text: the prefix and the special tokens. */
+  fixedTokens: number;
+  overlapTokens: number;
+  /** Stop after this many windows (truncation needs only the first). */
+  maxWindows?: number;
+}
+
+/** A window of a text: a substring of it, with its token count as the model sees it. */
+export interface PlannedWindow {
+  text: string;
+  tokens: number;
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+/**
+ * Cuts one run without whitespace (CJK, a URL, …) that is over the budget on its own into pieces of at
+ * most `budget` tokens, by binary search on the character count. Every piece is at least one code point long, so this
+ * always ends; a surrogate pair is never cut.
+ */
+function cutByCharacters(
+  text: string,
+  span: TextSpan,
+  budget: number,
+  countSpan: (span: TextSpan) => number,
+): TextSpan[] {
+  const pieces: TextSpan[] = [];
+  let pos = span.start;
+  while (pos < span.end) {
+    // A token is far shorter than 32 characters, so longer probes cannot fit and only cost time.
+    let lo = 1;
+    let hi = Math.min(span.end - pos, budget * 32);
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (countSpan({ start: pos, end: pos + mid }) <= budget) lo = mid;
+      else hi = mid - 1;
+    }
+    let end = pos + lo;
+    if (end < span.end && isHighSurrogate(text.charCodeAt(end - 1))) end += lo > 1 ? -1 : 1;
+    pieces.push({ start: pos, end });
+    pos = end;
+  }
+  return pieces;
+}
+
+/**
+ * Cuts a text into overlapping windows that are substrings of it and each fit `maxTokens` (prefix and
+ * special tokens included), at whitespace where it can. A text that fits is one window. Pieces are
+ * counted alone and the tokenizer may merge differently in context, so every window is measured whole
+ * and the budget shrinks by the worst excess until all fit (usually at once); after a few rounds the
+ * windows are returned as they are and a window may still be over (its caller truncates it).
+ * Returns [] when not even one text token fits next to the fixed tokens.
+ */
+export function splitIntoWindows(
+  text: string,
+  counter: WindowCounter,
+  options: SplitOptions,
+): PlannedWindow[] {
+  const { maxTokens, fixedTokens, overlapTokens } = options;
+  const memo = new Map<string, number>();
+  const countSpan = (span: TextSpan): number => {
+    const key = `${span.start}:${span.end}`;
+    let count = memo.get(key);
+    if (count === undefined) {
+      count = counter.piece(text.slice(span.start, span.end));
+      memo.set(key, count);
+    }
+    return count;
+  };
+  let budget = maxTokens - fixedTokens;
+  if (budget < 1) return [];
+
+  const words = wordSpans(text);
+  for (let attempt = 0; ; attempt++) {
+    const limit = budget;
+    // A run cut into pieces of half the overlap can still share about `overlapTokens` between windows.
+    const overlap = clampOverlap(overlapTokens, limit);
+    const cutLimit = overlap > 0 ? Math.max(1, Math.ceil(overlap / 2)) : limit;
+    const pieces = words.flatMap((word) =>
+      countSpan(word) <= limit ? [word] : cutByCharacters(text, word, cutLimit, countSpan),
+    );
+    const plan = planWindows(pieces.map(countSpan), limit, overlapTokens).slice(0, options.maxWindows);
+    const windows = plan.map(({ start, end }) => {
+      const windowText = text.slice(pieces[start]?.start ?? 0, pieces[end - 1]?.end ?? 0);
+      return { text: windowText, tokens: counter.window(windowText) };
+    });
+    const excess = Math.max(0, ...windows.map((w) => w.tokens - maxTokens));
+    if (excess === 0 || limit <= 1 || attempt >= 6) return windows;
+    budget = Math.max(1, limit - excess);
+  }
+}

@@ -18,7 +18,7 @@ import { planBatches } from "./batcher.js";
 import { buildBatchInputs, type SpecialTokenLayout, specialTokenLayout, truncateIds } from "./encoding.js";
 import { normalizeRows, pool } from "./pooling.js";
 import { type ModelProfile, resolveProfile } from "./profiles.js";
-import { clampOverlap, planWindows, type TextSpan, wordSpans } from "./windows.js";
+import { splitIntoWindows } from "./windows.js";
 import type { WireWindow, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
 
 /** transformers.js file-name suffix per dtype (its DEFAULT_DTYPE_SUFFIX_MAPPING, which it does not export). */
@@ -250,40 +250,6 @@ interface TextWindow {
   ids: number[];
 }
 
-function isHighSurrogate(code: number): boolean {
-  return code >= 0xd800 && code <= 0xdbff;
-}
-
-/**
- * Cuts one run without whitespace (CJK, a URL, …) that is over the budget on its own into pieces of at
- * most `budget` tokens, by binary search on the character count. Every piece is at least one code point long, so this
- * always ends; a surrogate pair is never cut.
- */
-function cutByCharacters(
-  text: string,
-  span: TextSpan,
-  budget: number,
-  countSpan: (span: TextSpan) => number,
-): TextSpan[] {
-  const pieces: TextSpan[] = [];
-  let pos = span.start;
-  while (pos < span.end) {
-    // A token is far shorter than 32 characters, so longer probes cannot fit and only cost time.
-    let lo = 1;
-    let hi = Math.min(span.end - pos, budget * 32);
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      if (countSpan({ start: pos, end: pos + mid }) <= budget) lo = mid;
-      else hi = mid - 1;
-    }
-    let end = pos + lo;
-    if (end < span.end && isHighSurrogate(text.charCodeAt(end - 1))) end += lo > 1 ? -1 : 1;
-    pieces.push({ start: pos, end });
-    pos = end;
-  }
-  return pieces;
-}
-
 /**
  * Cuts a text over the model's limit into overlapping windows that are substrings of it and each fit
  * (prefix and special tokens included). Returns null when it cannot produce two windows (the caller
@@ -297,43 +263,27 @@ function splitText(
 ): TextWindow[] | null {
   const { tokenizer, profile, layout } = state;
   const { maxTokens } = profile;
-  const memo = new Map<string, number>();
-  const countSpan = (span: TextSpan): number => {
-    const key = `${span.start}:${span.end}`;
-    let count = memo.get(key);
-    if (count === undefined) {
-      count = tokenizer.encode(text.slice(span.start, span.end), { add_special_tokens: false }).length;
-      memo.set(key, count);
+  // The splitter measures each window whole; keep those ids so no window is tokenized twice.
+  const encoded = new Map<string, number[]>();
+  const encodeWindow = (windowText: string): number[] => {
+    let ids = encoded.get(windowText);
+    if (!ids) {
+      ids = tokenizer.encode(prefix + windowText);
+      encoded.set(windowText, ids);
     }
-    return count;
+    return ids;
   };
   const prefixTokens = prefix.length > 0 ? tokenizer.encode(prefix, { add_special_tokens: false }).length : 0;
-  let budget = maxTokens - layout.prefixLength - layout.suffixLength - prefixTokens;
-  if (budget < 1) return null;
-
-  const words = wordSpans(text);
-  // Pieces are counted alone; in context the tokenizer may merge differently, so each window is checked
-  // and the budget shrinks by the worst excess until all fit (usually at once).
-  for (let attempt = 0; ; attempt++) {
-    const limit = budget;
-    // A run cut into pieces of half the overlap can still share about `overlapTokens` between windows.
-    const overlap = clampOverlap(overlapTokens, limit);
-    const cutLimit = overlap > 0 ? Math.max(1, Math.ceil(overlap / 2)) : limit;
-    const pieces = words.flatMap((word) =>
-      countSpan(word) <= limit ? [word] : cutByCharacters(text, word, cutLimit, countSpan),
-    );
-    const plan = planWindows(pieces.map(countSpan), limit, overlapTokens);
-    const windows = plan.map(({ start, end }) => {
-      const windowText = text.slice(pieces[start]?.start ?? 0, pieces[end - 1]?.end ?? 0);
-      return { text: windowText, ids: tokenizer.encode(prefix + windowText) };
-    });
-    const excess = Math.max(0, ...windows.map((w) => w.ids.length - maxTokens));
-    if (excess === 0 || limit <= 1 || attempt >= 6) {
-      if (windows.length < 2) return null;
-      return windows.map((w) => ({ text: w.text, ids: truncateIds(w.ids, maxTokens, layout) }));
-    }
-    budget = Math.max(1, limit - excess);
-  }
+  const windows = splitIntoWindows(
+    text,
+    {
+      piece: (piece) => tokenizer.encode(piece, { add_special_tokens: false }).length,
+      window: (windowText) => encodeWindow(windowText).length,
+    },
+    { maxTokens, fixedTokens: layout.prefixLength + layout.suffixLength + prefixTokens, overlapTokens },
+  );
+  if (windows.length < 2) return null;
+  return windows.map((w) => ({ text: w.text, ids: truncateIds(encodeWindow(w.text), maxTokens, layout) }));
 }
 
 /** An embed request, tokenized and planned, run one model batch at a time. */

@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { clampOverlap, planWindows, type WindowSpan, wordSpans } from "../../src/embedder/windows.js";
+import {
+  clampOverlap,
+  planWindows,
+  splitIntoWindows,
+  type WindowCounter,
+  type WindowSpan,
+  wordSpans,
+} from "../../src/embedder/windows.js";
 
 function sum(counts: number[], w: WindowSpan): number {
   let total = 0;
@@ -100,5 +107,74 @@ describe("wordSpans", () => {
       ["Hello,", "world!", "foo"],
     );
     assert.deepEqual(wordSpans("   "), []);
+  });
+});
+
+/** One token per character, and 2 special tokens around a window: easy to reason about. */
+const perCharacter: WindowCounter = {
+  piece: (text) => [...text].length,
+  window: (text) => [...text].length + 2,
+};
+
+describe("splitIntoWindows", () => {
+  const words = Array.from({ length: 60 }, (_, i) => `w${i}`).join(" ");
+
+  it("keeps a text that fits as one window, itself", () => {
+    assert.deepEqual(
+      splitIntoWindows("short text", perCharacter, { maxTokens: 64, fixedTokens: 2, overlapTokens: 4 }),
+      [{ text: "short text", tokens: 12 }],
+    );
+  });
+
+  it("cuts windows that are substrings, fit the limit and cover the text", () => {
+    const windows = splitIntoWindows(words, perCharacter, {
+      maxTokens: 40,
+      fixedTokens: 2,
+      overlapTokens: 6,
+    });
+    assert.ok(windows.length > 2);
+    for (const window of windows) {
+      assert.ok(words.includes(window.text), "a substring of the text");
+      assert.ok(window.tokens <= 40, `${window.tokens} tokens fit the limit`);
+      assert.equal(window.tokens, perCharacter.window(window.text));
+    }
+    assert.ok(words.startsWith(windows[0]!.text));
+    assert.ok(words.endsWith(windows.at(-1)!.text));
+  });
+
+  it("shrinks the budget when whole windows count more than their pieces (context merges)", () => {
+    // Each space costs a token in context but not alone: only measuring whole windows catches that.
+    const spaced: WindowCounter = {
+      piece: perCharacter.piece,
+      window: (t) => t.length + 2 + t.split(" ").length,
+    };
+    const windows = splitIntoWindows(words, spaced, { maxTokens: 40, fixedTokens: 2, overlapTokens: 0 });
+    for (const window of windows)
+      assert.ok(window.tokens <= 40, `${window.tokens} tokens fit after shrinking`);
+  });
+
+  it("cuts a run without whitespace by characters, never inside a surrogate pair", () => {
+    const run = "한국어".repeat(20) + "😀".repeat(20);
+    const windows = splitIntoWindows(run, perCharacter, { maxTokens: 12, fixedTokens: 2, overlapTokens: 0 });
+    assert.equal(windows.map((w) => w.text).join(""), run, "pieces of one run, in order, nothing lost");
+    for (const window of windows) {
+      assert.ok(window.tokens <= 12);
+      assert.ok(!/[\uD800-\uDBFF]$/.test(window.text), "no window ends in half a surrogate pair");
+    }
+  });
+
+  it("stops after maxWindows (truncation needs the first) and gives up when nothing fits", () => {
+    const first = splitIntoWindows(words, perCharacter, {
+      maxTokens: 40,
+      fixedTokens: 2,
+      overlapTokens: 0,
+      maxWindows: 1,
+    });
+    assert.equal(first.length, 1);
+    assert.ok(words.startsWith(first[0]!.text) && first[0]!.tokens <= 40);
+    assert.deepEqual(
+      splitIntoWindows(words, perCharacter, { maxTokens: 2, fixedTokens: 2, overlapTokens: 0 }),
+      [],
+    );
   });
 });
