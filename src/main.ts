@@ -3,8 +3,11 @@ import { type Settings, SettingsError } from "./config/settings.js";
 import type { DurabilityReport } from "./domain/durability.js";
 import type { ModelInfo } from "./domain/types.js";
 import type { Embedder } from "./embedder/embedder.js";
+import { RemoteEmbedder } from "./embedder/remote/remote-embedder.js";
+import { remoteEmbedderOptions } from "./embedder/remote/remote-settings.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
 import { Metrics, observeEnqueue } from "./observability/metrics.js";
+import { RemoteEmbedderPrometheus } from "./observability/remote-embedder-metrics.js";
 import { ThroughputMeter, type ThroughputSource } from "./observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "./pipeline/batch-committer.js";
 import { IngestPipeline } from "./pipeline/ingest-pipeline.js";
@@ -79,6 +82,39 @@ function qdrantStore(settings: Settings, logger: Logger): VectorStore {
   });
 }
 
+/** EMBEDDER=local (the default): EMBEDDING_MODEL runs in a child process. */
+function localEmbedder(settings: Settings, logger: Logger): Embedder {
+  return new WorkerEmbedder(
+    {
+      model: settings.embeddingModel,
+      dtype: settings.embeddingDtype,
+      threads: settings.embeddingThreads,
+      maxBatchTokens: settings.batchMaxTokens,
+      maxBatchSize: settings.batchMaxSize,
+      cacheDir: settings.resolvedModelCacheDir,
+      profileOverrides: {
+        passagePrefix: settings.embeddingPassagePrefix,
+        queryPrefix: settings.embeddingQueryPrefix,
+        maxTokens: settings.embeddingMaxTokens,
+        pooling: settings.embeddingPooling,
+      },
+    },
+    logger.child({ component: "embedder" }),
+  );
+}
+
+/** EMBEDDER=remote: an engine over HTTP makes the vectors; its rag_embed_remote_* metrics join the server's. */
+function remoteEmbedder(settings: Settings, logger: Logger, metrics: Metrics): Embedder {
+  const remoteMetrics = new RemoteEmbedderPrometheus(metrics.registry);
+  const embedder = new RemoteEmbedder(
+    remoteEmbedderOptions(settings),
+    logger.child({ component: "remote-embedder" }),
+    remoteMetrics,
+  );
+  remoteMetrics.observe(() => embedder.status());
+  return embedder;
+}
+
 /** The queue, and (Redis only) how durable its engine is configured to be; null = embedded SQLite. */
 async function openQueue(
   settings: Settings,
@@ -121,6 +157,12 @@ export async function startServer(
   logger: Logger,
   hooks: StartHooks = {},
 ): Promise<RunningServer> {
+  // First, so that a settings error is thrown before any file or connection is opened.
+  const metrics = new Metrics();
+  const baseEmbedder =
+    settings.embedder === "remote"
+      ? remoteEmbedder(settings, logger, metrics)
+      : localEmbedder(settings, logger);
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
   const db = usesSqlite ? openSqliteDatabase(settings.sqliteFile) : null;
   const { queue, durability } = await openQueue(settings, logger, db);
@@ -147,31 +189,13 @@ export async function startServer(
       : new SequentialCommitter(store, queue);
   const runsPipeline = settings.role !== "api";
   const servesHttp = settings.role !== "worker";
-  const workerEmbedder = new WorkerEmbedder(
-    {
-      model: settings.embeddingModel,
-      dtype: settings.embeddingDtype,
-      threads: settings.embeddingThreads,
-      maxBatchTokens: settings.batchMaxTokens,
-      maxBatchSize: settings.batchMaxSize,
-      cacheDir: settings.resolvedModelCacheDir,
-      profileOverrides: {
-        passagePrefix: settings.embeddingPassagePrefix,
-        queryPrefix: settings.embeddingQueryPrefix,
-        maxTokens: settings.embeddingMaxTokens,
-        pooling: settings.embeddingPooling,
-      },
-    },
-    logger.child({ component: "embedder" }),
-  );
-  const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(workerEmbedder) : workerEmbedder;
+  const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(baseEmbedder) : baseEmbedder;
   const throughput = new ThroughputMeter();
   const sharedThroughput = settings.queueUrl
     ? new SharedThroughput(settings.queueUrl, settings.queuePrefix, throughput, runsPipeline)
     : null;
   const drainRate: ThroughputSource = sharedThroughput ?? throughput;
   let model: ModelInfo | null = null;
-  const metrics = new Metrics();
   metrics.observeQueue(() => queue.stats());
   const recentJobs = new RecentJobs();
   // Admission sees the queue through a decorator that counts accepted chunks and notes recent jobs.

@@ -55,11 +55,20 @@ export class AppError extends Error {
 export class ProcessingError extends Error {
   readonly retryable: boolean;
   readonly retryAfterMs: number | undefined;
+  /**
+   * The service behind the adapter is down, rate-limiting or refusing us, whatever the input: no
+   * text is at fault, so the pipeline retries the batch whole instead of embedding it chunk by chunk.
+   */
+  readonly outage: boolean;
 
-  constructor(message: string, options: { retryable: boolean; retryAfterMs?: number; cause?: unknown }) {
+  constructor(
+    message: string,
+    options: { retryable: boolean; retryAfterMs?: number; outage?: boolean; cause?: unknown },
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ProcessingError";
     this.retryable = options.retryable;
     this.retryAfterMs = options.retryAfterMs;
+    this.outage = options.outage ?? false;
   }
 }

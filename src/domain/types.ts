@@ -190,4 +190,16 @@ export interface ModelInfo {
   normalize: boolean;
   prefixes: { passage: string; query: string };
   dtype: string;
+  /** Set when a remote engine makes the vectors (EMBEDDER=remote); absent for the local model. */
+  remote?: RemoteModelInfo;
+}
+
+export interface RemoteModelInfo {
+  protocol: "openai" | "tei";
+  /** The engine's base URL, without credentials. */
+  url: string;
+  /** The model as the engine names it. */
+  model: string;
+  /** tokenizer: the model's own tokenizer counts; estimate: a conservative count against a declared limit. */
+  tokenCounter: "tokenizer" | "estimate";
 }

@@ -27,6 +27,16 @@ export interface Admitted {
   duplicate: boolean;
 }
 
+/**
+ * Whether a text fits the model's limit without tokenizing it. No tokenizer gives more than a token per
+ * UTF-8 byte, plus one where the text starts with a word (SentencePiece's lone "▁") and two special
+ * tokens; the remote embedder's estimate (estimateTokens) keeps within the same bound. Characters are
+ * not enough: a CJK character can be three tokens.
+ */
+export function surelyFits(text: string, prefix: string, maxTokens: number): boolean {
+  return Buffer.byteLength(prefix + text, "utf8") + 3 <= maxTokens;
+}
+
 /** Rough upper estimate of model tokens, used only to size reservations (exact counts come later). */
 export function estimateTokens(text: string): number {
   return Math.ceil(Buffer.byteLength(text, "utf8") / 3) + 2;
@@ -146,8 +156,7 @@ export class Admission {
 
   /**
    * The reject policy refuses the whole request if any text (with its prefix and special tokens)
-   * exceeds the model's limit. Texts shorter in characters than the limit always fit (every token
-   * covers at least one character), so only the others are tokenized.
+   * exceeds the model's limit. Only texts that may not fit (surelyFits) are tokenized.
    */
   private async rejectOverlong(chunks: ClientChunk[]): Promise<void> {
     const model = this.model();
@@ -160,8 +169,9 @@ export class Admission {
         },
       );
     }
-    const budget = model.maxTokens - model.prefixes.passage.length - 2;
-    const suspects = chunks.filter((chunk) => chunk.text.length > budget);
+    const suspects = chunks.filter(
+      (chunk) => !surelyFits(chunk.text, model.prefixes.passage, model.maxTokens),
+    );
     if (suspects.length === 0) return;
     const counts = await this.embedder.countTokens(
       suspects.map((c) => c.text),

@@ -89,6 +89,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       estimated_drain_seconds:
         rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
       model: model ? { id: model.id, dimension: model.dimension, ready: true } : { ready: false },
+      embedder: embedderBody(deps),
       durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY),
     };
   });
@@ -125,6 +126,14 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       return { deleted };
     },
   );
+}
+
+/** The engine behind the embedder: a remote one says whether it answers and, if not, why and since when. */
+function embedderBody(deps: AppDeps): unknown {
+  const status = deps.embedder.status?.();
+  if (!status) return { engine: "local" };
+  const { details, ...health } = status;
+  return snakeCaseKeys({ ...health, ...details });
 }
 
 /** camelCase report fields → the API's snake_case (`maxmemoryPolicy` → `maxmemory_policy`), nested too. */
