@@ -291,6 +291,8 @@ export function loadSettings(
     const value = flags[key] ?? env[envName(key)];
     if (value !== undefined && value !== "") raw[key] = value;
   }
+  // Before Value.Default, which fills `raw` in place.
+  const embeddingModelSet = raw.embeddingModel !== undefined;
   const converted = Value.Convert(SETTINGS_SCHEMA, Value.Default(SETTINGS_SCHEMA, raw));
   const errors = [...Value.Errors(SETTINGS_SCHEMA, converted)];
   if (errors.length > 0) {
@@ -304,7 +306,7 @@ export function loadSettings(
   const dataDir = resolve(settings.dataDir);
   return {
     ...settings,
-    embeddingModelSet: raw.embeddingModel !== undefined,
+    embeddingModelSet,
     dataDir,
     sqliteFile: join(dataDir, "rag-embed.sqlite"),
     jobRetentionMs: parseDuration(settings.jobRetention),

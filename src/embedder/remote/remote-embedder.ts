@@ -78,7 +78,11 @@ export interface RemoteEmbedderMetrics {
   cacheHits(count: number): void;
 }
 
-/** Times a failed request is sent again within one call before the batch goes back to the queue. */
+/**
+ * Failures tolerated within one call before its batch goes back to the queue: a request is sent again at
+ * most this many times, and once the engine has failed more often than this in a row (any requests, no
+ * success between) it is down or throttling hard, and every call gives up.
+ */
 const IN_CALL_RETRIES = 2;
 /** A Retry-After longer than this is waited for in the queue, not while holding the batch. */
 const IN_CALL_MAX_WAIT_MS = 30_000;
@@ -374,8 +378,9 @@ export class RemoteEmbedder implements Embedder {
   }
 
   /**
-   * One request through the scheduler, sent again after a 429 or an outage (after the pause it imposes)
-   * up to IN_CALL_RETRIES times. Giving up aborts `giveUp`, so the call's requests still waiting never go.
+   * One request through the scheduler, sent again after a 429 or an outage (after the pause it imposes,
+   * ahead of requests not yet sent) within IN_CALL_RETRIES. Giving up aborts `giveUp`, so the call's
+   * requests still waiting never go.
    */
   private async send(
     loaded: Pick<Loaded, "scheduler" | "protocol" | "profile">,
@@ -387,11 +392,11 @@ export class RemoteEmbedder implements Embedder {
   ): Promise<Float32Array[]> {
     const { scheduler, protocol, profile } = loaded;
     for (let attempt = 0; ; attempt++) {
-      const release = await scheduler.acquire(
-        tokens,
-        kind === "query",
-        anySignal(giveUp.signal, this.closing.signal),
-      );
+      const release = await scheduler.acquire(tokens, {
+        urgent: kind === "query",
+        retry: attempt > 0,
+        signal: anySignal(giveUp.signal, this.closing.signal),
+      });
       const started = performance.now();
       try {
         const answer = await this.fetchJson(protocol.url, "POST", protocol.body(inputs), protocol.endpoint);
@@ -431,7 +436,7 @@ export class RemoteEmbedder implements Embedder {
         const wait = error.retryAfterMs ?? this.backoff(this.consecutiveFailures);
         this.consecutiveFailures += 1;
         scheduler.pauseUntil(Date.now() + wait);
-        if (attempt >= retries || wait > IN_CALL_MAX_WAIT_MS) {
+        if (attempt >= retries || this.consecutiveFailures > IN_CALL_RETRIES || wait > IN_CALL_MAX_WAIT_MS) {
           giveUp.abort(error);
           throw error;
         }

@@ -84,13 +84,13 @@ export function failureFromNetwork(error: unknown, endpoint: string, timeoutMs: 
       undefined,
     );
   }
+  // fetch says only "fetch failed"; its cause says what happened ("connect ECONNREFUSED …", "other side closed").
   const cause = error instanceof Error ? error.cause : undefined;
-  const code = cause instanceof Error ? (Reflect.get(cause, "code") ?? cause.message) : undefined;
-  const reason = error instanceof Error ? error.message : String(error);
-  return new RemoteFailure(
-    "unavailable",
-    `${endpoint} unreachable: ${code ? `${String(code)} (${reason})` : reason}`,
-    null,
-    undefined,
-  );
+  const reason =
+    cause instanceof Error
+      ? `${String(Reflect.get(cause, "code") ?? cause.name)} (${cause.message})`
+      : error instanceof Error
+        ? error.message
+        : String(error);
+  return new RemoteFailure("unavailable", `${endpoint} unreachable: ${reason}`, null, undefined);
 }

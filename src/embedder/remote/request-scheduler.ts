@@ -71,12 +71,17 @@ export class RequestScheduler {
 
   /**
    * Resolves when a request of `tokens` may be sent; call the returned release once it is answered.
+   * `urgent` (a query) goes before passages; `retry` (sent before, failed) before requests not sent yet.
    * Rejects with the signal's reason if the caller gives up while waiting.
    */
-  acquire(tokens: number, urgent: boolean, signal?: AbortSignal): Promise<() => void> {
+  acquire(
+    tokens: number,
+    options: { urgent?: boolean; retry?: boolean; signal?: AbortSignal } = {},
+  ): Promise<() => void> {
+    const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const queue = urgent ? this.urgent : this.normal;
+      const queue = options.urgent ? this.urgent : this.normal;
       const waiter: Waiter = {
         tokens,
         resolve,
@@ -90,7 +95,8 @@ export class RequestScheduler {
         },
       };
       signal?.addEventListener("abort", waiter.onAbort, { once: true });
-      queue.push(waiter);
+      if (options.retry) queue.unshift(waiter);
+      else queue.push(waiter);
       this.pump();
     });
   }
