@@ -42,6 +42,7 @@ export interface FakeEngineOptions {
 
 export interface RequestRecord {
   at: number;
+  authorization: string | undefined;
   inputs: number;
   tokens: number;
   status: number;
@@ -156,7 +157,13 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
       return refuse(res, 400, "inputs must be a non-empty array of strings");
     }
     const tokens = inputs.reduce((sum, text) => sum + options.countTokens(text), 0);
-    const record: RequestRecord = { at: arrived, inputs: inputs.length, tokens, status: 0 };
+    const record: RequestRecord = {
+      at: arrived,
+      authorization: req.headers.authorization,
+      inputs: inputs.length,
+      tokens,
+      status: 0,
+    };
     requests.push(record);
     const n = requests.length;
     if (arrived > retryAfter.from && arrived < retryAfter.until) earlyRetries.push(n);

@@ -43,16 +43,16 @@ const MINUTE_MS = 60_000;
 /**
  * The bucket that keeps to a provider's per-minute limit. Providers enforce "per minute" over shorter
  * periods too (OpenAI: 60 RPM may be enforced as 1 request a second), so the burst is about one second's
- * worth (at least `largestCost`, else the largest request could never go), and the refill is what the
- * minute leaves after it: capacity + refill × 60 s = limit, so no 60-second window ever holds more than
- * the limit, and no second much more than its sixtieth.
+ * worth (at least `largestCost`, else the largest request could never go) and the rest of the minute is
+ * refilled evenly. What one 60-second window [t, t + 60 s) can take is less than the burst plus the
+ * refill over the time between its first and last request (under 60 s): with refill × 60 s =
+ * limit − burst + 1 that is under limit + 1, so at most the limit, whole units being taken. The
+ * sustained rate is limit − burst + 1 a minute.
  */
 export function perMinuteBucket(limit: number, largestCost: number, now: number): TokenBucket {
   const capacity = Math.max(largestCost, Math.floor(limit / 60));
-  if (capacity >= limit && limit > 1) {
-    throw new RangeError(`a limit of ${limit} a minute leaves no room beyond one request of ${largestCost}`);
+  if (capacity > limit) {
+    throw new RangeError(`a limit of ${limit} a minute is less than one request of ${largestCost}`);
   }
-  // A limit of 1 a minute: one unit, refilled over the minute (one request per 60 s).
-  const refill = limit > capacity ? (limit - capacity) / MINUTE_MS : limit / MINUTE_MS;
-  return new TokenBucket(capacity, refill, now);
+  return new TokenBucket(capacity, (limit - capacity + 1) / MINUTE_MS, now);
 }
