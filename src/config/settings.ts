@@ -72,7 +72,7 @@ export const SETTINGS_SCHEMA = Type.Object({
       "local: EMBEDDING_MODEL runs here (ONNX); remote: an engine over HTTP (EMBEDDER_URL) makes the vectors",
   }),
   embedderUrl: optionalString(
-    "Remote engine's base URL: openai protocol as the OpenAI SDK's baseURL (https://api.openai.com/v1; a bare origin means <origin>/v1), tei the TEI server",
+    "Remote engine's base URL: openai protocol as the OpenAI SDK's baseURL (https://api.openai.com/v1; a bare origin gets /v1), tei the TEI server",
   ),
   embedderApiKey: optionalString("Sent to the remote engine as Authorization: Bearer"),
   embedderModel: optionalString(
@@ -87,7 +87,7 @@ export const SETTINGS_SCHEMA = Type.Object({
     Type.Integer({
       minimum: 8,
       description:
-        "Remote model's token limit per text; declares it when no tokenizer is loaded (tokens are then counted by a conservative estimate)",
+        "Remote model's token limit per text (wins over the profile's); without EMBEDDING_MODEL, tokens are counted against it by a conservative estimate",
     }),
   ),
   embedderRpm: Type.Integer({
