@@ -144,7 +144,7 @@ async function runEngine(main: string, engine: string): Promise<RunResult> {
   let stopEngine: () => Promise<void>;
   if (engine === "self") {
     const remoteEngine = await startServer(main, {});
-    url = remoteEngine.base;
+    url = `${remoteEngine.base}/v1`;
     model = basename(MODEL_DIR);
     stopEngine = remoteEngine.stop;
   } else if (engine === "instant") {

@@ -72,7 +72,7 @@ export const SETTINGS_SCHEMA = Type.Object({
       "local: EMBEDDING_MODEL runs here (ONNX); remote: an engine over HTTP (EMBEDDER_URL) makes the vectors",
   }),
   embedderUrl: optionalString(
-    "Remote engine's base URL: openai protocol as the OpenAI SDK's baseURL (https://api.openai.com/v1; a bare origin gets /v1), tei the TEI server",
+    "Remote engine's base URL: openai protocol, the OpenAI SDK's baseURL (requests go to it + /embeddings: https://api.openai.com/v1, http://vllm:8000/v1); tei, the TEI server's root",
   ),
   embedderApiKey: optionalString("Sent to the remote engine as Authorization: Bearer"),
   embedderModel: optionalString(

@@ -53,7 +53,7 @@ describe("remote engine with rate limits, 429s and failures: every chunk stored 
     });
     server = await startInProcess({
       EMBEDDER: "remote",
-      EMBEDDER_URL: engine.url,
+      EMBEDDER_URL: `${engine.url}/v1`,
       EMBEDDER_MODEL: "fake-model",
       EMBEDDING_MODEL: tokenizerDir(),
       EMBEDDER_RPM: String(RPM),
@@ -157,7 +157,7 @@ describe("the remote model is part of the fingerprint", () => {
     startInProcess({
       DATA_DIR: dataDir,
       EMBEDDER: "remote",
-      EMBEDDER_URL: engine.url,
+      EMBEDDER_URL: `${engine.url}/v1`,
       EMBEDDER_MODEL: model,
       // No tokenizer (empty = unset): counted by the estimate against the declared limit.
       EMBEDDING_MODEL: "",

@@ -45,7 +45,7 @@ describe("the remote engine down for a while: work waits, /v1/status says why, n
       PORT: "0",
       LOG_LEVEL: "silent",
       EMBEDDER: "remote",
-      EMBEDDER_URL: engine.url,
+      EMBEDDER_URL: `${engine.url}/v1`,
       EMBEDDER_MODEL: "m",
       EMBEDDER_MAX_TOKENS: "256",
       EMBEDDER_MAX_BATCH: "8",

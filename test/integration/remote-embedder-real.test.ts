@@ -58,8 +58,7 @@ describe("this server as the remote engine of another: the stored vectors are th
     server = await startInProcess(
       {
         EMBEDDER: "remote",
-        // A bare origin: the openai protocol posts to <origin>/v1/embeddings.
-        EMBEDDER_URL: engine.url,
+        EMBEDDER_URL: `${engine.url}/v1`,
         EMBEDDER_MODEL: "all-MiniLM-L6-v2",
         // The model directory doubles as the tokenizer (only tokenizer.json and its config are read).
         EMBEDDING_MODEL: realModelDir(),

@@ -9,7 +9,7 @@ const countWords = (text: string) => text.split(/\s+/).length + 2;
 function embedder(engine: FakeEngine, overrides: Partial<RemoteEmbedderOptions> = {}): RemoteEmbedder {
   return new RemoteEmbedder({
     protocol: "openai",
-    url: engine.url,
+    url: `${engine.url}/v1`,
     apiKey: "sk-test",
     model: "m",
     tokenizer: null,

@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import {
-  openAiBase,
-  openAiProtocol,
-  parseTeiInfo,
-  teiProtocol,
-} from "../../src/embedder/remote/engine-protocol.js";
+import { openAiProtocol, parseTeiInfo, teiProtocol } from "../../src/embedder/remote/engine-protocol.js";
 import { publicUrl } from "../../src/embedder/remote/remote-embedder.js";
 import {
   engineMessage,
@@ -70,12 +65,13 @@ describe("remote failures", () => {
 });
 
 describe("engine protocols", () => {
-  it("openai: the SDK's baseURL convention, a bare origin meaning /v1", () => {
-    assert.equal(openAiBase("http://engine:8000"), "http://engine:8000/v1");
-    assert.equal(openAiBase("http://engine:8000/"), "http://engine:8000/v1");
-    assert.equal(openAiBase("https://api.openai.com/v1/"), "https://api.openai.com/v1");
-    assert.equal(openAiBase("http://infinity:7997/custom"), "http://infinity:7997/custom");
-    const protocol = openAiProtocol("http://engine:8000", "m");
+  it("openai: the SDK's baseURL convention, <baseURL>/embeddings", () => {
+    assert.equal(
+      openAiProtocol("https://api.openai.com/v1/", "m").url,
+      "https://api.openai.com/v1/embeddings",
+    );
+    assert.equal(openAiProtocol("http://infinity:7997", "m").url, "http://infinity:7997/embeddings");
+    const protocol = openAiProtocol("http://engine:8000/v1", "m");
     assert.equal(protocol.url, "http://engine:8000/v1/embeddings");
     assert.deepEqual(protocol.body(["a"]), { model: "m", input: ["a"], encoding_format: "float" });
   });

@@ -23,13 +23,6 @@ export interface EngineProtocol {
   vectors(answer: unknown, count: number): Float32Array[];
 }
 
-/** The openai protocol's base: the SDK's baseURL convention, a bare origin meaning `<origin>/v1`. */
-export function openAiBase(url: string): string {
-  const parsed = new URL(url);
-  const path = parsed.pathname.replace(/\/+$/, "");
-  return `${parsed.origin}${path === "" ? "/v1" : path}`;
-}
-
 function malformed(endpoint: string, what: string): RemoteFailure {
   return new RemoteFailure("unavailable", `${endpoint} gave a malformed answer: ${what}`, 200, undefined);
 }
@@ -52,8 +45,12 @@ function toVector(value: unknown, endpoint: string): Float32Array {
   return Float32Array.from(value as number[]);
 }
 
+/**
+ * The openai protocol posts to `<baseUrl>/embeddings`, as the OpenAI SDKs do with their baseURL: most
+ * engines want it to end in /v1 (OpenAI, vLLM, Ollama, LocalAI, TEI, this server), Infinity serves at its root.
+ */
 export function openAiProtocol(baseUrl: string, model: string): EngineProtocol {
-  const url = `${openAiBase(baseUrl)}/embeddings`;
+  const url = `${baseUrl.replace(/\/+$/, "")}/embeddings`;
   const endpoint = `POST ${url}`;
   return {
     name: "openai",

@@ -355,10 +355,8 @@ export class RemoteEmbedder implements Embedder {
         if (!(error instanceof RemoteFailure)) throw error;
         if (error.kind === "rejected" || CONFIGURATION_STATUSES.has(error.status ?? 0)) {
           throw new ProcessingError(
-            `remote embedding engine refused the start-up request: ${error.message}`,
-            {
-              retryable: false,
-            },
+            `remote embedding engine refused the start-up request: ${error.message}${this.startupHint(error.status)}`,
+            { retryable: false },
           );
         }
         const wait = error.retryAfterMs ?? this.backoff(failures);
@@ -369,6 +367,15 @@ export class RemoteEmbedder implements Embedder {
         await abortableSleep(wait, this.closing.signal);
       }
     }
+  }
+
+  /** What to check when the engine refuses us at start-up. */
+  private startupHint(status: number | null): string {
+    if (status === 401 || status === 403) return " (check EMBEDDER_API_KEY)";
+    if (status === 404 && this.options.protocol === "openai") {
+      return " (a wrong model, or a wrong URL: requests go to EMBEDDER_URL + /embeddings; most engines want EMBEDDER_URL to end in /v1, Infinity serves at its root)";
+    }
+    return "";
   }
 
   private async teiInfo(): Promise<TeiInfo> {
