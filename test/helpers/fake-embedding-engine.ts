@@ -8,7 +8,9 @@
  * - it answers 429 (with Retry-After) or 5xx on a schedule of request numbers;
  * - it refuses a text containing POISON (400 openai / 422 TEI), batches over TEI's
  *   max_client_batch_size and inputs over its max_input_length, as TEI does.
- * `stop()` closes it (connections refused), `start()` brings it back on the same port.
+ * `stop()` takes the engine down: the answers already on their way are delivered (so what it counted as
+ * embedded reached the client), every later request has its connection cut, and new connections are
+ * refused; `start()` brings it back on the same port.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -109,6 +111,9 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
   /** The last Retry-After given: requests may come again from `from` (100 ms after it, see below) `until`. */
   let retryAfter = { from: 0, until: 0 };
   let server: Server | null = null;
+  let stopping = false;
+  /** Answers being written: stop() waits for them. */
+  const answering = new Set<Promise<void>>();
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { "content-type": "application/json", ...headers });
@@ -133,6 +138,10 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
     const arrived = Date.now();
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (stopping) {
+      req.socket.destroy();
+      return;
+    }
     const url = req.url ?? "";
     if (options.protocol === "tei" && req.method === "GET" && url === "/info") {
       return send(res, 200, {
@@ -173,6 +182,9 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
     }
     const answer = (status: number, respond: () => void) => {
       record.status = status;
+      const done = new Promise<void>((resolve) => res.once("close", () => resolve()));
+      answering.add(done);
+      void done.then(() => answering.delete(done));
       const reply = () => {
         if (!res.destroyed) respond();
       };
@@ -283,10 +295,13 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
       const closing = server;
       if (!closing) return;
       server = null;
+      stopping = true;
       const closed = new Promise<void>((resolve) => closing.close(() => resolve()));
+      await Promise.all([...answering]);
       // Kept-alive connections would keep it reachable: cut them, as a crashed engine would.
       for (const socket of sockets) socket.destroy();
       await closed;
+      stopping = false;
     },
   };
   await engine.start();
