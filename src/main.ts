@@ -5,6 +5,8 @@ import { AppError } from "./domain/errors.js";
 import type { ModelInfo } from "./domain/types.js";
 import { SqliteAtomicCommitter } from "./embedded/sqlite-atomic-committer.js";
 import type { Embedder } from "./embedder/embedder.js";
+import { RemoteEmbedder } from "./embedder/remote/remote-embedder.js";
+import { remoteEmbedderOptions } from "./embedder/remote/remote-settings.js";
 import { WorkerEmbedder } from "./embedder/worker-embedder.js";
 import { DataDirLock, dataDirIsExclusive } from "./lifecycle/data-dir-lock.js";
 import { ThroughputMeter, type ThroughputSource } from "./observability/throughput-meter.js";
@@ -23,6 +25,7 @@ import { type App, buildApp } from "./server/app.js";
 import { guardBackend } from "./server/backend-guard.js";
 import { BackendHealth, type BackendName } from "./server/backend-health.js";
 import { Metrics, observeEnqueue } from "./server/metrics.js";
+import { RemoteEmbedderPrometheus } from "./server/remote-embedder-metrics.js";
 import { buildWorkerApp } from "./server/worker-app.js";
 import { assertWritableDataDir } from "./storage/data-dir.js";
 import { openSqliteDatabase, type SqliteDatabase } from "./storage/sqlite-database.js";
@@ -86,6 +89,39 @@ function qdrantStore(settings: Settings, logger: Logger): VectorStore {
     timeoutMs: settings.qdrantTimeoutMs,
     logger: logger.child({ component: "qdrant" }),
   });
+}
+
+/** EMBEDDER=local (the default): EMBEDDING_MODEL runs in a child process. */
+function localEmbedder(settings: Settings, logger: Logger): Embedder {
+  return new WorkerEmbedder(
+    {
+      model: settings.embeddingModel,
+      dtype: settings.embeddingDtype,
+      threads: settings.embeddingThreads,
+      maxBatchTokens: settings.batchMaxTokens,
+      maxBatchSize: settings.batchMaxSize,
+      cacheDir: settings.resolvedModelCacheDir,
+      profileOverrides: {
+        passagePrefix: settings.embeddingPassagePrefix,
+        queryPrefix: settings.embeddingQueryPrefix,
+        maxTokens: settings.embeddingMaxTokens,
+        pooling: settings.embeddingPooling,
+      },
+    },
+    logger.child({ component: "embedder" }),
+  );
+}
+
+/** EMBEDDER=remote: an engine over HTTP makes the vectors; its rag_embed_remote_* metrics join the server's. */
+function remoteEmbedder(settings: Settings, logger: Logger, metrics: Metrics): Embedder {
+  const remoteMetrics = new RemoteEmbedderPrometheus(metrics.registry);
+  const embedder = new RemoteEmbedder(
+    remoteEmbedderOptions(settings),
+    logger.child({ component: "remote-embedder" }),
+    remoteMetrics,
+  );
+  remoteMetrics.observe(() => embedder.status());
+  return embedder;
 }
 
 /** The queue, and (Redis only) how durable its engine is configured to be; null = embedded SQLite. */
@@ -203,6 +239,12 @@ export async function startServer(
   logger: Logger,
   hooks: StartHooks = {},
 ): Promise<RunningServer> {
+  // First, so that a settings error is thrown before any file or connection is opened.
+  const metrics = new Metrics();
+  const baseEmbedder =
+    settings.embedder === "remote"
+      ? remoteEmbedder(settings, logger, metrics)
+      : localEmbedder(settings, logger);
   const usesSqlite = !settings.queueUrl || settings.vectorStore === "sqlite";
   if (usesSqlite) assertWritableDataDir(settings.dataDir);
   const lock = usesSqlite ? claimDataDir(settings, logger) : null;
@@ -232,24 +274,7 @@ export async function startServer(
       : new SequentialCommitter(store, queue);
   const runsPipeline = settings.role !== "api";
   const servesHttp = settings.role !== "worker";
-  const workerEmbedder = new WorkerEmbedder(
-    {
-      model: settings.embeddingModel,
-      dtype: settings.embeddingDtype,
-      threads: settings.embeddingThreads,
-      maxBatchTokens: settings.batchMaxTokens,
-      maxBatchSize: settings.batchMaxSize,
-      cacheDir: settings.resolvedModelCacheDir,
-      profileOverrides: {
-        passagePrefix: settings.embeddingPassagePrefix,
-        queryPrefix: settings.embeddingQueryPrefix,
-        maxTokens: settings.embeddingMaxTokens,
-        pooling: settings.embeddingPooling,
-      },
-    },
-    logger.child({ component: "embedder" }),
-  );
-  const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(workerEmbedder) : workerEmbedder;
+  const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(baseEmbedder) : baseEmbedder;
   const health = new BackendHealth();
   const http = guardedForHttp(settings, { queue: httpQueue, store, embedder }, health);
   const throughput = new ThroughputMeter();
@@ -258,7 +283,6 @@ export async function startServer(
     : null;
   const drainRate: ThroughputSource = sharedThroughput ?? throughput;
   let model: ModelInfo | null = null;
-  const metrics = new Metrics();
   metrics.observeQueue(() => http.queue.stats());
   // Admission sees the queue through a decorator that counts accepted chunks.
   const admittedQueue = observeEnqueue(http.queue, (collection, _jobId, count) => {

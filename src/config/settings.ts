@@ -69,6 +69,55 @@ export const SETTINGS_SCHEMA = Type.Object({
       description: "Override the profile's pooling",
     }),
   ),
+  embedder: Type.Union([Type.Literal("local"), Type.Literal("remote")], {
+    default: "local",
+    description:
+      "local: EMBEDDING_MODEL runs here (ONNX); remote: an engine over HTTP (EMBEDDER_URL) makes the vectors",
+  }),
+  embedderUrl: optionalString(
+    "Remote engine's base URL: openai protocol, the OpenAI SDK's baseURL (requests go to it + /embeddings: https://api.openai.com/v1, http://vllm:8000/v1); tei, the TEI server's root",
+  ),
+  embedderApiKey: optionalString("Sent to the remote engine as Authorization: Bearer"),
+  embedderModel: optionalString(
+    "Model name sent to the remote engine (required for openai; TEI reports its own); part of the vectors' fingerprint",
+  ),
+  embedderProtocol: Type.Union([Type.Literal("openai"), Type.Literal("tei")], {
+    default: "openai",
+    description:
+      "openai: POST /embeddings (OpenAI, Infinity, vLLM, Ollama, LocalAI, this server); tei: TEI's POST /embed",
+  }),
+  embedderMaxTokens: Type.Optional(
+    Type.Integer({
+      minimum: 8,
+      description:
+        "Remote model's token limit per text (wins over the profile's); without EMBEDDING_MODEL, tokens are counted against it by a conservative estimate",
+    }),
+  ),
+  embedderRpm: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: "Requests per minute the remote engine allows (0 = no limit)",
+  }),
+  embedderTpm: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description: "Tokens per minute the remote engine allows (0 = no limit)",
+  }),
+  embedderMaxBatch: Type.Integer({
+    minimum: 1,
+    default: 32,
+    description: "Texts per request to the remote engine at most (TEI's max_client_batch_size lowers it)",
+  }),
+  embedderConcurrency: Type.Integer({
+    minimum: 1,
+    default: 4,
+    description: "Requests to the remote engine in flight at once",
+  }),
+  embedderTimeoutMs: Type.Integer({
+    minimum: 100,
+    default: 60_000,
+    description: "Timeout of one request to the remote engine; a timed-out request is retried",
+  }),
   maxQueueSize: Type.Integer({
     minimum: 1,
     default: 100_000,
@@ -231,6 +280,8 @@ export const SETTINGS_SCHEMA = Type.Object({
 });
 
 export type Settings = Static<typeof SETTINGS_SCHEMA> & {
+  /** EMBEDDING_MODEL (or its flag) was given, not defaulted: a remote engine uses it only as a tokenizer. */
+  embeddingModelSet: boolean;
   sqliteFile: string;
   jobRetentionMs: number;
   deadLetterRetentionMs: number;
@@ -273,6 +324,8 @@ export function loadSettings(
     const value = flags[key] ?? env[envName(key)];
     if (value !== undefined && value !== "") raw[key] = value;
   }
+  // Before Value.Default, which fills `raw` in place.
+  const embeddingModelSet = raw.embeddingModel !== undefined;
   const converted = Value.Convert(SETTINGS_SCHEMA, Value.Default(SETTINGS_SCHEMA, raw));
   const errors = [...Value.Errors(SETTINGS_SCHEMA, converted)];
   if (errors.length > 0) {
@@ -286,6 +339,7 @@ export function loadSettings(
   const dataDir = resolve(settings.dataDir);
   return {
     ...settings,
+    embeddingModelSet,
     dataDir,
     sqliteFile: join(dataDir, "rag-embed.sqlite"),
     jobRetentionMs: parseDuration(settings.jobRetention),

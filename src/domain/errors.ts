@@ -72,15 +72,27 @@ export class ProcessingError extends Error {
   readonly retryAfterMs: number | undefined;
   /** Part of normal operation (work interrupted by a shutdown): logs show it without a stack. */
   readonly expected: boolean;
+  /**
+   * The service behind the adapter is down, rate-limiting or refusing us, whatever the input: no
+   * text is at fault, so the pipeline retries the batch whole instead of embedding it chunk by chunk.
+   */
+  readonly outage: boolean;
 
   constructor(
     message: string,
-    options: { retryable: boolean; retryAfterMs?: number; cause?: unknown; expected?: boolean },
+    options: {
+      retryable: boolean;
+      retryAfterMs?: number;
+      cause?: unknown;
+      expected?: boolean;
+      outage?: boolean;
+    },
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "ProcessingError";
     this.retryable = options.retryable;
     this.retryAfterMs = options.retryAfterMs;
     this.expected = options.expected ?? false;
+    this.outage = options.outage ?? false;
   }
 }

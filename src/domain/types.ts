@@ -261,4 +261,16 @@ export interface ModelInfo {
   dtype: string;
   /** How the profile was recognised: by a name, by the model's shape, or not at all (the default). */
   profileSource?: { by: "name" | "architecture" | "default"; detail: string };
+  /** Set when a remote engine makes the vectors (EMBEDDER=remote); absent for the local model. */
+  remote?: RemoteModelInfo;
+}
+
+export interface RemoteModelInfo {
+  protocol: "openai" | "tei";
+  /** The engine's base URL, without credentials. */
+  url: string;
+  /** The model as the engine names it. */
+  model: string;
+  /** tokenizer: the model's own tokenizer counts; estimate: a conservative count against a declared limit. */
+  tokenCounter: "tokenizer" | "estimate";
 }

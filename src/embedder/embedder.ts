@@ -18,6 +18,19 @@ export interface EmbedResult {
   windows: Array<EmbeddedWindow[] | null>;
 }
 
+/** How the engine behind an embedder is doing, for GET /v1/status. */
+export interface EmbedderStatus {
+  engine: "local" | "remote";
+  /** ok, or why work is waiting: the engine is still starting, unreachable, or rate-limiting us. */
+  state: "starting" | "ok" | "rate_limited" | "unavailable";
+  lastError: string | null;
+  lastErrorAt: string | null;
+  /** Since when requests have failed without a success in between; null while the engine works. */
+  failingSince: string | null;
+  /** Engine-specific figures (remote: protocol, latency, 429s, effective rate, limits). */
+  details?: Record<string, unknown>;
+}
+
 /** Turns text into vectors with one model, applying the model profile's prefix for `kind`. */
 export interface Embedder {
   /** Load the model; resolves with its description. Idempotent. */
@@ -28,5 +41,7 @@ export interface Embedder {
   embed(texts: string[], kind: EmbedKind, overflow?: EmbedOverflow[]): Promise<EmbedResult>;
   /** Exact model tokens per text with the prefix for `kind` and special tokens, untruncated. */
   countTokens(texts: string[], kind: EmbedKind): Promise<number[]>;
+  /** The engine's health, for embedders whose engine can fail apart from this process (remote ones). */
+  status?(): EmbedderStatus;
   close(): Promise<void>;
 }

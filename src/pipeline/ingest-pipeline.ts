@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { AppError } from "../domain/errors.js";
+import { AppError, ProcessingError } from "../domain/errors.js";
 import { pointId } from "../domain/ids.js";
 import type { Distance, QueuedChunk } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
@@ -374,7 +374,8 @@ export class IngestPipeline {
   /**
    * Embeds a reservation's chunks in one call. If that call fails, each chunk is embedded alone, so
    * one poisonous text fails only itself instead of dragging its whole batch into dead letters; if
-   * every chunk fails alone too, the cause is not the text and the original error is thrown.
+   * every chunk fails alone too, the cause is not the text and the original error is thrown. An outage
+   * (ProcessingError.outage) is thrown at once: no text is at fault.
    */
   private async embedIsolatingFailures(
     chunks: QueuedChunk[],
@@ -404,7 +405,8 @@ export class IngestPipeline {
     try {
       return await embedAll(chunks);
     } catch (error) {
-      if (chunks.length === 1) throw error;
+      // An engine that is down or rate-limiting fails every text alike: one by one would only hammer it.
+      if (chunks.length === 1 || (error instanceof ProcessingError && error.outage)) throw error;
       this.log.warn(
         { err: error, chunks: chunks.length },
         "embedding a batch failed; embedding its chunks one by one to find the cause",

@@ -27,3 +27,13 @@ export function sharedModelDir(name: "multilingual-e5-small-q4" | "all-MiniLM-L6
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `rag-embed-${prefix}-`));
 }
+
+/** The real all-MiniLM-L6-v2 tokenizer files (no weights): what a remote engine serving it counts with. */
+export function tokenizerDir(): string {
+  return resolve(REPO_ROOT, "../shared/models/tokenizers/all-MiniLM-L6-v2");
+}
+
+/** The real all-MiniLM-L6-v2 (the published Xenova int8 ONNX), for tests that compare vectors. */
+export function realModelDir(): string {
+  return resolve(REPO_ROOT, "../shared/models/all-MiniLM-L6-v2");
+}

@@ -1,6 +1,7 @@
 import Type, { type Static } from "typebox";
 import { AppError } from "../../domain/errors.js";
 import type { ModelInfo } from "../../domain/types.js";
+import { surelyFits } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { requireModel } from "../app.js";
 import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
@@ -157,9 +158,10 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
       const policy =
         body.overflow ?? (deps.limits.defaultOverflow.policy === "truncate" ? "truncate" : "reject");
       if (policy === "reject") {
-        // A text shorter in characters than the budget always fits: only the others are tokenized.
-        const budget = model.maxTokens - model.prefixes.query.length - 2;
-        const suspects = inputs.flatMap((text, index) => (text.length > budget ? [index] : []));
+        // Only texts that may not fit are tokenized.
+        const suspects = inputs.flatMap((text, index) =>
+          surelyFits(text, model.prefixes.query, model.maxTokens) ? [] : [index],
+        );
         if (suspects.length > 0) {
           const counts = await deps.embedder.countTokens(
             suspects.map((index) => inputs[index] ?? ""),

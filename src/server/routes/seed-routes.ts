@@ -75,6 +75,11 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
       dtype: model.dtype,
       prefixes: model.prefixes,
       distance: deps.limits.distance,
+      // Who counts tokens against max_tokens: the model's tokenizer, or (remote, none loaded) an estimate.
+      token_counter: model.remote?.tokenCounter ?? "tokenizer",
+      ...(model.remote && {
+        remote: { protocol: model.remote.protocol, url: model.remote.url, model: model.remote.model },
+      }),
     };
   });
 }

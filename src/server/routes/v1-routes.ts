@@ -120,6 +120,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       model: model
         ? { id: model.id, name: servedModelName(model), dimension: model.dimension, ready: true }
         : { ready: false },
+      embedder: embedderBody(deps),
       durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY),
     };
   });
@@ -263,6 +264,14 @@ function parentRefs(hits: SearchHit[]): Map<string, ParentRef> {
     if (parent !== undefined) parents.set(parent.chunkId, parent);
   }
   return parents;
+}
+
+/** The engine behind the embedder: a remote one says whether it answers and, if not, why and since when. */
+function embedderBody(deps: AppDeps): unknown {
+  const status = deps.embedder.status?.();
+  if (!status) return { engine: "local" };
+  const { details, ...health } = status;
+  return snakeCaseKeys({ ...health, ...details });
 }
 
 /** camelCase report fields → the API's snake_case (`maxmemoryPolicy` → `maxmemory_policy`), nested too. */
