@@ -87,6 +87,7 @@ async function ceilingRun(setting: CeilingSetting, docs: Doc[] = slice): Promise
     model: MODEL_DIR,
     dtype: "q8",
     threads: setting.threads,
+    sessions: setting.threads,
     maxBatchTokens: setting.maxBatchTokens,
     maxBatchSize: setting.maxBatchSize,
     cacheDir: "/nonexistent",
@@ -130,8 +131,9 @@ async function baselineSetup() {
   env.allowRemoteModels = false;
   env.localModelPath = dirname(MODEL_DIR);
   const extractor = await pipeline("feature-extraction", basename(MODEL_DIR), { dtype: "q8" });
-  // What `truncation: true, max_length: 256` means for this model (the pipeline truncates to this).
-  extractor.tokenizer.model_max_length = MAX_TOKENS;
+  // What `truncation: true, max_length: 256` means for this model: the pipeline truncates to
+  // model_max_length, a read-only view of the tokenizer config since transformers.js 4.
+  Reflect.set(Reflect.get(extractor.tokenizer, "_tokenizerConfig") as object, "model_max_length", MAX_TOKENS);
   const tokens = slice.reduce(
     (sum, d) => sum + Math.min(MAX_TOKENS, extractor.tokenizer.encode(d.text).length),
     0,

@@ -151,6 +151,7 @@ export async function startServer(
       model: settings.embeddingModel,
       dtype: settings.embeddingDtype,
       threads: settings.embeddingThreads,
+      sessions: settings.embeddingSessions || settings.embeddingThreads,
       maxBatchTokens: settings.batchMaxTokens,
       maxBatchSize: settings.batchMaxSize,
       cacheDir: settings.resolvedModelCacheDir,

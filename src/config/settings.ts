@@ -53,7 +53,13 @@ export const SETTINGS_SCHEMA = Type.Object({
   embeddingThreads: Type.Integer({
     minimum: 1,
     default: availableParallelism(),
-    description: "ONNX intra-op threads (default: number of cores)",
+    description: "Cores the embedder computes on, shared by its ONNX sessions (default: number of cores)",
+  }),
+  embeddingSessions: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description:
+      "ONNX sessions running forward passes at once, each with EMBEDDING_THREADS / sessions threads (0 = one per thread: fastest per CPU-second; fewer saves memory, about 60 MB each for MiniLM int8, 120 MB for e5)",
   }),
   modelCacheDir: optionalString("Where hub models are cached (default: DATA_DIR/models)"),
   embeddingPassagePrefix: optionalString("Override the profile's passage prefix (e5: 'passage: ')"),
