@@ -33,7 +33,9 @@ export function ensurePython(log: (msg: string) => void): string {
 
 /** The directory holding KoNLPy's `kolaw/` and `kobill/` corpora. */
 export function konlpyCorpusDir(python: string): string {
-  const code = "import konlpy, os; print(os.path.join(os.path.dirname(konlpy.__file__), 'data', 'corpus'))";
+  // find_spec locates the package without importing it (its import needs Java's JPype).
+  const code =
+    "import importlib.util, os; spec = importlib.util.find_spec('konlpy'); print(os.path.join(spec.submodule_search_locations[0], 'data', 'corpus'))";
   return execFileSync(python, ["-c", code], { encoding: "utf8" }).trim();
 }
 

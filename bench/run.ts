@@ -352,14 +352,14 @@ function referenceConfig(docs: Doc[]) {
 
 // ── batch shape: texts and padded tokens per forward pass, by the Node ceiling ──────────────────────
 const BATCH_GRID = [
-  { maxBatchSize: 4, maxBatchTokens: 1024 },
   { maxBatchSize: 8, maxBatchTokens: 2048 },
-  { maxBatchSize: 16, maxBatchTokens: 2048 },
-  { maxBatchSize: 16, maxBatchTokens: 4096 },
-  { maxBatchSize: 32, maxBatchTokens: 2048 },
-  { maxBatchSize: 64, maxBatchTokens: 2048 },
-  { maxBatchSize: 64, maxBatchTokens: 4096 },
-  { maxBatchSize: 32, maxBatchTokens: 8192 },
+  { maxBatchSize: 4, maxBatchTokens: 1024 },
+  { maxBatchSize: 32, maxBatchTokens: 1024 },
+  { maxBatchSize: 8, maxBatchTokens: 512 },
+  { maxBatchSize: 16, maxBatchTokens: 512 },
+  { maxBatchSize: 32, maxBatchTokens: 512 },
+  { maxBatchSize: 64, maxBatchTokens: 512 },
+  { maxBatchSize: 32, maxBatchTokens: 256 },
 ];
 
 async function batchPhase(python: string | null) {
