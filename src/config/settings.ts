@@ -99,10 +99,11 @@ export const SETTINGS_SCHEMA = Type.Object({
   }),
   batchMaxTokens: Type.Integer({
     minimum: 64,
-    default: 2048,
-    description: "Padded tokens per forward pass (batch size × longest text in it)",
+    default: 512,
+    description:
+      "Padded tokens per forward pass (batch size × longest text in it); with BATCH_MAX_SIZE it sets the texts per pass by length: 32 short ones, 2 of 256 tokens, 1 of 512",
   }),
-  batchMaxSize: Type.Integer({ minimum: 1, default: 8, description: "Texts per forward pass at most" }),
+  batchMaxSize: Type.Integer({ minimum: 1, default: 32, description: "Texts per forward pass at most" }),
   reserveMaxChunks: Type.Integer({
     minimum: 1,
     default: 512,
