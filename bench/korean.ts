@@ -106,6 +106,7 @@ async function embed(model: ModelName, docs: Doc[]) {
     model: MODELS[model],
     dtype: "q8",
     threads: 2,
+    sessions: 2,
     maxBatchTokens: 2048,
     maxBatchSize: 8,
     cacheDir: "/nonexistent",

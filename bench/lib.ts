@@ -12,8 +12,13 @@ import { fileURLToPath } from "node:url";
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const MODEL_DIR = resolve(ROOT, process.env.BENCH_MODEL ?? "../shared/models/test-random-minilm-l6");
 export const CORPUS = resolve(ROOT, process.env.BENCH_CORPUS ?? "../shared/datasets/scifact/corpus.jsonl");
+/**
+ * The bench's own files: the server build, the Python venv of the reference, derived model files. In
+ * the checkout (git-ignored), not in node_modules, which worktrees may share.
+ */
+export const CACHE_DIR = join(ROOT, ".bench");
 /** The server is compiled here (fresh each bench run), so tsx is not measured and dist/ is left alone. */
-export const BUILD_DIR = join(ROOT, "node_modules", ".cache", "rag-bench", "dist");
+export const BUILD_DIR = join(CACHE_DIR, "dist");
 
 export interface Doc {
   id: string;
@@ -96,6 +101,29 @@ export function processTree(pid: number): number[] {
     // gone
   }
   return out;
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (USER_HZ: 100 on every Linux this runs on). */
+const CLOCK_TICKS = 100;
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far, 0 when it is gone. CPU time, not
+ * wall time, is what the throughput figures divide by: it holds while other tenants load the machine.
+ */
+export function cpuSeconds(pid: number): number {
+  try {
+    // Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU seconds of a process and its descendants (the server and its embedder child). */
+export function treeCpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => sum + cpuSeconds(p), 0);
 }
 
 /** VmRSS / VmHWM of one process in MB (0 when it is gone). */

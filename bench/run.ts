@@ -1,20 +1,28 @@
 /**
- * npm run bench [-- --json FILE] [--docs N] [--runs N] [--only ceiling,baseline,e2e,accept,rss,korean]
+ * npm run bench [-- --json FILE] [--docs N] [--runs N] [--only PHASES] [--korean-chunks N]
  *                 [--server-env KEY=VALUE ...] [--build PATH_TO_CLI_MAIN_JS]
  *
- * Measures the embedder's ceiling, the whole server end to end, and the usual transformers.js
- * pipeline on the same SciFact slice; admission latency under load; memory. See docs/bench.md.
+ * Throughput in tokens per CPU-second (and per second) of the server end to end, of its embedder
+ * alone (the Node ceiling) and of Python onnxruntime on the same file (the reference), on SciFact and
+ * on a mixed-length set; /v1/embeddings; the e5 path on Korean text (tokenizer share, 4-bit against
+ * int8); admission latency under load; memory. Phases: ceiling, reference, baseline, e2e, openai,
+ * accept, rss, e5, korean (the server ingesting Korean chunks on e5 beside MiniLM) and batch (a
+ * batch-shape sweep, only on request). See docs/bench.md.
  */
-import { writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
-import { basename, dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
-import { env, pipeline } from "@huggingface/transformers";
+import { AutoTokenizer, env, pipeline } from "@huggingface/transformers";
+import { settingSchema } from "../src/config/settings.js";
 import { WorkerEmbedder } from "../src/embedder/worker-embedder.js";
+import { koreanChunks, mixedLengths } from "./corpora.js";
 import { koreanBench } from "./korean.js";
 import {
   buildServer,
+  CACHE_DIR,
+  cpuSeconds,
   type Doc,
   jobTokens,
   loadCorpus,
@@ -25,18 +33,21 @@ import {
   postChunks,
   processTree,
   procMemMb,
+  ROOT,
   round,
   slices,
   startServer,
   status,
+  treeCpuSeconds,
 } from "./lib.js";
+import { ensurePython, konlpyCorpusDir, type ReferenceRun, runPython } from "./python.js";
 
 const { values: args } = parseArgs({
   options: {
     json: { type: "string" },
-    docs: { type: "string", default: "1500" },
+    docs: { type: "string", default: "600" },
     runs: { type: "string", default: "3" },
-    only: { type: "string", default: "ceiling,baseline,e2e,accept,rss" },
+    only: { type: "string", default: "ceiling,reference,baseline,e2e,openai,accept,rss,e5" },
     "server-env": { type: "string", multiple: true, default: [] },
     build: { type: "string" },
     "rss-chunks": { type: "string", default: "200000" },
@@ -49,6 +60,12 @@ const RUNS = Number(args.runs);
 const PHASES = new Set(args.only.split(","));
 const THREADS = availableParallelism();
 const MAX_TOKENS = 256;
+const E5_MODEL_DIR = join(ROOT, process.env.BENCH_E5_MODEL ?? "../shared/models/multilingual-e5-small-q4");
+/** The server's batch defaults, so the ceiling batches as the server does. */
+const BATCH = {
+  maxBatchTokens: Number((settingSchema("batchMaxTokens") as { default: number }).default),
+  maxBatchSize: Number((settingSchema("batchMaxSize") as { default: number }).default),
+};
 const serverEnv: Record<string, string> = Object.fromEntries(
   args["server-env"].map((kv) => {
     const at = kv.indexOf("=");
@@ -57,38 +74,48 @@ const serverEnv: Record<string, string> = Object.fromEntries(
 );
 
 const corpus = loadCorpus();
-const slice = corpus.slice(0, DOCS);
+const CORPORA: Record<string, Doc[]> = {
+  scifact: corpus.slice(0, DOCS),
+  mixed: mixedLengths(corpus.slice(0, DOCS)),
+};
 const log = (msg: string) => process.stderr.write(`[bench] ${msg}\n`);
 
 interface Run {
   tokens: number;
   seconds: number;
+  cpuSeconds: number;
   tokensPerS: number;
+  tokensPerCpuS: number;
 }
-const rate = (tokens: number, seconds: number): Run => ({
+const rate = (tokens: number, seconds: number, cpu: number): Run => ({
   tokens,
   seconds: round(seconds, 2),
+  cpuSeconds: round(cpu, 2),
   tokensPerS: round(tokens / seconds, 0),
+  tokensPerCpuS: round(tokens / cpu, 0),
 });
 
-// ── ceiling: the project's WorkerEmbedder alone, texts in large calls ─────────────────────────────────
-interface CeilingSetting {
+/** CPU seconds of this process's descendants (the embedder child and its threads), not of the bench. */
+function childrenCpuSeconds(): number {
+  return processTree(process.pid)
+    .slice(1)
+    .reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
+
+// ── ceiling: the project's WorkerEmbedder alone, the whole set in one call (sorted globally) ────────
+interface EmbedderSetting {
+  model: string;
   maxBatchTokens: number;
   maxBatchSize: number;
-  threads: number;
-  callSize: number;
+  sessions: number;
 }
-const CEILING_SETTINGS: CeilingSetting[] = [
-  { maxBatchTokens: 4096, maxBatchSize: 16, threads: THREADS, callSize: DOCS },
-  { maxBatchTokens: 2048, maxBatchSize: 8, threads: THREADS, callSize: DOCS },
-  { maxBatchTokens: 8192, maxBatchSize: 32, threads: THREADS, callSize: DOCS },
-];
 
-async function ceilingRun(setting: CeilingSetting, docs: Doc[] = slice): Promise<Run> {
+async function ceilingRun(docs: Doc[], setting: EmbedderSetting): Promise<Run> {
   const embedder = new WorkerEmbedder({
-    model: MODEL_DIR,
+    model: setting.model,
     dtype: "q8",
-    threads: setting.threads,
+    threads: THREADS,
+    sessions: setting.sessions,
     maxBatchTokens: setting.maxBatchTokens,
     maxBatchSize: setting.maxBatchSize,
     cacheDir: "/nonexistent",
@@ -96,62 +123,66 @@ async function ceilingRun(setting: CeilingSetting, docs: Doc[] = slice): Promise
   });
   try {
     await embedder.load();
+    const cpu0 = childrenCpuSeconds();
     const started = performance.now();
-    let tokens = 0;
-    for (const call of slices(docs, setting.callSize)) {
-      const result = await embedder.embed(
-        call.map((d) => d.text),
-        "passage",
-        call.map(() => ({ policy: "truncate" as const, overlapTokens: 0 })),
-      );
-      tokens += result.tokens.reduce((a, b) => a + b, 0);
-    }
-    return rate(tokens, (performance.now() - started) / 1000);
+    const result = await embedder.embed(
+      docs.map((d) => d.text),
+      "passage",
+      docs.map(() => ({ policy: "truncate" as const, overlapTokens: 0 })),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    const tokens = result.tokens.reduce((a, b) => a + b, 0);
+    return rate(tokens, seconds, childrenCpuSeconds() - cpu0);
   } finally {
     await embedder.close();
   }
 }
 
-/** Picks the best batch setting on a shorter slice (one run each); the rounds then use it. */
-async function ceilingSweep() {
-  const docs = slice.slice(0, Math.min(slice.length, 600));
-  const tried: Array<CeilingSetting & { run: Run }> = [];
-  for (const setting of CEILING_SETTINGS) {
-    const run = await ceilingRun(setting, docs);
-    log(`ceiling sweep ${JSON.stringify(setting)}: ${run.tokensPerS} tok/s`);
-    tried.push({ ...setting, run });
-  }
-  const best = tried.reduce((x, y) => (x.run.tokensPerS >= y.run.tokensPerS ? x : y));
-  const { run: _run, ...setting } = best;
-  return { setting: { ...setting, callSize: slice.length }, tried };
+// ── reference: Python onnxruntime on the same file and texts, length-sorted batches of 8 ───────────
+function referenceRun(python: string, docs: Doc[], modelDir: string, file = "onnx/model_quantized.onnx") {
+  const e5 = modelDir === E5_MODEL_DIR;
+  return runPython<ReferenceRun>(python, "reference.py", {
+    texts: docs.map((d) => d.text),
+    model_file: join(modelDir, file),
+    tokenizer_file: join(modelDir, "tokenizer.json"),
+    max_tokens: e5 ? 512 : MAX_TOKENS,
+    prefix: e5 ? "passage: " : "",
+    pad_id: e5 ? 1 : 0,
+    batch_size: 8,
+    threads: THREADS,
+  });
 }
+const referenceAsRun = (r: ReferenceRun): Run => rate(r.tokens, r.seconds, r.cpu_seconds);
 
 // ── baseline: transformers.js pipeline, arrival order, 32 at a time, main thread ────────────────────
-async function baselineSetup() {
+async function baselineSetup(docs: Doc[]) {
   env.allowLocalModels = true;
   env.allowRemoteModels = false;
   env.localModelPath = dirname(MODEL_DIR);
   const extractor = await pipeline("feature-extraction", basename(MODEL_DIR), { dtype: "q8" });
-  // What `truncation: true, max_length: 256` means for this model (the pipeline truncates to this).
-  extractor.tokenizer.model_max_length = MAX_TOKENS;
-  const tokens = slice.reduce(
+  // What `truncation: true, max_length: 256` means for this model: the pipeline truncates to
+  // model_max_length, a read-only view of the tokenizer config since transformers.js 4.
+  Reflect.set(Reflect.get(extractor.tokenizer, "_tokenizerConfig") as object, "model_max_length", MAX_TOKENS);
+  const tokens = docs.reduce(
     (sum, d) => sum + Math.min(MAX_TOKENS, extractor.tokenizer.encode(d.text).length),
     0,
   );
   await extractor(["warm up"], { pooling: "mean", normalize: true });
-  return { extractor, tokens };
+  return { extractor, tokens, docs };
 }
 
 async function baselineRun(setup: Awaited<ReturnType<typeof baselineSetup>>): Promise<Run> {
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
-  for (const batch of slices(slice, 32)) {
+  for (const batch of slices(setup.docs, 32)) {
     const out = await setup.extractor(
       batch.map((d) => d.text),
       { pooling: "mean", normalize: true },
     );
     out.dispose();
   }
-  return rate(setup.tokens, (performance.now() - started) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  return rate(setup.tokens, (performance.now() - started) / 1000, (cpu.user + cpu.system) / 1e6);
 }
 
 // ── e2e: the real server over HTTP ──────────────────────────────────────────────────────────────────
@@ -165,16 +196,19 @@ async function waitDrained(base: string, timeoutMs: number): Promise<void> {
   }
 }
 
-async function e2eRun(main: string, memory: number[]): Promise<Run & { stored: number }> {
+async function e2eRun(main: string, docs: Doc[], memory: number[]): Promise<Run & { stored: number }> {
   const server = await startServer(main, serverEnv);
+  const pid = server.child.pid ?? 0;
   try {
-    const requests = slices(slice, 100);
+    const requests = slices(docs, 100);
+    const cpu0 = treeCpuSeconds(pid);
     const started = performance.now();
     const posted = await pool(requests, 4, (chunks) => postChunks(server.base, "bench", chunks));
     const bad = posted.find((p) => p.status !== 202);
     if (bad) throw new Error(`e2e: POST answered ${bad.status}`);
     await waitDrained(server.base, 600_000);
     const seconds = (performance.now() - started) / 1000;
+    const cpu = treeCpuSeconds(pid) - cpu0;
     let tokens = 0;
     let stored = 0;
     for (const p of posted) {
@@ -182,13 +216,186 @@ async function e2eRun(main: string, memory: number[]): Promise<Run & { stored: n
       tokens += t.tokens;
       stored += t.stored;
     }
-    if (stored !== slice.length) throw new Error(`e2e: ${stored} of ${slice.length} chunks stored`);
+    if (stored !== docs.length) throw new Error(`e2e: ${stored} of ${docs.length} chunks stored`);
     memory.push(server.memory.peakTreeRssMb);
-    return { ...rate(tokens, seconds), stored };
+    return { ...rate(tokens, seconds, cpu), stored };
   } finally {
     await server.stop();
     memory.push([...server.memory.hwmMb.values()].reduce((a, b) => a + b, 0));
   }
+}
+
+// ── /v1/embeddings: requests of 100 texts in the caller's (unsorted) order, 2 in flight ─────────────
+async function openaiRun(main: string, docs: Doc[], memory: number[]): Promise<Run> {
+  const server = await startServer(main, serverEnv);
+  const pid = server.child.pid ?? 0;
+  try {
+    const cpu0 = treeCpuSeconds(pid);
+    const started = performance.now();
+    const tokens = await pool(slices(docs, 100), 2, async (batch) => {
+      const res = await fetch(`${server.base}/v1/embeddings`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ model: MODEL_DIR, input: batch.map((d) => d.text), overflow: "truncate" }),
+      });
+      if (res.status !== 200) throw new Error(`openai: POST answered ${res.status}`);
+      const body = (await res.json()) as { data: unknown[]; usage: { prompt_tokens: number } };
+      if (body.data.length !== batch.length) throw new Error("openai: wrong number of embeddings");
+      return body.usage.prompt_tokens;
+    });
+    const seconds = (performance.now() - started) / 1000;
+    memory.push(server.memory.peakTreeRssMb);
+    return rate(
+      tokens.reduce((a, b) => a + b, 0),
+      seconds,
+      treeCpuSeconds(pid) - cpu0,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+// ── e5 on Korean: tokenizer share, 4-bit MatMulNBits against int8 from the same weights ─────────────
+/** A model directory in the bench cache: the e5 tokenizer and config, and another .onnx as q8. */
+function variantDir(name: string, onnxFile: string): string {
+  const dir = join(CACHE_DIR, "models", name);
+  mkdirSync(join(dir, "onnx"), { recursive: true });
+  for (const file of ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]) {
+    if (!existsSync(join(dir, file))) symlinkSync(join(E5_MODEL_DIR, file), join(dir, file));
+  }
+  const target = join(dir, "onnx", "model_quantized.onnx");
+  if (!existsSync(target)) symlinkSync(onnxFile, target);
+  return dir;
+}
+
+async function tokenizerCpuSeconds(modelDir: string, docs: Doc[], prefix: string): Promise<number> {
+  env.allowLocalModels = true;
+  env.allowRemoteModels = false;
+  env.localModelPath = dirname(modelDir);
+  const tokenizer = await AutoTokenizer.from_pretrained(basename(modelDir));
+  tokenizer.encode("warm up");
+  const cpu0 = process.cpuUsage();
+  for (const doc of docs) tokenizer.encode(prefix + doc.text);
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1e6;
+}
+
+async function e5Phase(python: string) {
+  const docs = koreanChunks(konlpyCorpusDir(python), Number(args["korean-chunks"]));
+  const built = join(CACHE_DIR, "e5-int8");
+  if (!existsSync(join(built, "model_int8_u8.onnx"))) {
+    log(`building int8 variants of the e5 file in ${built}`);
+    runPython(python, "e5_int8.py", [join(E5_MODEL_DIR, "onnx", "model_quantized.onnx"), built]);
+  }
+  const variants = {
+    q4: E5_MODEL_DIR,
+    int8_s8: variantDir("e5-int8-s8", join(built, "model_int8_s8.onnx")),
+    int8_u8: variantDir("e5-int8-u8", join(built, "model_int8_u8.onnx")),
+  };
+  const setting = { ...BATCH, sessions: THREADS };
+  const rounds: Array<Record<string, { node: Run; reference: Run }>> = [];
+  for (let r = 0; r < RUNS; r++) {
+    const round: Record<string, { node: Run; reference: Run }> = {};
+    for (const [name, dir] of Object.entries(variants)) {
+      round[name] = {
+        node: await ceilingRun(docs, { ...setting, model: dir }),
+        reference: referenceAsRun(referenceRun(python, docs, dir)),
+      };
+      log(`e5 round ${r + 1} ${name}: node ${JSON.stringify(round[name]?.node)}`);
+    }
+    rounds.push(round);
+  }
+  const tokenizeCpu = await tokenizerCpuSeconds(E5_MODEL_DIR, docs, "passage: ");
+  const agreement = runPython<Record<string, { mean: number; min: number }>>(python, "reference.py", {
+    ...referenceConfig(docs),
+    compare: {
+      q4: join(E5_MODEL_DIR, "onnx", "model_quantized.onnx"),
+      int8_s8: join(built, "model_int8_s8.onnx"),
+      int8_u8: join(built, "model_int8_u8.onnx"),
+    },
+  });
+  const summary = Object.fromEntries(
+    Object.keys(variants).map((name) => {
+      const pick = (f: (x: { node: Run; reference: Run }) => number) =>
+        median(rounds.map((round) => f(round[name] as { node: Run; reference: Run })));
+      return [
+        name,
+        {
+          tokens_per_s: pick((x) => x.node.tokensPerS),
+          tokens_per_cpu_s: pick((x) => x.node.tokensPerCpuS),
+          reference_tokens_per_cpu_s: pick((x) => x.reference.tokensPerCpuS),
+          cosine_to_q4: agreement[name] ?? null,
+        },
+      ];
+    }),
+  );
+  const q4Cpu = median(rounds.map((round) => round.q4?.node.cpuSeconds ?? Number.NaN));
+  return {
+    texts: docs.length,
+    tokens: rounds[0]?.q4?.node.tokens ?? null,
+    tokenizer_cpu_seconds: round(tokenizeCpu, 3),
+    tokenizer_share: round(tokenizeCpu / q4Cpu, 4),
+    variants: summary,
+    rounds,
+  };
+}
+
+function referenceConfig(docs: Doc[]) {
+  return {
+    texts: docs.map((d) => d.text),
+    tokenizer_file: join(E5_MODEL_DIR, "tokenizer.json"),
+    max_tokens: 512,
+    prefix: "passage: ",
+    pad_id: 1,
+    batch_size: 8,
+    threads: THREADS,
+  };
+}
+
+// ── batch shape: texts and padded tokens per forward pass, by the Node ceiling ──────────────────────
+const BATCH_GRID = [
+  { maxBatchSize: 8, maxBatchTokens: 2048 },
+  { maxBatchSize: 4, maxBatchTokens: 1024 },
+  { maxBatchSize: 32, maxBatchTokens: 1024 },
+  { maxBatchSize: 8, maxBatchTokens: 512 },
+  { maxBatchSize: 16, maxBatchTokens: 512 },
+  { maxBatchSize: 32, maxBatchTokens: 512 },
+  { maxBatchSize: 64, maxBatchTokens: 512 },
+  { maxBatchSize: 32, maxBatchTokens: 256 },
+];
+
+async function batchPhase(python: string | null) {
+  const sets: Array<[string, string, Doc[]]> = [
+    ["minilm-scifact", MODEL_DIR, CORPORA.scifact ?? []],
+    ["minilm-mixed", MODEL_DIR, CORPORA.mixed ?? []],
+  ];
+  if (python) {
+    sets.push(["e5-korean", E5_MODEL_DIR, koreanChunks(konlpyCorpusDir(python), 200)]);
+  }
+  const out: Record<string, Array<{ maxBatchSize: number; maxBatchTokens: number; runs: Run[] }>> = {};
+  for (const [name, model, docs] of sets) {
+    const rows = BATCH_GRID.map((g) => ({ ...g, runs: [] as Run[] }));
+    for (let r = 0; r < RUNS; r++) {
+      for (const row of rows) {
+        row.runs.push(await ceilingRun(docs, { model, sessions: THREADS, ...row }));
+        log(
+          `batch ${name} ${row.maxBatchSize}/${row.maxBatchTokens}: ${row.runs.at(-1)?.tokensPerCpuS} tok/CPU-s`,
+        );
+      }
+    }
+    out[name] = rows;
+  }
+  return Object.fromEntries(
+    Object.entries(out).map(([name, rows]) => [
+      name,
+      rows.map(({ runs, ...g }) => ({
+        ...g,
+        tokens_per_cpu_s: median(runs.map((x) => x.tokensPerCpuS)),
+        tokens_per_s: median(runs.map((x) => x.tokensPerS)),
+        runs,
+      })),
+    ]),
+  );
 }
 
 // ── admission latency while the embedder is busy ────────────────────────────────────────────────────
@@ -271,109 +478,156 @@ async function rss200k(main: string) {
 }
 
 // ── main ────────────────────────────────────────────────────────────────────────────────────────────
+type Round = Partial<Record<"ceiling" | "reference" | "baseline" | "e2e" | "openai", Run>>;
+
 async function main() {
   const benchStarted = performance.now();
-  log(`${slice.length} SciFact docs, ${RUNS} runs, ${THREADS} threads, phases ${[...PHASES].join(",")}`);
-  const needServer = ["e2e", "accept", "rss", "korean"].some((p) => PHASES.has(p));
+  log(`${DOCS} SciFact docs, ${RUNS} runs, ${THREADS} threads, phases ${[...PHASES].join(",")}`);
+  const needServer = ["e2e", "openai", "accept", "rss", "korean"].some((p) => PHASES.has(p));
   const serverMain = needServer ? (args.build ?? buildServer()) : "";
+  const needPython = ["reference", "e5", "batch"].some((p) => PHASES.has(p));
+  const python = needPython ? ensurePython(log) : null;
   const memory: number[] = [];
+  const setting = { ...BATCH, sessions: THREADS, model: MODEL_DIR };
 
-  // Rounds interleave the three throughput figures, so load from other tenants of this shared
-  // machine hits them alike; each ratio is also taken within a round.
-  const sweep = PHASES.has("ceiling") ? await ceilingSweep() : null;
-  const base = PHASES.has("baseline") ? await baselineSetup() : null;
-  const rounds: Array<{ ceiling?: Run; baseline?: Run; e2e?: Run & { stored: number } }> = [];
+  // Rounds interleave the figures, so load from other tenants of this shared machine hits them alike;
+  // each ratio is also taken within a round.
+  const base = PHASES.has("baseline") ? await baselineSetup(CORPORA.scifact ?? []) : null;
+  const rounds: Array<Record<string, Round>> = [];
   for (let r = 0; r < RUNS; r++) {
-    const round: (typeof rounds)[number] = {};
-    if (sweep) round.ceiling = await ceilingRun(sweep.setting);
-    if (base) round.baseline = await baselineRun(base);
-    if (PHASES.has("e2e")) round.e2e = await e2eRun(serverMain, memory);
-    log(
-      `round ${r + 1}: ceiling ${round.ceiling?.tokensPerS ?? "-"}, baseline ${round.baseline?.tokensPerS ?? "-"}, e2e ${round.e2e?.tokensPerS ?? "-"} tok/s`,
-    );
+    const round: Record<string, Round> = {};
+    for (const [name, docs] of Object.entries(CORPORA)) {
+      const figures: Round = {};
+      if (PHASES.has("ceiling")) figures.ceiling = await ceilingRun(docs, setting);
+      if (python && PHASES.has("reference"))
+        figures.reference = referenceAsRun(referenceRun(python, docs, MODEL_DIR));
+      if (base && name === "scifact") figures.baseline = await baselineRun(base);
+      if (PHASES.has("e2e")) figures.e2e = await e2eRun(serverMain, docs, memory);
+      if (PHASES.has("openai") && name === "mixed")
+        figures.openai = await openaiRun(serverMain, docs, memory);
+      log(
+        `round ${r + 1} ${name}: ${Object.entries(figures)
+          .map(([k, v]) => `${k} ${v.tokensPerCpuS} tok/CPU-s ${v.tokensPerS} tok/s`)
+          .join(", ")}`,
+      );
+      round[name] = figures;
+    }
     rounds.push(round);
   }
   await base?.extractor.dispose();
-  const med = (pick: (r: (typeof rounds)[number]) => number | undefined) => {
-    const values = rounds.map(pick).filter((v): v is number => v !== undefined);
-    return values.length ? median(values) : undefined;
+
+  const figure = (corpusName: string, key: keyof Round, field: keyof Run) => {
+    const values = rounds
+      .map((r) => r[corpusName]?.[key]?.[field])
+      .filter((v): v is number => v !== undefined);
+    return values.length ? median(values) : null;
   };
-  const c = sweep ? { tokensPerS: med((r) => r.ceiling?.tokensPerS), setting: sweep.setting } : null;
-  const b = base ? { tokensPerS: med((r) => r.baseline?.tokensPerS) } : null;
-  const e = PHASES.has("e2e") ? { tokensPerS: med((r) => r.e2e?.tokensPerS) } : null;
-  const perRound = (x: (r: (typeof rounds)[number]) => number | undefined, y: typeof x) =>
-    med((r) => {
-      const [nx, ny] = [x(r), y(r)];
-      return nx !== undefined && ny !== undefined && ny > 0 ? nx / ny : undefined;
-    });
+  /** Median over rounds of the ratio within each round. */
+  const perRound = (corpusName: string, x: keyof Round, y: keyof Round) => {
+    const values = rounds
+      .map((r) => {
+        const [a, b] = [r[corpusName]?.[x]?.tokensPerCpuS, r[corpusName]?.[y]?.tokensPerCpuS];
+        return a !== undefined && b !== undefined && b > 0 ? a / b : undefined;
+      })
+      .filter((v): v is number => v !== undefined);
+    return values.length ? round(median(values), 3) : null;
+  };
+  const corpusFigures = (name: string) => ({
+    ceiling_tokens_per_cpu_s: figure(name, "ceiling", "tokensPerCpuS"),
+    reference_tokens_per_cpu_s: figure(name, "reference", "tokensPerCpuS"),
+    e2e_tokens_per_cpu_s: figure(name, "e2e", "tokensPerCpuS"),
+    openai_tokens_per_cpu_s: figure(name, "openai", "tokensPerCpuS"),
+    baseline_tokens_per_cpu_s: figure(name, "baseline", "tokensPerCpuS"),
+    ceiling_tokens_per_s: figure(name, "ceiling", "tokensPerS"),
+    reference_tokens_per_s: figure(name, "reference", "tokensPerS"),
+    e2e_tokens_per_s: figure(name, "e2e", "tokensPerS"),
+    openai_tokens_per_s: figure(name, "openai", "tokensPerS"),
+    baseline_tokens_per_s: figure(name, "baseline", "tokensPerS"),
+    e2e_over_reference: perRound(name, "e2e", "reference"),
+    e2e_over_ceiling: perRound(name, "e2e", "ceiling"),
+    openai_over_ceiling: perRound(name, "openai", "ceiling"),
+    ceiling_over_reference: perRound(name, "ceiling", "reference"),
+    e2e_over_baseline: perRound(name, "e2e", "baseline"),
+  });
+  const scifact = corpusFigures("scifact");
+  const mixed = corpusFigures("mixed");
   const a = PHASES.has("accept") ? await accept(serverMain, memory) : null;
   const m = PHASES.has("rss") ? await rss200k(serverMain) : null;
   const k = PHASES.has("korean")
     ? await koreanBench({ main: serverMain, runs: RUNS, chunks: Number(args["korean-chunks"]) })
     : null;
+  const e5 = python && PHASES.has("e5") ? await e5Phase(python) : null;
+  const batch = PHASES.has("batch") ? await batchPhase(python) : null;
 
-  const ratio = (x: number | undefined, y: number | undefined) =>
-    x !== undefined && y !== undefined && y > 0 ? round(x / y, 3) : null;
   const result = {
-    ceiling_tokens_per_s: c?.tokensPerS ?? null,
-    e2e_tokens_per_s: e?.tokensPerS ?? null,
-    baseline_tokens_per_s: b?.tokensPerS ?? null,
-    e2e_over_ceiling: ratio(e?.tokensPerS, c?.tokensPerS),
-    e2e_over_baseline: ratio(e?.tokensPerS, b?.tokensPerS),
-    e2e_over_ceiling_per_round_median: round(
-      perRound(
-        (r) => r.e2e?.tokensPerS,
-        (r) => r.ceiling?.tokensPerS,
-      ) ?? Number.NaN,
-      3,
-    ),
-    e2e_over_baseline_per_round_median: round(
-      perRound(
-        (r) => r.e2e?.tokensPerS,
-        (r) => r.baseline?.tokensPerS,
-      ) ?? Number.NaN,
-      3,
-    ),
+    e2e_tokens_per_cpu_s: scifact.e2e_tokens_per_cpu_s,
+    reference_tokens_per_cpu_s: scifact.reference_tokens_per_cpu_s,
+    ceiling_tokens_per_cpu_s: scifact.ceiling_tokens_per_cpu_s,
+    e2e_over_reference: scifact.e2e_over_reference,
+    mixed_e2e_over_reference: mixed.e2e_over_reference,
+    openai_over_ceiling_mixed: mixed.openai_over_ceiling,
     accept_p50_ms: a?.p50 ?? null,
     accept_p99_ms: a?.p99 ?? null,
     peak_rss_mb: memory.length ? round(Math.max(...memory), 0) : null,
     rss_mb_200k_queued: m?.serverRssMb ?? null,
+    corpora: { scifact, mixed },
+    e5,
+    batch,
     settings: {
       model: MODEL_DIR,
-      docs: slice.length,
+      e5_model: E5_MODEL_DIR,
+      docs: DOCS,
       runs: RUNS,
       threads: THREADS,
       max_tokens: MAX_TOKENS,
-      ceiling_best: c?.setting ?? null,
+      batch: BATCH,
       server_env: { OVERFLOW_POLICY: "truncate", LOG_LEVEL: "warn", ...serverEnv },
       server_build: serverMain || null,
       seconds: round((performance.now() - benchStarted) / 1000, 0),
     },
-    details: {
-      ceiling_sweep: sweep?.tried ?? null,
-      rounds,
-      accept: a,
-      rss_200k: m,
-      korean: k,
-    },
+    details: { rounds, accept: a, rss_200k: m, korean: k },
   };
 
-  const rows: Array<[string, unknown]> = [
-    ["ceiling_tokens_per_s", result.ceiling_tokens_per_s],
-    ["e2e_tokens_per_s", result.e2e_tokens_per_s],
-    ["baseline_tokens_per_s", result.baseline_tokens_per_s],
-    ["e2e_over_ceiling (target ≥ 0.90)", result.e2e_over_ceiling],
-    ["e2e_over_baseline (target ≥ 1.8)", result.e2e_over_baseline],
-    ["e2e/ceiling, median of rounds", result.e2e_over_ceiling_per_round_median],
-    ["e2e/baseline, median of rounds", result.e2e_over_baseline_per_round_median],
+  const rows: Array<[string, unknown]> = [];
+  for (const [name, f] of Object.entries({ scifact, mixed })) {
+    rows.push(
+      [
+        `${name}: e2e tokens/CPU-s (tokens/s)`,
+        `${f.e2e_tokens_per_cpu_s ?? "—"} (${f.e2e_tokens_per_s ?? "—"})`,
+      ],
+      [`${name}: Node ceiling`, `${f.ceiling_tokens_per_cpu_s ?? "—"} (${f.ceiling_tokens_per_s ?? "—"})`],
+      [
+        `${name}: Python reference`,
+        `${f.reference_tokens_per_cpu_s ?? "—"} (${f.reference_tokens_per_s ?? "—"})`,
+      ],
+      [`${name}: e2e / reference (target ≥ 1.1)`, f.e2e_over_reference],
+      [`${name}: e2e / Node ceiling`, f.e2e_over_ceiling],
+    );
+  }
+  rows.push(
+    ["scifact: transformers.js baseline", scifact.baseline_tokens_per_cpu_s],
+    ["mixed: /v1/embeddings tokens/CPU-s", mixed.openai_tokens_per_cpu_s],
+    ["mixed: /v1/embeddings / ceiling (≥ 0.95)", mixed.openai_over_ceiling],
     ["accept_p50_ms", result.accept_p50_ms],
     ["accept_p99_ms (target < 50)", result.accept_p99_ms],
-    ["peak_rss_mb (server + embedder)", result.peak_rss_mb],
+    ["peak_rss_mb (server + embedder, ≤ 512)", result.peak_rss_mb],
     ["rss_mb_200k_queued (target < 1536)", result.rss_mb_200k_queued],
-  ];
-  process.stdout.write(`\n${"figure".padEnd(38)} value\n${"-".repeat(52)}\n`);
-  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(38)} ${v ?? "—"}\n`);
-  process.stdout.write(`\nceiling setting: ${JSON.stringify(result.settings.ceiling_best)}\n`);
+  );
+  if (e5) {
+    rows.push(["e5 Korean tokenizer share", e5.tokenizer_share]);
+    for (const [name, v] of Object.entries(e5.variants)) {
+      rows.push([`e5 ${name} tokens/CPU-s (tokens/s)`, `${v.tokens_per_cpu_s} (${v.tokens_per_s})`]);
+      rows.push([`e5 ${name} reference tokens/CPU-s`, v.reference_tokens_per_cpu_s]);
+      rows.push([
+        `e5 ${name} cosine to q4 (mean/min)`,
+        v.cosine_to_q4 ? `${v.cosine_to_q4.mean}/${v.cosine_to_q4.min}` : "—",
+      ]);
+    }
+  }
+  process.stdout.write(`\n${"figure".padEnd(46)} value\n${"-".repeat(64)}\n`);
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(46)} ${v ?? "—"}\n`);
+  if (batch)
+    process.stdout.write(`batch: ${JSON.stringify(batch, (k, v) => (k === "runs" ? undefined : v))}\n`);
   if (m) process.stdout.write(`200k queued: ${JSON.stringify(m)}\n`);
   if (a) process.stdout.write(`accept: ${JSON.stringify(a)}\n`);
   if (k)

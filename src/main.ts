@@ -98,6 +98,7 @@ function localEmbedder(settings: Settings, logger: Logger): Embedder {
       model: settings.embeddingModel,
       dtype: settings.embeddingDtype,
       threads: settings.embeddingThreads,
+      sessions: settings.embeddingSessions || settings.embeddingThreads,
       maxBatchTokens: settings.batchMaxTokens,
       maxBatchSize: settings.batchMaxSize,
       cacheDir: settings.resolvedModelCacheDir,

@@ -56,7 +56,13 @@ export const SETTINGS_SCHEMA = Type.Object({
   embeddingThreads: Type.Integer({
     minimum: 1,
     default: availableParallelism(),
-    description: "ONNX intra-op threads (default: number of cores)",
+    description: "Cores the embedder computes on, shared by its ONNX sessions (default: number of cores)",
+  }),
+  embeddingSessions: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description:
+      "ONNX sessions running forward passes at once, each with EMBEDDING_THREADS / sessions threads (0 = one per thread: fastest per CPU-second; fewer saves memory, about 60 MB each for MiniLM int8, 120 MB for e5)",
   }),
   modelCacheDir: optionalString("Where hub models are cached (default: DATA_DIR/models)"),
   embeddingPassagePrefix: optionalString("Override the profile's passage prefix (e5: 'passage: ')"),
@@ -145,10 +151,11 @@ export const SETTINGS_SCHEMA = Type.Object({
   }),
   batchMaxTokens: Type.Integer({
     minimum: 64,
-    default: 2048,
-    description: "Padded tokens per forward pass (batch size × longest text in it)",
+    default: 512,
+    description:
+      "Padded tokens per forward pass (batch size × longest text in it); with BATCH_MAX_SIZE it sets the texts per pass by length: 32 short ones, 2 of 256 tokens, 1 of 512",
   }),
-  batchMaxSize: Type.Integer({ minimum: 1, default: 8, description: "Texts per forward pass at most" }),
+  batchMaxSize: Type.Integer({ minimum: 1, default: 32, description: "Texts per forward pass at most" }),
   reserveMaxChunks: Type.Integer({
     minimum: 1,
     default: 512,

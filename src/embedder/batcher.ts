@@ -1,12 +1,15 @@
 /**
  * Batch planning. A batch costs (items × longest item) because every row is padded to the longest one,
  * so texts are sorted by length first: on mixed-length text this roughly doubles throughput, and the
- * token budget bounds ORT's peak memory (32 × 512 tokens peaked at ~4 GB).
+ * token budget bounds ORT's peak memory (32 × 512 tokens peaked at ~4 GB). The budget and the size cap
+ * together are the per-length rule: many short texts per pass, few long ones. Small passes measured
+ * best per CPU-second for single-threaded sessions (512 padded tokens: the working set stays in cache;
+ * docs/bench.md, "Batch shape").
  */
 export interface BatchPlanOptions {
   /** Upper bound on padded tokens per batch (batch size × longest length). */
   maxBatchTokens: number;
-  /** Upper bound on items per batch; beyond ~8–16 a small CPU gains nothing. */
+  /** Upper bound on items per batch (short texts; long ones hit the token budget first). */
   maxBatchSize: number;
 }
 

@@ -22,8 +22,10 @@ export interface EmbedderOptions {
   model: string;
   /** transformers.js dtype ("q8", "fp32", …). */
   dtype: string;
-  /** ORT intra-op threads. */
+  /** Cores for inference, shared by the sessions. */
   threads: number;
+  /** ONNX sessions running batches at once (each with threads / sessions intra-op threads). */
+  sessions: number;
   maxBatchTokens: number;
   maxBatchSize: number;
   /** Download cache for hub models. */
@@ -197,6 +199,7 @@ export class WorkerEmbedder implements Embedder {
       source,
       dtype: this.options.dtype,
       threads: this.options.threads,
+      sessions: this.options.sessions,
       maxBatchTokens: this.options.maxBatchTokens,
       maxBatchSize: this.options.maxBatchSize,
       profileOverrides: this.options.profileOverrides,

@@ -14,7 +14,10 @@ export interface WorkerLoadOptions {
   source: ModelSource;
   /** transformers.js dtype: "q8" → onnx/model_quantized.onnx, "fp32" → onnx/model.onnx, … */
   dtype: string;
+  /** Cores for inference, shared by the sessions (each gets threads / sessions intra-op threads). */
   threads: number;
+  /** ONNX sessions running batches at once, each in its own thread. */
+  sessions: number;
   maxBatchTokens: number;
   maxBatchSize: number;
   profileOverrides: ProfileOverrides;

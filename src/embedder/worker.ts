@@ -1,25 +1,31 @@
 /**
- * The embedding worker: the only module that touches transformers.js / ONNX Runtime, so model inference
- * never blocks the HTTP event loop. Speaks the protocol in worker-protocol.ts.
+ * The embedding process: tokenizes, truncates or splits, plans batches and hands them to its ONNX
+ * sessions (session-pool.ts, one worker thread each; onnx-runner.ts is the only module touching ONNX
+ * Runtime). transformers.js supplies the tokenizer, the config and the model file. Speaks the protocol
+ * in worker-protocol.ts.
  */
 import { existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { parentPort } from "node:worker_threads";
 import {
+  AutoConfig,
   AutoModel,
   AutoTokenizer,
   env,
-  type PreTrainedModel,
   type PreTrainedTokenizer,
-  Tensor,
 } from "@huggingface/transformers";
 import type { EmbedKind, ModelInfo } from "../domain/types.js";
 import { planBatches } from "./batcher.js";
 import { buildBatchInputs, type SpecialTokenLayout, specialTokenLayout, truncateIds } from "./encoding.js";
 import { traceInputs } from "./input-trace.js";
 import { modelEvidence } from "./model-files.js";
-import { normalizeRows, pool } from "./pooling.js";
-import { type ModelProfile, recogniseProfile } from "./profiles.js";
+import {
+  type ModelEvidence,
+  type ModelProfile,
+  type ProfileRecognition,
+  recogniseProfile,
+} from "./profiles.js";
+import { SessionPool } from "./session-pool.js";
 import { splitIntoWindows } from "./windows.js";
 import type { WireWindow, WorkerLoadOptions, WorkerRequest, WorkerResponse } from "./worker-protocol.js";
 
@@ -42,7 +48,7 @@ function isModelDtype(value: string): value is ModelDtype {
 
 interface LoadedModel {
   tokenizer: PreTrainedTokenizer;
-  model: PreTrainedModel;
+  sessions: SessionPool;
   profile: ModelProfile;
   layout: SpecialTokenLayout;
   padTokenId: number;
@@ -53,14 +59,11 @@ interface LoadedModel {
 
 let loaded: LoadedModel | undefined;
 
+const onnxFile = (dtype: ModelDtype) => join("onnx", `model${DTYPE_FILE_SUFFIX[dtype]}.onnx`);
+
 /** Names the first file a local model directory lacks, so the error says what to fix. */
 function missingLocalFile(directory: string, dtype: ModelDtype): string | undefined {
-  const required = [
-    "config.json",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    join("onnx", `model${DTYPE_FILE_SUFFIX[dtype]}.onnx`),
-  ];
+  const required = ["config.json", "tokenizer.json", "tokenizer_config.json", onnxFile(dtype)];
   return required.find((file) => !existsSync(join(directory, file)));
 }
 
@@ -70,8 +73,20 @@ function configNumber(config: object, key: string): number | undefined {
   return typeof value === "number" && Number.isFinite(value) ? value : undefined;
 }
 
+/**
+ * The .onnx file of a hub model: transformers.js downloads it into its file cache
+ * (`cacheDir/<id>/onnx/...`) when it loads the model once; the runners then open that file.
+ */
+async function hubModelFile(id: string, dtype: ModelDtype, cacheDir: string): Promise<string> {
+  const model = await AutoModel.from_pretrained(id, { dtype });
+  await model.dispose();
+  const file = join(cacheDir, id, onnxFile(dtype));
+  if (!existsSync(file)) throw new Error(`the model file was not cached at ${file}`);
+  return file;
+}
+
 async function load(options: WorkerLoadOptions): Promise<ModelInfo> {
-  const { source, dtype, threads } = options;
+  const { source, dtype } = options;
   const displayId = source.kind === "local" ? resolve(source.directory) : source.id;
   if (!isModelDtype(dtype)) {
     throw new Error(
@@ -100,13 +115,15 @@ async function load(options: WorkerLoadOptions): Promise<ModelInfo> {
   }
 
   let tokenizer: PreTrainedTokenizer;
-  let model: PreTrainedModel;
+  let config: object;
+  let modelPath: string;
   try {
     tokenizer = await AutoTokenizer.from_pretrained(name);
-    model = await AutoModel.from_pretrained(name, {
-      dtype,
-      session_options: { intraOpNumThreads: threads, interOpNumThreads: 1 },
-    });
+    config = await AutoConfig.from_pretrained(name);
+    modelPath =
+      source.kind === "local"
+        ? join(displayId, onnxFile(dtype))
+        : await hubModelFile(source.id, dtype, source.cacheDir);
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     // Without the hub, a hub id cannot load: say how to point at a local directory instead.
@@ -117,32 +134,54 @@ async function load(options: WorkerLoadOptions): Promise<ModelInfo> {
     throw new Error(`could not load model ${displayId} (dtype ${dtype}): ${reason}${hint}`);
   }
 
+  // Recognised from the model's files, so a renamed copy keeps its profile.
+  const directory = source.kind === "local" ? displayId : null;
+  const evidence = modelEvidence(displayId, config, tokenizer.config, directory);
+  const { profile, recognition } = recogniseProfile(evidence, options.profileOverrides);
+  let sessions: SessionPool;
   try {
-    const state = await prepare(options, displayId, dtype, tokenizer, model);
-    if (loaded) await loaded.model.dispose();
+    sessions = await SessionPool.start(options.sessions, {
+      modelPath,
+      threads: Math.max(1, Math.floor(options.threads / options.sessions)),
+      pooling: profile.pooling,
+      normalize: profile.normalize,
+    });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new Error(`could not load model ${displayId} (dtype ${dtype}): ${reason}`);
+  }
+
+  try {
+    const state = await prepare(
+      options,
+      displayId,
+      dtype,
+      tokenizer,
+      config,
+      { profile, recognition, evidence },
+      sessions,
+    );
+    await loaded?.sessions.close();
     loaded = state;
     return state.info;
   } catch (error) {
-    // Release the ORT session of a model we will not use.
-    await model.dispose();
+    // Release the ORT sessions of a model we will not use.
+    await sessions.close();
     throw error;
   }
 }
 
-/** Resolves the profile and limits, then proves the model runs. */
+/** Resolves the limits, then proves the model runs. */
 async function prepare(
   options: WorkerLoadOptions,
   displayId: string,
   dtype: ModelDtype,
   tokenizer: PreTrainedTokenizer,
-  model: PreTrainedModel,
+  config: object,
+  recognised: { profile: ModelProfile; recognition: ProfileRecognition; evidence: ModelEvidence },
+  sessions: SessionPool,
 ): Promise<LoadedModel> {
-  const config: object = model.config;
-  // Recognised from the model's files, so a renamed copy keeps its profile.
-  const directory = options.source.kind === "local" ? displayId : null;
-  const evidence = modelEvidence(displayId, config, tokenizer.config, directory);
-  const { profile, recognition } = recogniseProfile(evidence, options.profileOverrides);
-
+  const { profile, recognition, evidence } = recognised;
   // Never feed more positions than the model has: a larger maxTokens override would crash ORT on every
   // long text. XLM-R style models reserve 2 positions (514 → 512), which model_max_length reflects.
   const limits = [profile.maxTokens, configNumber(config, "max_position_embeddings")];
@@ -158,7 +197,7 @@ async function prepare(
 
   const state: LoadedModel = {
     tokenizer,
-    model,
+    sessions,
     profile: { ...profile, maxTokens },
     layout,
     padTokenId,
@@ -195,56 +234,10 @@ async function prepare(
   return state;
 }
 
-function hiddenStateOf(output: unknown): Tensor {
-  if (typeof output === "object" && output !== null) {
-    for (const key of ["last_hidden_state", "token_embeddings"]) {
-      const value: unknown = Reflect.get(output, key);
-      if (value instanceof Tensor) return value;
-    }
-  }
-  throw new Error("model output has no last_hidden_state: is this an encoder (feature-extraction) model?");
-}
-
-function disposeAll(output: unknown): void {
-  if (typeof output !== "object" || output === null) return;
-  for (const value of Object.values(output)) {
-    if (value instanceof Tensor) value.dispose();
-  }
-}
-
-/** Runs one padded batch and returns its pooled (and, per profile, normalised) rows, batch × dim. */
-async function runBatch(state: LoadedModel, rows: number[][]): Promise<Float32Array> {
+/** Runs one padded batch on an idle session; returns its pooled (and, per profile, normalised) rows. */
+function runBatch(state: LoadedModel, rows: number[][]): Promise<Float32Array> {
   const { inputIds, attentionMask, seqLength } = buildBatchInputs(rows, state.padTokenId);
-  const dims = [rows.length, seqLength];
-  const feeds = {
-    input_ids: new Tensor("int64", inputIds, dims),
-    attention_mask: new Tensor("int64", attentionMask, dims),
-    // Single sequences: segment 0 everywhere. Models without this input ignore it.
-    token_type_ids: new Tensor("int64", new BigInt64Array(inputIds.length), dims),
-  };
-  let output: unknown;
-  try {
-    output = await state.model(feeds);
-    const hidden = hiddenStateOf(output);
-    // fp16 graphs return float16; pooling works in float32.
-    const asFloat32 = hidden.type === "float32" ? hidden : hidden.to("float32");
-    try {
-      const data = asFloat32.data;
-      if (!(data instanceof Float32Array)) throw new Error(`unexpected hidden state type ${asFloat32.type}`);
-      const pooled = pool(data, asFloat32.dims, attentionMask, state.profile.pooling);
-      if (state.profile.normalize) {
-        const dim = asFloat32.dims[2] ?? 0;
-        normalizeRows(pooled, dim);
-      }
-      return pooled;
-    } finally {
-      if (asFloat32 !== hidden) asFloat32.dispose();
-    }
-  } finally {
-    // ORT output buffers are native-backed; release them now rather than at GC so memory stays flat.
-    disposeAll(output);
-    for (const tensor of Object.values(feeds)) tensor.dispose();
-  }
+  return state.sessions.run(inputIds, attentionMask, [rows.length, seqLength]);
 }
 
 /** A window of a split text with its model input (prefix and special tokens included). */
@@ -296,6 +289,8 @@ interface EmbedJob {
   rows: number[][];
   batches: number[][];
   nextBatch: number;
+  /** Batches handed to a session and not back yet. */
+  inFlight: number;
   dimension: number;
   vectors: Float32Array;
   tokens: number[];
@@ -359,6 +354,7 @@ function prepareEmbed(request: Extract<WorkerRequest, { type: "embed" }>): Embed
     rows,
     batches,
     nextBatch: 0,
+    inFlight: 0,
     dimension,
     vectors: new Float32Array(rows.length * dimension),
     tokens,
@@ -367,12 +363,11 @@ function prepareEmbed(request: Extract<WorkerRequest, { type: "embed" }>): Embed
   };
 }
 
-/** Runs the job's next batch; resolves true when the job has no batches left. */
-async function runNextBatch(job: EmbedJob): Promise<boolean> {
-  const state = loaded;
-  if (!state) throw new Error("embed before load");
-  const batch = job.batches[job.nextBatch++];
-  if (batch) {
+/** Runs the job's next batch on an idle session and stores its rows. */
+async function runNextBatch(state: LoadedModel, job: EmbedJob): Promise<void> {
+  const batch = job.batches[job.nextBatch++] ?? [];
+  job.inFlight++;
+  try {
     const { dimension } = job;
     const pooled = await runBatch(
       state,
@@ -381,8 +376,9 @@ async function runNextBatch(job: EmbedJob): Promise<boolean> {
     batch.forEach((index, row) => {
       job.vectors.set(pooled.subarray(row * dimension, (row + 1) * dimension), index * dimension);
     });
+  } finally {
+    job.inFlight--;
   }
-  return job.nextBatch >= job.batches.length;
 }
 
 function prefixFor(profile: ModelProfile, kind: EmbedKind): string {
@@ -400,9 +396,7 @@ type Send = (message: WorkerResponse, transfer: ArrayBuffer[]) => void;
 
 /**
  * Runs as a forked child process (what WorkerEmbedder uses) or as a worker thread. The process is the
- * default because onnxruntime-node 1.21 (pinned by transformers.js 3.8) cannot be loaded again in a
- * second worker thread of the same process ("Module did not self-register") and aborts the whole
- * process when two threads run it; a child can be killed and replaced freely.
+ * default: a native crash in ONNX Runtime then takes down only the child, which the parent replaces.
  */
 function connect(onMessage: (request: WorkerRequest) => void): Send {
   const port = parentPort;
@@ -424,48 +418,77 @@ function connect(onMessage: (request: WorkerRequest) => void): Send {
 }
 
 /**
- * Work queue. One model run at a time: ORT already uses the configured intra-op threads, and
- * interleaving runs would only multiply peak memory. Passage embeds run one batch per turn, yielding to
- * the event loop in between so new messages arrive; loads, token counts and query embeds (a search
- * waiting on them) run before the next passage batch. Each request still gets one reply.
+ * Work queue. Every idle session gets the next batch: query embeds (a search or /v1/embeddings waiting
+ * on them) first, then passage embeds in arrival order, so one request's batches run on all sessions at
+ * once. Loads and token counts are answered at once: they need the tokenizer only, which lives on this
+ * thread while the sessions compute on theirs. Each request gets one reply.
  */
-const urgent: WorkerRequest[] = [];
-const passages: Array<{ request: Extract<WorkerRequest, { type: "embed" }>; job?: EmbedJob }> = [];
-let pumping = false;
+interface Work {
+  request: Extract<WorkerRequest, { type: "embed" }>;
+  job?: EmbedJob;
+}
+const queries: Work[] = [];
+const passages: Work[] = [];
 
 const reply = connect((request) => {
-  if (request.type === "embed" && request.kind === "passage") passages.push({ request });
-  else urgent.push(request);
-  void pump();
+  if (request.type === "embed") {
+    (request.kind === "query" ? queries : passages).push({ request });
+    pump();
+  } else {
+    void handle(request);
+  }
 });
 
-async function pump(): Promise<void> {
-  if (pumping) return;
-  pumping = true;
-  try {
-    for (;;) {
-      const request = urgent.shift();
-      if (request) {
-        await handle(request);
-        continue;
-      }
-      const entry = passages[0];
-      if (!entry) break;
-      try {
-        entry.job ??= prepareEmbed(entry.request);
-        if (await runNextBatch(entry.job)) {
-          passages.shift();
-          sendEmbedded(entry.job);
-        }
-      } catch (error) {
-        passages.shift();
-        replyError(entry.request.id, error);
-      }
-      await new Promise(setImmediate);
-    }
-  } finally {
-    pumping = false;
+/** The first request that still has a batch to hand out. */
+function nextWork(): { work: Work; queue: Work[] } | undefined {
+  for (const queue of [queries, passages]) {
+    const work = queue.find((w) => !w.job || w.job.nextBatch < w.job.batches.length);
+    if (work) return { work, queue };
   }
+  return undefined;
+}
+
+function pump(): void {
+  const state = loaded;
+  if (!state) return;
+  while (state.sessions.idle() > 0) {
+    const next = nextWork();
+    if (!next) return;
+    const { work, queue } = next;
+    let job: EmbedJob;
+    try {
+      work.job ??= prepareEmbed(work.request);
+      job = work.job;
+    } catch (error) {
+      remove(queue, work);
+      replyError(work.request.id, error);
+      continue;
+    }
+    if (job.batches.length === 0) {
+      remove(queue, work);
+      sendEmbedded(job);
+      continue;
+    }
+    runNextBatch(state, job)
+      .then(
+        () => {
+          if (!queue.includes(work) || job.inFlight > 0 || job.nextBatch < job.batches.length) return;
+          remove(queue, work);
+          sendEmbedded(job);
+        },
+        (error: unknown) => {
+          // The first failed batch answers for the request; its other batches are dropped.
+          if (remove(queue, work)) replyError(work.request.id, error);
+        },
+      )
+      .finally(pump);
+  }
+}
+
+function remove(queue: Work[], work: Work): boolean {
+  const index = queue.indexOf(work);
+  if (index >= 0) queue.splice(index, 1);
+  return index >= 0;
 }
 
 function sendEmbedded(job: EmbedJob): void {
@@ -482,19 +505,14 @@ function replyError(id: number, error: unknown): void {
   reply({ type: "error", id, message: error instanceof Error ? error.message : String(error) }, []);
 }
 
-async function handle(request: WorkerRequest): Promise<void> {
+async function handle(request: Exclude<WorkerRequest, { type: "embed" }>): Promise<void> {
   try {
     if (request.type === "load") {
       const info = await load(request.options);
       reply({ type: "loaded", id: request.id, info }, []);
-    } else if (request.type === "count") {
-      reply({ type: "counted", id: request.id, counts: countTokens(request.texts, request.kind) }, []);
+      pump();
     } else {
-      const job = prepareEmbed(request);
-      // Query embeds are small: run them through.
-      let done = false;
-      while (!done) done = await runNextBatch(job);
-      sendEmbedded(job);
+      reply({ type: "counted", id: request.id, counts: countTokens(request.texts, request.kind) }, []);
     }
   } catch (error) {
     replyError(request.id, error);

@@ -44,6 +44,28 @@ describe("POST /v1/embeddings with the official openai client", () => {
     await server.shutdown(5_000);
   });
 
+  it("returns a shuffled mixed-length request in the caller's order though it runs sorted by length", async () => {
+    const words = "aspirin lowers the risk of heart attack in adults with diabetes but raises bleeding".split(
+      " ",
+    );
+    // 1 to 120 words in a fixed, unsorted order: sorted by length they span many forward passes.
+    const lengths = [37, 2, 120, 9, 1, 64, 15, 88, 4, 27, 51, 6, 110, 3, 19, 73];
+    const input = lengths.map((n, i) =>
+      Array.from({ length: n }, (_, k) => words[(k + i) % words.length]).join(" "),
+    );
+    const batch = await client.embeddings.create({ model, input });
+    assert.deepEqual(
+      batch.data.map((d) => d.index),
+      input.map((_, i) => i),
+    );
+    for (const [i, text] of input.entries()) {
+      const [alone] = (await client.embeddings.create({ model, input: text })).data;
+      const got = batch.data[i]?.embedding ?? [];
+      const cosine = got.reduce((sum, v, d) => sum + v * (alone?.embedding[d] ?? 0), 0);
+      assert.ok(cosine > 0.999, `input ${i} (${lengths[i]} words): cosine ${cosine} to its own vector`);
+    }
+  });
+
   it("float and base64 give bit-identical vectors of the model's dimension, with usage", async () => {
     const float = await client.embeddings.create({ model, input: texts, encoding_format: "float" });
     assert.equal(float.object, "list");

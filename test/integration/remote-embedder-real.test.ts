@@ -103,6 +103,7 @@ describe("this server as the remote engine of another: the stored vectors are th
       model: realModelDir(),
       dtype: "q8",
       threads: 2,
+      sessions: 2,
       maxBatchTokens: 2048,
       maxBatchSize: 1,
       cacheDir: tempDir("models"),
