@@ -43,7 +43,7 @@ export type WorkerResponse =
       id: number;
       /**
        * rows × dimension: row i is text i's vector (for a split text: its first window's), then the
-       * further windows' rows. Its buffer is transferred between threads, not copied.
+       * further windows' rows. Crosses the IPC channel by structured clone (serialization "advanced").
        */
       vectors: Float32Array;
       tokens: number[];
