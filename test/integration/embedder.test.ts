@@ -265,10 +265,9 @@ describe("WorkerEmbedder with the local test model", () => {
     // Hangul is not split per character by BERT: a word over 100 characters becomes one [UNK], so
     // 3,000 syllables without spaces fit, and a split text that fits keeps no windows.
     const hangul = "가나다라마바사아자차카타파하".repeat(215).slice(0, 3000);
-    // Astral characters (surrogate pairs) must never be cut in half.
-    const astral = `${"𝒜".repeat(300)} ${"中".repeat(300)}`;
-    const result = await embedder.embed([ideographs, hangul, astral], "passage", [
-      { policy: "split", overlapTokens: 16 },
+    // Surrogate pairs: BERT makes a run of astral characters one [UNK], so the cutter never runs on
+    // them here; test/unit/text-inputs.test.ts cuts an emoji run with e5's tokenizer instead.
+    const result = await embedder.embed([ideographs, hangul], "passage", [
       { policy: "split", overlapTokens: 16 },
       { policy: "split", overlapTokens: 16 },
     ]);
@@ -284,10 +283,6 @@ describe("WorkerEmbedder with the local test model", () => {
     const [hangulCount = 0] = await embedder.countTokens([hangul], "passage");
     if (hangulCount > 256) assert.ok(result.windows[1]);
     else assert.equal(result.windows[1], null);
-
-    for (const window of result.windows[2] ?? []) {
-      assert.ok(!/[\ud800-\udbff]$|^[\udc00-\udfff]/.test(window.text), "surrogate pair cut");
-    }
   });
 
   it("runs a query embed before a queued passage embed of many texts", async () => {
