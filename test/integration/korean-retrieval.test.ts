@@ -10,7 +10,7 @@ import {
   pipeline,
 } from "@huggingface/transformers";
 import type { HttpServer } from "../../src/main.js";
-import { estimateTokens } from "../../src/server/admission.js";
+import { estimateTokens } from "../../src/server/token-limits.js";
 import { KOREAN_PASSAGES, KOREAN_QUERIES, koreanDocument } from "../fixtures/korean-retrieval.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
