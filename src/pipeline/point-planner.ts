@@ -11,7 +11,7 @@ import type {
 import type { EmbeddedWindow } from "../embedder/embedder.js";
 import { normalizedMean } from "../embedder/pooling.js";
 import type { ChunkOutcome } from "../queue/job-queue.js";
-import type { ChunkWrite } from "../vector-store/vector-store.js";
+import type { ChunkWrite, PayloadChange } from "../vector-store/vector-store.js";
 import { locateWindows, parentLayout } from "../vector-store/window-text.js";
 
 /** One reserved chunk, ready to commit: what to write, and what to acknowledge once it is written. */
@@ -187,11 +187,7 @@ export function chunkContentHash(chunk: QueuedChunk, model: ModelInfo, form: Emb
   return contentHash(model.id, shape, chunk.text);
 }
 
-function touch(
-  chunk: QueuedChunk,
-  contentHash: string,
-  payload: Extract<ChunkWrite, { kind: "touch" }>["payload"],
-): ChunkWrite {
+function touch(chunk: QueuedChunk, contentHash: string, payload: PayloadChange | null): ChunkWrite {
   return { kind: "touch", chunkId: chunk.chunkId, version: chunk.version, contentHash, payload };
 }
 

@@ -94,7 +94,7 @@ export class QdrantStore implements VectorStore {
   /** The server's version, checked once per store (again after a failed check). */
   private serverChecked: Promise<void> | undefined;
 
-  constructor(options: { url: string; apiKey?: string; timeoutMs: number; logger?: Logger }) {
+  constructor(options: QdrantStoreOptions) {
     this.timeoutMs = options.timeoutMs;
     this.logger = options.logger?.child({ component: "qdrant-store" });
     this.client = new QdrantClient({
