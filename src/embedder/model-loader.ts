@@ -4,7 +4,7 @@
  * model runs with one forward pass. What it returns is everything an embed needs.
  */
 import { existsSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
 import {
   AutoConfig,
   AutoModel,
@@ -22,6 +22,7 @@ import {
   recogniseProfile,
 } from "./profiles.js";
 import { SessionPool } from "./session-pool.js";
+import { useModelLocation } from "./transformers-location.js";
 import type { WorkerLoadOptions } from "./worker-protocol.js";
 
 /** transformers.js file-name suffix per dtype (its DEFAULT_DTYPE_SUFFIX_MAPPING, which it does not export). */
@@ -90,25 +91,16 @@ export async function loadModel(options: WorkerLoadOptions): Promise<LoadedModel
     );
   }
 
-  let name: string;
   if (source.kind === "local") {
     const missing = missingLocalFile(displayId, dtype);
     if (missing !== undefined) {
       throw new Error(`model directory ${displayId} is missing ${missing} (needed for dtype ${dtype})`);
     }
-    // transformers.js strips a leading slash from ids, so an absolute path cannot be the id: point the
-    // local root at the parent and load by directory name.
-    env.allowLocalModels = true;
-    env.allowRemoteModels = false;
-    env.localModelPath = dirname(displayId);
-    name = basename(displayId);
-  } else {
-    // Local lookups off, so a hub id is never resolved against the default local root by accident.
-    env.allowLocalModels = false;
-    env.allowRemoteModels = true;
-    env.cacheDir = source.cacheDir;
-    name = source.id;
   }
+  const name = useModelLocation(
+    env,
+    source.kind === "local" ? { kind: "local", directory: displayId } : source,
+  );
 
   let tokenizer: PreTrainedTokenizer;
   let config: object;

@@ -4,11 +4,10 @@
  */
 import type { EmbedKind, EmbedOverflow, ModelInfo } from "../domain/types.js";
 import type { ProfileOverrides } from "./profiles.js";
+import type { ModelLocation } from "./transformers-location.js";
 
 /** Where the model comes from; decided on the main thread so errors name what the user configured. */
-export type ModelSource =
-  | { kind: "local"; directory: string }
-  | { kind: "hub"; id: string; cacheDir: string };
+export type ModelSource = ModelLocation;
 
 export interface WorkerLoadOptions {
   source: ModelSource;

@@ -164,15 +164,7 @@ export class Admission {
         },
       );
     }
-    const overlong = (
-      await overlongTexts(
-        this.embedder,
-        chunks.map((c) => c.text),
-        "passage",
-        model.prefixes.passage,
-        model.maxTokens,
-      )
-    ).map(({ index, tokens }) => ({ chunk_id: chunks[index]?.chunkId ?? "", tokens }));
+    const overlong = await this.overlongChunks(chunks, model, model.maxTokens);
     if (overlong.length > 0) {
       throw new AppError(
         "text_too_long",
@@ -205,15 +197,7 @@ export class Admission {
       return;
     }
     const maxTokens = maxChunkTokens(model, overlapTokens, maxWindows);
-    const overlong = (
-      await overlongTexts(
-        this.embedder,
-        chunks.map((c) => c.text),
-        "passage",
-        model.prefixes.passage,
-        maxTokens,
-      )
-    ).map(({ index, tokens }) => ({ chunk_id: chunks[index]?.chunkId ?? "", tokens }));
+    const overlong = await this.overlongChunks(chunks, model, maxTokens);
     if (overlong.length > 0) {
       throw new AppError(
         "text_too_long",
@@ -230,6 +214,17 @@ export class Admission {
         },
       );
     }
+  }
+
+  /** The chunks over `maxTokens` as the model counts them with its passage prefix. */
+  private async overlongChunks(
+    chunks: ClientChunk[],
+    model: ModelInfo,
+    maxTokens: number,
+  ): Promise<Array<{ chunk_id: string; tokens: number }>> {
+    const texts = chunks.map((chunk) => chunk.text);
+    const overlong = await overlongTexts(this.embedder, texts, "passage", model.prefixes.passage, maxTokens);
+    return overlong.map(({ index, tokens }) => ({ chunk_id: chunks[index]?.chunkId ?? "", tokens }));
   }
 
   /** Time for the measured drain rate to make room; a guess of 5 s while nothing has drained yet. */

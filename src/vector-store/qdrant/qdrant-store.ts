@@ -23,7 +23,7 @@ import {
   type TouchWrite,
   type VectorStore,
 } from "../vector-store.js";
-import { parentTextFrom, type StoredWindow } from "../window-text.js";
+import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
 import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
 import {
@@ -321,13 +321,12 @@ export class QdrantStore implements VectorStore {
 
   /** Every window of each chunk by its deterministic point id, then put together per chunk. */
   async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
-    const result = new Map<string, string>();
     const ids = [...new Map(parents.map((p) => [p.chunkId, p])).values()].flatMap(({ chunkId, windows }) =>
       Array.from({ length: Math.max(1, windows) }, (_, index) =>
         index === 0 ? pointId(collection, chunkId) : windowPointId(collection, chunkId, index),
       ),
     );
-    const byGroup = new Map<string, StoredWindow[]>();
+    const stored: Array<{ group: string; point: StoredWindow }> = [];
     for (let start = 0; start < ids.length; start += IDS_PER_REQUEST) {
       const batch = ids.slice(start, start + IDS_PER_REQUEST);
       const points = await this.call("parentTexts", collection, () =>
@@ -340,20 +339,17 @@ export class QdrantStore implements VectorStore {
       for (const point of points) {
         const { payload, rag } = splitPayload(point.payload);
         if (typeof rag?.group_id !== "string") continue;
-        const windows = byGroup.get(rag.group_id) ?? [];
-        windows.push({
-          version: typeof rag.version === "number" ? rag.version : null,
-          text: payload[WINDOW_TEXT_FIELD],
-          window: rag.window,
+        stored.push({
+          group: rag.group_id,
+          point: {
+            version: typeof rag.version === "number" ? rag.version : null,
+            text: payload[WINDOW_TEXT_FIELD],
+            window: rag.window,
+          },
         });
-        byGroup.set(rag.group_id, windows);
       }
     }
-    for (const [group, windows] of byGroup) {
-      const text = parentTextFrom(windows);
-      if (text !== null) result.set(group, text);
-    }
-    return result;
+    return parentTextsByGroup(stored);
   }
 
   async count(collection: string): Promise<number> {
