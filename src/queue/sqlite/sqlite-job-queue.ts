@@ -9,6 +9,7 @@ import type {
   ReceiptState,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { normaliseTokens } from "../estimated-tokens.js";
 import { FAIR_SHARE, fairRanks, type RankCursor } from "../fair-ranks.js";
 import { toJobCounts, toJobState } from "../job-counts.js";
 import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
@@ -605,11 +606,6 @@ export class SqliteJobQueue implements JobQueue {
     if (row === undefined) throw new Error("queue_counters row is missing");
     return row;
   }
-}
-
-/** Token estimates size reservations and the pending-token gauge, so keep them whole and non-negative. */
-function normaliseTokens(estimate: number): number {
-  return Number.isFinite(estimate) && estimate > 0 ? Math.ceil(estimate) : 0;
 }
 
 function toQueuedChunk(row: CandidateRow): QueuedChunk {
