@@ -7,10 +7,18 @@ import { planBatches } from "./batcher.js";
 import { traceInputs } from "./input-trace.js";
 import type { LoadedModel } from "./model-loader.js";
 import type { ModelProfile } from "./profiles.js";
-import { type EmbedInputs, embedInputs } from "./text-inputs.js";
+import type { SessionPool } from "./session-pool.js";
+import { type EmbedInputs, embedInputs, type InputTokenizer } from "./text-inputs.js";
 import type { WorkerRequest, WorkerResponse } from "./worker-protocol.js";
 
 export type EmbedRequest = Extract<WorkerRequest, { type: "embed" }>;
+
+/** What an embed job uses of a loaded model (tests pass fakes). */
+export type EmbedModel = Pick<LoadedModel, "profile" | "layout" | "padTokenId" | "dimension"> & {
+  tokenizer: InputTokenizer;
+  sessions: Pick<SessionPool, "runRows">;
+  options: Pick<LoadedModel["options"], "maxBatchTokens" | "maxBatchSize">;
+};
 
 export class EmbedJob {
   /** Row indexes per batch, in the order they are handed out. */
@@ -19,7 +27,7 @@ export class EmbedJob {
   private readonly vectors: Float32Array;
 
   private constructor(
-    private readonly model: LoadedModel,
+    private readonly model: EmbedModel,
     readonly id: number,
     private readonly inputs: EmbedInputs,
   ) {
@@ -32,7 +40,7 @@ export class EmbedJob {
   }
 
   /** Tokenizes and plans a request; throws on a malformed one. */
-  static plan(model: LoadedModel, request: EmbedRequest): EmbedJob {
+  static plan(model: EmbedModel, request: EmbedRequest): EmbedJob {
     const { texts, kind, overflow } = request;
     const inputs = embedInputs(
       model.tokenizer,
