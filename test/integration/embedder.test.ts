@@ -312,6 +312,25 @@ describe("WorkerEmbedder with the local test model", () => {
     assert.ok(maxAbsDiff(a, p.vectors[1]) < 2e-3);
   });
 
+  it("a large query request (as /v1/embeddings sends) does not hold back an earlier passage request", async () => {
+    const order: string[] = [];
+    const passageTexts = Array.from({ length: 64 }, (_, i) => `${MIXED[i % MIXED.length] ?? ""} ${i}`);
+    const queryTexts = Array.from({ length: 480 }, (_, i) => `query ${i} ${MIXED[i % 3] ?? ""}`);
+    const passage = embedder.embed(passageTexts, "passage").then((r) => {
+      order.push("passage");
+      return r;
+    });
+    const query = embedder.embed(queryTexts, "query").then((r) => {
+      order.push("query");
+      return r;
+    });
+    const [p, q] = await Promise.all([passage, query]);
+    // 4 passage batches take turns with 30 query batches, so the passage request ends long before.
+    assert.deepEqual(order, ["passage", "query"]);
+    assert.equal(p.vectors.length, 64);
+    assert.equal(q.vectors.length, 480);
+  });
+
   it("applies a query prefix from the overrides", async () => {
     const e5ish = new WorkerEmbedder(
       options({ profileOverrides: { passagePrefix: "passage: ", queryPrefix: "query: " } }),
