@@ -31,9 +31,27 @@ export function guardBackend<T extends object>(target: T, options: BackendGuardO
     get(object, property) {
       const value: unknown = Reflect.get(object, property, object);
       if (typeof value !== "function") return value;
-      return (...args: unknown[]) => guarded(() => value.apply(object, args), options);
+      return (...args: unknown[]) => {
+        let result: unknown;
+        try {
+          result = value.apply(object, args);
+        } catch (error) {
+          return guarded(() => Promise.reject(error), options);
+        }
+        // A synchronous answer (the embedder's status() and info()) stays synchronous: a backend that
+        // answered at once is not down, and a caller reading it must not get a Promise instead.
+        return isPromiseLike(result) ? guarded(() => result, options) : result;
+      };
     },
   });
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 async function guarded<R>(call: () => R | Promise<R>, options: BackendGuardOptions): Promise<R> {
