@@ -1,24 +1,22 @@
 import assert from "node:assert/strict";
-import { dirname, resolve } from "node:path";
+import { basename, dirname } from "node:path";
 import { before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { AutoTokenizer, env, type PreTrainedTokenizer } from "@huggingface/transformers";
 import { type SpecialTokenLayout, specialTokenLayout } from "../../src/embedder/encoding.js";
 import { embedInputs, splitText } from "../../src/embedder/text-inputs.js";
+import { sharedModelDir, testModelDir } from "../helpers/paths.js";
 
 /**
  * The text → model input step with real tokenizers and no ONNX session: what the embedding process
  * feeds the model, checked without loading one.
  */
-const modelsDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../../shared/models");
-
 async function tokenizer(
-  name: string,
+  directory: string,
 ): Promise<{ tokenizer: PreTrainedTokenizer; layout: SpecialTokenLayout }> {
   env.allowLocalModels = true;
   env.allowRemoteModels = false;
-  env.localModelPath = modelsDir;
-  const loaded = await AutoTokenizer.from_pretrained(name);
+  env.localModelPath = dirname(directory);
+  const loaded = await AutoTokenizer.from_pretrained(basename(directory));
   const layout = specialTokenLayout(
     loaded.encode("hello world"),
     loaded.encode("hello world", { add_special_tokens: false }),
@@ -45,7 +43,7 @@ function assertInOrderSubstrings(text: string, windows: readonly { text: string 
 describe("text inputs with multilingual-e5's tokenizer (emoji are tokens of their own)", () => {
   let e5: Awaited<ReturnType<typeof tokenizer>>;
   before(async () => {
-    e5 = await tokenizer("multilingual-e5-small-q4");
+    e5 = await tokenizer(sharedModelDir("multilingual-e5-small-q4"));
   });
 
   it("cuts a run of astral characters by characters, never inside a surrogate pair", () => {
@@ -98,7 +96,7 @@ describe("text inputs with multilingual-e5's tokenizer (emoji are tokens of thei
 describe("text inputs with MiniLM's (BERT) tokenizer", () => {
   let bert: Awaited<ReturnType<typeof tokenizer>>;
   before(async () => {
-    bert = await tokenizer("test-random-minilm-l6");
+    bert = await tokenizer(testModelDir());
   });
 
   it("truncates to the limit and keeps the closing [SEP]", () => {
