@@ -5,7 +5,7 @@ import type { ModelInfo, NewChunk, OverflowPolicy, Payload } from "../domain/typ
 import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
-import { estimateTokens, maxChunkTokens, overlongTexts, surelyFits } from "./token-limits.js";
+import { maxChunkTokens, overlongTexts, queueTokenEstimate, surelyFits } from "./token-limits.js";
 
 export interface AdmissionOptions {
   maxQueueSize: number;
@@ -262,5 +262,5 @@ export function newChunk(
   documentId: string | null,
   payload: Payload,
 ): ClientChunk {
-  return { chunkId, text, documentId, payload, estimatedTokens: estimateTokens(text) };
+  return { chunkId, text, documentId, payload, estimatedTokens: queueTokenEstimate(text) };
 }

@@ -29,8 +29,11 @@ export function maxChunkTokens(model: ModelInfo, overlapTokens: number, maxWindo
   return maxWindows * window - (maxWindows - 1) * overlap;
 }
 
-/** Rough upper estimate of model tokens, used only to size reservations (exact counts come later). */
-export function estimateTokens(text: string): number {
+/**
+ * The queue's token estimate of a text (MAX_QUEUE_TOKENS, reservations, the pending-tokens gauge): rough,
+ * exact counts come later. Not the remote embedder's estimateTokens, which is an upper bound.
+ */
+export function queueTokenEstimate(text: string): number {
   return Math.ceil(Buffer.byteLength(text, "utf8") / 3) + 2;
 }
 
