@@ -22,7 +22,8 @@
 const ADAPTERS = [
   "^src/queue/(sqlite|bullmq|redis)/",
   "^src/vector-store/(sqlite-vec|qdrant)/",
-  "^src/embedder/(worker|worker-embedder|worker-protocol|remote)",
+  // The local embedder: the process WorkerEmbedder forks and everything it runs.
+  "^src/embedder/(worker|worker-embedder|worker-protocol|model-loader|embed-job|batch-scheduler|text-inputs|session-pool|onnx-runner|runner-protocol|transformers-location|remote)",
 ];
 
 /** `from` may not import `to`: a lower layer reaching up. */

@@ -1,4 +1,5 @@
 /** Pure helpers for the client's waiting: Retry-After parsing and jittered backoff. */
+import { backoffMs as backoff } from "../domain/backoff.js";
 
 /** Seconds from a Retry-After header (delta-seconds or an HTTP date), or undefined when absent/invalid. */
 export function parseRetryAfter(header: string | null | undefined, now = Date.now()): number | undefined {
@@ -32,10 +33,9 @@ export interface RetryDelayOptions {
   random?: () => number;
 }
 
-/** Exponential backoff with "full jitter": uniform in [0, min(cap, base × 2^attempt)]. */
+/** Exponential backoff with full jitter: uniform in [0, min(cap, base × 2^attempt)]. */
 export function backoffMs(attempt: number, baseMs: number, capMs: number, random = Math.random): number {
-  const ceiling = Math.min(capMs, baseMs * 2 ** Math.max(0, attempt));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  return backoff(attempt, baseMs, capMs, "full", random);
 }
 
 /** A sleep that ends early (rejecting with the signal's reason) when the signal aborts. */

@@ -37,7 +37,10 @@ export interface Embedder {
   load(): Promise<ModelInfo>;
   /** Model description; throws if called before `load` resolved. */
   info(): ModelInfo;
-  /** `overflow` per text (default: truncate). Query embeds jump ahead of queued passage batches. */
+  /**
+   * `overflow` per text (default: truncate). A query embed's first batch jumps ahead of queued passage
+   * batches; a large one's other batches take turns with them.
+   */
   embed(texts: string[], kind: EmbedKind, overflow?: EmbedOverflow[]): Promise<EmbedResult>;
   /** Exact model tokens per text with the prefix for `kind` and special tokens, untruncated. */
   countTokens(texts: string[], kind: EmbedKind): Promise<number[]>;

@@ -7,6 +7,7 @@
  * not), and threads share the tokenizer's process and its memory.
  */
 import { Worker } from "node:worker_threads";
+import { buildBatchInputs } from "./encoding.js";
 import type { RunnerLoad, RunnerRequest, RunnerResponse } from "./runner-protocol.js";
 
 interface Runner {
@@ -68,6 +69,15 @@ export class SessionPool {
     } finally {
       runner.busy = false;
     }
+  }
+
+  /**
+   * Pads token-id rows into one batch and runs it on an idle runner; returns its pooled (and, per
+   * profile, normalised) rows. Claims the runner before it returns, so `idle()` counts it at once.
+   */
+  runRows(rows: readonly (readonly number[])[], padTokenId: number): Promise<Float32Array> {
+    const { inputIds, attentionMask, seqLength } = buildBatchInputs(rows, padTokenId);
+    return this.run(inputIds, attentionMask, [rows.length, seqLength]);
   }
 
   async close(): Promise<void> {

@@ -1,11 +1,7 @@
 /**
- * Embedder backed by a separate worker running ONNX Runtime (worker.ts), so inference never blocks the
- * HTTP event loop and a crash of the native runtime cannot take the server down with it.
- *
- * The worker is a forked child process, not a worker thread: onnxruntime-node 1.21 (pinned by
- * transformers.js 3.8) cannot be loaded again by a second thread after the first one exits ("Module did
- * not self-register"), and two threads running it abort the process (HandleScope fatal error). A
- * process can be killed and replaced, which is what crash recovery needs.
+ * Embedder backed by a separate embedding process (worker.ts, which runs its ONNX sessions in worker
+ * threads), so inference never blocks the HTTP event loop and a crash of the native runtime cannot take
+ * the server down with it: a process can be killed and replaced, which is what crash recovery needs.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { existsSync, statSync } from "node:fs";

@@ -4,11 +4,10 @@
  */
 import type { EmbedKind, EmbedOverflow, ModelInfo } from "../domain/types.js";
 import type { ProfileOverrides } from "./profiles.js";
+import type { ModelLocation } from "./transformers-location.js";
 
 /** Where the model comes from; decided on the main thread so errors name what the user configured. */
-export type ModelSource =
-  | { kind: "local"; directory: string }
-  | { kind: "hub"; id: string; cacheDir: string };
+export type ModelSource = ModelLocation;
 
 export interface WorkerLoadOptions {
   source: ModelSource;
@@ -43,7 +42,7 @@ export type WorkerResponse =
       id: number;
       /**
        * rows × dimension: row i is text i's vector (for a split text: its first window's), then the
-       * further windows' rows. Its buffer is transferred between threads, not copied.
+       * further windows' rows. Crosses the IPC channel by structured clone (serialization "advanced").
        */
       vectors: Float32Array;
       tokens: number[];

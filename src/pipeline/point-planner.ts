@@ -11,7 +11,7 @@ import type {
 import type { EmbeddedWindow } from "../embedder/embedder.js";
 import { normalizedMean } from "../embedder/pooling.js";
 import type { ChunkOutcome } from "../queue/job-queue.js";
-import type { ChunkWrite } from "../vector-store/vector-store.js";
+import type { ChunkWrite, PayloadChange } from "../vector-store/vector-store.js";
 import { locateWindows, parentLayout } from "../vector-store/window-text.js";
 
 /** One reserved chunk, ready to commit: what to write, and what to acknowledge once it is written. */
@@ -29,7 +29,8 @@ export interface PlannedChunk {
 /** A chunk that must be embedded; `embeddedChunk` turns it into a PlannedChunk once it is. */
 export interface EmbedPlan {
   chunk: QueuedChunk;
-  contentHash: string;
+  /** Its content hash if the embedder does not cut it into windows, and if it does (chunkContentHash). */
+  contentHashes: Record<EmbeddedForm, string>;
   payloadHash: string;
 }
 
@@ -91,23 +92,28 @@ export function planChunks(
     const known = stored.get(pointId(chunk.collection, chunk.chunkId));
     const plan: EmbedPlan = {
       chunk,
-      contentHash: chunkContentHash(chunk, model),
+      contentHashes: {
+        whole: chunkContentHash(chunk, model, "whole"),
+        windows: chunkContentHash(chunk, model, "windows"),
+      },
       payloadHash: sha256(canonicalJson(chunk.payload)),
     };
     if (known?.version != null && known.version > chunk.version) {
       ready.push(superseded);
       continue;
     }
+    // Either form matches: the text and the model are the same, so the embedder would cut it (or not)
+    // as it did. The windows form is also what every point stored before the forms existed carries.
     const olderSameContent =
       known !== undefined &&
-      known.contentHash === plan.contentHash &&
+      (known.contentHash === plan.contentHashes.whole || known.contentHash === plan.contentHashes.windows) &&
       (known.version === null || known.version < chunk.version);
     if (olderSameContent && known.payloadHash === plan.payloadHash) {
       ready.push({
         seq: chunk.seq,
         collection: chunk.collection,
         documentId: chunk.documentId,
-        write: touch(chunk, plan, null),
+        write: touch(chunk, known.contentHash, null),
         outcome: { seq: chunk.seq, state: "unchanged", ...ids },
       });
     } else if (olderSameContent && chunk.overflow.policy !== "split") {
@@ -116,7 +122,7 @@ export function planChunks(
         seq: chunk.seq,
         collection: chunk.collection,
         documentId: chunk.documentId,
-        write: touch(chunk, plan, {
+        write: touch(chunk, known.contentHash, {
           payload: chunk.payload,
           payloadHash: plan.payloadHash,
           documentId: chunk.documentId,
@@ -158,11 +164,17 @@ export function embeddedChunk(
   };
 }
 
+/** How the embedder took a chunk: whole (fitted, or truncated) or cut into windows (split, pool). */
+export type EmbeddedForm = "whole" | "windows";
+
 /**
  * Everything that shapes a chunk's points: model, prefix, token limit, dtype, pooling, normalisation,
- * overflow policy and overlap, and the text. The same hash means the same vectors.
+ * overflow policy, the text, and for a chunk cut into windows the overlap between them. The same hash
+ * means the same vectors. The overlap shapes only windows, so a chunk embedded whole does not hash it:
+ * changing SPLIT_OVERLAP_TOKENS re-embeds only the chunks that were split. The windows form is the
+ * hash every point carried before the forms existed.
  */
-export function chunkContentHash(chunk: QueuedChunk, model: ModelInfo): string {
+export function chunkContentHash(chunk: QueuedChunk, model: ModelInfo, form: EmbeddedForm): string {
   const shape = [
     model.prefixes.passage,
     model.maxTokens,
@@ -170,23 +182,13 @@ export function chunkContentHash(chunk: QueuedChunk, model: ModelInfo): string {
     model.pooling,
     model.normalize ? "normalized" : "raw",
     chunk.overflow.policy,
-    chunk.overflow.overlapTokens,
+    form === "windows" ? chunk.overflow.overlapTokens : "whole",
   ].join("\u0000");
   return contentHash(model.id, shape, chunk.text);
 }
 
-function touch(
-  chunk: QueuedChunk,
-  plan: EmbedPlan,
-  payload: Extract<ChunkWrite, { kind: "touch" }>["payload"],
-): ChunkWrite {
-  return {
-    kind: "touch",
-    chunkId: chunk.chunkId,
-    version: chunk.version,
-    contentHash: plan.contentHash,
-    payload,
-  };
+function touch(chunk: QueuedChunk, contentHash: string, payload: PayloadChange | null): ChunkWrite {
+  return { kind: "touch", chunkId: chunk.chunkId, version: chunk.version, contentHash, payload };
 }
 
 /**
@@ -205,7 +207,7 @@ function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] 
     version: chunk.version,
     documentId: chunk.documentId,
     payload: chunk.payload,
-    contentHash: plan.contentHash,
+    contentHash: plan.contentHashes[embedded.windows ? "windows" : "whole"],
     payloadHash: plan.payloadHash,
   };
   const windows = embedded.windows;

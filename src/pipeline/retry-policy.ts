@@ -1,15 +1,10 @@
+import { backoffMs } from "../domain/backoff.js";
 import { AppError, ProcessingError } from "../domain/errors.js";
 
 export interface RetryDecision {
   retryable: boolean;
   delayMs: number;
   reason: string;
-}
-
-/** Exponential backoff with full jitter between half and the whole step, capped. */
-export function backoffDelay(attempts: number, baseMs: number, maxMs: number, random = Math.random): number {
-  const step = Math.min(maxMs, baseMs * 2 ** attempts);
-  return Math.round(step / 2 + (random() * step) / 2);
 }
 
 /**
@@ -30,10 +25,10 @@ export function classifyFailure(
     return { retryable: false, delayMs: 0, reason };
   }
   if (error instanceof ProcessingError) {
-    const delay = Math.max(backoffDelay(attempts, baseMs, maxMs), error.retryAfterMs ?? 0);
+    const delay = Math.max(backoffMs(attempts, baseMs, maxMs, "equal"), error.retryAfterMs ?? 0);
     return { retryable: error.retryable, delayMs: delay, reason };
   }
-  return { retryable: true, delayMs: backoffDelay(attempts, baseMs, maxMs), reason };
+  return { retryable: true, delayMs: backoffMs(attempts, baseMs, maxMs, "equal"), reason };
 }
 
 export function describeError(error: unknown): string {

@@ -5,6 +5,7 @@ import type { ModelInfo, NewChunk, OverflowPolicy, Payload } from "../domain/typ
 import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
+import { maxChunkTokens, overlongTexts, queueTokenEstimate, surelyFits } from "./token-limits.js";
 
 export interface AdmissionOptions {
   maxQueueSize: number;
@@ -30,44 +31,16 @@ export interface Admitted {
 }
 
 /**
- * Whether a text fits the model's limit without tokenizing it. No tokenizer gives more than a token per
- * UTF-8 byte, plus one where the text starts with a word (SentencePiece's lone "▁") and two special
- * tokens; the remote embedder's estimate (estimateTokens) keeps within the same bound. Characters are
- * not enough: a CJK character can be three tokens.
- */
-export function surelyFits(text: string, prefix: string, maxTokens: number): boolean {
-  return Buffer.byteLength(prefix + text, "utf8") + 3 <= maxTokens;
-}
-
-/**
- * The most tokens (prefix and special tokens counted once) a text may have to be cut into at most
- * `maxWindows` windows: each window holds the model's limit less its fixed tokens, and each after the
- * first repeats `overlapTokens` of the one before (at most half a window, as the splitter clamps it).
- * The fixed tokens are bounded as surelyFits bounds a text, so the figure errs low by a few tokens a
- * window; windows are cut at whitespace, so a text near the figure may still need one window more.
- */
-export function maxChunkTokens(model: ModelInfo, overlapTokens: number, maxWindows: number): number {
-  const fixed = Buffer.byteLength(model.prefixes.passage, "utf8") + 3;
-  const window = Math.max(1, model.maxTokens - fixed);
-  const overlap = Math.min(Math.max(0, Math.floor(overlapTokens)), Math.floor(window / 2));
-  return maxWindows * window - (maxWindows - 1) * overlap;
-}
-
-/** Rough upper estimate of model tokens, used only to size reservations (exact counts come later). */
-export function estimateTokens(text: string): number {
-  return Math.ceil(Buffer.byteLength(text, "utf8") / 3) + 2;
-}
-
-/**
  * Turns validated request chunks into queue entries, all or nothing. Semantic checks that a JSON
  * schema cannot express (non-blank text, unique ids within the request) are made here, before the
  * queue is touched, so a refused request changes nothing.
  */
 export class Admission {
   constructor(
-    private readonly queue: JobQueue,
+    private readonly queue: Pick<JobQueue, "enqueue">,
     private readonly throughput: ThroughputSource,
-    private readonly embedder: Embedder,
+    /** Asked only to count texts that may be over a limit. */
+    private readonly embedder: Pick<Embedder, "countTokens">,
     private readonly model: () => ModelInfo | null,
     private readonly options: AdmissionOptions,
   ) {}
@@ -191,18 +164,7 @@ export class Admission {
         },
       );
     }
-    const suspects = chunks.filter(
-      (chunk) => !surelyFits(chunk.text, model.prefixes.passage, model.maxTokens),
-    );
-    if (suspects.length === 0) return;
-    const counts = await this.embedder.countTokens(
-      suspects.map((c) => c.text),
-      "passage",
-    );
-    const overlong = suspects.flatMap((chunk, index) => {
-      const tokens = counts[index] ?? 0;
-      return tokens > model.maxTokens ? [{ chunk_id: chunk.chunkId, tokens }] : [];
-    });
+    const overlong = await this.overlongChunks(chunks, model, model.maxTokens);
     if (overlong.length > 0) {
       throw new AppError(
         "text_too_long",
@@ -235,16 +197,7 @@ export class Admission {
       return;
     }
     const maxTokens = maxChunkTokens(model, overlapTokens, maxWindows);
-    const suspects = chunks.filter((chunk) => !surelyFits(chunk.text, model.prefixes.passage, maxTokens));
-    if (suspects.length === 0) return;
-    const counts = await this.embedder.countTokens(
-      suspects.map((c) => c.text),
-      "passage",
-    );
-    const overlong = suspects.flatMap((chunk, index) => {
-      const tokens = counts[index] ?? 0;
-      return tokens > maxTokens ? [{ chunk_id: chunk.chunkId, tokens }] : [];
-    });
+    const overlong = await this.overlongChunks(chunks, model, maxTokens);
     if (overlong.length > 0) {
       throw new AppError(
         "text_too_long",
@@ -261,6 +214,17 @@ export class Admission {
         },
       );
     }
+  }
+
+  /** The chunks over `maxTokens` as the model counts them with its passage prefix. */
+  private async overlongChunks(
+    chunks: ClientChunk[],
+    model: ModelInfo,
+    maxTokens: number,
+  ): Promise<Array<{ chunk_id: string; tokens: number }>> {
+    const texts = chunks.map((chunk) => chunk.text);
+    const overlong = await overlongTexts(this.embedder, texts, "passage", model.prefixes.passage, maxTokens);
+    return overlong.map(({ index, tokens }) => ({ chunk_id: chunks[index]?.chunkId ?? "", tokens }));
   }
 
   /** Time for the measured drain rate to make room; a guess of 5 s while nothing has drained yet. */
@@ -298,5 +262,5 @@ export function newChunk(
   documentId: string | null,
   payload: Payload,
 ): ClientChunk {
-  return { chunkId, text, documentId, payload, estimatedTokens: estimateTokens(text) };
+  return { chunkId, text, documentId, payload, estimatedTokens: queueTokenEstimate(text) };
 }

@@ -24,8 +24,7 @@ const RETRY_AFTER_SECONDS = 5;
  * with the same Idempotency-Key).
  *
  * A Proxy, so that every method the interface has or gets is covered without listing them; only the
- * HTTP path uses the guarded object (the pipeline keeps its own retry policy). A method that answers
- * synchronously (a status read from memory) is not a call to the backend: it passes through as it is.
+ * HTTP path uses the guarded object (the pipeline keeps its own retry policy).
  */
 export function guardBackend<T extends object>(target: T, options: BackendGuardOptions): T {
   return new Proxy(target, {
@@ -37,17 +36,29 @@ export function guardBackend<T extends object>(target: T, options: BackendGuardO
         try {
           result = value.apply(object, args);
         } catch (error) {
-          throw settle(error, options);
+          return guarded(() => Promise.reject(error), options);
         }
-        return result instanceof Promise ? guarded(result, options) : result;
+        // A synchronous answer (the embedder's status() and info()) stays synchronous: a backend that
+        // answered at once is not down, and a caller reading it must not get a Promise instead.
+        return isPromiseLike(result) ? guarded(() => result, options) : result;
       };
     },
   });
 }
 
-async function guarded<R>(result: Promise<R>, options: BackendGuardOptions): Promise<R> {
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === "object" || typeof value === "function") &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === "function"
+  );
+}
+
+async function guarded<R>(call: () => R | Promise<R>, options: BackendGuardOptions): Promise<R> {
   let timer: NodeJS.Timeout | undefined;
   try {
+    // The executor runs `call` at once and turns a synchronous throw into a rejection.
+    const result = new Promise<R>((resolve) => resolve(call()));
     // After a timeout nobody awaits the call any more; its late failure must not go unhandled.
     result.catch(() => {});
     const outcome =
@@ -62,22 +73,17 @@ async function guarded<R>(result: Promise<R>, options: BackendGuardOptions): Pro
     options.onOutcome?.(null);
     return outcome;
   } catch (error) {
-    throw settle(error, options);
+    const failure = backendFailure(error, options);
+    if (failure === undefined) {
+      // The backend answered: a refusal of the request (not found, dimension mismatch) or a bug.
+      if (error instanceof AppError) options.onOutcome?.(null);
+      throw error;
+    }
+    options.onOutcome?.(failure);
+    throw failure;
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** What a failed call becomes: the backend's failure as the catalog's error, anything else unchanged. */
-function settle(error: unknown, options: BackendGuardOptions): unknown {
-  const failure = backendFailure(error, options);
-  if (failure === undefined) {
-    // The backend answered: a refusal of the request (not found, dimension mismatch) or a bug.
-    if (error instanceof AppError) options.onOutcome?.(null);
-    return error;
-  }
-  options.onOutcome?.(failure);
-  return failure;
 }
 
 function backendFailure(error: unknown, options: BackendGuardOptions): AppError | undefined {

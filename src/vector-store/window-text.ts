@@ -84,3 +84,21 @@ export function parentTextFrom(points: readonly StoredWindow[]): string | null {
   );
   return stitchText(windows, layout);
 }
+
+/** The chunk texts of the points of several chunks, read back in any order: by group (parent) id. */
+export function parentTextsByGroup(
+  points: Iterable<{ group: string; point: StoredWindow }>,
+): Map<string, string> {
+  const byGroup = new Map<string, StoredWindow[]>();
+  for (const { group, point } of points) {
+    const windows = byGroup.get(group) ?? [];
+    windows.push(point);
+    byGroup.set(group, windows);
+  }
+  const texts = new Map<string, string>();
+  for (const [group, windows] of byGroup) {
+    const text = parentTextFrom(windows);
+    if (text !== null) texts.set(group, text);
+  }
+  return texts;
+}

@@ -10,7 +10,7 @@ import {
   pipeline,
 } from "@huggingface/transformers";
 import type { HttpServer } from "../../src/main.js";
-import { estimateTokens } from "../../src/server/admission.js";
+import { queueTokenEstimate } from "../../src/server/token-limits.js";
 import { KOREAN_PASSAGES, KOREAN_QUERIES, koreanDocument } from "../fixtures/korean-retrieval.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
@@ -200,7 +200,7 @@ describe("Korean on multilingual-e5-small, end to end through the HTTP API", () 
   it("estimates tokens at or above e5's count for Korean text (queue bound and reservations)", () => {
     for (const text of [...KOREAN_PASSAGES.map((p) => p.text), koreanDocument(4391)]) {
       const tokens = tokenizer.encode(`passage: ${text}`).length;
-      const estimate = estimateTokens(text);
+      const estimate = queueTokenEstimate(text);
       assert.ok(estimate >= tokens, `${estimate} < ${tokens} for ${text.slice(0, 20)}…`);
       assert.ok(estimate <= 3 * tokens, `${estimate} is far above ${tokens}`);
     }

@@ -129,6 +129,16 @@ describe("guardBackend", () => {
     });
   });
 
+  it("leaves a synchronous method synchronous (the embedder's status and info)", () => {
+    const health = new BackendHealth();
+    const guarded = guardBackend(
+      { status: () => ({ engine: "remote", state: "ok" }), info: () => ({ id: "m" }) },
+      options(health),
+    );
+    assert.deepEqual(guarded.status(), { engine: "remote", state: "ok" });
+    assert.deepEqual(guarded.info(), { id: "m" });
+  });
+
   it("a 507 is remembered for its Retry-After; reads that succeed meanwhile do not clear it", () => {
     let now = 1_000;
     const health = new BackendHealth(() => now);

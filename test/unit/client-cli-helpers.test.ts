@@ -24,10 +24,28 @@ describe("client retry helpers", () => {
     assert.equal(retryDelayMs(5, { ...opts, random: () => 1 }), 6000);
     assert.equal(retryDelayMs(300, { ...opts, random: () => 0.5 }), 30_000);
     assert.equal(retryDelayMs(undefined, { ...opts, random: () => 0.5 }), 1000);
-    assert.ok(backoffMs(10, 250, 10_000, () => 1) <= 10_000);
+  });
+
+  it("backs off with full jitter: anywhere from 0 to the capped step", () => {
     assert.equal(
-      backoffMs(0, 250, 10_000, () => 0),
-      125,
+      backoffMs(3, 250, 10_000, () => 0),
+      0,
+    );
+    assert.equal(
+      backoffMs(3, 250, 10_000, () => 0.5),
+      1000,
+    );
+    assert.equal(
+      backoffMs(3, 250, 10_000, () => 1),
+      2000,
+    );
+    assert.equal(
+      backoffMs(10, 250, 10_000, () => 1),
+      10_000,
+    );
+    assert.equal(
+      backoffMs(-1, 250, 10_000, () => 1),
+      250,
     );
   });
 });

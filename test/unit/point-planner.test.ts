@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
 import type { ModelInfo, Payload, PointFingerprint, QueuedChunk } from "../../src/domain/types.js";
+import type { EmbeddedWindow } from "../../src/embedder/embedder.js";
 import { chunkContentHash, embeddedChunk, type Plan, planChunks } from "../../src/pipeline/point-planner.js";
 import { parentTextFrom } from "../../src/vector-store/window-text.js";
 
@@ -40,7 +41,7 @@ function storedAs(stored: QueuedChunk, version: number | null): Map<string, Poin
     [
       pointId(stored.collection, stored.chunkId),
       {
-        contentHash: chunkContentHash(stored, MODEL),
+        contentHash: chunkContentHash(stored, MODEL, "whole"),
         payloadHash: sha256(canonicalJson(stored.payload)),
         version,
       },
@@ -61,7 +62,14 @@ describe("planChunks", () => {
     const plan = planChunks([c], MODEL, new Map());
     assert.deepEqual(plan.ready, []);
     assert.deepEqual(plan.toEmbed, [
-      { chunk: c, contentHash: chunkContentHash(c, MODEL), payloadHash: sha256(canonicalJson(c.payload)) },
+      {
+        chunk: c,
+        contentHashes: {
+          whole: chunkContentHash(c, MODEL, "whole"),
+          windows: chunkContentHash(c, MODEL, "windows"),
+        },
+        payloadHash: sha256(canonicalJson(c.payload)),
+      },
     ]);
   });
 
@@ -95,7 +103,7 @@ describe("planChunks", () => {
             kind: "touch",
             chunkId: "c-1",
             version: 10,
-            contentHash: chunkContentHash(c, MODEL),
+            contentHash: chunkContentHash(c, MODEL, "whole"),
             payload: null,
           },
           outcome: { seq: 10, state: "unchanged", ...IDS },
@@ -153,7 +161,7 @@ describe("planChunks", () => {
           kind: "touch",
           chunkId: "c-1",
           version: 10,
-          contentHash: chunkContentHash(c, MODEL),
+          contentHash: chunkContentHash(c, MODEL, "whole"),
           payload: {
             payload: { name: "Tylenol 500" },
             payloadHash: sha256(canonicalJson({ name: "Tylenol 500" })),
@@ -204,33 +212,106 @@ describe("chunkContentHash", () => {
   it("is the hash the previous release stored, so an upgrade does not re-embed everything", () => {
     const c = chunk({ overflow: { policy: "split", overlapTokens: 32 } });
     assert.equal(
-      chunkContentHash(c, MODEL),
+      chunkContentHash(c, MODEL, "windows"),
       "1d5e104b4f415bf5451fa791a123af706da2cc94cacc05e522f8cc4074a6a4b1",
     );
   });
 
   it("changes with the text and with everything that shapes the vectors", () => {
-    const base = chunkContentHash(chunk(), MODEL);
+    const base = chunkContentHash(chunk(), MODEL, "whole");
     const variants = [
-      chunkContentHash(chunk({ text: "other" }), MODEL),
-      chunkContentHash(chunk(), { ...MODEL, id: "other-model" }),
-      chunkContentHash(chunk(), { ...MODEL, prefixes: { passage: "passage: ", query: "" } }),
-      chunkContentHash(chunk(), { ...MODEL, maxTokens: 512 }),
-      chunkContentHash(chunk(), { ...MODEL, dtype: "fp32" }),
-      chunkContentHash(chunk(), { ...MODEL, pooling: "cls" }),
-      chunkContentHash(chunk(), { ...MODEL, normalize: false }),
-      chunkContentHash(chunk({ overflow: { policy: "split", overlapTokens: 0 } }), MODEL),
-      chunkContentHash(chunk({ overflow: { policy: "truncate", overlapTokens: 8 } }), MODEL),
+      chunkContentHash(chunk({ text: "other" }), MODEL, "whole"),
+      chunkContentHash(chunk(), { ...MODEL, id: "other-model" }, "whole"),
+      chunkContentHash(chunk(), { ...MODEL, prefixes: { passage: "passage: ", query: "" } }, "whole"),
+      chunkContentHash(chunk(), { ...MODEL, maxTokens: 512 }, "whole"),
+      chunkContentHash(chunk(), { ...MODEL, dtype: "fp32" }, "whole"),
+      chunkContentHash(chunk(), { ...MODEL, pooling: "cls" }, "whole"),
+      chunkContentHash(chunk(), { ...MODEL, normalize: false }, "whole"),
+      chunkContentHash(chunk({ overflow: { policy: "split", overlapTokens: 0 } }), MODEL, "whole"),
+      chunkContentHash(chunk(), MODEL, "windows"),
     ];
     assert.equal(new Set([base, ...variants]).size, variants.length + 1);
-    assert.equal(chunkContentHash(chunk({ payload: { other: 1 }, seq: 99 }), MODEL), base);
+    assert.equal(chunkContentHash(chunk({ payload: { other: 1 }, seq: 99 }), MODEL, "whole"), base);
+  });
+
+  it("hashes the overlap only for a chunk cut into windows", () => {
+    const overlap = (overlapTokens: number) => chunk({ overflow: { policy: "split", overlapTokens } });
+    assert.equal(
+      chunkContentHash(overlap(16), MODEL, "whole"),
+      chunkContentHash(overlap(32), MODEL, "whole"),
+    );
+    assert.notEqual(
+      chunkContentHash(overlap(16), MODEL, "windows"),
+      chunkContentHash(overlap(32), MODEL, "windows"),
+    );
+  });
+});
+
+describe("a changed SPLIT_OVERLAP_TOKENS", () => {
+  /** Plans `written` on an empty store, embeds it as `windows` says, and returns the stored fingerprint. */
+  function storeEmbedded(
+    written: QueuedChunk,
+    windows: EmbeddedWindow[] | null,
+  ): Map<string, PointFingerprint> {
+    const [toEmbed] = planChunks([written], MODEL, new Map()).toEmbed;
+    assert.ok(toEmbed);
+    const vector = Float32Array.from([1, 0]);
+    const { planned } = embeddedChunk(toEmbed, { vector, tokens: 9, truncatedTokens: 0, windows }, MODEL);
+    assert.equal(planned.write?.kind, "points");
+    const [record] = planned.write.kind === "points" ? planned.write.records : [];
+    assert.ok(record);
+    return new Map([
+      [
+        record.id,
+        { contentHash: record.contentHash, payloadHash: record.payloadHash, version: record.version },
+      ],
+    ]);
+  }
+  const at = (version: number, overlapTokens: number) =>
+    chunk({ seq: version, version, overflow: { policy: "split", overlapTokens } });
+
+  it("does not re-embed a chunk that was embedded whole", () => {
+    const stored = storeEmbedded(at(4, 16), null);
+    assert.deepEqual(kinds(planChunks([at(10, 32)], MODEL, stored)), [[10, "touch/unchanged"]]);
+  });
+
+  it("re-embeds a chunk that was cut into windows", () => {
+    const windows = [
+      { text: "Acetaminophen 500", vector: Float32Array.from([1, 0]), tokens: 6 },
+      { text: "500 mg tablets", vector: Float32Array.from([0, 1]), tokens: 6 },
+    ];
+    const stored = storeEmbedded(at(4, 16), windows);
+    assert.deepEqual(kinds(planChunks([at(10, 32)], MODEL, stored)), [[10, "embed"]]);
+    assert.deepEqual(kinds(planChunks([at(10, 16)], MODEL, stored)), [[10, "touch/unchanged"]]);
+  });
+
+  it("keeps the stored hash on a touch, so a split chunk's points still say how they were cut", () => {
+    const legacy = new Map([
+      [
+        pointId("docs", "c-1"),
+        {
+          contentHash: chunkContentHash(at(4, 16), MODEL, "windows"),
+          payloadHash: sha256(canonicalJson({ name: "Tylenol" })),
+          version: 4,
+        },
+      ],
+    ]);
+    const [touched] = planChunks([at(10, 16)], MODEL, legacy).ready;
+    assert.equal(touched?.write?.kind, "touch");
+    assert.equal(
+      touched.write.kind === "touch" ? touched.write.contentHash : "",
+      chunkContentHash(at(4, 16), MODEL, "windows"),
+    );
   });
 });
 
 describe("embeddedChunk", () => {
   const plan = (c: QueuedChunk) => ({
     chunk: c,
-    contentHash: chunkContentHash(c, MODEL),
+    contentHashes: {
+      whole: chunkContentHash(c, MODEL, "whole"),
+      windows: chunkContentHash(c, MODEL, "windows"),
+    },
     payloadHash: sha256(canonicalJson(c.payload)),
   });
 
@@ -261,7 +342,7 @@ describe("embeddedChunk", () => {
             documentId: "doc-1",
             vector,
             payload: { name: "Tylenol" },
-            contentHash: chunkContentHash(c, MODEL),
+            contentHash: chunkContentHash(c, MODEL, "whole"),
             payloadHash: sha256(canonicalJson({ name: "Tylenol" })),
           },
         ],

@@ -11,7 +11,7 @@ import {
   loadTokenizerCounter,
   type TokenCounter,
 } from "../../src/embedder/remote/token-counter.js";
-import { surelyFits } from "../../src/server/admission.js";
+import { surelyFits } from "../../src/server/token-limits.js";
 import { REPO_ROOT, tempDir, tokenizerDir } from "../helpers/paths.js";
 
 const SCIFACT = readFileSync(resolve(REPO_ROOT, "../shared/datasets/scifact/corpus.jsonl"), "utf8")

@@ -12,6 +12,7 @@
  * (vector-cache.ts), so no text the engine already embedded is sent again, whether the retry is the
  * whole batch or the pipeline isolating a chunk the engine refused.
  */
+import { backoffMs } from "../../domain/backoff.js";
 import { ProcessingError } from "../../domain/errors.js";
 import type { EmbedKind, ModelInfo, OverflowSpec, RemoteModelInfo } from "../../domain/types.js";
 import type { EmbeddedWindow, Embedder, EmbedderStatus, EmbedResult } from "../embedder.js";
@@ -529,10 +530,9 @@ export class RemoteEmbedder implements Embedder {
     });
   }
 
-  /** Exponential backoff with jitter between half and the whole step, as the queue's retries. */
+  /** Equal jitter, as the queue's retries: a failing engine waits at least half the step. */
   private backoff(failures: number): number {
-    const step = Math.min(this.options.retryMaxMs, this.options.retryBaseMs * 2 ** failures);
-    return Math.round(step / 2 + (Math.random() * step) / 2);
+    return backoffMs(failures, this.options.retryBaseMs, this.options.retryMaxMs, "equal");
   }
 }
 

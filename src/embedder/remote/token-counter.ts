@@ -5,7 +5,8 @@
  * conservative estimate against the declared EMBEDDER_MAX_TOKENS.
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { useModelLocation } from "../transformers-location.js";
 
 export interface TokenCounter {
   readonly kind: "tokenizer" | "estimate";
@@ -72,16 +73,9 @@ export async function loadTokenizerCounter(source: string, cacheDir: string): Pr
     const missing = ["tokenizer.json", "tokenizer_config.json"].find((f) => !existsSync(join(directory, f)));
     if (missing) throw new Error(`tokenizer directory ${directory} is missing ${missing}`);
     nameOrPath = configNameOrPath(join(directory, "config.json"));
-    // transformers.js strips a leading slash from ids: load by name from the parent directory.
-    env.allowLocalModels = true;
-    env.allowRemoteModels = false;
-    env.localModelPath = dirname(directory);
-    name = basename(directory);
+    name = useModelLocation(env, { kind: "local", directory });
   } else {
-    env.allowLocalModels = false;
-    env.allowRemoteModels = true;
-    env.cacheDir = cacheDir;
-    name = source;
+    name = useModelLocation(env, { kind: "hub", id: source, cacheDir });
   }
   const tokenizer: Tokenizer = await AutoTokenizer.from_pretrained(name);
   const max = tokenizer.model_max_length;

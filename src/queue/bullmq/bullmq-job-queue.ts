@@ -1,18 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { type Job as BullJob, type JobsOptions, Queue, UnrecoverableError, Worker } from "bullmq";
-import type {
-  ChunkReceipt,
-  DeadLetter,
-  DocumentFloor,
-  DocumentReplacement,
-  Job,
-  Payload,
-  QueuedChunk,
-  QueuedOverflowPolicy,
-  ReceiptState,
-} from "../../domain/types.js";
+import type { ChunkReceipt, DeadLetter, DocumentFloor, Job, ReceiptState } from "../../domain/types.js";
+import { normaliseTokens } from "../estimated-tokens.js";
 import { FAIR_SHARE, fairRanks } from "../fair-ranks.js";
-import { toJobCounts, toJobState } from "../job-counts.js";
 import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
   ChunkOutcome,
@@ -36,16 +26,28 @@ import type {
 import { hashTaggedPrefix, openRedis, type RedisClient } from "../redis/redis-connection.js";
 import {
   ADMIT,
-  CODE_STATES,
   CONFIRM,
   DELETE_FLOOR,
   FINALIZED,
   NOT_FINISHED,
-  type ReceiptCode,
   ROLLBACK,
   STATE_CODES,
   TRANSITION,
 } from "./accounting-scripts.js";
+import {
+  bullJobId,
+  type ChunkData,
+  type Entry,
+  pairs,
+  parseBullJobId,
+  parseFloor,
+  type Receipt,
+  type Reply,
+  toJobSummary,
+  toQueuedChunk,
+  toReceipt,
+  toReplacement,
+} from "./bullmq-records.js";
 
 export interface BullmqJobQueueOptions {
   /** `redis://host:port` or `redis-cluster://host:port[,host:port...]` (QUEUE_URL). */
@@ -98,58 +100,10 @@ const ADMISSION_DEADLINE_MS = 60_000;
 const STALL_REASON = (n: number) =>
   `worker stopped while processing this chunk ${n} times (crash, kill or lease timeout)`;
 
-/** What a chunk's BullMQ job carries. Short keys: the data is kept once per queued chunk. */
-interface ChunkData {
-  /** Product job id, and the chunk's index in it. */
-  j: string;
-  i: number;
-  /** Collection, chunk id, document id, text, payload. */
-  c: string;
-  k: string;
-  d: string | null;
-  t: string;
-  p: Payload;
-  /** Estimated tokens, overflow policy, overlap tokens, version. */
-  e: number;
-  o: QueuedOverflowPolicy;
-  l: number;
-  v: number;
-}
-
-interface Receipt {
-  s: ReceiptCode;
-  c: string;
-  e: number;
-  o: QueuedOverflowPolicy;
-  a?: number;
-  k?: number;
-  tr?: number;
-  w?: number;
-  m?: string;
-  pr?: string;
-  er?: string;
-  t: number;
-  da?: number;
-}
-
 interface Held {
   job: BullJob<ChunkData>;
   seq: number;
 }
-
-interface Entry {
-  jobId: string;
-  index: number;
-  to: ReceiptCode;
-  allowed: string;
-  /** 0: no lock check, 1: the lock must be ours, 2: the lock must be gone. */
-  lockMode: 0 | 1 | 2;
-  seq: number;
-  /** Receipt fields to set; null deletes one (e.g. the last error after a replay). */
-  fields: { [K in keyof Omit<Receipt, "s" | "t">]?: Receipt[K] | null } | null;
-}
-
-type Reply = string | number | null | Reply[];
 
 /**
  * The distributed queue on BullMQ: one BullMQ job per accepted chunk, so BullMQ's own machinery
@@ -1156,102 +1110,10 @@ class RetryLater extends Error {
   }
 }
 
-/** BullMQ job id of chunk `index` of a job: zero-padded so equal priorities keep chunk order. */
-function bullJobId(jobId: string, index: number): string {
-  return `${jobId}.${String(index).padStart(6, "0")}`;
-}
-
-function parseBullJobId(bullId: string): { jobId: string; index: number } {
-  const dot = bullId.lastIndexOf(".");
-  return { jobId: bullId.slice(0, dot), index: Number(bullId.slice(dot + 1)) };
-}
-
-function parseFloor(value: string | null): DocumentFloor | null {
-  const match = value === null ? null : /^(\d+):(replace|delete)$/.exec(value);
-  return match ? { version: Number(match[1]), kind: match[2] as DocumentFloor["kind"] } : null;
-}
-
-function toReplacement(meta: Record<string, string>): DocumentReplacement | null {
-  if (meta.docs === undefined) return null;
-  return {
-    documents: JSON.parse(meta.docs) as string[],
-    finalized: meta.fin === "1",
-    deletedPoints: Number(meta.deleted ?? 0),
-    deletedChunkIds: meta.deletedIds === undefined ? [] : (JSON.parse(meta.deletedIds) as string[]),
-  };
-}
-
-function toJobSummary(jobId: string, meta: Record<string, string>): JobSummary {
-  const n = (field: string) => Number(meta[field] ?? 0);
-  const counters = {
-    total: n("total"),
-    queued: n("queued") + n("failed"),
-    running: n("running"),
-    stored: n("stored"),
-    unchanged: n("unchanged"),
-    superseded: n("superseded"),
-    dead: n("dead"),
-    discarded: n("discarded"),
-    cancelled: n("cancelled"),
-  };
-  return {
-    id: jobId,
-    collection: meta.collection ?? "",
-    state: toJobState(counters),
-    counts: toJobCounts(counters, n("failed")),
-    createdAt: new Date(n("created")).toISOString(),
-    updatedAt: new Date(n("updated")).toISOString(),
-  };
-}
-
-function toQueuedChunk(job: BullJob<ChunkData>): QueuedChunk {
-  const d = job.data;
-  return {
-    seq: d.v,
-    version: d.v,
-    jobId: d.j,
-    collection: d.c,
-    chunkId: d.k,
-    documentId: d.d,
-    text: d.t,
-    payload: d.p,
-    estimatedTokens: d.e,
-    attempts: job.attemptsMade,
-    overflow: { policy: d.o, overlapTokens: d.l },
-  };
-}
-
-function toReceipt(r: Receipt, seq: number): ChunkReceipt {
-  return {
-    seq,
-    chunkId: r.c,
-    state: CODE_STATES[r.s],
-    attempts: r.a ?? 0,
-    tokens: r.k ?? null,
-    truncatedTokens: r.tr ?? 0,
-    windows: r.w ?? null,
-    overflow: r.o,
-    model: r.m ?? null,
-    profile: r.pr ?? null,
-    lastError: r.er ?? null,
-    updatedAt: new Date(r.t).toISOString(),
-  };
-}
-
-function pairs(reply: string[]): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i] ?? "", reply[i + 1] ?? ""]);
-  return out;
-}
-
 function range(from: number, to: number): number[] {
   return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
 }
 
 function pageLimit(limit: number): number {
   return Number.isFinite(limit) ? Math.min(MAX_PAGE, Math.max(1, Math.floor(limit))) : MAX_PAGE;
-}
-
-function normaliseTokens(estimate: number): number {
-  return Number.isFinite(estimate) && estimate > 0 ? Math.ceil(estimate) : 0;
 }

@@ -1,11 +1,4 @@
-/** A chunk row's state in the SQLite queue ('retrying' waits for its retry time). */
-export type RowState =
-  | "queued"
-  | "retrying"
-  | "running"
-  | "stored"
-  | "unchanged"
-  | "superseded"
-  | "dead"
-  | "discarded"
-  | "cancelled";
+import type { ChunkState } from "../../domain/types.js";
+
+/** A chunk row's state in the SQLite queue: a chunk's state, or 'retrying' (waits for its retry time). */
+export type RowState = ChunkState | "retrying";

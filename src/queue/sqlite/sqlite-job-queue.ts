@@ -1,16 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type {
-  ChunkReceipt,
-  DeadLetter,
-  DocumentFloor,
-  Job,
-  Payload,
-  QueuedChunk,
-  ReceiptState,
-} from "../../domain/types.js";
+import type { ChunkReceipt, DeadLetter, DocumentFloor, Job, ReceiptState } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { normaliseTokens } from "../estimated-tokens.js";
 import { FAIR_SHARE, fairRanks, type RankCursor } from "../fair-ranks.js";
-import { toJobCounts, toJobState } from "../job-counts.js";
 import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
   ChunkOutcome,
@@ -37,9 +29,6 @@ import { createQueueSchema } from "./queue-schema.js";
 import {
   type CandidateRow,
   type CountersRow,
-  type DeadLetterRow,
-  type FailureRow,
-  type JobRow,
   type MovedRow,
   PAGE_ROWS,
   prepareQueueStatements,
@@ -48,6 +37,7 @@ import {
   type ReclaimedRow,
 } from "./queue-statements.js";
 import type { RowState } from "./row-state.js";
+import { toDeadLetter, toJob, toJobSummary, toQueuedChunk, toReceipt } from "./sqlite-records.js";
 
 export interface SqliteJobQueueOptions {
   /** Written on every lease; `${hostname}:${pid}` lets a restarted process release its orphans. */
@@ -607,60 +597,6 @@ export class SqliteJobQueue implements JobQueue {
   }
 }
 
-/** Token estimates size reservations and the pending-token gauge, so keep them whole and non-negative. */
-function normaliseTokens(estimate: number): number {
-  return Number.isFinite(estimate) && estimate > 0 ? Math.ceil(estimate) : 0;
-}
-
-function toQueuedChunk(row: CandidateRow): QueuedChunk {
-  return {
-    seq: row.seq,
-    // seq is AUTOINCREMENT: it grows with every accepted chunk, so it orders versions of one chunk id.
-    version: row.seq,
-    jobId: row.job_id,
-    collection: row.collection,
-    chunkId: row.chunk_id,
-    documentId: row.document_id,
-    text: row.text,
-    payload: JSON.parse(row.payload) as Payload,
-    estimatedTokens: row.est_tokens,
-    attempts: row.attempts,
-    overflow: { policy: row.overflow, overlapTokens: row.overlap_tokens },
-  };
-}
-
-function toJobSummary(row: JobRow, retrying = 0): JobSummary {
-  return {
-    id: row.id,
-    collection: row.collection,
-    state: toJobState(row),
-    counts: toJobCounts(row, retrying),
-    createdAt: new Date(row.created_at).toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
-  };
-}
-
-function toJob(row: JobRow, failures: FailureRow[], retrying: number): Job {
-  return {
-    ...toJobSummary(row, retrying),
-    replace:
-      row.replace_docs === null
-        ? null
-        : {
-            documents: JSON.parse(row.replace_docs) as string[],
-            finalized: row.finalized_at !== null,
-            deletedPoints: row.deleted_points,
-            deletedChunkIds: row.deleted_ids === null ? [] : (JSON.parse(row.deleted_ids) as string[]),
-          },
-    failures: failures.map((f) => ({
-      chunkId: f.chunk_id,
-      state: "dead",
-      reason: f.last_error ?? "",
-      attempts: f.attempts,
-    })),
-  };
-}
-
 function pageAfter(after: number | undefined): number {
   return after !== undefined && Number.isFinite(after) ? Math.floor(after) : 0;
 }
@@ -678,35 +614,4 @@ function toPage<R extends { seq: number }, T>(rows: R[], limit: number, map: (ro
 
 function uniqueSeqs(seqs: number[]): number[] {
   return [...new Set(seqs.filter((seq) => Number.isSafeInteger(seq)))];
-}
-
-function toReceipt(row: ReceiptRow): ChunkReceipt {
-  const retrying =
-    row.state === "retrying" || (row.state === "queued" && row.attempts > 0 && row.last_error !== null);
-  return {
-    seq: row.seq,
-    chunkId: row.chunk_id,
-    state: retrying ? "failed" : (row.state as Exclude<RowState, "retrying">),
-    attempts: row.attempts,
-    tokens: row.tokens,
-    truncatedTokens: row.truncated_tokens ?? 0,
-    windows: row.windows,
-    overflow: row.overflow,
-    model: row.model,
-    profile: row.profile,
-    lastError: row.last_error,
-    updatedAt: new Date(row.updated_at).toISOString(),
-  };
-}
-
-function toDeadLetter(row: DeadLetterRow): DeadLetter {
-  return {
-    seq: row.seq,
-    jobId: row.job_id,
-    collection: row.collection,
-    chunkId: row.chunk_id,
-    reason: row.last_error ?? "",
-    attempts: row.attempts,
-    deadAt: new Date(row.dead_at ?? row.updated_at).toISOString(),
-  };
 }

@@ -1,10 +1,10 @@
 import Type, { type Static } from "typebox";
 import { AppError } from "../../domain/errors.js";
 import type { ModelInfo } from "../../domain/types.js";
-import { surelyFits } from "../admission.js";
 import type { App, AppDeps } from "../app.js";
 import { requireModel } from "../app.js";
 import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
+import { overlongTexts } from "../token-limits.js";
 
 /**
  * OpenAI-compatible embeddings (`POST /v1/embeddings`, `GET /v1/models`), so the official `openai`
@@ -158,26 +158,19 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
       const policy =
         body.overflow ?? (deps.limits.defaultOverflow.policy === "truncate" ? "truncate" : "reject");
       if (policy === "reject") {
-        // Only texts that may not fit are tokenized.
-        const suspects = inputs.flatMap((text, index) =>
-          surelyFits(text, model.prefixes.query, model.maxTokens) ? [] : [index],
+        const overlong = await overlongTexts(
+          deps.embedder,
+          inputs,
+          "query",
+          model.prefixes.query,
+          model.maxTokens,
         );
-        if (suspects.length > 0) {
-          const counts = await deps.embedder.countTokens(
-            suspects.map((index) => inputs[index] ?? ""),
-            "query",
+        if (overlong.length > 0) {
+          throw new AppError(
+            "text_too_long",
+            `${overlong.length} input(s) exceed the model's ${model.maxTokens}-token limit; send shorter text or "overflow": "truncate"`,
+            { details: { max_tokens: model.maxTokens, inputs: overlong.slice(0, 1000) } },
           );
-          const overlong = suspects.flatMap((index, i) => {
-            const tokens = counts[i] ?? 0;
-            return tokens > model.maxTokens ? [{ index, tokens }] : [];
-          });
-          if (overlong.length > 0) {
-            throw new AppError(
-              "text_too_long",
-              `${overlong.length} input(s) exceed the model's ${model.maxTokens}-token limit; send shorter text or "overflow": "truncate"`,
-              { details: { max_tokens: model.maxTokens, inputs: overlong.slice(0, 1000) } },
-            );
-          }
         }
       }
       const result = await deps.embedder.embed(

@@ -3,14 +3,7 @@ import type { Logger } from "pino";
 import { AppError } from "../../domain/errors.js";
 import { pointId, windowPointId } from "../../domain/ids.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
-import type {
-  Distance,
-  Payload,
-  PointFingerprint,
-  SearchFilter,
-  SearchHit,
-  VectorRecord,
-} from "../../domain/types.js";
+import type { PointFingerprint, SearchFilter, SearchHit } from "../../domain/types.js";
 import { checkWrites, fingerprintId, rounds, windowsFirst, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import {
@@ -20,10 +13,16 @@ import {
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
   type ParentRef,
-  type TouchWrite,
   type VectorStore,
 } from "../vector-store.js";
-import { parentTextFrom, type StoredWindow } from "../window-text.js";
+import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
+import { type CollectionShape, compareShapes, shapeOf } from "./collection-shape.js";
+import {
+  type SizedOperation,
+  touchOperations,
+  type VersionedPoint,
+  versionedPoint,
+} from "./point-operations.js";
 import { classifyQdrantError, isAlreadyExists, isCollectionNotFound } from "./qdrant-errors.js";
 import { type QdrantFilter, toQdrantFilter } from "./qdrant-filter.js";
 import {
@@ -31,14 +30,12 @@ import {
   PAYLOAD_INDEXES,
   RAG_KEY,
   type RagFields,
-  ragFieldsOf,
   splitPayload,
-  storedPayload,
   VERSION_KEY,
 } from "./qdrant-payload.js";
 import { splitBatches, vectorJsonBytes } from "./request-batches.js";
 import { assertVersionedWrites } from "./server-version.js";
-import { olderThan, staleGroupPoints, touchable, updateFilter } from "./version-filters.js";
+import { olderThan, staleGroupPoints, updateFilter } from "./version-filters.js";
 
 /** Points (or operations) per request: far below Qdrant's limits, small enough to retry cheaply. */
 const MAX_POINTS_PER_REQUEST = 256;
@@ -58,25 +55,6 @@ export interface QdrantStoreOptions {
   logger?: Logger;
 }
 
-interface CollectionShape {
-  dimension: number;
-  distance: Distance;
-}
-
-/** A point as sent, with the version its upsert's `update_filter` checks against. */
-interface VersionedPoint {
-  id: string;
-  version: number;
-  vector: number[];
-  payload: Payload;
-}
-
-/** A batch_update operation with its estimated JSON size. */
-interface SizedOperation {
-  op: Schemas["UpdateOperation"];
-  bytes: number;
-}
-
 /**
  * Qdrant through the official REST client. Point ids are the core's deterministic UUIDv5s and every
  * write waits (`wait=true`) until applied. Writes are versioned: an upsert's `update_filter` replaces
@@ -94,7 +72,7 @@ export class QdrantStore implements VectorStore {
   /** The server's version, checked once per store (again after a failed check). */
   private serverChecked: Promise<void> | undefined;
 
-  constructor(options: { url: string; apiKey?: string; timeoutMs: number; logger?: Logger }) {
+  constructor(options: QdrantStoreOptions) {
     this.timeoutMs = options.timeoutMs;
     this.logger = options.logger?.child({ component: "qdrant-store" });
     this.client = new QdrantClient({
@@ -321,13 +299,12 @@ export class QdrantStore implements VectorStore {
 
   /** Every window of each chunk by its deterministic point id, then put together per chunk. */
   async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
-    const result = new Map<string, string>();
     const ids = [...new Map(parents.map((p) => [p.chunkId, p])).values()].flatMap(({ chunkId, windows }) =>
       Array.from({ length: Math.max(1, windows) }, (_, index) =>
         index === 0 ? pointId(collection, chunkId) : windowPointId(collection, chunkId, index),
       ),
     );
-    const byGroup = new Map<string, StoredWindow[]>();
+    const stored: Array<{ group: string; point: StoredWindow }> = [];
     for (let start = 0; start < ids.length; start += IDS_PER_REQUEST) {
       const batch = ids.slice(start, start + IDS_PER_REQUEST);
       const points = await this.call("parentTexts", collection, () =>
@@ -340,20 +317,17 @@ export class QdrantStore implements VectorStore {
       for (const point of points) {
         const { payload, rag } = splitPayload(point.payload);
         if (typeof rag?.group_id !== "string") continue;
-        const windows = byGroup.get(rag.group_id) ?? [];
-        windows.push({
-          version: typeof rag.version === "number" ? rag.version : null,
-          text: payload[WINDOW_TEXT_FIELD],
-          window: rag.window,
+        stored.push({
+          group: rag.group_id,
+          point: {
+            version: typeof rag.version === "number" ? rag.version : null,
+            text: payload[WINDOW_TEXT_FIELD],
+            window: rag.window,
+          },
         });
-        byGroup.set(rag.group_id, windows);
       }
     }
-    for (const [group, windows] of byGroup) {
-      const text = parentTextFrom(windows);
-      if (text !== null) result.set(group, text);
-    }
-    return result;
+    return parentTextsByGroup(stored);
   }
 
   async count(collection: string): Promise<number> {
@@ -495,72 +469,4 @@ export class QdrantStore implements VectorStore {
     if (isCollectionNotFound(classified)) this.shapes.delete(collection);
     return classified;
   }
-}
-
-function versionedPoint(record: VectorRecord): VersionedPoint {
-  return {
-    id: record.id,
-    version: record.version,
-    vector: Array.from(record.vector),
-    payload: storedPayload(record.payload, ragFieldsOf(record)),
-  };
-}
-
-/**
- * A touch as batch_update operations, in this order: the new payload of an unsplit chunk's point
- * (with the version, under the same checks), then the version of every point of the chunk. The
- * other order would bump the point's version first and fail the payload's own version check.
- */
-function touchOperations(pointId: string, write: TouchWrite): SizedOperation[] {
-  const operations: SizedOperation[] = [];
-  const where = touchable(write.chunkId, write.contentHash, write.version);
-  if (write.payload !== null) {
-    const rag: RagFields = {
-      chunk_id: write.chunkId,
-      group_id: write.chunkId,
-      document_id: write.payload.documentId,
-      content_hash: write.contentHash,
-      payload_hash: write.payload.payloadHash,
-      version: write.version,
-    };
-    const payload = storedPayload(write.payload.payload, rag);
-    operations.push({
-      op: { overwrite_payload: { payload, filter: { must: [{ has_id: [pointId] }, ...where] } } },
-      bytes: Buffer.byteLength(JSON.stringify(payload)) + 512,
-    });
-  }
-  // `key` sets `version` inside `_rag` and leaves the other fields of `_rag` as they are.
-  operations.push({
-    op: { set_payload: { payload: { version: write.version }, key: RAG_KEY, filter: { must: where } } },
-    bytes: 512,
-  });
-  return operations;
-}
-
-function shapeOf(collection: string, info: Schemas["CollectionInfo"]): CollectionShape {
-  const vectors = info.config.params.vectors as unknown;
-  if (
-    typeof vectors === "object" &&
-    vectors !== null &&
-    typeof (vectors as { size?: unknown }).size === "number" &&
-    typeof (vectors as { distance?: unknown }).distance === "string"
-  ) {
-    const { size, distance } = vectors as { size: number; distance: string };
-    return { dimension: size, distance: distance as Distance };
-  }
-  throw new AppError(
-    "dimension_mismatch",
-    `Collection "${collection}" exists with named vectors ${JSON.stringify(vectors)}; this server writes one unnamed vector per point. Use another collection name.`,
-    { details: { collection, vectors } },
-  );
-}
-
-function compareShapes(collection: string, existing: CollectionShape, wanted: CollectionShape): void {
-  if (existing.dimension === wanted.dimension && existing.distance === wanted.distance) return;
-  throw new AppError(
-    "dimension_mismatch",
-    `Collection "${collection}" exists with dimension ${existing.dimension} and distance ${existing.distance}; ` +
-      `requested dimension ${wanted.dimension} and distance ${wanted.distance}. Use another collection name or delete it first.`,
-    { details: { collection, existing, requested: wanted } },
-  );
 }

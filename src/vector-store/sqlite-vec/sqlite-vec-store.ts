@@ -20,7 +20,7 @@ import {
   type ParentRef,
   type VectorStore,
 } from "../vector-store.js";
-import { parentTextFrom, type StoredWindow } from "../window-text.js";
+import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
 import { payloadFilterSql, placeholders } from "./payload-filter-sql.js";
 
 /** Stays well under SQLite's bound-parameter limit, with room for the collection parameter. */
@@ -313,7 +313,7 @@ export class SqliteVecStore implements VectorStore {
   }
 
   async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
-    const result = new Map<string, string>();
+    const stored: Array<{ group: string; point: StoredWindow }> = [];
     const groups = [...new Set(parents.map((p) => p.chunkId))];
     for (let start = 0; start < groups.length; start += FINGERPRINT_BATCH) {
       const batch = groups.slice(start, start + FINGERPRINT_BATCH);
@@ -323,22 +323,18 @@ export class SqliteVecStore implements VectorStore {
            WHERE collection = ? AND group_id IN (${placeholders(batch.length)}) AND window_layout IS NOT NULL`,
         )
         .all(collection, ...batch);
-      const byGroup = new Map<string, StoredWindow[]>();
       for (const row of rows) {
-        const windows = byGroup.get(row.group_id) ?? [];
-        windows.push({
-          version: row.version,
-          text: (JSON.parse(row.payload) as Payload)[WINDOW_TEXT_FIELD],
-          window: JSON.parse(row.window_layout) as WindowPlacement,
+        stored.push({
+          group: row.group_id,
+          point: {
+            version: row.version,
+            text: (JSON.parse(row.payload) as Payload)[WINDOW_TEXT_FIELD],
+            window: JSON.parse(row.window_layout) as WindowPlacement,
+          },
         });
-        byGroup.set(row.group_id, windows);
-      }
-      for (const [group, windows] of byGroup) {
-        const text = parentTextFrom(windows);
-        if (text !== null) result.set(group, text);
       }
     }
-    return result;
+    return parentTextsByGroup(stored);
   }
 
   async count(collection: string): Promise<number> {
