@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import type { App } from "./app.js";
+import type { App } from "./app-deps.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {

@@ -1,5 +1,5 @@
 import type { DeadLetterSelector } from "../../queue/job-queue.js";
-import type { App, AppDeps } from "../app.js";
+import type { App, AppDeps } from "../app-deps.js";
 import { DeadLetterQuery, DeadLetterSelectorBody } from "../schemas.js";
 
 /** The schema admits exactly one of all / job_id / ids. */

@@ -1,6 +1,6 @@
 import { AppError } from "../../domain/errors.js";
-import type { App, AppDeps } from "../app.js";
-import { requireModel } from "../app.js";
+import type { App, AppDeps } from "../app-deps.js";
+import { requireModel } from "../app-deps.js";
 import type { BackendName } from "../backend-health.js";
 
 const BACKENDS: ReadonlyArray<{

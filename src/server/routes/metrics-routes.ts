@@ -1,4 +1,4 @@
-import type { App } from "../app.js";
+import type { App } from "../app-deps.js";
 import type { Metrics } from "../metrics.js";
 
 /**

@@ -2,8 +2,8 @@ import Type, { type Static } from "typebox";
 import { AppError } from "../../domain/errors.js";
 import type { ModelInfo } from "../../domain/types.js";
 import { surelyFits } from "../admission.js";
-import type { App, AppDeps } from "../app.js";
-import { requireModel } from "../app.js";
+import type { App, AppDeps } from "../app-deps.js";
+import { requireModel } from "../app-deps.js";
 import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
 
 /**

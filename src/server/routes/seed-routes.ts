@@ -1,7 +1,7 @@
 import type { Payload } from "../../domain/types.js";
 import { type ClientChunk, newChunk } from "../admission.js";
-import type { App, AppDeps } from "../app.js";
-import { overflowFor, requireModel } from "../app.js";
+import type { App, AppDeps } from "../app-deps.js";
+import { overflowFor, requireModel } from "../app-deps.js";
 import { servedModelName } from "../model-names.js";
 import { queueStorage } from "../queue-storage.js";
 import { IngestHeaders, type SeedChunk, SeedEmbedBody, SeedEmbedQuery, SeedStatusQuery } from "../schemas.js";

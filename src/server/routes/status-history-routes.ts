@@ -1,5 +1,5 @@
 import Type from "typebox";
-import type { App, AppDeps } from "../app.js";
+import type { App, AppDeps } from "../app-deps.js";
 import { StatusHistory } from "../status-history.js";
 
 const round = (value: number) => Math.round(value * 100) / 100;

@@ -3,8 +3,8 @@ import { AppError } from "../../domain/errors.js";
 import type { ChunkReceipt, Payload, SearchHit } from "../../domain/types.js";
 import type { ParentRef } from "../../vector-store/vector-store.js";
 import { type ClientChunk, newChunk } from "../admission.js";
-import type { App, AppDeps } from "../app.js";
-import { overflowFor, requireModel } from "../app.js";
+import type { App, AppDeps } from "../app-deps.js";
+import { overflowFor, requireModel } from "../app-deps.js";
 import { servedModelName } from "../model-names.js";
 import { queueStorage } from "../queue-storage.js";
 import {
