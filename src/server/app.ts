@@ -4,7 +4,7 @@ import { AppError } from "../domain/errors.js";
 import type { App, AppDeps } from "./app-deps.js";
 import { activeApiKeys, installAuth } from "./auth.js";
 import { installBodyTimeout } from "./body-timeout.js";
-import { installErrorHandler } from "./error-handler.js";
+import { installErrorHandler, sendError } from "./error-handler.js";
 import { Metrics } from "./metrics.js";
 import { registerOpenApi } from "./openapi.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -33,9 +33,7 @@ export function buildApp(deps: AppDeps): App {
     // the same envelope as every other error.
     frameworkErrors: (error, _request, reply) => {
       // The hook's reply is typed for an unknown route generic; it is a plain reply here.
-      void (reply as unknown as FastifyReply)
-        .status(400)
-        .send({ error: { code: "invalid_request", message: error.message } });
+      void sendError(reply as unknown as FastifyReply, new AppError("invalid_request", error.message));
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(strictValidatorCompiler);

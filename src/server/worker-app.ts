@@ -1,12 +1,11 @@
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, LogController } from "fastify";
 import type { Logger } from "pino";
-import type { ErrorCode } from "../domain/errors.js";
+import { AppError, type ErrorCode } from "../domain/errors.js";
 import type { ModelInfo } from "../domain/types.js";
 import type { App, AuthOptions } from "./app-deps.js";
 import { installAuth } from "./auth.js";
-import { installErrorHandler } from "./error-handler.js";
-import { ERROR_STATUS } from "./error-status.js";
+import { installErrorHandler, sendError } from "./error-handler.js";
 import type { Metrics } from "./metrics.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 
@@ -46,10 +45,7 @@ export function buildWorkerApp(deps: WorkerAppDeps): App {
    */
   app.get("/ready", async (_request, reply) => {
     const notReady = (code: ErrorCode, message: string, retryAfterSeconds: number) =>
-      reply
-        .status(ERROR_STATUS[code])
-        .header("retry-after", String(retryAfterSeconds))
-        .send({ error: { code, message } });
+      sendError(reply, new AppError(code, message, { retryAfterSeconds }));
     if (deps.isShuttingDown()) {
       return notReady("shutting_down", "The worker is finishing its in-flight batches", 5);
     }

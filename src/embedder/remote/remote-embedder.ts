@@ -28,11 +28,7 @@ import {
   teiProtocol,
 } from "./engine-protocol.js";
 import { planInputs } from "./input-plan.js";
-import {
-  failureFromNetwork,
-  failureFromResponse,
-  RemoteFailure,
-} from "./remote-failure.js";
+import { failureFromNetwork, failureFromResponse, RemoteFailure } from "./remote-failure.js";
 import { packRequests } from "./request-packing.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { ESTIMATE_COUNTER, loadTokenizerCounter, type TokenCounter } from "./token-counter.js";
