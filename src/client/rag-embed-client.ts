@@ -5,6 +5,9 @@ import type {
   DeadLetterPage,
   DeadLetterQueryOptions,
   DeadLetterSelector,
+  DocumentDeleted,
+  DocumentList,
+  DocumentReplaceAccepted,
   EmbeddingsResult,
   ErrorBody,
   IngestAccepted,
@@ -314,7 +317,7 @@ export class RagEmbedClient {
     documentId: string,
     chunks: readonly Chunk[],
     options: { overflow?: IngestOptions["overflow"]; signal?: AbortSignal } = {},
-  ): Promise<IngestAccepted & { document_id: string }> {
+  ): Promise<DocumentReplaceAccepted> {
     const body: NativeIngestBody = { chunks: [...chunks] };
     if (options.overflow !== undefined) body.overflow = options.overflow;
     return this.request(
@@ -328,7 +331,7 @@ export class RagEmbedClient {
   async *documents(collection: string, signal?: AbortSignal): AsyncGenerator<string> {
     let after: string | undefined;
     do {
-      const page: { documents: string[]; next_cursor: string | null } = await this.request(
+      const page: DocumentList = await this.request(
         "GET",
         `/v1/collections/${encodeURIComponent(collection)}/documents`,
         { query: { after, limit: 1000 }, signal, retryBusy: true },
@@ -338,8 +341,8 @@ export class RagEmbedClient {
     } while (after !== undefined);
   }
 
-  deleteDocument(collection: string, documentId: string, signal?: AbortSignal): Promise<{ deleted: number }> {
-    return this.request<{ deleted: number }>(
+  deleteDocument(collection: string, documentId: string, signal?: AbortSignal): Promise<DocumentDeleted> {
+    return this.request<DocumentDeleted>(
       "DELETE",
       `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(documentId)}`,
       { signal },
