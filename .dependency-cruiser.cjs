@@ -15,6 +15,8 @@
  *   lifecycle       process-level guards
  *   main.ts         the composition root: the only place that chooses adapters
  *   cli, eval       entry points
+ *   launcher        starts `rag-embed serve` as a child process (tests, eval, bench) and talks to it
+ *                   through the client, like any client: imports only client, wire, domain
  *   client          the SDK: standalone, only domain types and the wire schemas (type-only)
  *
  * A new adapter goes in its interface's folder (e.g. src/queue/<engine>/) and is wired in main.ts;
@@ -79,6 +81,14 @@ module.exports = {
       severity: "error",
       from: { path: "^src/vector-store/(sqlite-vec|qdrant)/" },
       to: { path: "^src/vector-store/(sqlite-vec|qdrant)/", pathNot: "^src/vector-store/$1/" },
+    },
+    below("launcher-is-a-client", "^src/launcher/", "^src/(?!launcher/|client/|wire/|domain/)"),
+    {
+      name: "nothing-imports-the-launcher",
+      severity: "error",
+      comment: "The launcher is for tests, eval and bench: the server never starts itself.",
+      from: { path: "^src/", pathNot: "^src/(eval|launcher)/" },
+      to: { path: "^src/launcher/" },
     },
     {
       name: "client-is-standalone",

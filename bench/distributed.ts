@@ -109,11 +109,11 @@ async function runOnce(
     }
     const docs = loadCorpus().slice(0, Number(args.docs));
     const started = performance.now();
-    const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(api.base, "bench", batch));
+    const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(api.client, "bench", batch));
     const refused = posted.filter((p) => p.status !== 202);
     if (refused.length > 0) throw new Error(`${refused.length} requests refused (${refused[0]?.status})`);
     for (;;) {
-      const s = await status(api.base);
+      const s = await status(api.client);
       if (s.queue.pending_chunks === 0 && s.queue.running_chunks === 0) break;
       await sleep(100);
     }
@@ -122,7 +122,7 @@ async function runOnce(
     let chunks = 0;
     for (const p of posted) {
       if (p.jobId === null) continue;
-      const job = await jobTokens(api.base, p.jobId);
+      const job = await jobTokens(api.client, p.jobId);
       tokens += job.tokens;
       chunks += job.stored;
     }

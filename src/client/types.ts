@@ -39,7 +39,6 @@ import type {
   ServerStatus,
   StatusHistory,
 } from "../wire/responses.js";
-import type { JobState, ReceiptState } from "../wire/shared.js";
 
 export type {
   ChunkReceipt,

@@ -228,12 +228,12 @@ describe("bad input gets a clear 4xx with a stable code and changes nothing", ()
       JSON.stringify({ chunks: [{ id: "a", text: "t" }], overflow: "bogus" }),
     );
     assert.equal(overflow.status, 400);
-    assert.equal(overflow.body.error.message, "body/overflow must be one of: split, truncate, reject");
+    assert.equal(overflow.body.error.message, "body/overflow must be one of: split, truncate, reject, pool");
     assert.deepEqual(overflow.body.error.details?.problems, [
       {
         path: "body/overflow",
-        message: "must be one of: split, truncate, reject",
-        allowed: ["split", "truncate", "reject"],
+        message: "must be one of: split, truncate, reject, pool",
+        allowed: ["split", "truncate", "reject", "pool"],
       },
     ]);
 
