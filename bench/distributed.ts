@@ -11,14 +11,14 @@
  * queue is empty (nothing pending or running). Tokens are the receipts' token counts.
  * Not part of npm test; see docs/distributed.md for the numbers.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { launchServer } from "../src/launcher/server-launcher.js";
 import { RedisTestServer } from "../test/helpers/redis-server.js";
 import {
   buildServer,
@@ -62,20 +62,13 @@ interface RunResult {
 }
 
 async function startWorker(main: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [main, "worker"], {
+  const worker = await launchServer({
+    role: "worker",
+    entry: main,
     cwd: ROOT,
-    env: { ...process.env, WORKER_PORT: "0", ...env, LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "inherit"],
+    env: { WORKER_PORT: "0", ...env, LOG_LEVEL: "info" },
   });
-  const exited = once(child, "exit");
-  await new Promise<void>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on("line", (line) => {
-      if (line.includes('"worker started"')) resolve();
-    });
-    exited.then(([code]) => reject(new Error(`worker exited with ${code} before starting`)));
-  });
-  return child;
+  return worker.child;
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {

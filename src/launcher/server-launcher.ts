@@ -12,6 +12,11 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 export const PACKAGE_ROOT = resolve(HERE, "../..");
 
 export interface LaunchOptions {
+  /**
+   * `serve` (default): up once it listens. `worker`: no data routes; up once it logs "worker started"
+   * (model loaded, pipeline running); `url` is then its probes-and-metrics port (WORKER_PORT).
+   */
+  role?: "serve" | "worker";
   /** Added to the current environment; an undefined value unsets the variable. */
   env?: Record<string, string | undefined>;
   /**
@@ -45,14 +50,15 @@ export interface LaunchedServer {
 }
 
 /**
- * Starts `rag-embed serve` as a child process and resolves once it listens (its "listening" log
+ * Starts `rag-embed serve` (or `worker`) as a child process and resolves once it listens (its "listening" log
  * line gives the URL, so PORT=0 works), and with `waitUntilReady` once GET /ready says ready. The one
  * way the tests, the eval and the bench start a server.
  */
 export async function launchServer(options: LaunchOptions = {}): Promise<LaunchedServer> {
   const { env = {}, cwd = PACKAGE_ROOT, startTimeoutMs = 120_000 } = options;
   const entry = options.entry ?? defaultEntry();
-  const args = extname(entry) === ".ts" ? ["--import", "tsx", entry, "serve"] : [entry, "serve"];
+  const role = options.role ?? "serve";
+  const args = extname(entry) === ".ts" ? ["--import", "tsx", entry, role] : [entry, role];
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const [key, value] of Object.entries(env)) {
     if (value === undefined) delete childEnv[key];
@@ -61,7 +67,10 @@ export async function launchServer(options: LaunchOptions = {}): Promise<Launche
   // The URL comes from the "listening" line, logged at info. A quieter server (the bench runs at
   // warn) gets a free port chosen here, and is up once GET /health answers.
   let knownUrl: string | undefined;
-  if (!["trace", "debug", "info"].includes(childEnv.LOG_LEVEL ?? "info")) {
+  const quiet = !["trace", "debug", "info"].includes(childEnv.LOG_LEVEL ?? "info");
+  // A worker's start is seen only in its log.
+  if (quiet && role === "worker") childEnv.LOG_LEVEL = "info";
+  else if (quiet) {
     if ((childEnv.PORT ?? "0") === "0") childEnv.PORT = String(await freePort());
     const host =
       !childEnv.HOST || childEnv.HOST === "0.0.0.0" || childEnv.HOST === "::" ? "127.0.0.1" : childEnv.HOST;
@@ -84,6 +93,8 @@ export async function launchServer(options: LaunchOptions = {}): Promise<Launche
   const listening = new Promise<string>((resolveUrl) => {
     listeningUrl = resolveUrl;
   });
+  const upMessage = role === "worker" ? "worker started" : "listening";
+  let seenUrl = "";
   // Every stdout line is read for the life of the process, so a chatty server never blocks on a full pipe.
   createInterface({ input: child.stdout! }).on("line", (line) => {
     let record: Record<string, unknown>;
@@ -96,7 +107,8 @@ export async function launchServer(options: LaunchOptions = {}): Promise<Launche
     }
     if (options.keepLogs) logs.push(record);
     if (typeof record.level === "number" && record.level >= 50) remember(line);
-    if (record.msg === "listening" && typeof record.url === "string") listeningUrl?.(record.url);
+    if (record.msg === "listening" && typeof record.url === "string") seenUrl = record.url;
+    if (record.msg === upMessage) listeningUrl?.(seenUrl);
   });
 
   const tail = () => tailLines.join("\n");
@@ -127,9 +139,9 @@ export async function launchServer(options: LaunchOptions = {}): Promise<Launche
   const timeout = sleep(startTimeoutMs, "timeout" as const, { ref: false });
   const answering = knownUrl === undefined ? listening : healthy(knownUrl, () => child.exitCode === null);
   const outcome = await Promise.race([answering, died, timeout]);
-  if (outcome === "timeout") return failure(`did not listen within ${startTimeoutMs} ms`);
+  if (outcome === "timeout") return failure(`did not log "${upMessage}" within ${startTimeoutMs} ms`);
   if (typeof outcome !== "string")
-    return failure(`exited (${outcome.code ?? outcome.signal}) before listening`);
+    return failure(`exited (${outcome.code ?? outcome.signal}) before logging "${upMessage}"`);
   const url = outcome;
   const client = new RagEmbedClient({ baseUrl: url });
   if (options.waitUntilReady) {
