@@ -8,12 +8,27 @@ import { type App, type AppDeps, buildApp } from "../../src/server/app.js";
 import { guardBackend } from "../../src/server/backend-guard.js";
 import { BackendHealth, type BackendName } from "../../src/server/backend-health.js";
 import {
+  DeadLetterPage,
+  DeadLettersDiscarded,
+  DeadLettersReplayed,
+  DocumentDeleted,
+  DocumentList,
+  DocumentReplaceAccepted,
+  EmbeddingsResponse,
   ErrorBody,
+  Health,
   IngestAccepted,
   Job,
+  JobCancelled,
+  JobList,
+  ModelDescription,
+  ModelList,
+  Ready,
   SearchResult,
+  SeedEmbedAccepted,
   SeedStatus,
   ServerStatus,
+  StatusHistory,
 } from "../../src/wire/responses.js";
 import { FAKE_MODEL, fakeEmbedder, memoryQueue, memoryStore } from "../helpers/in-memory-backends.js";
 
@@ -321,5 +336,52 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
         parent_text: null,
       },
     ]);
+  });
+
+  it("answers every JSON route in the shape its wire schema documents", async () => {
+    const { app } = harness();
+    const ingest = await app.inject({
+      method: "POST",
+      url: "/v1/collections/docs/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    const jobId = ingest.json().job_id as string;
+    const seed = { chunk_id: 1, item_sequence: 1, name: "n", contents: "c", meta: null };
+    const calls: Array<[string, string, object | undefined, number, object]> = [
+      ["GET", "/health", undefined, 200, Health],
+      ["GET", "/ready", undefined, 200, Ready],
+      ["GET", "/model-info", undefined, 200, ModelDescription],
+      ["GET", "/test/status", undefined, 200, SeedStatus],
+      ["POST", "/test/embed", [seed], 202, SeedEmbedAccepted],
+      ["GET", "/v1/jobs", undefined, 200, JobList],
+      ["GET", `/v1/jobs/${jobId}`, undefined, 200, Job],
+      ["DELETE", `/v1/jobs/${jobId}`, undefined, 200, JobCancelled],
+      ["GET", "/v1/status", undefined, 200, ServerStatus],
+      ["GET", "/v1/status/history", undefined, 200, StatusHistory],
+      ["GET", "/v1/dead-letters", undefined, 200, DeadLetterPage],
+      ["POST", "/v1/dead-letters/replay", { all: true }, 200, DeadLettersReplayed],
+      ["DELETE", "/v1/dead-letters", { job_id: jobId }, 200, DeadLettersDiscarded],
+      ["GET", "/v1/collections/docs/documents", undefined, 200, DocumentList],
+      ["PUT", "/v1/collections/docs/documents/doc-1", { chunks: [chunk("z")] }, 202, DocumentReplaceAccepted],
+      ["DELETE", "/v1/collections/docs/documents/doc-1", undefined, 200, DocumentDeleted],
+      ["GET", "/v1/models", undefined, 200, ModelList],
+      ["POST", "/v1/embeddings", { model: "fake/model", input: ["a", "bb"] }, 200, EmbeddingsResponse],
+      [
+        "POST",
+        "/v1/embeddings",
+        { model: "fake/model", input: "a", encoding_format: "base64" },
+        200,
+        EmbeddingsResponse,
+      ],
+    ];
+    for (const [method, url, payload, status, schema] of calls) {
+      const response = await app.inject({
+        method: method as "GET",
+        url,
+        ...(payload === undefined ? {} : { payload }),
+      });
+      assert.equal(response.statusCode, status, `${method} ${url}: ${response.body}`);
+      assertShape(schema, response.json());
+    }
   });
 });
