@@ -20,7 +20,9 @@
  *   client          the SDK: standalone, only domain types and the wire schemas (type-only)
  *
  * A new adapter goes in its interface's folder (e.g. src/queue/<engine>/) and is wired in main.ts;
- * a new route goes in src/server/routes/ and is registered in server/app.ts.
+ * a new route goes in src/server/routes/ (importing App and AppDeps from server/app-deps.ts, never
+ * app.ts), its request and response schemas in src/wire/, and is registered in server/app.ts.
+ * ARCHITECTURE.md says the same at more length.
  */
 const ADAPTERS = [
   "^src/queue/(sqlite|bullmq|redis)/",
