@@ -66,6 +66,7 @@ async function startWorker(main: string, env: Record<string, string>): Promise<C
     role: "worker",
     entry: main,
     cwd: ROOT,
+    echoStderr: true,
     env: { WORKER_PORT: "0", ...env, LOG_LEVEL: "info" },
   });
   return worker.child;

@@ -146,6 +146,7 @@ export async function startServer(main: string, env: Record<string, string>): Pr
       entry: main,
       cwd: ROOT,
       waitUntilReady: true,
+      echoStderr: true,
       env: {
         HOST: "127.0.0.1",
         PORT: "0",

@@ -31,6 +31,8 @@ export interface LaunchOptions {
   waitUntilReady?: boolean;
   /** Keep every JSON log line the server writes to stdout in `logs` (tests read them). */
   keepLogs?: boolean;
+  /** Copy the server's stderr to this process's stderr as it comes (the bench shows native crashes). */
+  echoStderr?: boolean;
 }
 
 export interface LaunchedServer {
@@ -86,6 +88,7 @@ export async function launchServer(options: LaunchOptions = {}): Promise<Launche
   };
   child.stderr?.setEncoding("utf8");
   child.stderr?.on("data", (data: string) => {
+    if (options.echoStderr) process.stderr.write(data);
     for (const line of data.split("\n")) if (line.trim()) remember(line);
   });
   const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
