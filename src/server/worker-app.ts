@@ -3,10 +3,12 @@ import Fastify, { type FastifyBaseLogger, LogController } from "fastify";
 import type { Logger } from "pino";
 import { AppError, type ErrorCode } from "../domain/errors.js";
 import type { ModelInfo } from "../domain/types.js";
+import { WorkerHealth, WorkerReady } from "../wire/responses.js";
 import type { App, AuthOptions } from "./app-deps.js";
 import { installAuth } from "./auth.js";
 import { installErrorHandler, sendError } from "./error-handler.js";
 import type { Metrics } from "./metrics.js";
+import { answers } from "./route-responses.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 
 export interface WorkerAppDeps {
@@ -35,7 +37,10 @@ export function buildWorkerApp(deps: WorkerAppDeps): App {
 
   registerMetricsRoutes(app, deps.metrics);
 
-  app.get("/health", async () => ({ status: "ok", role: "worker" }));
+  app.get("/health", { schema: { response: answers(WorkerHealth) } }, async () => ({
+    status: "ok" as const,
+    role: "worker" as const,
+  }));
 
   /**
    * Ready = the model is loaded and the pipeline takes work. While draining on SIGTERM the worker
@@ -43,7 +48,7 @@ export function buildWorkerApp(deps: WorkerAppDeps): App {
    * itself is worth watching, and no client traffic needs steering away from a worker.
    * Not-ready is answered here rather than thrown: an expected probe result is no error to log.
    */
-  app.get("/ready", async (_request, reply) => {
+  app.get("/ready", { schema: { response: answers(WorkerReady) } }, async (_request, reply) => {
     const notReady = (code: ErrorCode, message: string, retryAfterSeconds: number) =>
       sendError(reply, new AppError(code, message, { retryAfterSeconds }));
     if (deps.isShuttingDown()) {
@@ -51,7 +56,7 @@ export function buildWorkerApp(deps: WorkerAppDeps): App {
     }
     const model = deps.model();
     if (!model) return notReady("model_not_ready", "The model is still loading", 2);
-    return { status: "ready", role: "worker", model: model.id };
+    return { status: "ready" as const, role: "worker" as const, model: model.id };
   });
   return app;
 }

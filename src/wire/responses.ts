@@ -331,6 +331,18 @@ export const Ready = Type.Object(
 );
 export type Ready = Static<typeof Ready>;
 
+/** GET /health of a worker (WORKER_PORT) */
+export const WorkerHealth = Type.Object(
+  { status: Type.Literal("ok"), role: Type.Literal("worker") },
+  { description: "The worker process answers" },
+);
+
+/** GET /ready of a worker (WORKER_PORT) */
+export const WorkerReady = Type.Object(
+  { status: Type.Literal("ready"), role: Type.Literal("worker"), model: Type.String() },
+  { description: "The model is loaded and the worker takes work" },
+);
+
 // --- the seed API ---------------------------------------------------------------------------------
 
 /** GET /test/status */
