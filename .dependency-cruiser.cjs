@@ -2,6 +2,7 @@
  * The layers of src/, written down once and checked in `npm test` (`npm run deps`). Bottom to top:
  *
  *   domain          types, ids, the error catalog: imports nothing of ours
+ *   wire            the HTTP API's request and response schemas (TypeBox): imports only domain
  *   config          the settings schema
  *   observability   logger, throughput meter (utilities any layer may use)
  *   storage         the SQLite file (opened once, shared by the embedded queue and store)
@@ -14,10 +15,14 @@
  *   lifecycle       process-level guards
  *   main.ts         the composition root: the only place that chooses adapters
  *   cli, eval       entry points
- *   client          the SDK: standalone, only domain types and the wire schemas
+ *   launcher        starts `rag-embed serve` as a child process (tests, eval, bench) and talks to it
+ *                   through the client, like any client: imports only client, wire, domain
+ *   client          the SDK: standalone, only domain types and the wire schemas (type-only)
  *
  * A new adapter goes in its interface's folder (e.g. src/queue/<engine>/) and is wired in main.ts;
- * a new route goes in src/server/routes/ and is registered in server/app.ts.
+ * a new route goes in src/server/routes/ (importing App and AppDeps from server/app-deps.ts, never
+ * app.ts), its request and response schemas in src/wire/, and is registered in server/app.ts.
+ * ARCHITECTURE.md says the same at more length.
  */
 const ADAPTERS = [
   "^src/queue/(sqlite|bullmq|redis)/",
@@ -46,6 +51,7 @@ module.exports = {
       from: { path: "^src/domain/" },
       to: { path: "^src/", pathNot: "^src/domain/" },
     },
+    below("wire-is-low", "^src/wire/", "^src/(?!wire/|domain/)"),
     below("config-is-low", "^src/config/", "^src/(?!config/|domain/)"),
     below("observability-is-low", "^src/observability/", "^src/(?!observability/|domain/|config/)"),
     below("storage-is-low", "^src/storage/", "^src/(?!storage/|domain/)"),
@@ -79,12 +85,20 @@ module.exports = {
       from: { path: "^src/vector-store/(sqlite-vec|qdrant)/" },
       to: { path: "^src/vector-store/(sqlite-vec|qdrant)/", pathNot: "^src/vector-store/$1/" },
     },
+    below("launcher-is-a-client", "^src/launcher/", "^src/(?!launcher/|client/|wire/|domain/)"),
+    {
+      name: "nothing-imports-the-launcher",
+      severity: "error",
+      comment: "The launcher is for tests, eval and bench: the server never starts itself.",
+      from: { path: "^src/", pathNot: "^src/(eval|launcher)/" },
+      to: { path: "^src/launcher/" },
+    },
     {
       name: "client-is-standalone",
       severity: "error",
       comment: "The SDK ships alone: it may use domain types and the wire schemas, nothing of the server.",
       from: { path: "^src/client/" },
-      to: { path: "^src/", pathNot: "^src/(client|domain)/|^src/server/schemas\\.ts$" },
+      to: { path: "^src/", pathNot: "^src/(client|domain|wire)/" },
     },
   ],
   options: {

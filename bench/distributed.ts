@@ -11,14 +11,14 @@
  * queue is empty (nothing pending or running). Tokens are the receipts' token counts.
  * Not part of npm test; see docs/distributed.md for the numbers.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import { launchServer } from "../src/launcher/server-launcher.js";
 import { RedisTestServer } from "../test/helpers/redis-server.js";
 import {
   buildServer,
@@ -62,20 +62,14 @@ interface RunResult {
 }
 
 async function startWorker(main: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [main, "worker"], {
+  const worker = await launchServer({
+    role: "worker",
+    entry: main,
     cwd: ROOT,
-    env: { ...process.env, WORKER_PORT: "0", ...env, LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "inherit"],
+    echoStderr: true,
+    env: { WORKER_PORT: "0", ...env, LOG_LEVEL: "info" },
   });
-  const exited = once(child, "exit");
-  await new Promise<void>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on("line", (line) => {
-      if (line.includes('"worker started"')) resolve();
-    });
-    exited.then(([code]) => reject(new Error(`worker exited with ${code} before starting`)));
-  });
-  return child;
+  return worker.child;
 }
 
 async function stopChild(child: ChildProcess): Promise<void> {
@@ -109,11 +103,11 @@ async function runOnce(
     }
     const docs = loadCorpus().slice(0, Number(args.docs));
     const started = performance.now();
-    const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(api.base, "bench", batch));
+    const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(api.client, "bench", batch));
     const refused = posted.filter((p) => p.status !== 202);
     if (refused.length > 0) throw new Error(`${refused.length} requests refused (${refused[0]?.status})`);
     for (;;) {
-      const s = await status(api.base);
+      const s = await status(api.client);
       if (s.queue.pending_chunks === 0 && s.queue.running_chunks === 0) break;
       await sleep(100);
     }
@@ -122,7 +116,7 @@ async function runOnce(
     let chunks = 0;
     for (const p of posted) {
       if (p.jobId === null) continue;
-      const job = await jobTokens(api.base, p.jobId);
+      const job = await jobTokens(api.client, p.jobId);
       tokens += job.tokens;
       chunks += job.stored;
     }

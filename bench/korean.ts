@@ -137,11 +137,11 @@ async function e2e(main: string, model: ModelName, docs: Doc[]) {
   const server = await startServer(main, { EMBEDDING_MODEL: MODELS[model], OVERFLOW_POLICY: "split" });
   try {
     const started = performance.now();
-    const posted = await pool(slices(docs, 50), 4, (chunks) => postChunks(server.base, "korean", chunks));
+    const posted = await pool(slices(docs, 50), 4, (chunks) => postChunks(server.client, "korean", chunks));
     const bad = posted.find((p) => p.status !== 202);
     if (bad) throw new Error(`korean e2e: POST answered ${bad.status}`);
     for (;;) {
-      const s = await status(server.base);
+      const s = await status(server.client);
       if (s.queue.pending_chunks === 0 && s.queue.running_chunks === 0) break;
       await sleep(50);
     }
@@ -149,7 +149,7 @@ async function e2e(main: string, model: ModelName, docs: Doc[]) {
     let tokens = 0;
     let stored = 0;
     for (const p of posted) {
-      const t = await jobTokens(server.base, p.jobId ?? "");
+      const t = await jobTokens(server.client, p.jobId ?? "");
       tokens += t.tokens;
       stored += t.stored;
     }

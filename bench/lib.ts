@@ -1,13 +1,15 @@
 /**
- * Helpers for the benchmark: the corpus, a server child process, process-tree memory, HTTP timing.
+ * Helpers for the benchmark: the corpus, a server child process (the shared launcher), process-tree
+ * memory, HTTP timing. The bench talks to the server through the SDK (src/client).
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { type RagEmbedClient, RagEmbedError } from "../src/client/index.js";
+import type { ServerStatus } from "../src/client/types.js";
+import { type LaunchedServer, launchServer } from "../src/launcher/server-launcher.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const MODEL_DIR = resolve(ROOT, process.env.BENCH_MODEL ?? "../shared/models/test-random-minilm-l6");
@@ -78,18 +80,6 @@ export function buildServer(): string {
   return main;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
 /** pid and its descendants (the embedder child process). */
 export function processTree(pid: number): number[] {
   const out = [pid];
@@ -138,6 +128,8 @@ export function procMemMb(pid: number, field: "VmRSS" | "VmHWM"): number {
 
 export interface RunningServer {
   base: string;
+  /** The SDK's client of this server: the bench talks to the server through it. */
+  client: RagEmbedClient;
   child: ChildProcess;
   dataDir: string;
   /** Highest summed VmRSS of the tree seen by the sampler, and per-process VmHWM (read at stop). */
@@ -145,24 +137,32 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** The built server (`main`) through the shared launcher (src/launcher/), ready to take work. */
 export async function startServer(main: string, env: Record<string, string>): Promise<RunningServer> {
   const dataDir = mkdtempSync(join(tmpdir(), "rag-bench-"));
-  const port = await freePort();
-  const child = spawn(process.execPath, [main, "serve"], {
-    cwd: ROOT,
-    env: {
-      ...process.env,
-      HOST: "127.0.0.1",
-      PORT: String(port),
-      DATA_DIR: dataDir,
-      EMBEDDING_MODEL: MODEL_DIR,
-      OVERFLOW_POLICY: "truncate",
-      MAX_QUEUE_SIZE: "1000000",
-      LOG_LEVEL: "warn",
-      ...env,
-    },
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  let server: LaunchedServer;
+  try {
+    server = await launchServer({
+      entry: main,
+      cwd: ROOT,
+      waitUntilReady: true,
+      echoStderr: true,
+      env: {
+        HOST: "127.0.0.1",
+        PORT: "0",
+        DATA_DIR: dataDir,
+        EMBEDDING_MODEL: MODEL_DIR,
+        OVERFLOW_POLICY: "truncate",
+        MAX_QUEUE_SIZE: "1000000",
+        LOG_LEVEL: "warn",
+        ...env,
+      },
+    });
+  } catch (error) {
+    rmSync(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+  const { child } = server;
   const pid = child.pid ?? 0;
   const memory = { peakTreeRssMb: 0, hwmMb: new Map<number, number>() };
   const sampleHwm = () => {
@@ -176,31 +176,13 @@ export async function startServer(main: string, env: Record<string, string>): Pr
     memory.peakTreeRssMb = Math.max(memory.peakTreeRssMb, total);
     sampleHwm();
   }, 200);
-  const exited = new Promise<void>((done) => child.once("exit", () => done()));
-  const base = `http://127.0.0.1:${port}`;
   const stop = async () => {
     sampleHwm();
     clearInterval(sampler);
-    child.kill("SIGKILL");
-    await exited;
+    await server.stop({ signal: "SIGKILL" });
     rmSync(dataDir, { recursive: true, force: true });
   };
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode} before ready`);
-    try {
-      const res = await fetch(`${base}/ready`);
-      if (res.status === 200) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error("server not ready in 120 s");
-    }
-    await sleep(100);
-  }
-  return { base, child, dataDir, memory, stop };
+  return { base: server.url, client: server.client, child, dataDir, memory, stop };
 }
 
 export interface PostResult {
@@ -209,45 +191,46 @@ export interface PostResult {
   jobId: string | null;
 }
 
-export async function postChunks(base: string, collection: string, chunks: Doc[]): Promise<PostResult> {
-  const body = JSON.stringify({ chunks: chunks.map((c) => ({ id: c.id, text: c.text })) });
+/** One ingest request of `chunks`, timed; a refusal is returned with its status, not thrown. */
+export async function postChunks(
+  client: RagEmbedClient,
+  collection: string,
+  chunks: Doc[],
+): Promise<PostResult> {
   const started = performance.now();
-  const res = await fetch(`${base}/v1/collections/${collection}/chunks`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body,
-  });
-  const json = (await res.json()) as { job_id?: string };
-  return { status: res.status, ms: performance.now() - started, jobId: json.job_id ?? null };
+  try {
+    const result = await client.ingest(
+      collection,
+      chunks.map((c) => ({ id: c.id, text: c.text })),
+      { batchSize: chunks.length, waitForCapacity: "never", maxWaitMs: 0 },
+    );
+    return { status: 202, ms: performance.now() - started, jobId: result.jobIds[0] ?? null };
+  } catch (error) {
+    if (!(error instanceof RagEmbedError)) throw error;
+    return { status: error.status ?? 0, ms: performance.now() - started, jobId: null };
+  }
 }
 
-export interface ServerStatus {
-  queue: { pending_chunks: number; running_chunks: number };
-  throughput: { chunks_per_second: number; tokens_per_second: number };
-}
-
-export async function status(base: string): Promise<ServerStatus> {
-  const res = await fetch(`${base}/v1/status`);
-  return (await res.json()) as ServerStatus;
+export function status(client: RagEmbedClient): Promise<ServerStatus> {
+  return client.status();
 }
 
 /** Sum of the receipts' tokens and count of stored chunks of one job, all pages. */
-export async function jobTokens(base: string, jobId: string): Promise<{ tokens: number; stored: number }> {
+export async function jobTokens(
+  client: RagEmbedClient,
+  jobId: string,
+): Promise<{ tokens: number; stored: number }> {
   let tokens = 0;
   let stored = 0;
-  let after: string | null = null;
+  let after: number | null = null;
   do {
-    const url = `${base}/v1/jobs/${jobId}?limit=1000${after ? `&after=${encodeURIComponent(after)}` : ""}`;
-    const page = (await (await fetch(url)).json()) as {
-      chunks: Array<{ state: string; tokens?: number | null }>;
-      next_cursor: string | null;
-    };
+    const page = await client.job(jobId, { limit: 1000, ...(after === null ? {} : { after }) });
     for (const chunk of page.chunks) {
       tokens += chunk.tokens ?? 0;
       if (chunk.state === "stored") stored += 1;
     }
     after = page.next_cursor;
-  } while (after);
+  } while (after !== null);
   return { tokens, stored };
 }
 

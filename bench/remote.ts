@@ -20,6 +20,7 @@ import { availableParallelism } from "node:os";
 import { basename } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
+import type { RagEmbedClient } from "../src/client/index.js";
 import {
   buildServer,
   jobTokens,
@@ -88,8 +89,8 @@ async function startInstantEngine(): Promise<{ url: string; close(): Promise<voi
 }
 
 /** Sum of a Prometheus counter or histogram series from GET /metrics. */
-async function metric(base: string, name: string): Promise<number> {
-  const text = await (await fetch(`${base}/metrics`)).text();
+async function metric(client: RagEmbedClient, name: string): Promise<number> {
+  const text = await client.metrics();
   return text
     .split("\n")
     .filter((line) => line.startsWith(`${name} `) || line.startsWith(`${name}{`))
@@ -99,11 +100,11 @@ async function metric(base: string, name: string): Promise<number> {
 async function ingest(server: RunningServer, engine: string, remote: boolean): Promise<RunResult> {
   const docs = loadCorpus().slice(0, Number(args.docs));
   const started = performance.now();
-  const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(server.base, "bench", batch));
+  const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(server.client, "bench", batch));
   const refused = posted.filter((p) => p.status !== 202);
   if (refused.length > 0) throw new Error(`${refused.length} requests refused (${refused[0]?.status})`);
   for (;;) {
-    const s = await status(server.base);
+    const s = await status(server.client);
     if (s.queue.pending_chunks === 0 && s.queue.running_chunks === 0) break;
     await sleep(100);
   }
@@ -112,7 +113,7 @@ async function ingest(server: RunningServer, engine: string, remote: boolean): P
   let chunks = 0;
   for (const p of posted) {
     if (p.jobId === null) continue;
-    const job = await jobTokens(server.base, p.jobId);
+    const job = await jobTokens(server.client, p.jobId);
     tokens += job.tokens;
     chunks += job.stored;
   }
@@ -120,10 +121,10 @@ async function ingest(server: RunningServer, engine: string, remote: boolean): P
   const result: RunResult = { engine, seconds, chunks, tokens, tokensPerSecond: tokens / seconds };
   if (remote) {
     const ok = '{outcome="ok"}';
-    const requests = await metric(server.base, `rag_embed_remote_request_duration_seconds_count${ok}`);
-    const latency = await metric(server.base, `rag_embed_remote_request_duration_seconds_sum${ok}`);
+    const requests = await metric(server.client, `rag_embed_remote_request_duration_seconds_count${ok}`);
+    const latency = await metric(server.client, `rag_embed_remote_request_duration_seconds_sum${ok}`);
     result.requests = requests;
-    result.textsPerRequest = (await metric(server.base, "rag_embed_remote_inputs_total")) / requests;
+    result.textsPerRequest = (await metric(server.client, "rag_embed_remote_inputs_total")) / requests;
     // The start-up probe is one of them; over hundreds of requests it does not move the mean.
     result.meanRequestMs = (latency / requests) * 1000;
   }

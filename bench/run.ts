@@ -15,6 +15,7 @@ import { basename, dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { AutoTokenizer, env, pipeline } from "@huggingface/transformers";
+import type { RagEmbedClient } from "../src/client/index.js";
 import { settingSchema } from "../src/config/settings.js";
 import { WorkerEmbedder } from "../src/embedder/worker-embedder.js";
 import { koreanChunks, mixedLengths } from "./corpora.js";
@@ -186,10 +187,10 @@ async function baselineRun(setup: Awaited<ReturnType<typeof baselineSetup>>): Pr
 }
 
 // ── e2e: the real server over HTTP ──────────────────────────────────────────────────────────────────
-async function waitDrained(base: string, timeoutMs: number): Promise<void> {
+async function waitDrained(client: RagEmbedClient, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const s = await status(base);
+    const s = await status(client);
     if (s.queue.pending_chunks === 0 && s.queue.running_chunks === 0) return;
     if (Date.now() > deadline) throw new Error("e2e: queue did not drain in time");
     await sleep(25);
@@ -203,16 +204,16 @@ async function e2eRun(main: string, docs: Doc[], memory: number[]): Promise<Run 
     const requests = slices(docs, 100);
     const cpu0 = treeCpuSeconds(pid);
     const started = performance.now();
-    const posted = await pool(requests, 4, (chunks) => postChunks(server.base, "bench", chunks));
+    const posted = await pool(requests, 4, (chunks) => postChunks(server.client, "bench", chunks));
     const bad = posted.find((p) => p.status !== 202);
     if (bad) throw new Error(`e2e: POST answered ${bad.status}`);
-    await waitDrained(server.base, 600_000);
+    await waitDrained(server.client, 600_000);
     const seconds = (performance.now() - started) / 1000;
     const cpu = treeCpuSeconds(pid) - cpu0;
     let tokens = 0;
     let stored = 0;
     for (const p of posted) {
-      const t = await jobTokens(server.base, p.jobId ?? "");
+      const t = await jobTokens(server.client, p.jobId ?? "");
       tokens += t.tokens;
       stored += t.stored;
     }
@@ -233,13 +234,10 @@ async function openaiRun(main: string, docs: Doc[], memory: number[]): Promise<R
     const cpu0 = treeCpuSeconds(pid);
     const started = performance.now();
     const tokens = await pool(slices(docs, 100), 2, async (batch) => {
-      const res = await fetch(`${server.base}/v1/embeddings`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ model: MODEL_DIR, input: batch.map((d) => d.text), overflow: "truncate" }),
-      });
-      if (res.status !== 200) throw new Error(`openai: POST answered ${res.status}`);
-      const body = (await res.json()) as { data: unknown[]; usage: { prompt_tokens: number } };
+      const body = await server.client.embed(
+        batch.map((d) => d.text),
+        { model: MODEL_DIR, overflow: "truncate" },
+      );
       if (body.data.length !== batch.length) throw new Error("openai: wrong number of embeddings");
       return body.usage.prompt_tokens;
     });
@@ -411,17 +409,17 @@ async function accept(main: string, memory: number[]) {
   try {
     // Enough queued work to keep the embedder busy for the whole phase.
     for (const chunks of slices(cycled(3000, "prefill"), 500)) {
-      const p = await postChunks(server.base, "bench", chunks);
+      const p = await postChunks(server.client, "bench", chunks);
       if (p.status !== 202) throw new Error(`accept: prefill answered ${p.status}`);
     }
-    while ((await status(server.base)).queue.running_chunks === 0) await sleep(20);
+    while ((await status(server.client)).queue.running_chunks === 0) await sleep(20);
     const latencies: number[] = [];
     for (const chunks of slices(cycled(20_000, "accept"), 100)) {
-      const p = await postChunks(server.base, "bench", chunks);
+      const p = await postChunks(server.client, "bench", chunks);
       if (p.status !== 202) throw new Error(`accept: POST answered ${p.status}`);
       latencies.push(p.ms);
     }
-    const s = await status(server.base);
+    const s = await status(server.client);
     if (s.queue.running_chunks === 0) log("accept: warning, embedder went idle during the phase");
     memory.push(server.memory.peakTreeRssMb);
     return {
@@ -448,12 +446,12 @@ async function rss200k(main: string) {
   try {
     const started = performance.now();
     const docs = cycled(total, "q");
-    const posted = await pool(slices(docs, 1000), 2, (chunks) => postChunks(server.base, "bench", chunks));
+    const posted = await pool(slices(docs, 1000), 2, (chunks) => postChunks(server.client, "bench", chunks));
     const bad = posted.find((p) => p.status !== 202);
     if (bad) throw new Error(`rss: POST answered ${bad.status}`);
     const enqueueSeconds = (performance.now() - started) / 1000;
     await sleep(2000);
-    const s = await status(server.base);
+    const s = await status(server.client);
     const pid = server.child.pid ?? 0;
     const tree = processTree(pid);
     const serverRss = procMemMb(pid, "VmRSS");

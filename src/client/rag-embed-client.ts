@@ -5,14 +5,20 @@ import type {
   DeadLetterPage,
   DeadLetterQueryOptions,
   DeadLetterSelector,
+  DocumentDeleted,
+  DocumentList,
+  DocumentReplaceAccepted,
+  EmbeddingsBody,
   EmbeddingsResult,
   ErrorBody,
   IngestAccepted,
   Job,
   JobQueryOptions,
+  ModelDescription,
   ModelList,
   NativeIngestBody,
   OverflowPolicy,
+  Ready,
   SearchBody,
   SearchFilter,
   SearchResult,
@@ -85,6 +91,8 @@ interface RequestOptions {
   signal?: AbortSignal;
   /** Retry 429/503 as well as network errors (default: only network errors for reads). */
   retryBusy?: boolean;
+  /** Answer the body as text instead of parsing it as JSON (GET /metrics). */
+  text?: boolean;
 }
 
 /** Client of the rag-embedding-server HTTP API. */
@@ -271,12 +279,17 @@ export class RagEmbedClient {
    */
   async embed(
     input: string | string[],
-    options: { model?: string; signal?: AbortSignal } = {},
+    options: { model?: string; overflow?: EmbeddingsBody["overflow"]; signal?: AbortSignal } = {},
   ): Promise<EmbeddingsResult> {
     const model = options.model ?? (await this.models(options.signal)).data[0]?.id;
     if (model === undefined) throw new RagEmbedError("invalid_response", "GET /v1/models listed no model");
     return this.request<EmbeddingsResult>("POST", "/v1/embeddings", {
-      body: { model, input, encoding_format: "float" },
+      body: {
+        model,
+        input,
+        encoding_format: "float",
+        ...(options.overflow === undefined ? {} : { overflow: options.overflow }),
+      } satisfies EmbeddingsBody,
       signal: options.signal,
       retryBusy: true,
     });
@@ -284,6 +297,26 @@ export class RagEmbedClient {
 
   status(signal?: AbortSignal): Promise<ServerStatus> {
     return this.request<ServerStatus>("GET", "/v1/status", { signal });
+  }
+
+  /** Liveness: resolves when the process answers (`GET /health`, needs no key). */
+  health(signal?: AbortSignal): Promise<{ status: "ok" }> {
+    return this.request<{ status: "ok" }>("GET", "/health", { signal });
+  }
+
+  /** Resolves when the server is ready (model loaded, queue and store answering); throws 503 otherwise. */
+  ready(signal?: AbortSignal): Promise<Ready> {
+    return this.request<Ready>("GET", "/ready", { signal });
+  }
+
+  /** The loaded model: name, source, profile, dimension, token limit, prefixes (`GET /model-info`). */
+  modelInfo(signal?: AbortSignal): Promise<ModelDescription> {
+    return this.request<ModelDescription>("GET", "/model-info", { signal, retryBusy: true });
+  }
+
+  /** The Prometheus text exposition (`GET /metrics`). */
+  metrics(signal?: AbortSignal): Promise<string> {
+    return this.request<string>("GET", "/metrics", { signal, text: true });
   }
 
   /** The seed API's status, `queue_available = size < threshold × max`. */
@@ -314,7 +347,7 @@ export class RagEmbedClient {
     documentId: string,
     chunks: readonly Chunk[],
     options: { overflow?: IngestOptions["overflow"]; signal?: AbortSignal } = {},
-  ): Promise<IngestAccepted & { document_id: string }> {
+  ): Promise<DocumentReplaceAccepted> {
     const body: NativeIngestBody = { chunks: [...chunks] };
     if (options.overflow !== undefined) body.overflow = options.overflow;
     return this.request(
@@ -328,7 +361,7 @@ export class RagEmbedClient {
   async *documents(collection: string, signal?: AbortSignal): AsyncGenerator<string> {
     let after: string | undefined;
     do {
-      const page: { documents: string[]; next_cursor: string | null } = await this.request(
+      const page: DocumentList = await this.request(
         "GET",
         `/v1/collections/${encodeURIComponent(collection)}/documents`,
         { query: { after, limit: 1000 }, signal, retryBusy: true },
@@ -338,8 +371,8 @@ export class RagEmbedClient {
     } while (after !== undefined);
   }
 
-  deleteDocument(collection: string, documentId: string, signal?: AbortSignal): Promise<{ deleted: number }> {
-    return this.request<{ deleted: number }>(
+  deleteDocument(collection: string, documentId: string, signal?: AbortSignal): Promise<DocumentDeleted> {
+    return this.request<DocumentDeleted>(
       "DELETE",
       `/v1/collections/${encodeURIComponent(collection)}/documents/${encodeURIComponent(documentId)}`,
       { signal },
@@ -352,7 +385,7 @@ export class RagEmbedClient {
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = { accept: options.text ? "text/plain" : "application/json" };
     if (options.body !== undefined) headers["content-type"] = "application/json";
     if (this.apiKey) headers.authorization = `Bearer ${this.apiKey}`;
     if (options.idempotencyKey) headers["idempotency-key"] = options.idempotencyKey;
@@ -380,6 +413,7 @@ export class RagEmbedClient {
       }
       if (response.ok) {
         const text = await response.text();
+        if (options.text) return text as T;
         try {
           return (text === "" ? {} : JSON.parse(text)) as T;
         } catch (error) {

@@ -1,6 +1,7 @@
 /**
- * Core domain types. This module imports nothing: every other layer speaks in these terms.
+ * Core domain types: every other layer speaks in these terms. Imports nothing outside domain/.
  */
+import type { JobCounts } from "./job-counts.js";
 
 /** JSON value as stored in payloads. */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -117,25 +118,8 @@ export interface QueuedChunk extends NewChunk {
 
 export type JobState = "queued" | "running" | "done";
 
-/** Chunks of a job per receipt state; they add up to `total`. */
-export interface JobCounts {
-  total: number;
-  /** Waiting for a worker (first attempt, or taken back from a worker that died). */
-  queued: number;
-  running: number;
-  stored: number;
-  unchanged: number;
-  /** A newer version of the same chunk id was stored first; this one was not written. */
-  superseded: number;
-  /** The last attempt failed; a retry is scheduled. */
-  failed: number;
-  /** Dead letters: retries ran out (or the error was permanent). */
-  dead: number;
-  /** Dead letters an operator discarded (or that expired). */
-  discarded: number;
-  /** Cancelled before they ran. */
-  cancelled: number;
-}
+/** Chunks of a job per receipt state; written once, as the API's schema, in job-counts.ts. */
+export type { JobCounts } from "./job-counts.js";
 
 export interface ChunkFailure {
   chunkId: string;

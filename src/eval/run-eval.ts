@@ -3,9 +3,11 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { RagEmbedClient } from "../client/index.js";
+import type { JobCounts } from "../client/types.js";
+import { launchServer, PACKAGE_ROOT } from "../launcher/server-launcher.js";
 import { documentText, readCorpus, readQrels, readQueries } from "./beir.js";
 import { evaluateRun, type Qrels, type Run } from "./retrieval-metrics.js";
-import { type LaunchedServer, launchServer, PACKAGE_ROOT } from "./server-launcher.js";
 
 export const EVAL_COLLECTION = "eval";
 /** The store's largest top_k: a search that large lists every stored point of a small corpus. */
@@ -67,84 +69,8 @@ export interface EvalResult {
   per_query: PerQueryResult[];
 }
 
-interface JobCounts {
-  total: number;
-  queued: number;
-  running: number;
-  stored: number;
-  unchanged: number;
-  failed: number;
-  dead: number;
-  discarded: number;
-}
-
-interface JobBody {
-  id: string;
-  state: string;
-  counts: JobCounts;
-  failures: unknown[];
-  chunks: Array<{ chunk_id: string; truncated: boolean }>;
-  next_cursor: number | null;
-}
-
 /** The largest receipt page the jobs endpoint serves. */
 const RECEIPT_PAGE = 1000;
-
-interface SearchHit {
-  id: string;
-  score: number;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: string,
-    what: string,
-  ) {
-    super(`${what}: HTTP ${status} ${body.slice(0, 500)}`);
-  }
-}
-
-/**
- * JSON request with retries on 429 and 503 (honouring Retry-After, in seconds), as a well-behaved
- * client of the server does.
- */
-async function requestJson<T>(
-  url: string,
-  init: { method: string; body?: unknown },
-  what: string,
-): Promise<T> {
-  for (let attempt = 1; ; attempt += 1) {
-    const response = await fetch(url, {
-      method: init.method,
-      headers: init.body === undefined ? {} : { "content-type": "application/json" },
-      body: init.body === undefined ? undefined : JSON.stringify(init.body),
-    });
-    const text = await response.text();
-    if (response.ok) return JSON.parse(text) as T;
-    if ((response.status === 429 || response.status === 503) && attempt < 1000) {
-      const retryAfter = Number(response.headers.get("retry-after"));
-      await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : 1000);
-      continue;
-    }
-    throw new HttpError(response.status, text, what);
-  }
-}
-
-async function waitReady(server: LaunchedServer, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new Error(`The server exited before it was ready:\n${server.tail()}`);
-    }
-    const response = await fetch(`${server.url}/ready`).catch(() => null);
-    if (response) await response.body?.cancel();
-    if (response?.status === 200) return;
-    if (Date.now() > deadline)
-      throw new Error(`The server was not ready within ${timeoutMs} ms:\n${server.tail()}`);
-    await sleep(200);
-  }
-}
 
 /** Nearest-rank percentile. */
 export function percentile(values: readonly number[], p: number): number {
@@ -188,31 +114,29 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
 
   const dataDir = mkdtempSync(join(tmpdir(), "rag-embed-eval-"));
   const server = await launchServer({
-    DATA_DIR: dataDir,
-    EMBEDDING_MODEL: options.model,
-    // Hub models are cached where `npm start` caches them, not in the throw-away data dir.
-    MODEL_CACHE_DIR: process.env.MODEL_CACHE_DIR ?? resolve(PACKAGE_ROOT, "data/models"),
-    OVERFLOW_POLICY: "truncate",
-    HOST: "127.0.0.1",
-    PORT: String(options.port ?? 0),
-    LOG_LEVEL: "info",
-    API_KEYS: undefined,
-    API_KEY_RATE_LIMIT: undefined,
-    ...options.serverEnv,
+    waitUntilReady: true,
+    startTimeoutMs: 600_000,
+    env: {
+      DATA_DIR: dataDir,
+      EMBEDDING_MODEL: options.model,
+      // Hub models are cached where `npm start` caches them, not in the throw-away data dir.
+      MODEL_CACHE_DIR: process.env.MODEL_CACHE_DIR ?? resolve(PACKAGE_ROOT, "data/models"),
+      OVERFLOW_POLICY: "truncate",
+      HOST: "127.0.0.1",
+      PORT: String(options.port ?? 0),
+      LOG_LEVEL: "info",
+      API_KEYS: undefined,
+      API_KEY_RATE_LIMIT: undefined,
+      ...options.serverEnv,
+    },
   });
+  const client = server.client;
   try {
-    log(`server ${server.url} (data dir ${dataDir}); loading the model…`);
-    await waitReady(server, 600_000);
-    const modelInfo = await requestJson<Record<string, unknown>>(
-      `${server.url}/model-info`,
-      { method: "GET" },
-      "model-info",
-    );
+    log(`server ${server.url} (data dir ${dataDir}) is ready`);
+    const modelInfo = await client.modelInfo();
     // The report names the weights measured (hub id or directory), not only the name clients use.
-    const modelSource = modelInfo.model_source ?? modelInfo.model_name;
-    log(
-      `model ${String(modelSource)} (profile ${String(modelInfo.profile)}, max ${String(modelInfo.max_tokens)} tokens)`,
-    );
+    const modelSource = modelInfo.model_source;
+    log(`model ${modelSource} (profile ${modelInfo.profile}, max ${modelInfo.max_tokens} tokens)`);
 
     // Ingest through the HTTP API, ~batchSize chunks per request.
     const ingestStarted = performance.now();
@@ -224,15 +148,14 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       if (batch.length === 0) return;
       const body = { chunks: batch };
       batch = [];
-      const accepted = await requestJson<{ job_id: string; count: number }>(
-        `${server.url}/v1/collections/${EVAL_COLLECTION}/chunks`,
-        { method: "POST", body },
-        "ingest",
-      );
-      if (accepted.count !== body.chunks.length) {
-        throw new Error(`Job ${accepted.job_id} accepted ${accepted.count} of ${body.chunks.length} chunks`);
+      // One request per batch: the SDK waits out 429/503 and resends a lost request with its key.
+      const accepted = await client.ingest(EVAL_COLLECTION, body.chunks, { batchSize: body.chunks.length });
+      if (accepted.accepted !== body.chunks.length) {
+        throw new Error(
+          `Jobs ${accepted.jobIds.join(", ")} accepted ${accepted.accepted} of ${body.chunks.length} chunks`,
+        );
       }
-      jobIds.push(accepted.job_id);
+      jobIds.push(...accepted.jobIds);
     };
     for await (const doc of readCorpus(datasetDir)) {
       if (options.limitDocs !== undefined && seen.size + skippedEmpty >= options.limitDocs) break;
@@ -258,19 +181,17 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       running: 0,
       stored: 0,
       unchanged: 0,
+      superseded: 0,
       failed: 0,
       dead: 0,
       discarded: 0,
+      cancelled: 0,
     };
     let truncatedDocs = 0;
     let lastReport = 0;
     while (pending.size > 0) {
       for (const id of [...pending]) {
-        const job = await requestJson<JobBody>(
-          `${server.url}/v1/jobs/${id}?limit=1`,
-          { method: "GET" },
-          "job",
-        );
+        const job = await client.job(id, { limit: 1 });
         if (job.state !== "done") continue;
         pending.delete(id);
         if (job.counts.stored !== job.counts.total || job.failures.length > 0) {
@@ -279,7 +200,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
           );
         }
         for (const key of Object.keys(totals) as Array<keyof JobCounts>) totals[key] += job.counts[key];
-        truncatedDocs += await countTruncated(server.url, id);
+        truncatedDocs += await countTruncated(client, id);
       }
       if (pending.size === 0) break;
       if (performance.now() - lastReport > 10_000) {
@@ -297,11 +218,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
     let storedPoints: number | null = null;
     const firstQuery = queries[0];
     if (docs <= MAX_TOP_K && firstQuery) {
-      const all = await requestJson<{ hits: SearchHit[] }>(
-        `${server.url}/v1/collections/${EVAL_COLLECTION}/search`,
-        { method: "POST", body: { query: firstQuery.text, top_k: MAX_TOP_K } },
-        "search (point count)",
-      );
+      const all = await client.search(EVAL_COLLECTION, firstQuery.text, { topK: MAX_TOP_K });
       const ids = new Set(all.hits.map((hit) => hit.id));
       storedPoints = all.hits.length;
       const unknown = [...ids].filter((id) => !seen.has(id));
@@ -323,11 +240,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
         next += 1;
         if (!query) return;
         const t0 = performance.now();
-        const result = await requestJson<{ hits: SearchHit[] }>(
-          `${server.url}/v1/collections/${EVAL_COLLECTION}/search`,
-          { method: "POST", body: { query: query.text, top_k: topK } },
-          `search ${query.id}`,
-        );
+        const result = await client.search(EVAL_COLLECTION, query.text, { topK });
         latencies.set(query.id, performance.now() - t0);
         // Scores are similarities, best first; a rising score means a flipped distance somewhere.
         result.hits.forEach((hit, index) => {
@@ -350,7 +263,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       dataset: basename(datasetDir),
       dataset_dir: datasetDir,
       split,
-      model: typeof modelSource === "string" ? modelSource : (options.model ?? "default"),
+      model: modelSource,
       model_info: modelInfo,
       docs,
       stored_points: storedPoints,
@@ -376,7 +289,7 @@ export async function runEval(options: EvalOptions): Promise<EvalResult> {
       })),
     };
   } finally {
-    const code = await server.stop();
+    const code = await server.stop({ graceMs: 60_000 });
     if (code !== 0) log(`server exited with ${code}`);
     rmSync(dataDir, { recursive: true, force: true });
   }
@@ -402,16 +315,14 @@ export function formatTable(result: EvalResult): string {
 }
 
 /** Documents of a finished job that were truncated, read from its receipts (the server's own record). */
-async function countTruncated(baseUrl: string, jobId: string): Promise<number> {
+async function countTruncated(client: RagEmbedClient, jobId: string): Promise<number> {
   let truncated = 0;
   let cursor: number | null = null;
   do {
-    const query = `limit=${RECEIPT_PAGE}${cursor === null ? "" : `&after=${cursor}`}`;
-    const page: JobBody = await requestJson<JobBody>(
-      `${baseUrl}/v1/jobs/${jobId}?${query}`,
-      { method: "GET" },
-      "job receipts",
-    );
+    const page = await client.job(jobId, {
+      limit: RECEIPT_PAGE,
+      ...(cursor === null ? {} : { after: cursor }),
+    });
     truncated += page.chunks.filter((receipt) => receipt.truncated).length;
     cursor = page.next_cursor;
   } while (cursor !== null);

@@ -1,26 +1,10 @@
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyInstance,
-  type FastifyReply,
-  LogController,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
-} from "fastify";
-import type { Logger } from "pino";
-import type { DurabilityReport } from "../domain/durability.js";
+import Fastify, { type FastifyBaseLogger, type FastifyReply, LogController } from "fastify";
 import { AppError } from "../domain/errors.js";
-import type { Distance, ModelInfo } from "../domain/types.js";
-import type { Embedder } from "../embedder/embedder.js";
-import type { ThroughputSource } from "../observability/throughput-meter.js";
-import type { JobQueue } from "../queue/job-queue.js";
-import type { VectorStore } from "../vector-store/vector-store.js";
-import type { Admission, OverflowRequest } from "./admission.js";
-import { type AuthOptions, activeApiKeys, installAuth } from "./auth.js";
-import type { BackendHealth } from "./backend-health.js";
+import type { App, AppDeps } from "./app-deps.js";
+import { activeApiKeys, installAuth } from "./auth.js";
 import { installBodyTimeout } from "./body-timeout.js";
-import { installErrorHandler } from "./error-handler.js";
+import { installErrorHandler, sendError } from "./error-handler.js";
 import { Metrics } from "./metrics.js";
 import { registerOpenApi } from "./openapi.js";
 import { registerDashboardRoutes } from "./routes/dashboard-routes.js";
@@ -34,48 +18,7 @@ import { registerV1Routes } from "./routes/v1-routes.js";
 import { installUnroutedRequests } from "./unrouted-requests.js";
 import { strictValidatorCompiler } from "./validator.js";
 
-export interface AppDeps {
-  logger: Logger;
-  queue: JobQueue;
-  store: VectorStore;
-  embedder: Embedder;
-  admission: Admission;
-  throughput: ThroughputSource;
-  /** The loaded model, or null while it loads. */
-  model(): ModelInfo | null;
-  isShuttingDown(): boolean;
-  /** Called after a request's chunks are durably queued (wakes the local pipeline). */
-  onEnqueued(): void;
-  /** API keys and per-key rate limit; no keys means no auth. */
-  auth?: AuthOptions;
-  /** Prometheus registry behind GET /metrics (a fresh one if not given). */
-  metrics?: Metrics;
-  /** The queue engine's durability for GET /v1/status; absent or null = the embedded SQLite queue. */
-  durability?: () => DurabilityReport | null;
-  /** What requests have seen of the queue and the store (answering, failing since, out of space). */
-  health: BackendHealth;
-  /** Bytes the queue's storage can still take, where that can be measured (the SQLite file). */
-  queueFreeBytes?: () => number;
-  limits: {
-    maxQueueSize: number;
-    bodyLimitBytes: number;
-    /** Time a client has to send a whole body. */
-    bodyTimeoutMs: number;
-    /** /ready fails once the queue or the store has failed this long. */
-    readyFailureMs: number;
-    seedCollection: string;
-    distance: Distance;
-    defaultOverflow: OverflowRequest;
-  };
-}
-
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
+export type { App, AppDeps, AuthOptions } from "./app-deps.js";
 
 /** Builds the HTTP app from its dependencies; it never chooses an adapter itself. */
 export function buildApp(deps: AppDeps): App {
@@ -90,9 +33,7 @@ export function buildApp(deps: AppDeps): App {
     // the same envelope as every other error.
     frameworkErrors: (error, _request, reply) => {
       // The hook's reply is typed for an unknown route generic; it is a plain reply here.
-      void (reply as unknown as FastifyReply)
-        .status(400)
-        .send({ error: { code: "invalid_request", message: error.message } });
+      void sendError(reply as unknown as FastifyReply, new AppError("invalid_request", error.message));
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(strictValidatorCompiler);
@@ -135,22 +76,4 @@ export function buildApp(deps: AppDeps): App {
     registerStatusHistoryRoutes(api, deps);
   });
   return app;
-}
-
-/** The request's overflow choice over the server default. */
-export function overflowFor(
-  deps: AppDeps,
-  policy?: OverflowRequest["policy"],
-  overlapTokens?: number,
-): OverflowRequest {
-  return {
-    policy: policy ?? deps.limits.defaultOverflow.policy,
-    overlapTokens: overlapTokens ?? deps.limits.defaultOverflow.overlapTokens,
-  };
-}
-
-export function requireModel(deps: AppDeps): ModelInfo {
-  const model = deps.model();
-  if (!model) throw new AppError("model_not_ready", "The model is still loading", { retryAfterSeconds: 2 });
-  return model;
 }

@@ -2,14 +2,7 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import rateLimit from "@fastify/rate-limit";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { AppError } from "../domain/errors.js";
-import type { App } from "./app.js";
-
-export interface AuthOptions {
-  /** Accepted bearer keys; none means the server is open (auth is off). */
-  apiKeys: string[];
-  /** Requests per minute per key (0 = no limit). */
-  perKeyRequestsPerMinute: number;
-}
+import type { App, AuthOptions } from "./app-deps.js";
 
 /** The keys that count: blank entries (`API_KEYS=""`, a trailing comma) are no keys. */
 export function activeApiKeys(options: AuthOptions): string[] {

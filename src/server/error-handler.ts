@@ -1,10 +1,21 @@
-import type { FastifyError, FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { AppError, type ErrorCode, EXPECTED_CONDITIONS } from "../domain/errors.js";
 import { ERROR_STATUS } from "./error-status.js";
 import { describeValidation, type RawValidationError } from "./validation-problems.js";
 
 interface ErrorBody {
   error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}
+
+/**
+ * Answers with an error: its status from the one table (ERROR_STATUS), its Retry-After, and the
+ * envelope every route documents. Every error answer of the app goes through here.
+ */
+export function sendError(reply: FastifyReply, error: AppError): FastifyReply {
+  if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
+  const body: ErrorBody = { error: { code: error.code, message: error.message } };
+  if (error.details) body.error.details = error.details;
+  return reply.status(ERROR_STATUS[error.code]).send(body);
 }
 
 /** Translate framework errors (body parsing, validation) into the catalog's stable codes. */
@@ -52,15 +63,9 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (status >= 500 && !EXPECTED_CONDITIONS.has(error.code))
       request.log.error({ err: rawError, code: error.code }, "request failed");
     else request.log.info({ code: error.code, message: error.message }, "request refused");
-    if (error.retryAfterSeconds !== undefined) reply.header("retry-after", String(error.retryAfterSeconds));
-    const body: ErrorBody = { error: { code: error.code, message: error.message } };
-    if (error.details) body.error.details = error.details;
-    return reply.status(status).send(body);
+    return sendError(reply, error);
   });
-  app.setNotFoundHandler((request, reply) => {
-    const body: ErrorBody = {
-      error: { code: "not_found", message: `No route ${request.method} ${request.url.split("?")[0]}` },
-    };
-    return reply.status(404).send(body);
-  });
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, new AppError("not_found", `No route ${request.method} ${request.url.split("?")[0]}`)),
+  );
 }

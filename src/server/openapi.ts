@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import type { App } from "./app.js";
+import Type from "typebox";
+import type { App } from "./app-deps.js";
+import { answers } from "./route-responses.js";
 
 declare module "fastify" {
   interface FastifyContextConfig {
@@ -45,17 +47,11 @@ export function registerOpenApi(app: App, options: { keysRequired: boolean; vers
           }
         : {}),
     },
-    // Routes that never need a key say so (security: []), so the UI does not send one. Responses
-    // are documented here, for the document only: a response schema on the route itself would also
-    // drive serialisation and drop any field it does not list.
+    // Routes that never need a key say so (security: []), so the UI does not send one. Each route
+    // declares its own responses (server/route-responses.ts), the error envelope included.
     transform: ({ schema, url, route }) => {
       const open = route.config?.public === true || url === "/health";
-      const { produces, ...rest } = (schema ?? {}) as typeof schema & { produces?: string[] };
-      const documented = {
-        ...rest,
-        response: documentedResponses(route.method, url, rest.response, produces),
-      };
-      return { schema: open && keysRequired ? { ...documented, security: [] } : documented, url };
+      return { schema: open && keysRequired ? { ...schema, security: [] } : schema, url };
     },
   });
 
@@ -74,59 +70,17 @@ export function registerOpenApi(app: App, options: { keysRequired: boolean; vers
       "/openapi.json",
       {
         config: { public: true },
-        schema: { summary: "This API's OpenAPI 3 document", tags: ["meta"] },
+        schema: {
+          summary: "This API's OpenAPI 3 document",
+          tags: ["meta"],
+          response: answers(
+            Type.Record(Type.String(), Type.Unknown(), { description: "The OpenAPI 3 document" }),
+          ),
+        },
       },
       async () => app.swagger(),
     );
   });
-}
-
-/** The error envelope every route answers with (JSON, whatever the route's own media type). */
-const ERROR_SCHEMA = {
-  type: "object",
-  required: ["error"],
-  properties: {
-    error: {
-      type: "object",
-      required: ["code", "message"],
-      properties: {
-        code: { type: "string" },
-        message: { type: "string" },
-        details: { type: "object", additionalProperties: true },
-      },
-    },
-  },
-} as const;
-const ERROR_RESPONSE = {
-  description: "Error: a stable code, a message, and details where they help (see the README's error table)",
-  content: { "application/json": { schema: ERROR_SCHEMA } },
-};
-
-/** Routes that answer 202: the work is accepted (durably), not done. */
-const ACCEPTING_ROUTES = new Set([
-  "POST /test/embed",
-  "POST /v1/collections/:collection/chunks",
-  "PUT /v1/collections/:collection/documents/:document_id",
-]);
-
-function documentedResponses(
-  method: string | string[],
-  url: string,
-  declared: unknown,
-  produces: string[] = ["application/json"],
-): Record<string, unknown> {
-  const methods = Array.isArray(method) ? method : [method];
-  const success = methods.some((m) => ACCEPTING_ROUTES.has(`${m} ${url}`)) ? "202" : "200";
-  const own = declared && typeof declared === "object" ? (declared as Record<string, unknown>) : {};
-  return {
-    [success]: {
-      description: success === "202" ? "Accepted: durable before this answer" : "OK",
-      content: Object.fromEntries(produces.map((type) => [type, { schema: {} }])),
-    },
-    ...own,
-    "4xx": ERROR_RESPONSE,
-    "5xx": ERROR_RESPONSE,
-  };
 }
 
 /** The package version (package.json is two levels up from both src/server and dist/server). */

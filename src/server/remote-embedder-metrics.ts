@@ -1,7 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { EmbedderStatus } from "../embedder/embedder.js";
-import type { RemoteEmbedderMetrics } from "../embedder/remote/remote-embedder.js";
-import type { FailureKind } from "../embedder/remote/remote-failure.js";
+import type { FailureKind, RemoteEmbedderMetrics } from "../embedder/embedder-metrics.js";
 
 const PREFIX = "rag_embed_remote_";
 

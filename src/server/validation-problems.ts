@@ -31,11 +31,6 @@ export interface ValidationProblem {
   code?: ErrorCode;
 }
 
-/** Schema annotations a route schema may put on a node to shape the error its failure gives. */
-export function refusal(code: ErrorCode, message: string): Record<string, string> {
-  return { "x-error-code": code, "x-error-message": message };
-}
-
 /** The `x-error-*` annotations of the schema node a validator's `schemaPath` (`#/properties/a`) names. */
 export function annotationsAt(
   schema: unknown,

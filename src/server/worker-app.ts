@@ -1,13 +1,14 @@
 import { type TypeBoxTypeProvider, TypeBoxValidatorCompiler } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyBaseLogger, LogController } from "fastify";
 import type { Logger } from "pino";
-import type { ErrorCode } from "../domain/errors.js";
+import { AppError, type ErrorCode } from "../domain/errors.js";
 import type { ModelInfo } from "../domain/types.js";
-import type { App } from "./app.js";
-import { type AuthOptions, installAuth } from "./auth.js";
-import { installErrorHandler } from "./error-handler.js";
-import { ERROR_STATUS } from "./error-status.js";
+import { WorkerHealth, WorkerReady } from "../wire/responses.js";
+import type { App, AuthOptions } from "./app-deps.js";
+import { installAuth } from "./auth.js";
+import { installErrorHandler, sendError } from "./error-handler.js";
 import type { Metrics } from "./metrics.js";
+import { answers } from "./route-responses.js";
 import { registerMetricsRoutes } from "./routes/metrics-routes.js";
 
 export interface WorkerAppDeps {
@@ -36,7 +37,10 @@ export function buildWorkerApp(deps: WorkerAppDeps): App {
 
   registerMetricsRoutes(app, deps.metrics);
 
-  app.get("/health", async () => ({ status: "ok", role: "worker" }));
+  app.get("/health", { schema: { response: answers(WorkerHealth) } }, async () => ({
+    status: "ok" as const,
+    role: "worker" as const,
+  }));
 
   /**
    * Ready = the model is loaded and the pipeline takes work. While draining on SIGTERM the worker
@@ -44,18 +48,15 @@ export function buildWorkerApp(deps: WorkerAppDeps): App {
    * itself is worth watching, and no client traffic needs steering away from a worker.
    * Not-ready is answered here rather than thrown: an expected probe result is no error to log.
    */
-  app.get("/ready", async (_request, reply) => {
+  app.get("/ready", { schema: { response: answers(WorkerReady) } }, async (_request, reply) => {
     const notReady = (code: ErrorCode, message: string, retryAfterSeconds: number) =>
-      reply
-        .status(ERROR_STATUS[code])
-        .header("retry-after", String(retryAfterSeconds))
-        .send({ error: { code, message } });
+      sendError(reply, new AppError(code, message, { retryAfterSeconds }));
     if (deps.isShuttingDown()) {
       return notReady("shutting_down", "The worker is finishing its in-flight batches", 5);
     }
     const model = deps.model();
     if (!model) return notReady("model_not_ready", "The model is still loading", 2);
-    return { status: "ready", role: "worker", model: model.id };
+    return { status: "ready" as const, role: "worker" as const, model: model.id };
   });
   return app;
 }

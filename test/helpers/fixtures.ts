@@ -1,3 +1,4 @@
+import type { Job } from "../../src/client/types.js";
 import { getJson, waitFor } from "./server-process.js";
 
 export interface SeedChunkFixture {
@@ -19,20 +20,8 @@ export function seedChunks(count: number, prefix = "c"): SeedChunkFixture[] {
   }));
 }
 
-export interface JobBody {
-  id: string;
-  state: "queued" | "running" | "done";
-  counts: {
-    total: number;
-    queued: number;
-    running: number;
-    stored: number;
-    unchanged: number;
-    failed: number;
-    dead: number;
-  };
-  failures: Array<{ chunk_id: string; reason: string }>;
-}
+/** GET /v1/jobs/{id}, as the API's schema (src/wire/responses.ts) types it. */
+export type JobBody = Job;
 
 export async function waitForJobDone(baseUrl: string, jobId: string, timeoutMs = 120_000): Promise<JobBody> {
   return waitFor(

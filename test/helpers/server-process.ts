@@ -1,7 +1,6 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { createInterface } from "node:readline";
+import type { ChildProcess } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
+import { launchServer } from "../../src/launcher/server-launcher.js";
 import { REPO_ROOT, testModelDir } from "./paths.js";
 
 export interface ServerProcess {
@@ -13,51 +12,29 @@ export interface ServerProcess {
 }
 
 /**
- * Starts `rag-embed serve` as a real child process on a free port and resolves once it listens.
- * The model is the local random-weight test model unless EMBEDDING_MODEL is given.
+ * Starts `rag-embed serve` as a real child process on a free port (the shared launcher,
+ * src/launcher/) and resolves once it listens. The model is the local random-weight test model
+ * unless EMBEDDING_MODEL is given.
  */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/main.ts", "serve"], {
+  const server = await launchServer({
     cwd: REPO_ROOT,
+    keepLogs: true,
+    // Tests that load real models or start under load may take long; they have their own timeouts.
+    startTimeoutMs: 600_000,
     env: {
-      ...process.env,
       EMBEDDING_MODEL: testModelDir(),
       EMBEDDING_THREADS: "1",
       LOG_LEVEL: "info",
       PORT: "0",
       ...env,
     },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const logs: Array<Record<string, unknown>> = [];
-  const stderr: string[] = [];
-  child.stderr?.on("data", (data: Buffer) => stderr.push(data.toString()));
-  const exited = once(child, "exit");
-  const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
-    lines.on("line", (line) => {
-      try {
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        logs.push(entry);
-        if (entry.msg === "listening" && typeof entry.url === "string") resolve(entry.url);
-      } catch {
-        logs.push({ raw: line });
-      }
-    });
-    exited.then(([code]) =>
-      reject(new Error(`server exited with ${code} before listening: ${stderr.join("")}`)),
-    );
   });
   return {
-    url,
-    child,
-    logs,
-    async stop(signal: NodeJS.Signals = "SIGTERM") {
-      if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-      child.kill(signal);
-      const [code] = (await exited) as [number | null];
-      return code;
-    },
+    url: server.url,
+    child: server.child,
+    logs: server.logs,
+    stop: (signal: NodeJS.Signals = "SIGTERM") => server.stop({ signal }),
   };
 }
 

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Job } from "../../src/client/types.js";
 import type { Embedder } from "../../src/embedder/embedder.js";
 import type { HttpServer } from "../../src/main.js";
 import { startInProcess } from "../helpers/in-process-server.js";
@@ -23,17 +24,7 @@ import {
   waitFor,
 } from "../helpers/server-process.js";
 
-interface JobView {
-  state: string;
-  counts: Record<string, number>;
-  chunks: Array<{ chunk_id: string; state: string; tokens: number | null }>;
-  replace: {
-    documents: string[];
-    finalized: boolean;
-    deleted_points: number;
-    deleted_chunk_ids: string[];
-  } | null;
-}
+type JobView = Job;
 
 /** Called when an embed of SLOW texts starts (planning is over: it is embedding). */
 let slowEmbedStarted: (() => void) | null = null;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { after, describe, it } from "node:test";
+import type { JobList } from "../../src/client/types.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { tempDir } from "../helpers/paths.js";
 import {
@@ -14,11 +15,6 @@ import {
   startServerProcess,
   waitFor,
 } from "../helpers/server-process.js";
-
-interface JobList {
-  jobs: Array<{ id: string; collection: string; state: string; counts: Record<string, number> }>;
-  next_cursor: string | null;
-}
 
 function chunks(prefix: string, count: number) {
   return Array.from({ length: count }, (_, i) => ({

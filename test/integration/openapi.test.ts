@@ -130,6 +130,30 @@ describe("GET /openapi.json and the /docs UI", () => {
     }
   });
 
+  it("documents every route with a summary and the schema of its answer", () => {
+    const undocumented: string[] = [];
+    for (const [path, operations] of Object.entries(document.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const op = operation as {
+          summary?: string;
+          responses?: Record<string, { content?: Record<string, { schema?: object }> }>;
+        };
+        const success = Object.entries(op.responses ?? {}).filter(([status]) => /^2/.test(status));
+        const described =
+          success.length > 0 &&
+          success.every(([, response]) =>
+            Object.values(response.content ?? {}).some((media) => Object.keys(media.schema ?? {}).length > 0),
+          );
+        if (!op.summary || !described) undocumented.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    assert.deepEqual(undocumented, [], "routes without a summary or a success schema");
+    const status = document.paths["/v1/status"]?.get?.responses?.["200"] as {
+      content: { "application/json": { schema: { properties: Record<string, unknown> } } };
+    };
+    assert.ok(status.content["application/json"].schema.properties.backends, "/v1/status lists backends");
+  });
+
   it("documents the rules the server enforces: non-empty batches, non-blank text, exactly one selector", () => {
     const body = (path: string, method: string) =>
       (

@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { JobSummary } from "../../src/client/types.js";
 import { NginxTestServer } from "../helpers/nginx.js";
 import { tempDir, testModelDir } from "../helpers/paths.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
@@ -34,12 +35,6 @@ const LEASE_SECONDS = 3;
 interface Post {
   key: string;
   chunks: Array<{ id: string; text: string }>;
-}
-
-interface JobSummary {
-  id: string;
-  state: string;
-  counts: Record<string, number>;
 }
 
 /** The processes a signal must reach to freeze a worker whole: itself and its embedder child. */

@@ -66,6 +66,13 @@ function runSchemathesis(url: string, headers: string[]): Promise<{ code: number
     `${url}/openapi.json`,
     "--checks",
     "all",
+    // DELETE /v1/jobs/{id} cancels the job's chunks that have not run; the job stays on record (done,
+    // its chunks counted as cancelled) for JOB_RETENTION, so a GET after it is 200 by design. Since
+    // the responses are documented, the stateful phase follows job_id to /v1/jobs/{id} and reads the
+    // DELETE as a removal. Checks named on the command line override the config file, so the
+    // exclusion is made here; no other route answers a GET for what a DELETE removed.
+    "--exclude-checks",
+    "use_after_free",
     "--max-examples",
     EXAMPLES,
     "--seed",

@@ -16,6 +16,7 @@ import { backoffMs } from "../../domain/backoff.js";
 import { ProcessingError } from "../../domain/errors.js";
 import type { EmbedKind, ModelInfo, OverflowSpec, RemoteModelInfo } from "../../domain/types.js";
 import type { EmbeddedWindow, Embedder, EmbedderStatus, EmbedResult } from "../embedder.js";
+import type { RemoteEmbedderMetrics } from "../embedder-metrics.js";
 import { normalizeRows } from "../pooling.js";
 import { type ModelProfile, type ProfileOverrides, resolveProfile } from "../profiles.js";
 import { EngineHealth } from "./engine-health.js";
@@ -28,12 +29,7 @@ import {
   teiProtocol,
 } from "./engine-protocol.js";
 import { planInputs } from "./input-plan.js";
-import {
-  type FailureKind,
-  failureFromNetwork,
-  failureFromResponse,
-  RemoteFailure,
-} from "./remote-failure.js";
+import { failureFromNetwork, failureFromResponse, RemoteFailure } from "./remote-failure.js";
 import { packRequests } from "./request-packing.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { ESTIMATE_COUNTER, loadTokenizerCounter, type TokenCounter } from "./token-counter.js";
@@ -71,13 +67,7 @@ export interface RemoteEmbedderLogger {
   error(obj: object, msg?: string): void;
 }
 
-/** What the adapter reports for monitoring; implemented with prom-client in observability/. */
-export interface RemoteEmbedderMetrics {
-  /** One request answered or failed, with its wall time and what it carried. */
-  request(outcome: "ok" | FailureKind, seconds: number, inputs: number, tokens: number): void;
-  /** Texts served from the finished-vector cache instead of being sent again. */
-  cacheHits(count: number): void;
-}
+export type { RemoteEmbedderMetrics };
 
 /**
  * Failures tolerated within one call before its batch goes back to the queue: a request is sent again at

@@ -2,7 +2,11 @@ import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Type from "typebox";
-import type { App, AppDeps } from "../app.js";
+import { JobListQuery } from "../../wire/requests.js";
+import { JobList } from "../../wire/responses.js";
+import type { App, AppDeps } from "../app-deps.js";
+import { jobSummaryBody } from "../job-bodies.js";
+import { answers, answersAs } from "../route-responses.js";
 
 const CONTENT_TYPES: Record<string, string> = {
   ".html": "text/html; charset=utf-8",
@@ -31,13 +35,6 @@ function loadAssets(): Map<string, { type: string; body: Buffer }> {
   return assets;
 }
 
-const JobListQuery = Type.Object({
-  state: Type.Optional(Type.Union([Type.Literal("queued"), Type.Literal("running"), Type.Literal("done")])),
-  collection: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
-  cursor: Type.Optional(Type.String({ maxLength: 512, description: "next_cursor of the previous page" })),
-  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 20 })),
-});
-
 /**
  * The live dashboard at `/` (static HTML/JS/CSS from src/server/dashboard, no CDN) and the recent
  * jobs it lists. The pages are public (they hold no data); the API calls they make carry the key the
@@ -54,7 +51,11 @@ export function registerDashboardRoutes(app: App, deps: AppDeps): void {
     "/",
     {
       config: { public: true },
-      schema: { summary: "Live dashboard (HTML)", tags: ["dashboard"], produces: ["text/html"] },
+      schema: {
+        summary: "Live dashboard (HTML)",
+        tags: ["dashboard"],
+        response: answersAs(["text/html"], "The dashboard page"),
+      },
     },
     async (_request, reply) => {
       const page = send("index.html");
@@ -69,7 +70,7 @@ export function registerDashboardRoutes(app: App, deps: AppDeps): void {
       schema: {
         summary: "Dashboard static assets",
         tags: ["dashboard"],
-        produces: ["text/javascript", "text/css", "image/svg+xml"],
+        response: answersAs(["text/javascript", "text/css", "image/svg+xml"], "The asset"),
         params: Type.Object({ file: Type.String({ pattern: "^[a-z0-9-]+\\.(js|css|svg)$" }) }),
       },
     },
@@ -89,6 +90,7 @@ export function registerDashboardRoutes(app: App, deps: AppDeps): void {
           "Read from the queue, so every instance sharing it lists the same jobs, and they survive restarts. Finished jobs are kept for JOB_RETENTION. Filter by state and collection; page with cursor = next_cursor.",
         tags: ["jobs"],
         querystring: JobListQuery,
+        response: answers(JobList),
       },
     },
     async (request) => {
@@ -100,14 +102,7 @@ export function registerDashboardRoutes(app: App, deps: AppDeps): void {
         ...(cursor ? { cursor } : {}),
       });
       return {
-        jobs: page.items.map((job) => ({
-          id: job.id,
-          collection: job.collection,
-          state: job.state,
-          counts: job.counts,
-          created_at: job.createdAt,
-          updated_at: job.updatedAt,
-        })),
+        jobs: page.items.map(jobSummaryBody),
         next_cursor: page.nextCursor,
       };
     },

@@ -1,5 +1,6 @@
-import type { App } from "../app.js";
+import type { App } from "../app-deps.js";
 import type { Metrics } from "../metrics.js";
+import { answersAs } from "../route-responses.js";
 
 /**
  * `GET /metrics` in the Prometheus text format, and per-request HTTP metrics (by route template,
@@ -20,7 +21,7 @@ export function registerMetricsRoutes(app: App, metrics: Metrics): void {
         description:
           "Queue depth (read from the queue at scrape time), accepted/stored/unchanged/failed/dead chunk counters by collection, embed and store durations, batch sizes, HTTP requests, and the Node process defaults.",
         tags: ["meta"],
-        produces: ["text/plain"],
+        response: answersAs(["text/plain"], "The Prometheus text exposition"),
       },
     },
     async (_request, reply) => {

@@ -1,9 +1,10 @@
-import Type, { type Static } from "typebox";
 import { AppError } from "../../domain/errors.js";
 import type { ModelInfo } from "../../domain/types.js";
-import type { App, AppDeps } from "../app.js";
-import { requireModel } from "../app.js";
+import { EmbeddingsBody, MAX_EMBEDDING_INPUTS as MAX_INPUTS } from "../../wire/requests.js";
+import { EmbeddingsResponse, ModelList } from "../../wire/responses.js";
+import { type App, type AppDeps, requireModel } from "../app-deps.js";
 import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
+import { answers } from "../route-responses.js";
 import { overlongTexts } from "../token-limits.js";
 
 /**
@@ -11,67 +12,6 @@ import { overlongTexts } from "../token-limits.js";
  * clients (baseURL `<server>/v1`) and tools built on them work unchanged. Texts are embedded on the
  * query side (the profile's query prefix, e5: "query: "), never queued: the answer carries the vectors.
  */
-
-const MAX_INPUTS = 2048;
-
-export const EmbeddingsBody = Type.Object({
-  input: Type.Union(
-    [
-      Type.String(),
-      Type.Array(Type.String(), { minItems: 1, maxItems: MAX_INPUTS }),
-      Type.Array(Type.Integer()),
-      Type.Array(Type.Array(Type.Integer())),
-    ],
-    {
-      description: `A text or an array of up to ${MAX_INPUTS} texts. Token arrays (OpenAI's pre-tokenized input) are refused with 400: this server tokenizes with its own model's tokenizer.`,
-    },
-  ),
-  model: Type.String({
-    minLength: 1,
-    description:
-      "The served model: its name in GET /v1/models (SERVED_MODEL_NAME), or its hub id, or either's base name (e.g. all-MiniLM-L6-v2). Any other model is 404 model_not_found.",
-  }),
-  encoding_format: Type.Optional(
-    Type.Union([Type.Literal("float"), Type.Literal("base64")], {
-      default: "float",
-      description: "float: arrays of numbers; base64: little-endian float32 bytes, base64-encoded",
-    }),
-  ),
-  dimensions: Type.Optional(
-    Type.Integer({
-      minimum: 1,
-      description: "Must equal the model's dimension if given (vectors are never shortened)",
-    }),
-  ),
-  user: Type.Optional(Type.String({ description: "Accepted and ignored" })),
-  overflow: Type.Optional(
-    Type.Union([Type.Literal("truncate"), Type.Literal("reject")], {
-      description:
-        "Not in OpenAI's API. Input over the model's token limit: reject (422 text_too_long) or truncate to the limit. Default: truncate if the server's OVERFLOW_POLICY is truncate, else reject (one input cannot answer with several vectors, so split means reject here).",
-    }),
-  ),
-});
-export type EmbeddingsBody = Static<typeof EmbeddingsBody>;
-
-const EmbeddingsResponse = Type.Object({
-  object: Type.Literal("list"),
-  data: Type.Array(
-    Type.Object({
-      object: Type.Literal("embedding"),
-      index: Type.Integer(),
-      embedding: Type.Union([Type.Array(Type.Number()), Type.String()]),
-    }),
-  ),
-  model: Type.String(),
-  usage: Type.Object({ prompt_tokens: Type.Integer(), total_tokens: Type.Integer() }),
-});
-
-const ModelObject = Type.Object({
-  id: Type.String(),
-  object: Type.Literal("model"),
-  created: Type.Integer(),
-  owned_by: Type.String(),
-});
 
 /** Float32 little-endian bytes, base64: what OpenAI's `encoding_format: "base64"` returns. */
 export function float32Base64(vector: Float32Array): string {
@@ -118,7 +58,7 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
           "Embeds texts on the query side and answers the vectors directly (nothing is queued or stored). Over-long input is refused (422 text_too_long) unless overflow is truncate.",
         tags: ["openai"],
         body: EmbeddingsBody,
-        response: { 200: EmbeddingsResponse },
+        response: answers(EmbeddingsResponse),
       },
     },
     async (request) => {
@@ -206,7 +146,7 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
       schema: {
         summary: "List models (OpenAI-compatible)",
         tags: ["openai"],
-        response: { 200: Type.Object({ object: Type.Literal("list"), data: Type.Array(ModelObject) }) },
+        response: answers(ModelList),
       },
     },
     async () => ({ object: "list" as const, data: [modelObject(requireModel(deps))] }),

@@ -1,5 +1,6 @@
-import Type from "typebox";
-import type { App, AppDeps } from "../app.js";
+import { StatusHistory as StatusHistoryBody } from "../../wire/responses.js";
+import type { App, AppDeps } from "../app-deps.js";
+import { answers } from "../route-responses.js";
 import { StatusHistory } from "../status-history.js";
 
 const round = (value: number) => Math.round(value * 100) / 100;
@@ -30,21 +31,7 @@ export function registerStatusHistoryRoutes(app: App, deps: AppDeps): void {
       schema: {
         summary: "Queue depth and throughput over the last minutes, sampled by the server",
         tags: ["status"],
-        response: {
-          200: Type.Object({
-            interval_ms: Type.Integer(),
-            samples: Type.Array(
-              Type.Object({
-                t: Type.Integer({ description: "epoch milliseconds" }),
-                pending_chunks: Type.Integer(),
-                running_chunks: Type.Integer(),
-                pending_tokens_estimate: Type.Number(),
-                chunks_per_second: Type.Number(),
-                tokens_per_second: Type.Number(),
-              }),
-            ),
-          }),
-        },
+        response: answers(StatusHistoryBody),
       },
     },
     async () => ({

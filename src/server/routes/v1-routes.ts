@@ -1,12 +1,7 @@
 import { SQLITE_DURABILITY } from "../../domain/durability.js";
 import { AppError } from "../../domain/errors.js";
-import type { ChunkReceipt, Payload, SearchHit } from "../../domain/types.js";
+import type { Payload, SearchHit } from "../../domain/types.js";
 import type { ParentRef } from "../../vector-store/vector-store.js";
-import { type ClientChunk, newChunk } from "../admission.js";
-import type { App, AppDeps } from "../app.js";
-import { overflowFor, requireModel } from "../app.js";
-import { servedModelName } from "../model-names.js";
-import { queueStorage } from "../queue-storage.js";
 import {
   CollectionParams,
   DocumentListQuery,
@@ -17,7 +12,23 @@ import {
   type NativeChunk,
   NativeIngestBody,
   SearchBody,
-} from "../schemas.js";
+} from "../../wire/requests.js";
+import {
+  DocumentDeleted,
+  DocumentList,
+  DocumentReplaceAccepted,
+  IngestAccepted,
+  Job,
+  JobCancelled,
+  SearchResult,
+  ServerStatus,
+} from "../../wire/responses.js";
+import { type ClientChunk, newChunk } from "../admission.js";
+import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.js";
+import { jobBody } from "../job-bodies.js";
+import { servedModelName } from "../model-names.js";
+import { queueStorage } from "../queue-storage.js";
+import { accepts, answers } from "../route-responses.js";
 
 /** Native chunk → queue entry; the payload is what search returns. */
 export function nativeChunk(chunk: NativeChunk): ClientChunk {
@@ -35,7 +46,16 @@ export function nativeChunk(chunk: NativeChunk): ClientChunk {
 export function registerV1Routes(app: App, deps: AppDeps): void {
   app.post(
     "/v1/collections/:collection/chunks",
-    { schema: { params: CollectionParams, body: NativeIngestBody, headers: IngestHeaders } },
+    {
+      schema: {
+        summary: "Ingest chunks into a collection (queued durably, embedded in the background)",
+        tags: ["ingest"],
+        params: CollectionParams,
+        body: NativeIngestBody,
+        headers: IngestHeaders,
+        response: accepts(IngestAccepted),
+      },
+    },
     async (request, reply) => {
       const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
       const admitted = await deps.admission.admit(
@@ -50,84 +70,100 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     },
   );
 
-  app.get("/v1/jobs/:id", { schema: { params: JobParams, querystring: JobQuery } }, async (request) => {
-    const job = await deps.queue.getJob(request.params.id);
-    if (!job) throw new AppError("job_not_found", `No job ${request.params.id}`);
-    const { state, after, limit = 100 } = request.query;
-    const page = await deps.queue.listChunks(job.id, { state, after, limit });
-    return {
-      id: job.id,
-      collection: job.collection,
-      state: job.state,
-      counts: job.counts,
-      created_at: job.createdAt,
-      updated_at: job.updatedAt,
-      failures: job.failures.map((f) => ({
-        chunk_id: f.chunkId,
-        state: f.state,
-        reason: f.reason,
-        attempts: f.attempts,
-      })),
-      chunks: page.items.map(receiptBody),
-      next_cursor: page.nextCursor,
-      replace:
-        job.replace === null
-          ? null
-          : {
-              documents: job.replace.documents,
-              finalized: job.replace.finalized,
-              deleted_points: job.replace.deletedPoints,
-              deleted_chunk_ids: job.replace.deletedChunkIds,
-            },
-    };
-  });
-
-  app.delete("/v1/jobs/:id", { schema: { params: JobParams } }, async (request) => {
-    const cancelled = await deps.queue.cancelJob(request.params.id);
-    if (cancelled === null) throw new AppError("job_not_found", `No job ${request.params.id}`);
-    const job = await deps.queue.getJob(request.params.id);
-    return {
-      id: request.params.id,
-      cancelled,
-      state: job?.state ?? "done",
-      counts: job?.counts ?? null,
-    };
-  });
-
-  app.get("/v1/status", async () => {
-    const stats = await deps.queue.stats();
-    const storage = queueStorage(deps);
-    const rates = deps.throughput.rates();
-    const model = deps.model();
-    return {
-      queue: {
-        pending_chunks: stats.pending,
-        running_chunks: stats.running,
-        pending_tokens_estimate: stats.pendingTokens,
-        max_queue_size: deps.limits.maxQueueSize,
-        available: stats.pending < deps.limits.maxQueueSize && storage.ok,
-        storage,
+  app.get(
+    "/v1/jobs/:id",
+    {
+      schema: {
+        summary: "A job: its counts, its failures and a page of its chunks",
+        tags: ["jobs"],
+        params: JobParams,
+        querystring: JobQuery,
+        response: answers(Job),
       },
-      // What requests have seen of them lately (GET /ready probes them).
-      backends: { queue: deps.health.report("queue"), store: deps.health.report("store") },
-      dead_letters: stats.dead,
-      throughput: {
-        chunks_per_second: round(rates.chunksPerSecond),
-        tokens_per_second: round(rates.tokensPerSecond),
+    },
+    async (request) => {
+      const job = await deps.queue.getJob(request.params.id);
+      if (!job) throw new AppError("job_not_found", `No job ${request.params.id}`);
+      const { state, after, limit = 100 } = request.query;
+      return jobBody(job, await deps.queue.listChunks(job.id, { state, after, limit }));
+    },
+  );
+
+  app.delete(
+    "/v1/jobs/:id",
+    {
+      schema: {
+        summary: "Cancel a job's chunks that have not run yet",
+        tags: ["jobs"],
+        params: JobParams,
+        response: answers(JobCancelled),
       },
-      estimated_drain_seconds:
-        rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
-      model: model
-        ? { id: model.id, name: servedModelName(model), dimension: model.dimension, ready: true }
-        : { ready: false },
-      embedder: embedderBody(deps),
-      durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY),
-    };
-  });
+    },
+    async (request) => {
+      const cancelled = await deps.queue.cancelJob(request.params.id);
+      if (cancelled === null) throw new AppError("job_not_found", `No job ${request.params.id}`);
+      const job = await deps.queue.getJob(request.params.id);
+      return {
+        id: request.params.id,
+        cancelled,
+        state: job?.state ?? "done",
+        counts: job?.counts ?? null,
+      };
+    },
+  );
+
+  app.get(
+    "/v1/status",
+    {
+      schema: {
+        summary: "Queue depth, backends, throughput, model, embedder and the queue's durability",
+        tags: ["status"],
+        response: answers(ServerStatus),
+      },
+    },
+    async () => {
+      const stats = await deps.queue.stats();
+      const storage = queueStorage(deps);
+      const rates = deps.throughput.rates();
+      const model = deps.model();
+      return {
+        queue: {
+          pending_chunks: stats.pending,
+          running_chunks: stats.running,
+          pending_tokens_estimate: stats.pendingTokens,
+          max_queue_size: deps.limits.maxQueueSize,
+          available: stats.pending < deps.limits.maxQueueSize && storage.ok,
+          storage,
+        },
+        // What requests have seen of them lately (GET /ready probes them).
+        backends: { queue: deps.health.report("queue"), store: deps.health.report("store") },
+        dead_letters: stats.dead,
+        throughput: {
+          chunks_per_second: round(rates.chunksPerSecond),
+          tokens_per_second: round(rates.tokensPerSecond),
+        },
+        estimated_drain_seconds:
+          rates.chunksPerSecond > 0 ? Math.ceil(stats.pending / rates.chunksPerSecond) : null,
+        model: model
+          ? { id: model.id, name: servedModelName(model), dimension: model.dimension, ready: true as const }
+          : { ready: false as const },
+        embedder: embedderBody(deps),
+        durability: snakeCaseKeys(deps.durability?.() ?? SQLITE_DURABILITY) as ServerStatus["durability"],
+      };
+    },
+  );
 
   app.post(
     "/v1/collections/:collection/search",
-    { schema: { params: CollectionParams, body: SearchBody } },
+    {
+      schema: {
+        summary: "Search a collection with a text query",
+        tags: ["search"],
+        params: CollectionParams,
+        body: SearchBody,
+        response: answers(SearchResult),
+      },
+    },
     async (request) => {
       requireModel(deps);
       const { query, top_k: topK = 10, filter, include_parent_text: withParents = false } = request.body;
@@ -159,7 +195,15 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
 
   app.get(
     "/v1/collections/:collection/documents",
-    { schema: { params: CollectionParams, querystring: DocumentListQuery } },
+    {
+      schema: {
+        summary: "A page of the collection's document ids",
+        tags: ["documents"],
+        params: CollectionParams,
+        querystring: DocumentListQuery,
+        response: answers(DocumentList),
+      },
+    },
     async (request) => {
       const { after, limit = 1000 } = request.query;
       const page = await deps.queue.listDocuments(request.params.collection, {
@@ -172,7 +216,16 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
 
   app.put(
     "/v1/collections/:collection/documents/:document_id",
-    { schema: { params: DocumentParams, body: NativeIngestBody, headers: IngestHeaders } },
+    {
+      schema: {
+        summary: "Replace a document's chunks (unchanged ones are not embedded again)",
+        tags: ["documents"],
+        params: DocumentParams,
+        body: NativeIngestBody,
+        headers: IngestHeaders,
+        response: accepts(DocumentReplaceAccepted),
+      },
+    },
     async (request, reply) => {
       const { collection, document_id: documentId } = request.params;
       const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
@@ -210,7 +263,14 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
 
   app.delete(
     "/v1/collections/:collection/documents/:document_id",
-    { schema: { params: DocumentParams } },
+    {
+      schema: {
+        summary: "Delete a document: its stored points, and its chunks still queued",
+        tags: ["documents"],
+        params: DocumentParams,
+        response: answers(DocumentDeleted),
+      },
+    },
     async (request) => {
       const { collection, document_id: documentId } = request.params;
       // The floor first: chunks of the document accepted before it are cancelled (queued) or
@@ -267,11 +327,11 @@ function parentRefs(hits: SearchHit[]): Map<string, ParentRef> {
 }
 
 /** The engine behind the embedder: a remote one says whether it answers and, if not, why and since when. */
-function embedderBody(deps: AppDeps): unknown {
+function embedderBody(deps: AppDeps): ServerStatus["embedder"] {
   const status = deps.embedder.status?.();
   if (!status) return { engine: "local" };
   const { details, ...health } = status;
-  return snakeCaseKeys({ ...health, ...details });
+  return snakeCaseKeys({ ...health, ...details }) as ServerStatus["embedder"];
 }
 
 /** camelCase report fields → the API's snake_case (`maxmemoryPolicy` → `maxmemory_policy`), nested too. */
@@ -288,26 +348,4 @@ function snakeCaseKeys(value: unknown): unknown {
 
 function round(value: number): number {
   return Math.round(value * 10) / 10;
-}
-
-export function receiptBody(receipt: ChunkReceipt) {
-  const pooled = receipt.overflow === "pool" && receipt.windows !== null;
-  return {
-    id: receipt.seq,
-    chunk_id: receipt.chunkId,
-    state: receipt.state,
-    attempts: receipt.attempts,
-    tokens: receipt.tokens,
-    truncated: receipt.truncatedTokens > 0,
-    truncated_tokens: receipt.truncatedTokens,
-    split: receipt.overflow !== "pool" && receipt.windows !== null && receipt.windows > 1,
-    // A pooled chunk is one point; how many windows it averages is pooled_windows (when it was embedded).
-    windows: pooled ? 1 : receipt.windows,
-    pooled_windows: pooled && (receipt.tokens ?? 0) > 0 ? receipt.windows : null,
-    overflow: receipt.overflow,
-    model: receipt.model,
-    profile: receipt.profile,
-    last_error: receipt.lastError,
-    updated_at: receipt.updatedAt,
-  };
 }

@@ -1,11 +1,21 @@
 import Type, { type Static } from "typebox";
-import { refusal } from "./validation-problems.js";
+import type { ErrorCode } from "../domain/errors.js";
+import { JobState, ReceiptState, SafeInteger } from "./shared.js";
 
 /**
- * Route schemas: they validate requests and generate the OpenAPI document, so every rule a request
+ * Request schemas: they validate requests and generate the OpenAPI document, so every rule a request
  * must follow that a schema can state is stated here (clients and fuzzers read it); checks a schema
- * cannot state (unique chunk ids, queue capacity, token counts) are made by the handlers.
+ * cannot state (unique chunk ids, queue capacity, token counts) are made by the handlers. The client
+ * SDK's request types are these schemas' Static types.
  */
+
+/**
+ * Annotations a schema node may carry to shape the error its failure gives (read by the server's
+ * server/validation-problems.ts): the stable code and the message.
+ */
+export function refusal(code: ErrorCode, message: string): Record<string, string> {
+  return { "x-error-code": code, "x-error-message": message };
+}
 
 /**
  * Text with something to embed: at least one character that is not white space. The set is spelled
@@ -16,9 +26,6 @@ import { refusal } from "./validation-problems.js";
 const NON_BLANK =
   "[^\\t\\n\\v\\f\\r \\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\ufeff]";
 
-/** Integers beyond 2^53 are not exact in JSON numbers: two ids could silently become one. */
-const SafeInteger = (options: { minimum?: number; description?: string } = {}) =>
-  Type.Integer({ minimum: Number.MIN_SAFE_INTEGER, maximum: Number.MAX_SAFE_INTEGER, ...options });
 const ChunkId = Type.Union([Type.String({ minLength: 1, maxLength: 512 }), SafeInteger({ minimum: 0 })]);
 const JsonObject = Type.Record(Type.String(), Type.Unknown());
 
@@ -112,16 +119,11 @@ export const IngestHeaders = Type.Object({
 
 export const JobParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) });
 
-const ReceiptStateSchema = Type.Union(
-  ["queued", "running", "stored", "unchanged", "superseded", "failed", "dead", "discarded", "cancelled"].map(
-    (s) => Type.Literal(s),
-  ),
-);
 const PageQuery = {
   after: Type.Optional(SafeInteger({ minimum: 0, description: "Cursor: next_cursor of the previous page" })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
 };
-export const JobQuery = Type.Object({ state: Type.Optional(ReceiptStateSchema), ...PageQuery });
+export const JobQuery = Type.Object({ state: Type.Optional(ReceiptState), ...PageQuery });
 export const DeadLetterQuery = Type.Object({
   job_id: Type.Optional(Type.String({ minLength: 1 })),
   ...PageQuery,
@@ -184,4 +186,56 @@ export const DocumentListQuery = Type.Object({
 export const DocumentParams = Type.Object({
   collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
   document_id: Type.String({ minLength: 1, maxLength: 512 }),
+});
+
+/** POST /v1/embeddings: OpenAI's request, kept so OpenAI clients validate, plus `overflow`. */
+/** Inputs one POST /v1/embeddings may carry (OpenAI's own limit). */
+export const MAX_EMBEDDING_INPUTS = 2048;
+const MAX_INPUTS = MAX_EMBEDDING_INPUTS;
+
+export const EmbeddingsBody = Type.Object({
+  input: Type.Union(
+    [
+      Type.String(),
+      Type.Array(Type.String(), { minItems: 1, maxItems: MAX_INPUTS }),
+      Type.Array(Type.Integer()),
+      Type.Array(Type.Array(Type.Integer())),
+    ],
+    {
+      description: `A text or an array of up to ${MAX_INPUTS} texts. Token arrays (OpenAI's pre-tokenized input) are refused with 400: this server tokenizes with its own model's tokenizer.`,
+    },
+  ),
+  model: Type.String({
+    minLength: 1,
+    description:
+      "The served model: its name in GET /v1/models (SERVED_MODEL_NAME), or its hub id, or either's base name (e.g. all-MiniLM-L6-v2). Any other model is 404 model_not_found.",
+  }),
+  encoding_format: Type.Optional(
+    Type.Union([Type.Literal("float"), Type.Literal("base64")], {
+      default: "float",
+      description: "float: arrays of numbers; base64: little-endian float32 bytes, base64-encoded",
+    }),
+  ),
+  dimensions: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      description: "Must equal the model's dimension if given (vectors are never shortened)",
+    }),
+  ),
+  user: Type.Optional(Type.String({ description: "Accepted and ignored" })),
+  overflow: Type.Optional(
+    Type.Union([Type.Literal("truncate"), Type.Literal("reject")], {
+      description:
+        "Not in OpenAI's API. Input over the model's token limit: reject (422 text_too_long) or truncate to the limit. Default: truncate if the server's OVERFLOW_POLICY is truncate, else reject (one input cannot answer with several vectors, so split means reject here).",
+    }),
+  ),
+});
+export type EmbeddingsBody = Static<typeof EmbeddingsBody>;
+
+/** GET /v1/jobs */
+export const JobListQuery = Type.Object({
+  state: Type.Optional(JobState),
+  collection: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
+  cursor: Type.Optional(Type.String({ maxLength: 512, description: "next_cursor of the previous page" })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 20 })),
 });
