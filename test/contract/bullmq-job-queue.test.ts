@@ -394,6 +394,70 @@ describe("BullmqJobQueue admissions that do not finish", () => {
       await housekeeper.close();
     }
   });
+  it("an admission whose jobs were added but never confirmed: worked on meanwhile, counts never go below zero, then confirmed", async () => {
+    const prefix = freshPrefix();
+    const dying = bullmq({ prefix });
+    const housekeeper = bullmq({ prefix, abandonedAdmissionMs: 300 });
+    try {
+      // The process "died" after adding the BullMQ jobs, before confirming the admission.
+      const internals = dying as unknown as { call: (name: string, ...args: unknown[]) => Promise<unknown> };
+      const call = internals.call.bind(dying);
+      internals.call = (name, ...args) =>
+        name === "ragConfirm" ? new Promise(() => {}) : call(name, ...args);
+      void dying.enqueue({
+        collection: "docs",
+        chunks: [chunk("a"), chunk("b"), chunk("c")],
+        maxQueueSize: 5,
+      });
+      const lease = await waitFor(
+        () =>
+          housekeeper
+            .reserve({ maxChunks: 2, maxTokens: ROOMY, leaseMs: LONG_MS })
+            .then((l) => l ?? undefined),
+        { timeoutMs: 5_000, intervalMs: 20, what: "the added chunks to be reservable" },
+      );
+      const { jobId } = lease.chunks[0] ?? {};
+      assert.ok(jobId);
+      await housekeeper.ack(
+        lease.id,
+        lease.chunks.map((c) => ({
+          seq: c.seq,
+          state: "stored" as const,
+          tokens: 3,
+          truncatedTokens: 0,
+          windows: 1,
+          ...MP,
+        })),
+      );
+      const during = await housekeeper.stats();
+      assert.equal(
+        during.pending,
+        0,
+        "unconfirmed chunks are not pending, and stored ones do not go below zero",
+      );
+      assert.ok(during.pendingTokens >= 0, `pending tokens ${during.pendingTokens}`);
+
+      await sleep(400);
+      await housekeeper.maintain();
+      const job = await housekeeper.getJob(jobId);
+      assert.ok(job, "confirmed, not rolled back: the job and its receipts stay");
+      assert.equal(job.counts.stored, 2);
+      assert.equal(job.counts.queued, 1);
+      const after = await housekeeper.stats();
+      assert.equal(after.pending, 1, "the one chunk still queued is pending now");
+      assert.equal(after.pendingTokens, chunk("c").estimatedTokens);
+      // The capacity of the two stored chunks is free again: 5 − 1 pending leaves room for 4.
+      const more = await housekeeper.enqueue({
+        collection: "docs",
+        chunks: ["d", "e", "f", "g"].map((id) => chunk(id)),
+        maxQueueSize: 5,
+      });
+      assert.equal(more.accepted, true, JSON.stringify(more));
+    } finally {
+      await dying.close();
+      await housekeeper.close();
+    }
+  });
 });
 
 describe("BullmqJobQueue memory", () => {

@@ -149,18 +149,20 @@ return 1
 
 /**
  * confirm — the request's BullMQ jobs exist: the admission is complete, its chunks count as
- * pending (they were only reserved capacity until now). Once only.
+ * pending (they were only reserved capacity until now). Once only. Chunks that workers already
+ * finished before the confirmation (transition counted them as "early") left the reservation then.
  * KEYS: job, admitting, stats · ARGV: jobId
  */
 export const CONFIRM = `
-local v = redis.call('HMGET', KEYS[1], 'admitted', 'total', 'tokens')
+local v = redis.call('HMGET', KEYS[1], 'admitted', 'total', 'tokens', 'early', 'early_tokens')
 if v[1] ~= '0' then
   redis.call('ZREM', KEYS[2], ARGV[1])
   return 0
 end
 redis.call('HSET', KEYS[1], 'admitted', 1)
 redis.call('ZREM', KEYS[2], ARGV[1])
-local n, tokens = tonumber(v[2]), tonumber(v[3])
+local n = tonumber(v[2]) - (tonumber(v[4]) or 0)
+local tokens = tonumber(v[3]) - (tonumber(v[5]) or 0)
 redis.call('HINCRBY', KEYS[3], 'reserved', -n)
 redis.call('HINCRBY', KEYS[3], 'reserved_tokens', -tokens)
 redis.call('HINCRBY', KEYS[3], 'pending', n)
@@ -170,15 +172,18 @@ return 1
 
 /**
  * rollback — an admission whose BullMQ jobs were never added (the API died in between): give back
- * its capacity and forget it. Does nothing to a confirmed admission.
+ * its capacity and forget it. Does nothing to a confirmed admission; answers -1 (and does nothing)
+ * when a receipt of it moved, which only a worker holding one of its jobs can do: confirm it instead.
  * KEYS: stats, job, receipts, dead-of-job, jobs index, admitting index, active-jobs index · ARGV: jobId
  */
 export const ROLLBACK = `
-local v = redis.call('HMGET', KEYS[2], 'admitted', 'total', 'tokens')
+local v = redis.call('HMGET', KEYS[2], 'admitted', 'total', 'tokens', 'queued', 'early')
 if v[1] ~= '0' then
   redis.call('ZREM', KEYS[6], ARGV[1])
   return 0
 end
+-- A receipt that moved means a worker had its chunk: the jobs were added after all.
+if v[4] ~= v[2] or (tonumber(v[5]) or 0) ~= 0 then return -1 end
 redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(v[2]))
 redis.call('HINCRBY', KEYS[1], 'reserved_tokens', -tonumber(v[3]))
 redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
@@ -257,8 +262,17 @@ for e = 1, entries do
         local est = tonumber(r.e) or 0
         local dp = pend(to) - pend(cur)
         if dp ~= 0 then
-          redis.call('HINCRBY', stats, 'pending', dp)
-          redis.call('HINCRBY', stats, 'pending_tokens', dp * est)
+          if redis.call('HGET', job, 'admitted') == '0' then
+            -- Added but not confirmed (its API process died in between): its chunks still count
+            -- as reserved capacity, not as pending, so the change goes there; confirm moves the rest.
+            redis.call('HINCRBY', stats, 'reserved', dp)
+            redis.call('HINCRBY', stats, 'reserved_tokens', dp * est)
+            redis.call('HINCRBY', job, 'early', -dp)
+            redis.call('HINCRBY', job, 'early_tokens', -dp * est)
+          else
+            redis.call('HINCRBY', stats, 'pending', dp)
+            redis.call('HINCRBY', stats, 'pending_tokens', dp * est)
+          end
         end
         local dr = is(to, 'r') - is(cur, 'r')
         if dr ~= 0 then redis.call('HINCRBY', stats, 'running', dr) end

@@ -317,7 +317,7 @@ export class BullmqJobQueue implements JobQueue {
       await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
       return;
     }
-    await this.call(
+    const rolledBack = await this.call(
       "ragRollback",
       7,
       this.key("stats"),
@@ -329,6 +329,10 @@ export class BullmqJobQueue implements JobQueue {
       this.key("active"),
       jobId,
     );
+    // Its first chunk is gone because a worker finished it (completed jobs are removed at once).
+    if (Number(rolledBack) === -1) {
+      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
+    }
   }
 
   async reserve(request: ReserveRequest): Promise<Lease | null> {
