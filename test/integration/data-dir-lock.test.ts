@@ -25,7 +25,7 @@ describe("one server per DATA_DIR", () => {
     const dataDir = tempDir("lock-e2e");
     const first = await start({ DATA_DIR: dataDir });
     await assert.rejects(startServerProcess({ DATA_DIR: dataDir }), (error: Error) => {
-      assert.match(error.message, /exited with \d+ before listening/);
+      assert.match(error.message, /exited \(\d+\) before logging "listening"/);
       assert.ok(
         error.message.includes(
           `is in use by another rag-embed server: pid ${first.child.pid} on host ${hostname()}`,
