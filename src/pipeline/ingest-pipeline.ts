@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { AppError, ProcessingError } from "../domain/errors.js";
+import { AppError } from "../domain/errors.js";
 import { pointId } from "../domain/ids.js";
 import type { Distance, QueuedChunk } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
@@ -8,13 +8,8 @@ import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { JobQueue, Lease } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
 import type { BatchCommitter } from "./batch-committer.js";
-import {
-  type EmbeddedChunk,
-  type EmbedPlan,
-  embeddedChunk,
-  type PlannedChunk,
-  planChunks,
-} from "./point-planner.js";
+import { IsolatingEmbedder } from "./isolating-embedder.js";
+import { type EmbedPlan, embeddedChunk, type PlannedChunk, planChunks } from "./point-planner.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { classifyFailure } from "./retry-policy.js";
 
@@ -82,6 +77,8 @@ export class IngestPipeline {
   private wake: (() => void) | null = null;
   private readonly log: Logger;
   private readonly metrics: PipelineMetrics;
+  /** Embeds a reservation's chunks so that one poisonous text fails only itself. */
+  private readonly isolating: IsolatingEmbedder;
 
   constructor(
     private readonly deps: PipelineDeps,
@@ -90,6 +87,7 @@ export class IngestPipeline {
     this.rateLimiter = new RateLimiter(options.maxRate);
     this.log = deps.logger.child({ component: "pipeline" });
     this.metrics = deps.metrics ?? NO_METRICS;
+    this.isolating = new IsolatingEmbedder(deps.embedder, this.log);
   }
 
   start(): void {
@@ -332,7 +330,7 @@ export class IngestPipeline {
     const failed: FailedChunk[] = [];
     if (toEmbed.length > 0) {
       const embedStarted = performance.now();
-      const results = await this.embedIsolatingFailures(toEmbed.map((e) => e.chunk));
+      const results = await this.isolating.embedPassages(toEmbed.map((e) => e.chunk));
       const embedSeconds = (performance.now() - embedStarted) / 1000;
       const truncated: Array<{ jobId: string; chunkId: string; truncatedTokens: number }> = [];
       toEmbed.forEach((plan, index) => {
@@ -369,60 +367,6 @@ export class IngestPipeline {
     if (this.ensuredCollections.has(collection)) return;
     await this.deps.store.ensureCollection({ name: collection, dimension, distance: this.options.distance });
     this.ensuredCollections.add(collection);
-  }
-
-  /**
-   * Embeds a reservation's chunks in one call. If that call fails, each chunk is embedded alone, so
-   * one poisonous text fails only itself instead of dragging its whole batch into dead letters; if
-   * every chunk fails alone too, the cause is not the text and the original error is thrown. An outage
-   * (ProcessingError.outage) is thrown at once: no text is at fault.
-   */
-  private async embedIsolatingFailures(
-    chunks: QueuedChunk[],
-  ): Promise<Array<EmbeddedChunk | { error: unknown }>> {
-    const embedAll = async (batch: QueuedChunk[]): Promise<EmbeddedChunk[]> => {
-      const result = await this.deps.embedder.embed(
-        batch.map((c) => c.text),
-        "passage",
-        // A pooled chunk is split like any other; its windows are averaged when its point is planned.
-        batch.map(({ overflow }) => ({
-          policy: overflow.policy === "truncate" ? ("truncate" as const) : ("split" as const),
-          overlapTokens: overflow.overlapTokens,
-        })),
-      );
-      return batch.map((_, index) => {
-        const vector = result.vectors[index];
-        if (!vector)
-          throw new Error(`embedder returned ${result.vectors.length} vectors for ${batch.length} texts`);
-        return {
-          vector,
-          tokens: result.tokens[index] ?? 0,
-          truncatedTokens: result.truncatedTokens[index] ?? 0,
-          windows: result.windows[index] ?? null,
-        };
-      });
-    };
-    try {
-      return await embedAll(chunks);
-    } catch (error) {
-      // An engine that is down or rate-limiting fails every text alike: one by one would only hammer it.
-      if (chunks.length === 1 || (error instanceof ProcessingError && error.outage)) throw error;
-      this.log.warn(
-        { err: error, chunks: chunks.length },
-        "embedding a batch failed; embedding its chunks one by one to find the cause",
-      );
-      const results: Array<EmbeddedChunk | { error: unknown }> = [];
-      for (const chunk of chunks) {
-        try {
-          const [embedded] = await embedAll([chunk]);
-          results.push(embedded ?? { error: new Error("no embedding returned") });
-        } catch (chunkError) {
-          results.push({ error: chunkError });
-        }
-      }
-      if (results.every((r) => "error" in r)) throw error;
-      return results;
-    }
   }
 
   private async handleFailure(
