@@ -1,4 +1,5 @@
 import { ProcessingError } from "../../src/domain/errors.js";
+import { pointId } from "../../src/domain/ids.js";
 import type {
   ChunkReceipt,
   DeadLetter,
@@ -6,15 +7,27 @@ import type {
   Job,
   JobCounts,
   ModelInfo,
+  Payload,
+  PointFingerprint,
+  QueuedChunk,
   SearchHit,
+  VectorRecord,
 } from "../../src/domain/types.js";
 import type { Embedder, EmbedResult } from "../../src/embedder/embedder.js";
-import type { EnqueueRequest, EnqueueResult, JobQueue, QueueStats } from "../../src/queue/job-queue.js";
-import type { VectorStore } from "../../src/vector-store/vector-store.js";
+import type {
+  ChunkOutcome,
+  EnqueueRequest,
+  EnqueueResult,
+  FailRequest,
+  JobQueue,
+  QueueStats,
+} from "../../src/queue/job-queue.js";
+import type { ChunkWrite, ChunkWriteResult, VectorStore } from "../../src/vector-store/vector-store.js";
 
 /**
  * In-memory stand-ins for the queue, the store and the embedder, enough for the HTTP app's routes
- * (test/unit/app.test.ts): no SQLite, no model, no child process. `down` makes every call fail the
+ * (test/unit/app.test.ts) and the ingest pipeline (test/unit/ingest-pipeline.test.ts): no SQLite,
+ * no model, no child process. `down` makes every call fail the
  * way an unreachable backend does (a retryable ProcessingError), for the 503 paths.
  */
 
@@ -173,23 +186,230 @@ export function memoryQueue(): JobQueue & { down: boolean; jobs: Map<string, Enq
   }) as JobQueue & { down: boolean; jobs: Map<string, EnqueueRequest> };
 }
 
-/** A store that holds nothing: every search finds no collection, unless `hits` is set. */
-export function memoryStore(): VectorStore & { down: boolean; hits: SearchHit[] | null } {
+/** One chunk in the lease queue: where it is in its life, and what happened to it. */
+export interface LeasedEntry {
+  chunk: QueuedChunk;
+  state: "queued" | "leased" | "done" | "dead";
+  lease: string | null;
+  availableAt: number;
+  outcome: ChunkOutcome | null;
+  errors: string[];
+}
+
+/**
+ * The worker side of a queue, in memory, for the ingest pipeline (test/unit/ingest-pipeline.test.ts):
+ * `add` puts chunks in (seq order), `reserve` leases the available ones by seq within the request's
+ * bounds, `ack`/`fail`/`release` act only on chunks the lease still holds (as the real queues do), a
+ * failure counts an attempt and either delays a retry or dead-letters. `calls` records every lease
+ * operation in order; `floors` are the documents' floors. The HTTP-side calls are not implemented.
+ */
+export function memoryLeaseQueue() {
+  const entries = new Map<number, LeasedEntry>();
+  const floors = new Map<string, Map<string, DocumentFloor>>();
+  const calls: Array<
+    | { op: "reserve"; lease: string; seqs: number[] }
+    | { op: "ack"; lease: string; outcomes: ChunkOutcome[] }
+    | { op: "fail"; lease: string; request: FailRequest }
+    | { op: "release"; lease: string }
+  > = [];
+  let leases = 0;
+  let nextSeq = 1;
+  const held = (lease: string) =>
+    [...entries.values()].filter((e) => e.state === "leased" && e.lease === lease);
+  const notUsed = (name: string) => async (): Promise<never> => {
+    throw new Error(`${name} is not used by the pipeline`);
+  };
+  const queue: JobQueue = {
+    async reserve(request) {
+      const now = Date.now();
+      const picked: LeasedEntry[] = [];
+      let tokens = 0;
+      for (const entry of [...entries.values()].sort((a, b) => a.chunk.seq - b.chunk.seq)) {
+        if (entry.state !== "queued" || entry.availableAt > now) continue;
+        if (picked.length >= request.maxChunks) break;
+        if (picked.length > 0 && tokens + entry.chunk.estimatedTokens > request.maxTokens) break;
+        picked.push(entry);
+        tokens += entry.chunk.estimatedTokens;
+      }
+      if (picked.length === 0) return null;
+      leases += 1;
+      const id = `lease-${leases}`;
+      for (const entry of picked) Object.assign(entry, { state: "leased", lease: id });
+      calls.push({ op: "reserve", lease: id, seqs: picked.map((e) => e.chunk.seq) });
+      return {
+        id,
+        chunks: picked.map((e) => ({ ...e.chunk, attempts: e.chunk.attempts })),
+        expiresAt: now + request.leaseMs,
+      };
+    },
+    async renew(lease) {
+      return held(lease).length > 0;
+    },
+    async ack(lease, outcomes) {
+      calls.push({ op: "ack", lease, outcomes });
+      const mine = new Set(held(lease).map((e) => e.chunk.seq));
+      for (const outcome of outcomes) {
+        const entry = entries.get(outcome.seq);
+        if (entry && mine.has(outcome.seq)) Object.assign(entry, { state: "done", lease: null, outcome });
+      }
+    },
+    async fail(lease, request) {
+      calls.push({ op: "fail", lease, request });
+      const mine = new Set(held(lease).map((e) => e.chunk.seq));
+      for (const seq of request.seqs) {
+        const entry = entries.get(seq);
+        if (!entry || !mine.has(seq)) continue;
+        entry.chunk = { ...entry.chunk, attempts: entry.chunk.attempts + 1 };
+        entry.errors.push(request.error);
+        entry.lease = null;
+        if (entry.chunk.attempts >= request.maxAttempts) entry.state = "dead";
+        else Object.assign(entry, { state: "queued", availableAt: Date.now() + request.retryDelayMs });
+      }
+    },
+    async release(lease) {
+      calls.push({ op: "release", lease });
+      for (const entry of held(lease)) Object.assign(entry, { state: "queued", lease: null });
+    },
+    async documentFloors(collection, documentIds) {
+      const known = floors.get(collection) ?? new Map<string, DocumentFloor>();
+      return new Map(documentIds.flatMap((id) => (known.has(id) ? [[id, known.get(id)!] as const] : [])));
+    },
+    async pendingFinalizations() {
+      return [];
+    },
+    async completeFinalization() {},
+    async nextAvailableInMs() {
+      const waiting = [...entries.values()].filter((e) => e.state === "queued").map((e) => e.availableAt);
+      return waiting.length === 0 ? null : Math.max(0, Math.min(...waiting) - Date.now());
+    },
+    async close() {},
+    enqueue: notUsed("enqueue"),
+    getJob: notUsed("getJob"),
+    listJobs: notUsed("listJobs"),
+    cancelJob: notUsed("cancelJob"),
+    deleteDocument: notUsed("deleteDocument"),
+    listDocuments: notUsed("listDocuments"),
+    listChunks: notUsed("listChunks"),
+    listDeadLetters: notUsed("listDeadLetters"),
+    replayDeadLetters: notUsed("replayDeadLetters"),
+    discardDeadLetters: notUsed("discardDeadLetters"),
+    stats: notUsed("stats"),
+    pendingInCollection: notUsed("pendingInCollection"),
+    maintain: notUsed("maintain"),
+  };
+  return {
+    queue,
+    entries,
+    floors,
+    calls,
+    /** Queue these chunks (new seqs, version = seq unless given, attempts 0). */
+    add(chunks: Array<Partial<QueuedChunk> & { chunkId: string; text: string }>): QueuedChunk[] {
+      return chunks.map((partial) => {
+        const seq = nextSeq++;
+        const chunk: QueuedChunk = {
+          documentId: null,
+          payload: {},
+          estimatedTokens: Math.ceil(partial.text.length / 4),
+          overflow: { policy: "truncate", overlapTokens: 0 },
+          version: seq,
+          jobId: "job-1",
+          collection: "docs",
+          attempts: 0,
+          ...partial,
+          seq,
+        };
+        entries.set(seq, {
+          chunk,
+          state: "queued",
+          lease: null,
+          availableAt: 0,
+          outcome: null,
+          errors: [],
+        });
+        return chunk;
+      });
+    },
+    /** True when no chunk is queued or leased. */
+    idle(): boolean {
+      return [...entries.values()].every((e) => e.state === "done" || e.state === "dead");
+    },
+  };
+}
+
+/** What the in-memory store holds for one chunk: its fingerprint point's fields and all its records. */
+export interface StoredChunk {
+  version: number;
+  contentHash: string;
+  payloadHash: string;
+  payload: Payload;
+  records: VectorRecord[];
+}
+
+/**
+ * A store holding each chunk's points in memory (by collection, then chunk id), with the version rule
+ * of the VectorStore contract: a write applies only over an older version, a touch only over the same
+ * content. Searches find nothing unless `hits` is set.
+ */
+export function memoryStore(): VectorStore & {
+  down: boolean;
+  hits: SearchHit[] | null;
+  chunks: Map<string, Map<string, StoredChunk>>;
+} {
   const state = { down: false, hits: null as SearchHit[] | null };
+  const chunks = new Map<string, Map<string, StoredChunk>>();
   const check = () => {
     if (state.down) throw unreachable("the vector store");
   };
+  const collectionOf = (name: string) => {
+    const found = chunks.get(name) ?? new Map<string, StoredChunk>();
+    chunks.set(name, found);
+    return found;
+  };
+  const apply = (collection: string, write: ChunkWrite): ChunkWriteResult => {
+    const held = collectionOf(collection);
+    const known = held.get(write.chunkId);
+    if (known && known.version > write.version) return "superseded";
+    if (write.kind === "touch") {
+      if (!known || known.contentHash !== write.contentHash) return "changed";
+      const payload = write.payload ?? { payload: known.payload, payloadHash: known.payloadHash };
+      held.set(write.chunkId, { ...known, version: write.version, ...payload });
+      return "written";
+    }
+    const fingerprint = write.records.find((r) => r.windowIndex === null || r.windowIndex === 0);
+    if (!fingerprint) throw new Error(`write of ${write.chunkId} has no fingerprint point`);
+    held.set(write.chunkId, {
+      version: write.version,
+      contentHash: fingerprint.contentHash,
+      payloadHash: fingerprint.payloadHash,
+      payload: fingerprint.payload,
+      records: write.records,
+    });
+    return "written";
+  };
   const store: VectorStore = {
-    async ensureCollection() {
+    async ensureCollection(spec) {
       check();
+      collectionOf(spec.name);
     },
-    async writeChunks() {
+    async writeChunks(collection, writes) {
       check();
-      return [];
+      return writes.map((write) => apply(collection, write));
     },
-    async fingerprints() {
+    async fingerprints(collection, ids) {
       check();
-      return new Map();
+      const wanted = new Set(ids);
+      const found = new Map<string, PointFingerprint>();
+      for (const [chunkId, chunk] of chunks.get(collection) ?? []) {
+        const id = pointId(collection, chunkId);
+        if (wanted.has(id)) {
+          found.set(id, {
+            contentHash: chunk.contentHash,
+            payloadHash: chunk.payloadHash,
+            version: chunk.version,
+          });
+        }
+      }
+      return found;
     },
     async deleteDocument() {
       check();
@@ -207,9 +427,9 @@ export function memoryStore(): VectorStore & { down: boolean; hits: SearchHit[] 
       check();
       return new Map();
     },
-    async count() {
+    async count(collection) {
       check();
-      return 0;
+      return [...(chunks.get(collection)?.values() ?? [])].reduce((sum, c) => sum + c.records.length, 0);
     },
     async ping() {
       check();
@@ -223,7 +443,12 @@ export function memoryStore(): VectorStore & { down: boolean; hits: SearchHit[] 
       set: (value: SearchHit[] | null) => (state.hits = value),
       enumerable: true,
     },
-  }) as VectorStore & { down: boolean; hits: SearchHit[] | null };
+    chunks: { value: chunks, enumerable: true },
+  }) as VectorStore & {
+    down: boolean;
+    hits: SearchHit[] | null;
+    chunks: Map<string, Map<string, StoredChunk>>;
+  };
 }
 
 /** An embedder whose vectors are the text's length, spread over FAKE_MODEL's four dimensions. */
