@@ -775,6 +775,59 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         assert.ok(top && Math.abs(top.score - 1) < SCORE_TOLERANCE);
       });
 
+      it("a client chunk id shaped like a window's (p#0, p#1) is a chunk of its own, apart from chunk p's windows", async () => {
+        // Window 0 is known by its window index, never by an id ending in "#0": a store that matched
+        // ids would take client chunk "p#0" for p's fingerprint, or clean it up with p's windows.
+        const c = await cosineCollection(2);
+        const split = (windows: number, version: number) =>
+          pointsWrite(
+            c,
+            "p",
+            Array.from({ length: windows }, (_, i) => [1, i]),
+            { payload: { who: `p v${version}` }, contentHash: sha256(`p v${version}`), version },
+          );
+        const client = (chunkId: string) =>
+          pointsWrite(c, chunkId, [[0, 1]], {
+            payload: { who: chunkId },
+            contentHash: sha256(chunkId),
+            version: 1,
+          });
+        const fingerprint = async (chunkId: string) =>
+          (await store.fingerprints(c, [pointId(c, chunkId)])).get(pointId(c, chunkId));
+        const who = async () =>
+          (await store.search(c, Float32Array.from([1, 0]), 100)).map((h) => String(h.payload.who)).sort();
+
+        assert.deepEqual(await store.writeChunks(c, [split(3, 1), client("p#0"), client("p#1")]), [
+          "written",
+          "written",
+          "written",
+        ]);
+        assert.equal(await store.count(c), 5);
+        assert.deepEqual(
+          [await fingerprint("p"), await fingerprint("p#0"), await fingerprint("p#1")].map(
+            (f) => f?.contentHash,
+          ),
+          [sha256("p v1"), sha256("p#0"), sha256("p#1")],
+        );
+
+        // p shrinks to two windows at version 2: its third window goes, the client's chunks stay.
+        assert.deepEqual(await store.writeChunks(c, [split(2, 2)]), ["written"]);
+        assert.deepEqual(await who(), ["p v2", "p v2", "p#0", "p#1"]);
+        // A touch of client chunk p#1 moves it alone; p's window 1 keeps version 2.
+        const touch: ChunkWrite = {
+          kind: "touch",
+          chunkId: "p#1",
+          version: 3,
+          contentHash: sha256("p#1"),
+          payload: null,
+        };
+        assert.deepEqual(await store.writeChunks(c, [touch]), ["written"]);
+        assert.deepEqual([(await fingerprint("p"))?.version, (await fingerprint("p#1"))?.version], [2, 3]);
+        // Deleting client chunk p#0's version 1 deletes its one point, none of p's.
+        assert.equal(await store.deleteChunkVersions(c, [{ chunkId: "p#0", version: 1 }]), 1);
+        assert.deepEqual(await who(), ["p v2", "p v2", "p#1"]);
+      });
+
       it("results come in input order; two versions of one chunk in one call leave the newer", async () => {
         const c = await cosineCollection(2);
         const results = await store.writeChunks(c, [
