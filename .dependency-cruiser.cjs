@@ -13,13 +13,16 @@
  *   embedded        the one-transaction commit of the embedded mode (SQLite queue + store)
  *   server          HTTP: talks to interfaces, never to an adapter
  *   lifecycle       process-level guards
- *   main.ts         the composition root: the only place that chooses adapters
+ *   composition     the composition root, the only folder that names adapters: adapters.ts opens
+ *                   the ones the settings choose, components.ts wires them; only main.ts imports it
+ *   main.ts         the server's lifecycle over those components (listen, ready, shutdown)
  *   cli, eval       entry points
  *   launcher        starts `rag-embed serve` as a child process (tests, eval, bench) and talks to it
  *                   through the client, like any client: imports only client, wire, domain
  *   client          the SDK: standalone, only domain types and the wire schemas (type-only)
  *
- * A new adapter goes in its interface's folder (e.g. src/queue/<engine>/) and is wired in main.ts;
+ * A new adapter goes in its interface's folder (e.g. src/queue/<engine>/) and is chosen in
+ * composition/adapters.ts;
  * a new route goes in src/server/routes/ (importing App and AppDeps from server/app-deps.ts, never
  * app.ts), its request and response schemas in src/wire/, and is registered in server/app.ts.
  * ARCHITECTURE.md says the same at more length.
@@ -55,15 +58,22 @@ module.exports = {
     below("config-is-low", "^src/config/", "^src/(?!config/|domain/)"),
     below("observability-is-low", "^src/observability/", "^src/(?!observability/|domain/|config/)"),
     below("storage-is-low", "^src/storage/", "^src/(?!storage/|domain/)"),
-    below("queue-stays-below", "^src/queue/", "^src/(embedder|vector-store|pipeline|embedded|server|lifecycle|cli|eval|client|main)"),
-    below("embedder-stays-below", "^src/embedder/", "^src/(queue|vector-store|pipeline|embedded|server|lifecycle|cli|eval|client|main)"),
-    below("vector-store-stays-below", "^src/vector-store/", "^src/(queue|embedder|pipeline|embedded|server|lifecycle|cli|eval|client|main)"),
-    below("pipeline-stays-below", "^src/pipeline/", "^src/(embedded|server|lifecycle|cli|eval|client|main)"),
-    below("server-stays-below", "^src/server/", "^src/(embedded|lifecycle|cli|eval|main)"),
+    below("queue-stays-below", "^src/queue/", "^src/(embedder|vector-store|pipeline|embedded|server|lifecycle|cli|eval|client|main|composition)"),
+    below("embedder-stays-below", "^src/embedder/", "^src/(queue|vector-store|pipeline|embedded|server|lifecycle|cli|eval|client|main|composition)"),
+    below("vector-store-stays-below", "^src/vector-store/", "^src/(queue|embedder|pipeline|embedded|server|lifecycle|cli|eval|client|main|composition)"),
+    below("pipeline-stays-below", "^src/pipeline/", "^src/(embedded|server|lifecycle|cli|eval|client|main|composition)"),
+    below("server-stays-below", "^src/server/", "^src/(embedded|lifecycle|cli|eval|main|composition)"),
+    {
+      name: "only-main-imports-the-composition",
+      severity: "error",
+      comment: "The composition root builds the server; only main.ts (its lifecycle) uses it.",
+      from: { path: "^src/", pathNot: "^src/(main\\.ts$|composition/)" },
+      to: { path: "^src/composition/" },
+    },
     {
       name: "only-main-chooses-adapters",
       severity: "error",
-      comment: "The pipeline and the server see interfaces only; main.ts wires the adapters.",
+      comment: "The pipeline and the server see interfaces only; composition/ wires the adapters.",
       from: { path: "^src/(pipeline|server)/" },
       to: { path: ADAPTERS },
     },

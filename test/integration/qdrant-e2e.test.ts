@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { HttpServer } from "../../src/main.js";
+import type { SqliteDatabase } from "../../src/storage/sqlite-database.js";
 import { type JobBody, seedChunks, waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
@@ -9,14 +10,22 @@ import { postJson } from "../helpers/server-process.js";
 describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-in)", () => {
   let qdrant: QdrantContractServer;
   let server: HttpServer;
+  let db: SqliteDatabase | null = null;
 
   before(async () => {
     qdrant = await startQdrantContractServer();
-    server = await startInProcess({
-      VECTOR_STORE: "qdrant",
-      QDRANT_URL: qdrant.url,
-      OVERFLOW_POLICY: "split",
-    });
+    server = await startInProcess(
+      {
+        VECTOR_STORE: "qdrant",
+        QDRANT_URL: qdrant.url,
+        OVERFLOW_POLICY: "split",
+      },
+      {
+        onDatabase: (opened) => {
+          db = opened;
+        },
+      },
+    );
   });
   after(async () => {
     await server.shutdown(2000);
@@ -56,5 +65,19 @@ describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-
     const invalid = qdrant.requests.filter((r) => !r.valid);
     assert.deepEqual(invalid, [], "every request the server sent validates against Qdrant's OpenAPI spec");
     assert.ok(qdrant.requests.some((r) => r.operationId === "upsert_points"));
+  });
+
+  it("keeps no vector table in the SQLite file, which holds the queue only", () => {
+    assert.ok(db, "the embedded queue opened the SQLite file");
+    const tables = db
+      .prepare<[], { name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+      .all()
+      .map((t) => t.name);
+    assert.ok(tables.length > 0, "the queue's tables are there");
+    assert.deepEqual(
+      tables.filter((name) => name.startsWith("vs_")),
+      [],
+      `no table of the SQLite vector store among ${tables.join(", ")}`,
+    );
   });
 });
