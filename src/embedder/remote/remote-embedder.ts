@@ -1,25 +1,9 @@
-/**
- * Embedder backed by a remote engine over HTTP (EMBEDDER=remote): TEI, Infinity, vLLM, Ollama, an
- * OpenAI-compatible API, or another instance of this server. The model's rules stay ours: prefixes,
- * the token limit and the overflow policy are applied here before anything is sent (input-plan.ts), so
- * the engine gets only texts that fit and never truncates silently.
- *
- * One embed call becomes requests of at most EMBEDDER_MAX_BATCH texts, sent up to EMBEDDER_CONCURRENCY
- * at a time within EMBEDDER_RPM / EMBEDDER_TPM (request-scheduler.ts). A 429 or an outage pauses every
- * request for the engine's Retry-After (or a backoff) and the failed request is sent again a few times;
- * if that does not get through, the call fails retryably (ProcessingError with `outage` and
- * `retryAfterMs`) and the queue retries the batch later. Vectors that came back before that are kept
- * (vector-cache.ts), so no text the engine already embedded is sent again, whether the retry is the
- * whole batch or the pipeline isolating a chunk the engine refused.
- */
-import { backoffMs } from "../../domain/backoff.js";
 import { ProcessingError } from "../../domain/errors.js";
 import type { EmbedKind, ModelInfo, OverflowSpec, RemoteModelInfo } from "../../domain/types.js";
 import type { EmbeddedWindow, Embedder, EmbedderStatus, EmbedResult } from "../embedder.js";
 import type { RemoteEmbedderMetrics } from "../embedder-metrics.js";
-import { normalizeRows } from "../pooling.js";
 import { type ModelProfile, type ProfileOverrides, resolveProfile } from "../profiles.js";
-import { EngineHealth } from "./engine-health.js";
+import { EngineConnection, type EngineTarget } from "./engine-connection.js";
 import {
   type EngineProtocol,
   openAiProtocol,
@@ -29,7 +13,7 @@ import {
   teiProtocol,
 } from "./engine-protocol.js";
 import { planInputs } from "./input-plan.js";
-import { failureFromNetwork, failureFromResponse, RemoteFailure } from "./remote-failure.js";
+import { RemoteFailure } from "./remote-failure.js";
 import { packRequests } from "./request-packing.js";
 import { RequestScheduler } from "./request-scheduler.js";
 import { ESTIMATE_COUNTER, loadTokenizerCounter, type TokenCounter } from "./token-counter.js";
@@ -69,14 +53,6 @@ export interface RemoteEmbedderLogger {
 
 export type { RemoteEmbedderMetrics };
 
-/**
- * Failures tolerated within one call before its batch goes back to the queue: a request is sent again at
- * most this many times, and once the engine has failed more often than this in a row (any requests, no
- * success between) it is down or throttling hard, and every call gives up.
- */
-const IN_CALL_RETRIES = 2;
-/** A Retry-After longer than this is waited for in the queue, not while holding the batch. */
-const IN_CALL_MAX_WAIT_MS = 30_000;
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 /** Statuses that mean a wrong URL, key or model: at start-up, a configuration error to report, not wait out. */
 const CONFIGURATION_STATUSES = new Set([400, 401, 403, 404, 422]);
@@ -93,12 +69,9 @@ interface Loaded {
 export class RemoteEmbedder implements Embedder {
   private loading: Promise<Loaded> | null = null;
   private loaded: Loaded | null = null;
-  private readonly health = new EngineHealth();
   private readonly cache: VectorCache;
-  private readonly closing = new AbortController();
-  /** Failed requests since the last success: the backoff of the next pause grows with it. */
-  private consecutiveFailures = 0;
-  private dimension: number | null = null;
+  /** Sends the requests (HTTP, pauses, in-call retries) and keeps the engine's health. */
+  private readonly connection: EngineConnection;
 
   constructor(
     private readonly options: RemoteEmbedderOptions,
@@ -106,6 +79,7 @@ export class RemoteEmbedder implements Embedder {
     private readonly metrics?: RemoteEmbedderMetrics,
   ) {
     this.cache = new VectorCache(options.cacheBytes ?? DEFAULT_CACHE_BYTES);
+    this.connection = new EngineConnection(options, logger, metrics);
   }
 
   load(): Promise<ModelInfo> {
@@ -169,8 +143,8 @@ export class RemoteEmbedder implements Embedder {
       const outcomes = await Promise.allSettled(
         requests.map(async (indexes) => {
           const sent = indexes.map((index) => plan.inputs[index]!);
-          const answer = await this.send(
-            loaded,
+          const answer = await this.connection.send(
+            target(loaded),
             sent.map((input) => input.text),
             sumTokens(sent),
             kind,
@@ -217,7 +191,7 @@ export class RemoteEmbedder implements Embedder {
   }
 
   status(): EmbedderStatus {
-    const health = this.health.snapshot();
+    const health = this.connection.health.snapshot();
     const scheduler = this.loaded?.scheduler;
     const pausedUntil = scheduler && scheduler.pausedUntilMs > Date.now() ? scheduler.pausedUntilMs : null;
     return {
@@ -252,7 +226,7 @@ export class RemoteEmbedder implements Embedder {
 
   async close(): Promise<void> {
     const reason = new ProcessingError("embedder closed", { retryable: true, outage: true });
-    this.closing.abort(reason);
+    this.connection.close(reason);
     this.loaded?.scheduler.close(reason);
   }
 
@@ -327,9 +301,16 @@ export class RemoteEmbedder implements Embedder {
     };
     const warmUp = `${profile.queryPrefix}warm up`;
     const [probe] = await this.untilAnswered(() =>
-      this.send(partial, [warmUp], counter.count(warmUp), "query", new AbortController(), 0),
+      this.connection.send(
+        target(partial),
+        [warmUp],
+        counter.count(warmUp),
+        "query",
+        new AbortController(),
+        0,
+      ),
     );
-    this.dimension = probe!.length;
+    this.connection.dimension = probe!.length;
     partial.info.dimension = probe!.length;
     return partial;
   }
@@ -350,12 +331,12 @@ export class RemoteEmbedder implements Embedder {
             { retryable: false },
           );
         }
-        const wait = error.retryAfterMs ?? this.backoff(failures);
+        const wait = error.retryAfterMs ?? this.connection.backoff(failures);
         this.logger?.warn(
           { err: error.message, retryInMs: wait },
           "remote embedding engine not answering yet; waiting",
         );
-        await abortableSleep(wait, this.closing.signal);
+        await this.connection.sleep(wait);
       }
     }
   }
@@ -371,129 +352,8 @@ export class RemoteEmbedder implements Embedder {
 
   private async teiInfo(): Promise<TeiInfo> {
     const url = `${this.options.url.replace(/\/+$/, "")}/info`;
-    const answer = await this.fetchJson(url, "GET", undefined, `GET ${url}`);
+    const answer = await this.connection.fetchJson(url, "GET", undefined, `GET ${url}`);
     return parseTeiInfo(answer);
-  }
-
-  /**
-   * One request through the scheduler, sent again after a 429 or an outage (after the pause it imposes,
-   * ahead of requests not yet sent) within IN_CALL_RETRIES. Giving up aborts `giveUp`, so the call's
-   * requests still waiting never go.
-   */
-  private async send(
-    loaded: Pick<Loaded, "scheduler" | "protocol" | "profile">,
-    inputs: string[],
-    tokens: number,
-    kind: EmbedKind,
-    giveUp: AbortController,
-    retries = IN_CALL_RETRIES,
-  ): Promise<Float32Array[]> {
-    const { scheduler, protocol, profile } = loaded;
-    for (let attempt = 0; ; attempt++) {
-      const release = await scheduler.acquire(tokens, {
-        urgent: kind === "query",
-        retry: attempt > 0,
-        signal: anySignal(giveUp.signal, this.closing.signal),
-      });
-      const started = performance.now();
-      try {
-        const answer = await this.fetchJson(protocol.url, "POST", protocol.body(inputs), protocol.endpoint);
-        const vectors = this.checked(protocol.vectors(answer, inputs.length), protocol.endpoint);
-        const ms = performance.now() - started;
-        if (this.consecutiveFailures > 0) {
-          this.logger?.info(
-            { afterFailures: this.consecutiveFailures },
-            "remote embedding engine answers again",
-          );
-        }
-        this.consecutiveFailures = 0;
-        this.health.succeeded(ms, tokens);
-        this.metrics?.request("ok", ms / 1000, inputs.length, tokens);
-        if (profile.normalize) for (const vector of vectors) normalizeRows(vector, vector.length);
-        return vectors;
-      } catch (error) {
-        if (!(error instanceof RemoteFailure)) throw error;
-        const ms = performance.now() - started;
-        this.metrics?.request(error.kind, ms / 1000, inputs.length, tokens);
-        this.health.failed(error.kind, error.message, ms);
-        if (error.kind === "rejected") {
-          this.logger?.warn(
-            { err: error.message, inputs: inputs.length },
-            "remote embedding engine refused a request",
-          );
-          throw error;
-        }
-        // One line when trouble starts, one when it ends ("answers again"), not one per request.
-        if (this.consecutiveFailures === 0) {
-          this.logger?.warn(
-            { err: error.message },
-            `remote embedding engine ${error.kind.replace("_", " ")}`,
-          );
-        }
-        // The engine is limiting or failing for every request, not just this one: pause them all.
-        const wait = error.retryAfterMs ?? this.backoff(this.consecutiveFailures);
-        this.consecutiveFailures += 1;
-        scheduler.pauseUntil(Date.now() + wait);
-        if (attempt >= retries || this.consecutiveFailures > IN_CALL_RETRIES || wait > IN_CALL_MAX_WAIT_MS) {
-          giveUp.abort(error);
-          throw error;
-        }
-      } finally {
-        release();
-      }
-    }
-  }
-
-  /** Every vector must have the dimension the engine gave at start-up; another means its model changed. */
-  private checked(vectors: Float32Array[], endpoint: string): Float32Array[] {
-    const expected = this.dimension;
-    const wrong = expected === null ? undefined : vectors.find((v) => v.length !== expected);
-    if (wrong) {
-      throw new RemoteFailure(
-        "unavailable",
-        `${endpoint} returned ${wrong.length}-dimensional vectors, ${expected} at start-up: its model changed; restart this server to adopt the new model (a model change: chunks are embedded again on re-ingest)`,
-        200,
-        undefined,
-      );
-    }
-    return vectors;
-  }
-
-  private async fetchJson(
-    url: string,
-    method: "GET" | "POST",
-    body: unknown,
-    endpoint: string,
-  ): Promise<unknown> {
-    const headers: Record<string, string> = { accept: "application/json" };
-    if (body !== undefined) headers["content-type"] = "application/json";
-    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
-    let response: Response;
-    let text: string;
-    try {
-      const signal = anySignal(AbortSignal.timeout(this.options.timeoutMs), this.closing.signal);
-      response = await fetch(url, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal,
-      });
-      text = await response.text();
-    } catch (error) {
-      if (this.closing.signal.aborted) throw this.closing.signal.reason;
-      throw failureFromNetwork(error, endpoint, this.options.timeoutMs);
-    }
-    if (!response.ok) throw failureFromResponse(response.status, text, response.headers, endpoint);
-    try {
-      return JSON.parse(text);
-    } catch {
-      throw new RemoteFailure(
-        "unavailable",
-        `${endpoint} answered 200 with a body that is not JSON`,
-        200,
-        undefined,
-      );
-    }
   }
 
   /** The error a failed call throws: an outage (retry the batch later, whole) wins over refused input. */
@@ -519,11 +379,11 @@ export class RemoteEmbedder implements Embedder {
       retryable: false,
     });
   }
+}
 
-  /** Equal jitter, as the queue's retries: a failing engine waits at least half the step. */
-  private backoff(failures: number): number {
-    return backoffMs(failures, this.options.retryBaseMs, this.options.retryMaxMs, "equal");
-  }
+/** Where the connection sends a loaded engine's requests, and whether their vectors are normalised. */
+function target(loaded: Pick<Loaded, "scheduler" | "protocol" | "profile">): EngineTarget {
+  return { scheduler: loaded.scheduler, protocol: loaded.protocol, normalize: loaded.profile.normalize };
 }
 
 function sumTokens(inputs: ReadonlyArray<{ tokens: number }>): number {
@@ -537,25 +397,6 @@ export function publicUrl(url: string): string {
   parsed.password = "";
   parsed.search = "";
   return parsed.toString().replace(/\/$/, "");
-}
-
-function anySignal(...signals: AbortSignal[]): AbortSignal {
-  return AbortSignal.any(signals);
-}
-
-function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 function errorText(error: unknown): string {
