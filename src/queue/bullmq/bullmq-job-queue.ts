@@ -3,7 +3,6 @@ import { type Job as BullJob, type JobsOptions, Queue, UnrecoverableError, Worke
 import type { ChunkReceipt, DeadLetter, DocumentFloor, Job, ReceiptState } from "../../domain/types.js";
 import { normaliseTokens } from "../estimated-tokens.js";
 import { FAIR_SHARE, fairRanks } from "../fair-ranks.js";
-import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
@@ -15,7 +14,6 @@ import type {
   JobListRequest,
   JobPage,
   JobQueue,
-  JobSummary,
   Lease,
   MaintenanceResult,
   Page,
@@ -34,19 +32,19 @@ import {
   STATE_CODES,
   TRANSITION,
 } from "./accounting-scripts.js";
+import { BullmqListings, pageLimit, range, STEP } from "./bullmq-listings.js";
 import {
   bullJobId,
   type ChunkData,
   type Entry,
+  jobKeys,
   pairs,
   parseBullJobId,
   parseFloor,
+  queueKey,
   type Receipt,
   type Reply,
-  toJobSummary,
   toQueuedChunk,
-  toReceipt,
-  toReplacement,
 } from "./bullmq-records.js";
 
 export interface BullmqJobQueueOptions {
@@ -79,20 +77,8 @@ const QUEUE_NAME = "chunks";
 /** BullMQ priorities go up to 2^21 - 1; priority = fair rank + 1. */
 const MAX_RANK = 2 ** 21 - 2;
 const DAY_MS = 86_400_000;
-const MAX_PAGE = 1000;
-/** Job index entries one listing reads at most (filters may skip many); the cursor resumes. */
-const JOB_SCAN_BUDGET = 2000;
-/** Index entries read beyond a page, for those equal in time to the cursor that must be skipped. */
-const SKIP_SLACK = 16;
-const MAX_LISTED_FAILURES = 1000;
 /** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
 const MAX_LISTED_DELETIONS = 1000;
-/** Receipts read per round trip when a listing must scan (a state filter). */
-const SCAN_WINDOW = 500;
-/** Items one replay/discard/retention step handles: each Redis call stays short. */
-const STEP = 500;
-/** Jobs with work left that one pending count of a collection reads at most. */
-const PENDING_SCAN_BUDGET = 2000;
 /** An admission unconfirmed for this long was abandoned by a process that died half way. */
 const ABANDONED_ADMISSION_MS = 5 * 60_000;
 /** An admission may add its BullMQ jobs only this soon after it was recorded (see the reaper). */
@@ -128,6 +114,8 @@ export class BullmqJobQueue implements JobQueue {
   private readonly abandonedAdmissionMs: number;
   /** Stall bookkeeping in flight; a reservation waits for it so counts never go backwards. */
   private stallAccounting: Promise<unknown> = Promise.resolve();
+  /** The read-only side: job, listings, receipts, dead letters, counters. */
+  private readonly listings: BullmqListings;
 
   constructor(options: BullmqJobQueueOptions) {
     this.prefix = hashTaggedPrefix(options.prefix ?? "rag");
@@ -154,6 +142,7 @@ export class BullmqJobQueue implements JobQueue {
           },
     );
     this.redis.on("error", (error: Error) => onError?.(error));
+    this.listings = new BullmqListings(this.redis, this.prefix);
     this.redis.defineCommand("ragAdmit", { lua: ADMIT });
     this.redis.defineCommand("ragConfirm", { lua: CONFIRM });
     this.redis.defineCommand("ragRollback", { lua: ROLLBACK });
@@ -504,20 +493,8 @@ export class BullmqJobQueue implements JobQueue {
     }
   }
 
-  async getJob(jobId: string): Promise<Job | null> {
-    const k = this.keys(jobId);
-    const meta = await this.redis.hgetall(k.job);
-    if (meta.total === undefined) return null;
-    const summary = toJobSummary(jobId, meta);
-    const failures: Job["failures"] = [];
-    if (summary.counts.dead > 0) {
-      const indexes = await this.redis.zrange(k.jobDead, 0, MAX_LISTED_FAILURES - 1);
-      const receipts = await this.readReceipts(jobId, indexes.map(Number));
-      for (const r of receipts) {
-        if (r) failures.push({ chunkId: r.c, state: "dead", reason: r.er ?? "", attempts: r.a ?? 0 });
-      }
-    }
-    return { ...summary, failures, replace: toReplacement(meta) };
+  getJob(jobId: string): Promise<Job | null> {
+    return this.listings.getJob(jobId);
   }
 
   async documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
@@ -591,59 +568,8 @@ export class BullmqJobQueue implements JobQueue {
     );
   }
 
-  async listJobs(request: JobListRequest): Promise<JobPage> {
-    const limit = pageLimit(request.limit);
-    let cursor = decodeJobCursor(request.cursor);
-    const items: JobSummary[] = [];
-    const phases: JobCursor["phase"][] =
-      request.state === "done" ? ["finished"] : request.state ? ["active"] : ["active", "finished"];
-    let budget = JOB_SCAN_BUDGET;
-    scan: for (const phase of phases) {
-      if (phase === "finished" && cursor.phase === "active") cursor = { ...FIRST_PAGE, phase };
-      if (phase !== cursor.phase) continue;
-      const index = this.key(phase === "active" ? "active" : "jobs");
-      while (budget > 0) {
-        // Newest first; equal times are ordered by id, so skip what the cursor already showed.
-        const reply = await this.redis.zrevrangebyscore(
-          index,
-          cursor.createdAt,
-          "-inf",
-          "WITHSCORES",
-          "LIMIT",
-          0,
-          limit + 1 + SKIP_SLACK,
-        );
-        const entries = pairs(reply)
-          .map(([id, score]) => ({ id, createdAt: Number(score) }))
-          .filter((e) => e.createdAt < cursor.createdAt || e.id < cursor.id || cursor.id === "");
-        if (entries.length === 0) break;
-        const metas = await Promise.all(entries.map((e) => this.redis.hgetall(this.keys(e.id).job)));
-        for (const [i, entry] of entries.entries()) {
-          budget -= 1;
-          cursor = { phase, createdAt: entry.createdAt, id: entry.id };
-          const meta = metas[i];
-          if (!meta || meta.total === undefined) continue; // expired; the index is pruned by maintain()
-          const summary = toJobSummary(entry.id, meta);
-          if (phase === "finished" && summary.state !== "done") continue; // listed among the active
-          if (request.collection !== undefined && summary.collection !== request.collection) continue;
-          if (request.state !== undefined && summary.state !== request.state) continue;
-          items.push(summary);
-          if (items.length > limit) break scan;
-        }
-        if (entries.length < limit + 1) break;
-      }
-    }
-    const more = items.length > limit || budget <= 0;
-    const page = items.slice(0, limit);
-    const last = items.length > limit ? page[page.length - 1] : null;
-    const next = last
-      ? {
-          phase: last.state === "done" ? ("finished" as const) : ("active" as const),
-          createdAt: Date.parse(last.createdAt),
-          id: last.id,
-        }
-      : cursor;
-    return { items: page, nextCursor: more ? encodeJobCursor(next) : null };
+  listJobs(request: JobListRequest): Promise<JobPage> {
+    return this.listings.listJobs(request);
   }
 
   async cancelJob(jobId: string): Promise<number | null> {
@@ -676,88 +602,12 @@ export class BullmqJobQueue implements JobQueue {
     return cancelled;
   }
 
-  async listChunks(
-    jobId: string,
-    request: PageRequest & { state?: ReceiptState },
-  ): Promise<Page<ChunkReceipt>> {
-    const limit = pageLimit(request.limit);
-    const meta = await this.redis.hmget(this.keys(jobId).job, "total", "base");
-    if (meta[0] === null || meta[1] === null) return { items: [], nextCursor: null };
-    const total = Number(meta[0]);
-    const base = Number(meta[1]);
-    const wanted = request.state === undefined ? null : STATE_CODES[request.state];
-    let index =
-      request.after !== undefined && Number.isFinite(request.after)
-        ? Math.max(0, Math.floor(request.after) - base + 1)
-        : 0;
-    const items: ChunkReceipt[] = [];
-    while (index < total && items.length <= limit) {
-      const indexes = range(index, Math.min(total, index + (wanted === null ? limit + 1 : SCAN_WINDOW)));
-      const receipts = await this.readReceipts(jobId, indexes);
-      receipts.forEach((r, i) => {
-        if (r && (wanted === null || r.s === wanted) && items.length <= limit)
-          items.push(toReceipt(r, base + (indexes[i] ?? 0)));
-      });
-      index = (indexes[indexes.length - 1] ?? index) + 1;
-    }
-    const more = items.length > limit;
-    const page = more ? items.slice(0, limit) : items;
-    return { items: page, nextCursor: more ? (page[page.length - 1]?.seq ?? null) : null };
+  listChunks(jobId: string, request: PageRequest & { state?: ReceiptState }): Promise<Page<ChunkReceipt>> {
+    return this.listings.listChunks(jobId, request);
   }
 
-  async listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>> {
-    const limit = pageLimit(request.limit);
-    const after =
-      request.after !== undefined && Number.isFinite(request.after) ? Math.floor(request.after) : 0;
-    let entries: Array<{ bullId: string; seq: number }>;
-    if (request.jobId === undefined) {
-      const reply = await this.redis.zrangebyscore(
-        this.key("dead"),
-        `(${after}`,
-        "+inf",
-        "WITHSCORES",
-        "LIMIT",
-        0,
-        limit + 1,
-      );
-      entries = pairs(reply).map(([bullId, seq]) => ({ bullId, seq: Number(seq) }));
-    } else {
-      const jobId = request.jobId;
-      const reply = await this.redis.zrangebyscore(
-        this.keys(jobId).jobDead,
-        `(${after}`,
-        "+inf",
-        "WITHSCORES",
-        "LIMIT",
-        0,
-        limit + 1,
-      );
-      entries = pairs(reply).map(([index, seq]) => ({
-        bullId: bullJobId(jobId, Number(index)),
-        seq: Number(seq),
-      }));
-    }
-    const more = entries.length > limit;
-    const page = more ? entries.slice(0, limit) : entries;
-    const items: DeadLetter[] = [];
-    const collections = new Map<string, string>();
-    for (const { bullId, seq } of page) {
-      const { jobId, index } = parseBullJobId(bullId);
-      const [receipt] = await this.readReceipts(jobId, [index]);
-      if (!receipt) continue;
-      if (!collections.has(jobId))
-        collections.set(jobId, (await this.redis.hget(this.keys(jobId).job, "collection")) ?? "");
-      items.push({
-        seq,
-        jobId,
-        collection: collections.get(jobId) ?? "",
-        chunkId: receipt.c,
-        reason: receipt.er ?? "",
-        attempts: receipt.a ?? 0,
-        deadAt: new Date(receipt.da ?? receipt.t).toISOString(),
-      });
-    }
-    return { items, nextCursor: more ? (page[page.length - 1]?.seq ?? null) : null };
+  listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>> {
+    return this.listings.listDeadLetters(request);
   }
 
   /** Back to the queue with attempts reset (BullMQ `job.retry`), a page per step. */
@@ -794,38 +644,12 @@ export class BullmqJobQueue implements JobQueue {
     return this.eachDeadLetterPage(selector, async (bullIds) => this.discard(bullIds, null));
   }
 
-  async stats(): Promise<QueueStats> {
-    const [pending, pendingTokens, running, dead] = await this.redis.hmget(
-      this.key("stats"),
-      "pending",
-      "pending_tokens",
-      "running",
-      "dead",
-    );
-    return {
-      pending: Number(pending ?? 0),
-      running: Number(running ?? 0),
-      dead: Number(dead ?? 0),
-      pendingTokens: Number(pendingTokens ?? 0),
-    };
+  stats(): Promise<QueueStats> {
+    return this.listings.stats();
   }
 
-  async pendingInCollection(collection: string): Promise<number> {
-    let pending = 0;
-    // Jobs with work left, newest first (a search right after an ingest finds that job at once).
-    for (let start = 0; start < PENDING_SCAN_BUDGET; start += STEP) {
-      const jobIds = await this.redis.zrevrange(this.key("active"), start, start + STEP - 1);
-      const pipeline = this.redis.pipeline();
-      for (const jobId of jobIds)
-        pipeline.hmget(this.keys(jobId).job, "collection", "queued", "running", "failed");
-      for (const [error, fields] of (await pipeline.exec()) ?? []) {
-        if (error) throw error;
-        const [owner, queued, running, failed] = fields as Array<string | null>;
-        if (owner === collection) pending += Number(queued ?? 0) + Number(running ?? 0) + Number(failed ?? 0);
-      }
-      if (jobIds.length < STEP) break;
-    }
-    return pending;
+  pendingInCollection(collection: string): Promise<number> {
+    return this.listings.pendingInCollection(collection);
   }
 
   async nextAvailableInMs(): Promise<number | null> {
@@ -1055,10 +879,8 @@ export class BullmqJobQueue implements JobQueue {
     return reply.map(String);
   }
 
-  private async readReceipts(jobId: string, indexes: number[]): Promise<Array<Receipt | null>> {
-    if (indexes.length === 0) return [];
-    const raw = await this.redis.hmget(this.keys(jobId).receipts, ...indexes.map(String));
-    return raw.map((r) => (r === null ? null : (JSON.parse(r) as Receipt)));
+  private readReceipts(jobId: string, indexes: number[]): Promise<Array<Receipt | null>> {
+    return this.listings.readReceipts(jobId, indexes);
   }
 
   private call(name: string, ...args: Array<string | number>): Promise<unknown> {
@@ -1075,7 +897,7 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   private key(name: string): string {
-    return `${this.prefix}:q:${name}`;
+    return queueKey(this.prefix, name);
   }
 
   /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
@@ -1093,8 +915,7 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   private keys(jobId: string) {
-    const job = `${this.prefix}:q:job:${jobId}`;
-    return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
+    return jobKeys(this.prefix, jobId);
   }
 
   /** BullMQ's lock of a job: `<prefix>:<queue>:<jobId>:lock`, holding the fetching token. */
@@ -1112,12 +933,4 @@ class RetryLater extends Error {
     super(message);
     this.name = "RetryLater";
   }
-}
-
-function range(from: number, to: number): number[] {
-  return Array.from({ length: Math.max(0, to - from) }, (_, i) => from + i);
-}
-
-function pageLimit(limit: number): number {
-  return Number.isFinite(limit) ? Math.min(MAX_PAGE, Math.max(1, Math.floor(limit))) : MAX_PAGE;
 }

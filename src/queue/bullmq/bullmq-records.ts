@@ -151,3 +151,14 @@ export function pairs(reply: string[]): Array<[string, string]> {
   for (let i = 0; i + 1 < reply.length; i += 2) out.push([reply[i] ?? "", reply[i + 1] ?? ""]);
   return out;
 }
+
+/** One of the queue's own keys beside BullMQ's (`<prefix>:q:<name>`): indexes, counters, scripts' state. */
+export function queueKey(prefix: string, name: string): string {
+  return `${prefix}:q:${name}`;
+}
+
+/** A job's keys: its meta hash, its receipts (by chunk index) and its dead letters. */
+export function jobKeys(prefix: string, jobId: string): { job: string; receipts: string; jobDead: string } {
+  const job = `${prefix}:q:job:${jobId}`;
+  return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
+}
