@@ -3,7 +3,6 @@ import type { ChunkReceipt, DeadLetter, DocumentFloor, Job, ReceiptState } from 
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import { normaliseTokens } from "../estimated-tokens.js";
 import { FAIR_SHARE, fairRanks, type RankCursor } from "../fair-ranks.js";
-import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
@@ -15,7 +14,6 @@ import type {
   JobListRequest,
   JobPage,
   JobQueue,
-  JobSummary,
   Lease,
   MaintenanceResult,
   Page,
@@ -33,11 +31,11 @@ import {
   PAGE_ROWS,
   prepareQueueStatements,
   type QueueStatements,
-  type ReceiptRow,
   type ReclaimedRow,
 } from "./queue-statements.js";
 import type { RowState } from "./row-state.js";
-import { toDeadLetter, toJob, toJobSummary, toQueuedChunk, toReceipt } from "./sqlite-records.js";
+import { SqliteListings } from "./sqlite-listings.js";
+import { toQueuedChunk } from "./sqlite-records.js";
 
 export interface SqliteJobQueueOptions {
   /** Written on every lease; `${hostname}:${pid}` lets a restarted process release its orphans. */
@@ -63,11 +61,6 @@ const MAX_LISTED_DELETIONS = 1000;
 const DAY_MS = 86_400_000;
 /** Chunk rows one maintenance pass deletes at most (whole jobs; one job may exceed it alone). */
 const MAX_PURGED_ROWS = 10 * PAGE_ROWS;
-/** Bounds of a page of receipts or dead letters. */
-const MAX_PAGE = 1000;
-
-/** Dead letters listed per job (`failures`); the count in `counts.dead` is always exact. */
-const MAX_LISTED_FAILURES = 1000;
 
 /**
  * The embedded queue: chunks, jobs and counters in the caller's SQLite file. Every state change is
@@ -83,6 +76,8 @@ export class SqliteJobQueue implements JobQueue {
   private readonly jobRetentionMs: number;
   private readonly deadLetterRetentionMs: number;
   private readonly fairShare: number;
+  /** The read-only side: a job, listings, receipts, dead letters. */
+  private readonly listings: SqliteListings;
 
   constructor(db: SqliteDatabase, options: SqliteJobQueueOptions = {}) {
     this.db = db;
@@ -95,6 +90,7 @@ export class SqliteJobQueue implements JobQueue {
     this.fairShare = Math.max(1, Math.floor(options.fairShare ?? FAIR_SHARE));
     createQueueSchema(db);
     this.sql = prepareQueueStatements(db);
+    this.listings = new SqliteListings(db, this.sql);
     this.recoverOrphans();
   }
 
@@ -186,56 +182,12 @@ export class SqliteJobQueue implements JobQueue {
       .immediate();
   }
 
-  async getJob(jobId: string): Promise<Job | null> {
-    // Deferred transaction: job row and failure list come from one snapshot.
-    return this.db.transaction(() => {
-      const row = this.sql.job.get(jobId);
-      if (row === undefined) return null;
-      const failures = row.dead === 0 ? [] : this.sql.failures.all(jobId, MAX_LISTED_FAILURES);
-      const retrying = row.queued === 0 ? 0 : (this.sql.retryingOfJob.get(jobId)?.n ?? 0);
-      return toJob(row, failures, retrying);
-    })();
+  getJob(jobId: string): Promise<Job | null> {
+    return this.listings.getJob(jobId);
   }
 
-  async listJobs(request: JobListRequest): Promise<JobPage> {
-    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(request.limit)));
-    const collection = request.collection ?? null;
-    let cursor = decodeJobCursor(request.cursor);
-    const items: JobSummary[] = [];
-    // Finished jobs are listed only when no state is asked for, or "done".
-    const phases: JobCursor["phase"][] =
-      request.state === "done" ? ["finished"] : request.state ? ["active"] : ["active", "finished"];
-    for (const phase of phases) {
-      if (phase === "finished" && cursor.phase === "active") cursor = { ...FIRST_PAGE, phase };
-      if (phase !== cursor.phase) continue;
-      const statement = phase === "active" ? this.sql.jobsActive : this.sql.jobsFinished;
-      // Filtering queued from running happens here, so read a little more than a page.
-      for (;;) {
-        const rows = statement.all(collection, collection, cursor.createdAt, cursor.id, limit + 1);
-        for (const row of rows) {
-          cursor = { phase, createdAt: row.created_at, id: row.id };
-          const summary = toJobSummary(row);
-          if (request.state === undefined || summary.state === request.state) items.push(summary);
-          if (items.length > limit) break;
-        }
-        if (items.length > limit || rows.length <= limit) break;
-      }
-      if (items.length > limit) break;
-    }
-    const more = items.length > limit;
-    const page = more ? items.slice(0, limit) : items;
-    const last = page[page.length - 1];
-    return {
-      items: page,
-      nextCursor:
-        more && last
-          ? encodeJobCursor({
-              phase: last.state === "done" ? "finished" : "active",
-              createdAt: Date.parse(last.createdAt),
-              id: last.id,
-            })
-          : null,
-    };
+  listJobs(request: JobListRequest): Promise<JobPage> {
+    return this.listings.listJobs(request);
   }
 
   async cancelJob(jobId: string): Promise<number | null> {
@@ -281,11 +233,8 @@ export class SqliteJobQueue implements JobQueue {
       .immediate();
   }
 
-  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
-    const limit = Math.min(MAX_PAGE, Math.max(1, Math.floor(request.limit)));
-    const rows = this.sql.listedDocuments.all(collection, request.after ?? "", limit + 1);
-    const page = rows.slice(0, limit).map((r) => r.document_id);
-    return { documentIds: page, nextCursor: rows.length > limit ? (page[page.length - 1] ?? null) : null };
+  listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    return this.listings.listDocuments(collection, request);
   }
 
   async pendingFinalizations(limit: number): Promise<Finalization[]> {
@@ -309,28 +258,12 @@ export class SqliteJobQueue implements JobQueue {
     );
   }
 
-  async listChunks(
-    jobId: string,
-    request: PageRequest & { state?: ReceiptState },
-  ): Promise<Page<ChunkReceipt>> {
-    const after = pageAfter(request.after);
-    const limit = pageLimit(request.limit);
-    let rows: ReceiptRow[];
-    if (request.state === undefined) rows = this.sql.receipts.all(jobId, after, limit + 1);
-    else if (request.state === "queued") rows = this.sql.receiptsQueued.all(jobId, after, limit + 1);
-    else if (request.state === "failed") rows = this.sql.receiptsFailed.all(jobId, after, limit + 1);
-    else rows = this.sql.receiptsInState.all(jobId, request.state, after, limit + 1);
-    return toPage(rows, limit, toReceipt);
+  listChunks(jobId: string, request: PageRequest & { state?: ReceiptState }): Promise<Page<ChunkReceipt>> {
+    return this.listings.listChunks(jobId, request);
   }
 
-  async listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>> {
-    const after = pageAfter(request.after);
-    const limit = pageLimit(request.limit);
-    const rows =
-      request.jobId === undefined
-        ? this.sql.deadLetters.all(after, limit + 1)
-        : this.sql.deadLettersOfJob.all(request.jobId, after, limit + 1);
-    return toPage(rows, limit, toDeadLetter);
+  listDeadLetters(request: PageRequest & { jobId?: string }): Promise<Page<DeadLetter>> {
+    return this.listings.listDeadLetters(request);
   }
 
   /**
@@ -396,12 +329,8 @@ export class SqliteJobQueue implements JobQueue {
     return { pending: row.pending, running: row.running, dead: row.dead, pendingTokens: row.pending_tokens };
   }
 
-  /**
-   * 0 also when the earliest available chunks are held back behind an older version of the same
-   * chunk still in flight, so a caller that gets 0 and then a null reservation should idle briefly.
-   */
-  async pendingInCollection(collection: string): Promise<number> {
-    return this.sql.pendingInCollection.get(collection)?.n ?? 0;
+  pendingInCollection(collection: string): Promise<number> {
+    return this.listings.pendingInCollection(collection);
   }
 
   async nextAvailableInMs(): Promise<number | null> {
@@ -595,21 +524,6 @@ export class SqliteJobQueue implements JobQueue {
     if (row === undefined) throw new Error("queue_counters row is missing");
     return row;
   }
-}
-
-function pageAfter(after: number | undefined): number {
-  return after !== undefined && Number.isFinite(after) ? Math.floor(after) : 0;
-}
-
-function pageLimit(limit: number): number {
-  return Number.isFinite(limit) ? Math.min(MAX_PAGE, Math.max(1, Math.floor(limit))) : MAX_PAGE;
-}
-
-/** Rows were read with limit + 1, so one more row than the page means there is a next page. */
-function toPage<R extends { seq: number }, T>(rows: R[], limit: number, map: (row: R) => T): Page<T> {
-  const more = rows.length > limit;
-  const page = more ? rows.slice(0, limit) : rows;
-  return { items: page.map(map), nextCursor: more ? (page[page.length - 1]?.seq ?? null) : null };
 }
 
 function uniqueSeqs(seqs: number[]): number[] {
