@@ -32,10 +32,11 @@ import {
   STATE_CODES,
   TRANSITION,
 } from "./accounting-scripts.js";
-import { BullmqListings, pageLimit, range, STEP } from "./bullmq-listings.js";
+import { BullmqListings, range, STEP } from "./bullmq-listings.js";
 import {
   bullJobId,
   type ChunkData,
+  documentsKey,
   type Entry,
   jobKeys,
   pairs,
@@ -526,12 +527,8 @@ export class BullmqJobQueue implements JobQueue {
     return floor;
   }
 
-  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
-    const limit = pageLimit(request.limit);
-    const from = request.after ? `(${request.after}` : "-";
-    const ids = await this.redis.zrangebylex(this.documentsKey(collection), from, "+", "LIMIT", 0, limit + 1);
-    const page = ids.slice(0, limit);
-    return { documentIds: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
+  listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    return this.listings.listDocuments(collection, request);
   }
 
   async pendingFinalizations(limit: number): Promise<Finalization[]> {
@@ -905,9 +902,8 @@ export class BullmqJobQueue implements JobQueue {
     return `${this.prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
   }
 
-  /** The collection's document ids (a sorted set of equal scores: pages in id order). */
   private documentsKey(collection: string): string {
-    return `${this.prefix}:q:docs:${encodeURIComponent(collection)}`;
+    return documentsKey(this.prefix, collection);
   }
 
   private floorTtlMs(): number {

@@ -1,10 +1,19 @@
 import type { ChunkReceipt, DeadLetter, Job, ReceiptState } from "../../domain/types.js";
 import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
-import type { JobListRequest, JobPage, JobSummary, Page, PageRequest, QueueStats } from "../job-queue.js";
+import type {
+  DocumentPage,
+  JobListRequest,
+  JobPage,
+  JobSummary,
+  Page,
+  PageRequest,
+  QueueStats,
+} from "../job-queue.js";
 import type { RedisClient } from "../redis/redis-connection.js";
 import { STATE_CODES } from "./accounting-scripts.js";
 import {
   bullJobId,
+  documentsKey,
   jobKeys,
   pairs,
   parseBullJobId,
@@ -30,8 +39,9 @@ const PENDING_SCAN_BUDGET = 2000;
 
 /**
  * What the BullMQ queue shows of itself, read-only: a job with its failures, job listings, a job's
- * receipts, dead letters, the counters. It reads the records the queue's scripts keep (its own keys
- * beside BullMQ's, see bullmq-records.ts) and changes nothing, so a listing can never disturb work.
+ * receipts, dead letters, a collection's documents, the counters. It reads the records the queue's
+ * scripts keep (its own keys beside BullMQ's, see bullmq-records.ts) and changes nothing, so a
+ * listing can never disturb work.
  */
 export class BullmqListings {
   constructor(
@@ -232,6 +242,21 @@ export class BullmqListings {
     if (indexes.length === 0) return [];
     const raw = await this.redis.hmget(this.keys(jobId).receipts, ...indexes.map(String));
     return raw.map((r) => (r === null ? null : (JSON.parse(r) as Receipt)));
+  }
+
+  async listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
+    const limit = pageLimit(request.limit);
+    const from = request.after ? `(${request.after}` : "-";
+    const ids = await this.redis.zrangebylex(
+      documentsKey(this.prefix, collection),
+      from,
+      "+",
+      "LIMIT",
+      0,
+      limit + 1,
+    );
+    const page = ids.slice(0, limit);
+    return { documentIds: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
   }
 
   private key(name: string): string {

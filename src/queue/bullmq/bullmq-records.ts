@@ -162,3 +162,8 @@ export function jobKeys(prefix: string, jobId: string): { job: string; receipts:
   const job = `${prefix}:q:job:${jobId}`;
   return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
 }
+
+/** A collection's document ids (a sorted set of equal scores: pages in id order). */
+export function documentsKey(prefix: string, collection: string): string {
+  return `${prefix}:q:docs:${encodeURIComponent(collection)}`;
+}
