@@ -323,3 +323,10 @@ if head > 0 then
 end
 return out
 `;
+
+/** Runs one of the scripts above, defined on the client under `name` (ragAdmit, ragTransition…). */
+export function runScript(redis: object, name: string, ...args: Array<string | number>): Promise<unknown> {
+  const command = (redis as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[name];
+  if (!command) throw new Error(`script ${name} is not defined`);
+  return command.apply(redis, args);
+}

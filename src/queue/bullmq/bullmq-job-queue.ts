@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Job as BullJob, type JobsOptions, Queue, UnrecoverableError, Worker } from "bullmq";
 import type { ChunkReceipt, DeadLetter, DocumentFloor, Job, ReceiptState } from "../../domain/types.js";
-import { normaliseTokens } from "../estimated-tokens.js";
-import { FAIR_SHARE, fairRanks } from "../fair-ranks.js";
+import { FAIR_SHARE } from "../fair-ranks.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
@@ -29,15 +28,18 @@ import {
   FINALIZED,
   NOT_FINISHED,
   ROLLBACK,
+  runScript,
   STATE_CODES,
   TRANSITION,
 } from "./accounting-scripts.js";
+import { BullmqAdmission } from "./bullmq-admission.js";
 import { BullmqListings, range, STEP } from "./bullmq-listings.js";
 import {
   bullJobId,
   type ChunkData,
   documentsKey,
   type Entry,
+  floorKey,
   jobKeys,
   pairs,
   parseBullJobId,
@@ -75,15 +77,11 @@ export interface BullmqJobQueueOptions {
 
 /** The BullMQ queue that holds one job per accepted chunk. */
 const QUEUE_NAME = "chunks";
-/** BullMQ priorities go up to 2^21 - 1; priority = fair rank + 1. */
-const MAX_RANK = 2 ** 21 - 2;
 const DAY_MS = 86_400_000;
 /** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
 const MAX_LISTED_DELETIONS = 1000;
 /** An admission unconfirmed for this long was abandoned by a process that died half way. */
 const ABANDONED_ADMISSION_MS = 5 * 60_000;
-/** An admission may add its BullMQ jobs only this soon after it was recorded (see the reaper). */
-const ADMISSION_DEADLINE_MS = 60_000;
 const STALL_REASON = (n: number) =>
   `worker stopped while processing this chunk ${n} times (crash, kill or lease timeout)`;
 
@@ -113,6 +111,8 @@ export class BullmqJobQueue implements JobQueue {
   private readonly deadLetterRetentionMs: number;
   private readonly fairShare: number;
   private readonly abandonedAdmissionMs: number;
+  /** Accepting a request: its chunks, counters and floors recorded, then its BullMQ jobs added. */
+  private readonly admission: BullmqAdmission;
   /** Stall bookkeeping in flight; a reservation waits for it so counts never go backwards. */
   private stallAccounting: Promise<unknown> = Promise.resolve();
   /** The read-only side: job, listings, receipts, dead letters, counters. */
@@ -165,6 +165,14 @@ export class BullmqJobQueue implements JobQueue {
       streams: { events: { maxLen: 1000 } },
     });
     this.queue.on("error", (error: Error) => onError?.(error));
+    this.admission = new BullmqAdmission({
+      queue: this.queue,
+      // Through this.call, looked up at each call (a test stands in for one script there).
+      runScript: (name, ...args) => this.call(name, ...args),
+      prefix: this.prefix,
+      fairShare: this.fairShare,
+      floorTtlMs: this.floorTtlMs(),
+    });
     this.worker = options.consume
       ? new Worker<ChunkData>(QUEUE_NAME, null, {
           connection: this.redis,
@@ -195,134 +203,8 @@ export class BullmqJobQueue implements JobQueue {
     return this.redis;
   }
 
-  async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
-    const jobId = request.jobId ?? randomUUID();
-    const n = request.chunks.length;
-    const estimates = request.chunks.map((c) => normaliseTokens(c.estimatedTokens));
-    const tokens = estimates.reduce((sum, t) => sum + t, 0);
-    const maxQueueTokens = request.maxQueueTokens ?? Number.MAX_SAFE_INTEGER;
-    const started = Date.now();
-    const args: Array<string | number> = [
-      jobId,
-      request.collection,
-      n,
-      tokens,
-      request.maxQueueSize,
-      maxQueueTokens,
-      started,
-      this.fairShare,
-      MAX_RANK,
-    ];
-    const replaced = [...new Set(request.replaceDocuments ?? [])];
-    const carried = [
-      ...new Set(request.chunks.flatMap((c) => (c.documentId === null ? [] : [c.documentId]))),
-    ];
-    args.push(replaced.length, this.floorTtlMs(), carried.length, ...replaced, ...carried);
-    request.chunks.forEach((chunk, index) => {
-      args.push(chunk.chunkId, estimates[index] ?? 0, chunk.overflow.policy);
-    });
-    const k = this.keys(jobId);
-    const floorKeys = replaced.map((documentId) => this.floorKey(request.collection, documentId));
-    const reply = (await this.call(
-      "ragAdmit",
-      8 + floorKeys.length,
-      this.key("stats"),
-      this.key("fair"),
-      k.job,
-      k.receipts,
-      this.key("jobs"),
-      this.key("admitting"),
-      this.key("active"),
-      this.documentsKey(request.collection),
-      ...floorKeys,
-      ...args,
-    )) as Reply[];
-    const kind = String(reply[0]);
-    if (kind === "full") {
-      return {
-        accepted: false,
-        reason: "queue_full",
-        limit: reply[1] === "tokens" ? "tokens" : "chunks",
-        pending: Number(reply[2]),
-        pendingTokens: Number(reply[3]),
-        maxQueueSize: request.maxQueueSize,
-        maxQueueTokens,
-      };
-    }
-    let base: number;
-    let rank: number;
-    let fill: number;
-    if (kind === "dup") {
-      const total = Number(reply[1]);
-      // Confirmed, or a different request under the same id: it is that job, nothing is added.
-      if (reply[5] === "1" || total !== n) return { accepted: true, jobId, count: total, duplicate: true };
-      // The first attempt died between recording and adding its jobs: finish it (adding is idempotent).
-      [base, rank, fill] = [Number(reply[2]), Number(reply[3]), Number(reply[4])];
-    } else {
-      [base, rank, fill] = [Number(reply[1]), Number(reply[2]), Number(reply[3])];
-    }
-    if (Date.now() - started > ADMISSION_DEADLINE_MS) {
-      throw new Error("admission took longer than its deadline; the queue will roll it back");
-    }
-    const { ranks } = fairRanks(rank, { rank, fill }, n, this.fairShare, MAX_RANK);
-    const adding = this.queue.addBulk(
-      request.chunks.map((chunk, index) => ({
-        name: "chunk",
-        data: {
-          j: jobId,
-          i: index,
-          c: request.collection,
-          k: chunk.chunkId,
-          d: chunk.documentId,
-          t: chunk.text,
-          p: chunk.payload,
-          e: estimates[index] ?? 0,
-          o: chunk.overflow.policy,
-          l: normaliseTokens(chunk.overflow.overlapTokens),
-          v: base + index,
-        },
-        opts: { jobId: bullJobId(jobId, index), priority: (ranks[index] ?? 0) + 1 },
-      })),
-    );
-    try {
-      await adding;
-    } catch (error) {
-      // addBulk is all or none, but a lost reply hides which: settle by looking (or leave it to the
-      // reaper when Redis cannot even answer that).
-      await this.settleAdmission(jobId).catch(() => undefined);
-      throw error;
-    }
-    await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
-    return { accepted: true, jobId, count: n, duplicate: kind === "dup" };
-  }
-
-  /**
-   * An admission whose BullMQ jobs may or may not have been added (its API process died, or the
-   * reply to addBulk was lost): confirmed if they exist (addBulk is all or none), else rolled back,
-   * giving its capacity back.
-   */
-  private async settleAdmission(jobId: string): Promise<void> {
-    const k = this.keys(jobId);
-    if (await this.queue.getJob(bullJobId(jobId, 0))) {
-      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
-      return;
-    }
-    const rolledBack = await this.call(
-      "ragRollback",
-      7,
-      this.key("stats"),
-      k.job,
-      k.receipts,
-      k.jobDead,
-      this.key("jobs"),
-      this.key("admitting"),
-      this.key("active"),
-      jobId,
-    );
-    // Its first chunk is gone because a worker finished it (completed jobs are removed at once).
-    if (Number(rolledBack) === -1) {
-      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
-    }
+  enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
+    return this.admission.enqueue(request);
   }
 
   async reserve(request: ReserveRequest): Promise<Lease | null> {
@@ -673,7 +555,7 @@ export class BullmqJobQueue implements JobQueue {
       0,
       50,
     )) {
-      await this.settleAdmission(jobId);
+      await this.admission.settle(jobId);
     }
     const expiredDead = await this.redis.zrangebyscore(
       this.key("dead-t"),
@@ -881,11 +763,7 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   private call(name: string, ...args: Array<string | number>): Promise<unknown> {
-    const command = (
-      this.redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>
-    )[name];
-    if (!command) throw new Error(`script ${name} is not defined`);
-    return command.apply(this.redis, args);
+    return runScript(this.redis, name, ...args);
   }
 
   private requireWorker(): Worker<ChunkData> {
@@ -899,7 +777,7 @@ export class BullmqJobQueue implements JobQueue {
 
   /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
   private floorKey(collection: string, documentId: string): string {
-    return `${this.prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+    return floorKey(this.prefix, collection, documentId);
   }
 
   private documentsKey(collection: string): string {

@@ -167,3 +167,8 @@ export function jobKeys(prefix: string, jobId: string): { job: string; receipts:
 export function documentsKey(prefix: string, collection: string): string {
   return `${prefix}:q:docs:${encodeURIComponent(collection)}`;
 }
+
+/** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
+export function floorKey(prefix: string, collection: string, documentId: string): string {
+  return `${prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+}
