@@ -256,6 +256,8 @@ export function memoryLeaseQueue() {
     async fail(lease, request) {
       calls.push({ op: "fail", lease, request });
       const mine = new Set(held(lease).map((e) => e.chunk.seq));
+      // One instant for the whole call, as a queue's transaction has: the chunks come back together.
+      const availableAt = Date.now() + request.retryDelayMs;
       for (const seq of request.seqs) {
         const entry = entries.get(seq);
         if (!entry || !mine.has(seq)) continue;
@@ -263,7 +265,7 @@ export function memoryLeaseQueue() {
         entry.errors.push(request.error);
         entry.lease = null;
         if (entry.chunk.attempts >= request.maxAttempts) entry.state = "dead";
-        else Object.assign(entry, { state: "queued", availableAt: Date.now() + request.retryDelayMs });
+        else Object.assign(entry, { state: "queued", availableAt });
       }
     },
     async release(lease) {
