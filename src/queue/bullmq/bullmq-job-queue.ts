@@ -33,17 +33,15 @@ import {
   TRANSITION,
 } from "./accounting-scripts.js";
 import { BullmqAdmission } from "./bullmq-admission.js";
+import { BullmqDocuments } from "./bullmq-documents.js";
 import { BullmqListings, range, STEP } from "./bullmq-listings.js";
 import {
   bullJobId,
   type ChunkData,
-  documentsKey,
   type Entry,
-  floorKey,
   jobKeys,
   pairs,
   parseBullJobId,
-  parseFloor,
   queueKey,
   type Receipt,
   type Reply,
@@ -78,8 +76,6 @@ export interface BullmqJobQueueOptions {
 /** The BullMQ queue that holds one job per accepted chunk. */
 const QUEUE_NAME = "chunks";
 const DAY_MS = 86_400_000;
-/** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
-const MAX_LISTED_DELETIONS = 1000;
 /** An admission unconfirmed for this long was abandoned by a process that died half way. */
 const ABANDONED_ADMISSION_MS = 5 * 60_000;
 const STALL_REASON = (n: number) =>
@@ -111,6 +107,8 @@ export class BullmqJobQueue implements JobQueue {
   private readonly deadLetterRetentionMs: number;
   private readonly fairShare: number;
   private readonly abandonedAdmissionMs: number;
+  /** Document floors (a replace or delete) and the replacements whose old points are to go. */
+  private readonly documents: BullmqDocuments;
   /** Accepting a request: its chunks, counters and floors recorded, then its BullMQ jobs added. */
   private readonly admission: BullmqAdmission;
   /** Stall bookkeeping in flight; a reservation waits for it so counts never go backwards. */
@@ -165,6 +163,12 @@ export class BullmqJobQueue implements JobQueue {
       streams: { events: { maxLen: 1000 } },
     });
     this.queue.on("error", (error: Error) => onError?.(error));
+    this.documents = new BullmqDocuments({
+      redis: this.redis,
+      prefix: this.prefix,
+      floorTtlMs: this.floorTtlMs(),
+      runScript: (name, ...args) => this.call(name, ...args),
+    });
     this.admission = new BullmqAdmission({
       queue: this.queue,
       // Through this.call, looked up at each call (a test stands in for one script there).
@@ -380,71 +384,27 @@ export class BullmqJobQueue implements JobQueue {
     return this.listings.getJob(jobId);
   }
 
-  async documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
-    const unique = [...new Set(documentIds)];
-    const floors = new Map<string, DocumentFloor>();
-    if (unique.length === 0) return floors;
-    const values = await this.redis.mget(
-      ...unique.map((documentId) => this.floorKey(collection, documentId)),
-    );
-    unique.forEach((documentId, i) => {
-      const floor = parseFloor(values[i] ?? null);
-      if (floor) floors.set(documentId, floor);
-    });
-    return floors;
+  documentFloors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
+    return this.documents.floors(collection, documentIds);
   }
 
-  async deleteDocument(collection: string, documentId: string): Promise<DocumentFloor> {
-    const reply = await this.call(
-      "ragDeleteFloor",
-      3,
-      this.key("stats"),
-      this.floorKey(collection, documentId),
-      this.documentsKey(collection),
-      this.floorTtlMs(),
-      documentId,
-    );
-    const floor = parseFloor(String(reply));
-    if (!floor) throw new Error(`unexpected floor ${String(reply)}`);
-    return floor;
+  deleteDocument(collection: string, documentId: string): Promise<DocumentFloor> {
+    return this.documents.delete(collection, documentId);
   }
 
   listDocuments(collection: string, request: { after?: string; limit: number }): Promise<DocumentPage> {
     return this.listings.listDocuments(collection, request);
   }
 
-  async pendingFinalizations(limit: number): Promise<Finalization[]> {
-    const jobIds = await this.redis.zrange(this.key("finalize"), 0, Math.max(1, Math.floor(limit)) - 1);
-    const found: Finalization[] = [];
-    for (const jobId of jobIds) {
-      const [collection, docs, floor] = await this.redis.hmget(
-        this.keys(jobId).job,
-        "collection",
-        "docs",
-        "floor",
-      );
-      if (!collection || !docs || !floor) {
-        await this.redis.zrem(this.key("finalize"), jobId); // the job record expired meanwhile
-        continue;
-      }
-      found.push({ jobId, collection, documents: JSON.parse(docs) as string[], version: Number(floor) });
-    }
-    return found;
+  pendingFinalizations(limit: number): Promise<Finalization[]> {
+    return this.documents.pendingFinalizations(limit);
   }
 
-  async completeFinalization(
+  completeFinalization(
     jobId: string,
     result: { deletedPoints: number; deletedChunkIds: string[] },
   ): Promise<void> {
-    await this.call(
-      "ragFinalized",
-      2,
-      this.keys(jobId).job,
-      this.key("finalize"),
-      jobId,
-      result.deletedPoints,
-      JSON.stringify(result.deletedChunkIds.slice(0, MAX_LISTED_DELETIONS)),
-    );
+    return this.documents.completeFinalization(jobId, result);
   }
 
   listJobs(request: JobListRequest): Promise<JobPage> {
@@ -773,15 +733,6 @@ export class BullmqJobQueue implements JobQueue {
 
   private key(name: string): string {
     return queueKey(this.prefix, name);
-  }
-
-  /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
-  private floorKey(collection: string, documentId: string): string {
-    return floorKey(this.prefix, collection, documentId);
-  }
-
-  private documentsKey(collection: string): string {
-    return documentsKey(this.prefix, collection);
   }
 
   private floorTtlMs(): number {
