@@ -21,7 +21,7 @@ const ADMISSION_DEADLINE_MS = 60_000;
 export interface AdmissionContext {
   queue: Queue<ChunkData>;
   /** Runs one of the queue's scripts (accounting-scripts.ts) by name. */
-  runScript: (name: string, ...args: Array<string | number>) => Promise<unknown>;
+  runScript: (name: string, args: ReadonlyArray<string | number>) => Promise<unknown>;
   prefix: string;
   /** Chunks of one collection per fair-queuing rank. */
   fairShare: number;
@@ -67,8 +67,7 @@ export class BullmqAdmission {
     });
     const k = this.keys(jobId);
     const floorKeys = replaced.map((documentId) => this.floorKey(request.collection, documentId));
-    const reply = (await this.call(
-      "ragAdmit",
+    const reply = (await this.call("ragAdmit", [
       8 + floorKeys.length,
       this.key("stats"),
       this.key("fair"),
@@ -80,7 +79,7 @@ export class BullmqAdmission {
       this.documentsKey(request.collection),
       ...floorKeys,
       ...args,
-    )) as Reply[];
+    ])) as Reply[];
     const kind = String(reply[0]);
     if (kind === "full") {
       return {
@@ -136,7 +135,7 @@ export class BullmqAdmission {
       await this.settle(jobId).catch(() => undefined);
       throw error;
     }
-    await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
+    await this.call("ragConfirm", [3, k.job, this.key("admitting"), this.key("stats"), jobId]);
     return { accepted: true, jobId, count: n, duplicate: kind === "dup" };
   }
 
@@ -148,11 +147,10 @@ export class BullmqAdmission {
   async settle(jobId: string): Promise<void> {
     const k = this.keys(jobId);
     if (await this.context.queue.getJob(bullJobId(jobId, 0))) {
-      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
+      await this.call("ragConfirm", [3, k.job, this.key("admitting"), this.key("stats"), jobId]);
       return;
     }
-    const rolledBack = await this.call(
-      "ragRollback",
+    const rolledBack = await this.call("ragRollback", [
       7,
       this.key("stats"),
       k.job,
@@ -162,15 +160,15 @@ export class BullmqAdmission {
       this.key("admitting"),
       this.key("active"),
       jobId,
-    );
+    ]);
     // Its first chunk is gone because a worker finished it (completed jobs are removed at once).
     if (Number(rolledBack) === -1) {
-      await this.call("ragConfirm", 3, k.job, this.key("admitting"), this.key("stats"), jobId);
+      await this.call("ragConfirm", [3, k.job, this.key("admitting"), this.key("stats"), jobId]);
     }
   }
 
-  private call(name: string, ...args: Array<string | number>): Promise<unknown> {
-    return this.context.runScript(name, ...args);
+  private call(name: string, args: ReadonlyArray<string | number>): Promise<unknown> {
+    return this.context.runScript(name, args);
   }
 
   private key(name: string): string {

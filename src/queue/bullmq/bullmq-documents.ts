@@ -12,7 +12,7 @@ export interface DocumentsContext {
   /** How long a document's floor is kept (job plus dead-letter retention). */
   floorTtlMs: number;
   /** Runs one of the queue's scripts (accounting-scripts.ts) by name. */
-  runScript: (name: string, ...args: Array<string | number>) => Promise<unknown>;
+  runScript: (name: string, args: ReadonlyArray<string | number>) => Promise<unknown>;
 }
 
 /**
@@ -38,15 +38,14 @@ export class BullmqDocuments {
   }
 
   async delete(collection: string, documentId: string): Promise<DocumentFloor> {
-    const reply = await this.context.runScript(
-      "ragDeleteFloor",
+    const reply = await this.context.runScript("ragDeleteFloor", [
       3,
       this.key("stats"),
       this.floorKey(collection, documentId),
       this.documentsKey(collection),
       this.context.floorTtlMs,
       documentId,
-    );
+    ]);
     const floor = parseFloor(String(reply));
     if (!floor) throw new Error(`unexpected floor ${String(reply)}`);
     return floor;
@@ -79,15 +78,14 @@ export class BullmqDocuments {
     jobId: string,
     result: { deletedPoints: number; deletedChunkIds: string[] },
   ): Promise<void> {
-    await this.context.runScript(
-      "ragFinalized",
+    await this.context.runScript("ragFinalized", [
       2,
       this.keys(jobId).job,
       this.key("finalize"),
       jobId,
       result.deletedPoints,
       JSON.stringify(result.deletedChunkIds.slice(0, MAX_LISTED_DELETIONS)),
-    );
+    ]);
   }
 
   private key(name: string): string {

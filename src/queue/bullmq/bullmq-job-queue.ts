@@ -167,12 +167,12 @@ export class BullmqJobQueue implements JobQueue {
       redis: this.redis,
       prefix: this.prefix,
       floorTtlMs: this.floorTtlMs(),
-      runScript: (name, ...args) => this.call(name, ...args),
+      runScript: (name, args) => this.call(name, ...args),
     });
     this.admission = new BullmqAdmission({
       queue: this.queue,
       // Through this.call, looked up at each call (a test stands in for one script there).
-      runScript: (name, ...args) => this.call(name, ...args),
+      runScript: (name, args) => this.call(name, ...args),
       prefix: this.prefix,
       fairShare: this.fairShare,
       floorTtlMs: this.floorTtlMs(),
@@ -723,7 +723,7 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   private call(name: string, ...args: Array<string | number>): Promise<unknown> {
-    return runScript(this.redis, name, ...args);
+    return runScript(this.redis, name, args);
   }
 
   private requireWorker(): Worker<ChunkData> {
