@@ -1,5 +1,5 @@
 import type { StoredJobCounters } from "../job-counts.js";
-import type { QueueStatements } from "./queue-statements.js";
+import type { CountersRow, QueueStatements } from "./queue-statements.js";
 import type { RowState } from "./row-state.js";
 
 /** Changes to one job's counters (its total never changes). */
@@ -69,4 +69,11 @@ export class CounterDeltas {
     this.running = 0;
     this.dead = 0;
   }
+}
+
+/** The queue-wide counters (one row, created with the schema). */
+export function readCounters(sql: QueueStatements): CountersRow {
+  const row = sql.counters.get();
+  if (row === undefined) throw new Error("queue_counters row is missing");
+  return row;
 }

@@ -1,8 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { ChunkReceipt, DeadLetter, DocumentFloor, Job, ReceiptState } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
-import { normaliseTokens } from "../estimated-tokens.js";
-import { FAIR_SHARE, fairRanks, type RankCursor } from "../fair-ranks.js";
+import { FAIR_SHARE } from "../fair-ranks.js";
 import type {
   ChunkOutcome,
   DeadLetterSelector,
@@ -21,7 +20,7 @@ import type {
   QueueStats,
   ReserveRequest,
 } from "../job-queue.js";
-import { CounterDeltas } from "./counter-deltas.js";
+import { CounterDeltas, readCounters } from "./counter-deltas.js";
 import { defaultLeaseOwner, isOrphanedOwner } from "./lease-owner.js";
 import { createQueueSchema } from "./queue-schema.js";
 import {
@@ -34,6 +33,7 @@ import {
   type ReclaimedRow,
 } from "./queue-statements.js";
 import type { RowState } from "./row-state.js";
+import { admit } from "./sqlite-admission.js";
 import { SqliteListings } from "./sqlite-listings.js";
 import { toQueuedChunk } from "./sqlite-records.js";
 
@@ -95,7 +95,9 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
-    return this.db.transaction(() => this.enqueueInTransaction(request)).immediate();
+    return this.db
+      .transaction(() => admit(this.sql, request, { now: this.now(), fairShare: this.fairShare }))
+      .immediate();
   }
 
   async reserve(request: ReserveRequest): Promise<Lease | null> {
@@ -400,81 +402,6 @@ export class SqliteJobQueue implements JobQueue {
       .immediate();
   }
 
-  private enqueueInTransaction(request: EnqueueRequest): EnqueueResult {
-    const jobId = request.jobId ?? randomUUID();
-    const existing = this.sql.jobExists.get(jobId);
-    if (existing !== undefined) return { accepted: true, jobId, count: existing.total, duplicate: true };
-    const { pending, pending_tokens: pendingTokens } = this.readCounters();
-    const count = request.chunks.length;
-    const estimates = request.chunks.map((chunk) => normaliseTokens(chunk.estimatedTokens));
-    const tokens = estimates.reduce((sum, t) => sum + t, 0);
-    const maxQueueTokens = request.maxQueueTokens ?? Number.MAX_SAFE_INTEGER;
-    const limit =
-      pending + count > request.maxQueueSize
-        ? "chunks"
-        : pendingTokens + tokens > maxQueueTokens
-          ? "tokens"
-          : null;
-    if (limit !== null) {
-      return {
-        accepted: false,
-        reason: "queue_full",
-        limit,
-        pending,
-        pendingTokens,
-        maxQueueSize: request.maxQueueSize,
-        maxQueueTokens,
-      };
-    }
-    const now = this.now();
-    this.sql.insertJob.run(jobId, request.collection, count, count, now, now);
-    const ranks = this.assignRanks(request.collection, count);
-    let firstSeq = 0;
-    request.chunks.forEach((chunk, index) => {
-      const inserted = this.sql.insertChunk.run(
-        jobId,
-        request.collection,
-        chunk.chunkId,
-        chunk.documentId,
-        chunk.text,
-        JSON.stringify(chunk.payload),
-        estimates[index] ?? 0,
-        chunk.overflow.policy,
-        normaliseTokens(chunk.overflow.overlapTokens),
-        now,
-        now,
-        now,
-        ranks[index] ?? 0,
-      );
-      if (index === 0) firstSeq = Number(inserted.lastInsertRowid);
-    });
-    for (const documentId of new Set(
-      request.chunks.flatMap((c) => (c.documentId === null ? [] : [c.documentId])),
-    )) {
-      this.sql.listDocument.run(request.collection, documentId, now);
-    }
-    const replaced = [...new Set(request.replaceDocuments ?? [])];
-    if (replaced.length > 0) {
-      this.sql.markReplacement.run(JSON.stringify(replaced), firstSeq, jobId);
-      for (const documentId of replaced) {
-        this.sql.raiseFloor.run(request.collection, documentId, firstSeq, "replace", 1, now);
-      }
-    }
-    this.sql.addGlobalCounts.run(count, tokens, 0, 0);
-    return { accepted: true, jobId, count, duplicate: false };
-  }
-
-  /** Fair-queuing ranks for `count` new chunks of a collection (see fair-ranks.ts). */
-  private assignRanks(collection: string, count: number): number[] {
-    const head = this.sql.headRank.get()?.rank ?? null;
-    // Nothing waits: every collection starts afresh, so old ranks cannot grow without bound.
-    if (head === null) this.sql.clearFairness.run();
-    const last: RankCursor | undefined = head === null ? undefined : this.sql.fairness.get(collection);
-    const { ranks, cursor } = fairRanks(head ?? 0, last, count, this.fairShare);
-    this.sql.setFairness.run(collection, cursor.rank, cursor.fill);
-    return ranks;
-  }
-
   private reserveInTransaction(request: ReserveRequest): Lease | null {
     const now = this.now();
     this.sql.promoteDue.run(now, now, PAGE_ROWS);
@@ -520,9 +447,7 @@ export class SqliteJobQueue implements JobQueue {
   }
 
   private readCounters(): CountersRow {
-    const row = this.sql.counters.get();
-    if (row === undefined) throw new Error("queue_counters row is missing");
-    return row;
+    return readCounters(this.sql);
   }
 }
 
