@@ -40,7 +40,6 @@ import {
   type ChunkData,
   type Entry,
   jobKeys,
-  pairs,
   parseBullJobId,
   queueKey,
   type Receipt,
@@ -451,7 +450,7 @@ export class BullmqJobQueue implements JobQueue {
 
   /** Back to the queue with attempts reset (BullMQ `job.retry`), a page per step. */
   async replayDeadLetters(selector: DeadLetterSelector): Promise<number> {
-    return this.eachDeadLetterPage(selector, async (bullIds) => {
+    return this.listings.eachDeadLetterPage(selector, async (bullIds) => {
       const replayed: string[] = [];
       for (const bullId of bullIds) {
         const job = await this.queue.getJob(bullId);
@@ -480,7 +479,7 @@ export class BullmqJobQueue implements JobQueue {
 
   /** Kept on record as discarded; the BullMQ job (and the chunk's text) is removed. */
   async discardDeadLetters(selector: DeadLetterSelector): Promise<number> {
-    return this.eachDeadLetterPage(selector, async (bullIds) => this.discard(bullIds, null));
+    return this.listings.eachDeadLetterPage(selector, async (bullIds) => this.discard(bullIds, null));
   }
 
   stats(): Promise<QueueStats> {
@@ -565,63 +564,6 @@ export class BullmqJobQueue implements JobQueue {
     await Promise.all(discarded.map((bullId) => this.queue.remove(bullId).catch(() => 0)));
     // Retention counts what it removed; an operator's discard only what was still a dead letter.
     return statuses.filter((s) => s === "ok" || (reason !== null && s === "missing")).length;
-  }
-
-  /** Calls `step` on pages of the selected dead letters' BullMQ job ids; sums what it returns. */
-  private async eachDeadLetterPage(
-    selector: DeadLetterSelector,
-    step: (bullIds: string[]) => Promise<number>,
-  ): Promise<number> {
-    let total = 0;
-    if ("seqs" in selector) {
-      const seqs = [...new Set(selector.seqs.filter((s) => Number.isSafeInteger(s) && s > 0))];
-      for (let start = 0; start < seqs.length; start += STEP) {
-        const bullIds: string[] = [];
-        for (const seq of seqs.slice(start, start + STEP)) {
-          const [bullId] = await this.redis.zrangebyscore(this.key("dead"), seq, seq);
-          if (bullId) bullIds.push(bullId);
-        }
-        total += await step(bullIds);
-      }
-      return total;
-    }
-    let after = 0;
-    for (;;) {
-      let bullIds: string[];
-      let scores: number[];
-      if ("jobId" in selector) {
-        const reply = await this.redis.zrangebyscore(
-          this.keys(selector.jobId).jobDead,
-          `(${after}`,
-          "+inf",
-          "WITHSCORES",
-          "LIMIT",
-          0,
-          STEP,
-        );
-        const entries = pairs(reply);
-        bullIds = entries.map(([index]) => bullJobId(selector.jobId, Number(index)));
-        scores = entries.map(([, seq]) => Number(seq));
-      } else {
-        const entries = pairs(
-          await this.redis.zrangebyscore(
-            this.key("dead"),
-            `(${after}`,
-            "+inf",
-            "WITHSCORES",
-            "LIMIT",
-            0,
-            STEP,
-          ),
-        );
-        bullIds = entries.map(([bullId]) => bullId);
-        scores = entries.map(([, seq]) => Number(seq));
-      }
-      if (bullIds.length === 0) return total;
-      total += await step(bullIds);
-      after = scores[scores.length - 1] ?? after;
-      if (bullIds.length < STEP) return total;
-    }
   }
 
   /** Chunks BullMQ found stalled past maxStalledCount: dead letters with the stall count. */

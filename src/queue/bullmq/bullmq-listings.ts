@@ -1,6 +1,7 @@
 import type { ChunkReceipt, DeadLetter, Job, ReceiptState } from "../../domain/types.js";
 import { decodeJobCursor, encodeJobCursor, FIRST_PAGE, type JobCursor } from "../job-cursor.js";
 import type {
+  DeadLetterSelector,
   DocumentPage,
   JobListRequest,
   JobPage,
@@ -39,9 +40,9 @@ const PENDING_SCAN_BUDGET = 2000;
 
 /**
  * What the BullMQ queue shows of itself, read-only: a job with its failures, job listings, a job's
- * receipts, dead letters, a collection's documents, the counters. It reads the records the queue's
- * scripts keep (its own keys beside BullMQ's, see bullmq-records.ts) and changes nothing, so a
- * listing can never disturb work.
+ * receipts, dead letters (and which ones a selector names, page by page), a collection's documents,
+ * the counters. It reads the records the queue's scripts keep (its own keys beside BullMQ's, see
+ * bullmq-records.ts) and changes nothing, so a listing can never disturb work.
  */
 export class BullmqListings {
   constructor(
@@ -257,6 +258,63 @@ export class BullmqListings {
     );
     const page = ids.slice(0, limit);
     return { documentIds: page, nextCursor: ids.length > limit ? (page[page.length - 1] ?? null) : null };
+  }
+
+  /** Calls `step` on pages of the selected dead letters' BullMQ job ids; sums what it returns. */
+  async eachDeadLetterPage(
+    selector: DeadLetterSelector,
+    step: (bullIds: string[]) => Promise<number>,
+  ): Promise<number> {
+    let total = 0;
+    if ("seqs" in selector) {
+      const seqs = [...new Set(selector.seqs.filter((s) => Number.isSafeInteger(s) && s > 0))];
+      for (let start = 0; start < seqs.length; start += STEP) {
+        const bullIds: string[] = [];
+        for (const seq of seqs.slice(start, start + STEP)) {
+          const [bullId] = await this.redis.zrangebyscore(this.key("dead"), seq, seq);
+          if (bullId) bullIds.push(bullId);
+        }
+        total += await step(bullIds);
+      }
+      return total;
+    }
+    let after = 0;
+    for (;;) {
+      let bullIds: string[];
+      let scores: number[];
+      if ("jobId" in selector) {
+        const reply = await this.redis.zrangebyscore(
+          this.keys(selector.jobId).jobDead,
+          `(${after}`,
+          "+inf",
+          "WITHSCORES",
+          "LIMIT",
+          0,
+          STEP,
+        );
+        const entries = pairs(reply);
+        bullIds = entries.map(([index]) => bullJobId(selector.jobId, Number(index)));
+        scores = entries.map(([, seq]) => Number(seq));
+      } else {
+        const entries = pairs(
+          await this.redis.zrangebyscore(
+            this.key("dead"),
+            `(${after}`,
+            "+inf",
+            "WITHSCORES",
+            "LIMIT",
+            0,
+            STEP,
+          ),
+        );
+        bullIds = entries.map(([bullId]) => bullId);
+        scores = entries.map(([, seq]) => Number(seq));
+      }
+      if (bullIds.length === 0) return total;
+      total += await step(bullIds);
+      after = scores[scores.length - 1] ?? after;
+      if (bullIds.length < STEP) return total;
+    }
   }
 
   private key(name: string): string {
