@@ -23,6 +23,13 @@ interface LockedPackage {
   engines?: { node?: string };
   os?: string[];
   cpu?: string[];
+  libc?: string[];
+}
+
+/** The C library npm matches a package's `libc` against on Linux: glibc unless the runtime has none. */
+function currentLibc(): string {
+  const header = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header;
+  return header?.glibcVersionRuntime ? "glibc" : "musl";
 }
 
 /** npm's rule for `os`/`cpu`: a list of allowed values, or of `!excluded` ones. */
@@ -49,11 +56,13 @@ describe("Node.js 22 and 24", () => {
   it("every package installed on this platform supports the lowest Node 22 and Node 24 (no EBADENGINE)", () => {
     const packages = readJson<{ packages: Record<string, LockedPackage> }>("package-lock.json").packages;
     const refusing: string[] = [];
+    const libc = currentLibc();
     for (const [path, locked] of Object.entries(packages)) {
       const range = locked.engines?.node;
       if (path === "" || !range) continue;
-      // An optional package for another platform (sharp's win32-ia32 build) is never installed here.
+      // An optional package for another platform (sharp's win32-ia32 or musl build) is never installed here.
       if (!allows(locked.os, process.platform) || !allows(locked.cpu, process.arch)) continue;
+      if (process.platform === "linux" && !allows(locked.libc, libc)) continue;
       for (const version of supported) {
         if (!semver.satisfies(version, range)) refusing.push(`${path} (node ${range}) refuses ${version}`);
       }
