@@ -1,5 +1,5 @@
 /**
- * npm run bench -- --only progress [--runs N] [--progress-chunks N]
+ * npm run bench -- --only progress [--runs N] [--progress-chunks N] [--progress-before PATH]
  *
  * How progress looks from outside while a large job is ingested: one POST of N chunks (SciFact
  * documents cycled, unique ids) to a fresh server, then `/test/status` polled every 20 ms and
@@ -11,6 +11,8 @@
  * - zero_throughput_share: of the /v1/status samples taken after the first stored chunk while work
  *   was running, the share that showed 0 chunks/s (the "Throughput: 0" of the dashboard);
  * - drain_s, chunks_per_s: time to store all N, so a finer commit is seen not to cost throughput.
+ * With --progress-before PATH (another build's cli/main.js, e.g. of main), its runs interleave with
+ * this build's, round by round, and both are reported.
  * See docs/bench.md.
  */
 import { setTimeout as sleep } from "node:timers/promises";
@@ -79,9 +81,13 @@ async function progressRun(main: string, env: Record<string, string>, docs: Doc[
   }
 }
 
-/** `runs` fresh servers in a row; the figures are the medians, the runs are kept beside them. */
+/**
+ * `runs` rounds; in each, one fresh server per build (`builds`: name → built cli/main.js), so a
+ * comparison of two builds (e.g. before and after a change) meets the same load from other tenants.
+ * The figures are medians per build; the runs are kept beside them.
+ */
 export async function progressBench(options: {
-  main: string;
+  builds: Record<string, string>;
   env: Record<string, string>;
   corpus: Doc[];
   chunks: number;
@@ -91,20 +97,32 @@ export async function progressBench(options: {
     const doc = options.corpus[i % options.corpus.length] as Doc;
     return { id: `p-${i}-${doc.id}`, text: doc.text };
   });
-  const runs: ProgressRun[] = [];
+  const runs: Record<string, ProgressRun[]> = Object.fromEntries(
+    Object.keys(options.builds).map((name) => [name, []]),
+  );
   for (let r = 0; r < options.runs; r++) {
-    runs.push(await progressRun(options.main, options.env, docs));
-    log(`round ${r + 1}: ${JSON.stringify(runs.at(-1))}`);
+    for (const [name, main] of Object.entries(options.builds)) {
+      const run = await progressRun(main, options.env, docs);
+      runs[name]?.push(run);
+      log(`round ${r + 1} ${name}: ${JSON.stringify(run)}`);
+    }
   }
-  const pick = (f: (run: ProgressRun) => number) => median(runs.map(f));
-  return {
-    chunks: options.chunks,
-    first_stored_ms: pick((r) => r.first_stored_ms),
-    largest_step: pick((r) => r.largest_step),
-    steps: pick((r) => r.steps),
-    zero_throughput_share: pick((r) => r.zero_throughput_share),
-    drain_s: pick((r) => r.drain_s),
-    chunks_per_s: pick((r) => r.chunks_per_s),
-    runs,
-  };
+  return Object.fromEntries(
+    Object.entries(runs).map(([name, list]) => {
+      const pick = (f: (run: ProgressRun) => number) => median(list.map(f));
+      return [
+        name,
+        {
+          chunks: options.chunks,
+          first_stored_ms: pick((r) => r.first_stored_ms),
+          largest_step: pick((r) => r.largest_step),
+          steps: pick((r) => r.steps),
+          zero_throughput_share: pick((r) => r.zero_throughput_share),
+          drain_s: pick((r) => r.drain_s),
+          chunks_per_s: pick((r) => r.chunks_per_s),
+          runs: list,
+        },
+      ];
+    }),
+  );
 }

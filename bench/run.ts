@@ -1,6 +1,7 @@
 /**
  * npm run bench [-- --json FILE] [--docs N] [--runs N] [--only PHASES] [--korean-chunks N]
- *                 [--progress-chunks N] [--server-env KEY=VALUE ...] [--build PATH_TO_CLI_MAIN_JS]
+ *                 [--progress-chunks N] [--progress-before PATH_TO_CLI_MAIN_JS]
+ *                 [--server-env KEY=VALUE ...] [--build PATH_TO_CLI_MAIN_JS]
  *
  * Throughput in tokens per CPU-second (and per second) of the server end to end, of its embedder
  * alone (the Node ceiling) and of Python onnxruntime on the same file (the reference), on SciFact and
@@ -56,6 +57,7 @@ const { values: args } = parseArgs({
     "rss-chunks": { type: "string", default: "200000" },
     "korean-chunks": { type: "string", default: "400" },
     "progress-chunks": { type: "string", default: "3000" },
+    "progress-before": { type: "string" },
   },
 });
 
@@ -556,7 +558,10 @@ async function main() {
   const m = PHASES.has("rss") ? await rss200k(serverMain) : null;
   const p = PHASES.has("progress")
     ? await progressBench({
-        main: serverMain,
+        builds: {
+          ...(args["progress-before"] ? { before: args["progress-before"] } : {}),
+          this: serverMain,
+        },
         env: serverEnv,
         corpus,
         chunks: Number(args["progress-chunks"]),
@@ -580,8 +585,8 @@ async function main() {
     accept_p99_ms: a?.p99 ?? null,
     peak_rss_mb: memory.length ? round(Math.max(...memory), 0) : null,
     rss_mb_200k_queued: m?.serverRssMb ?? null,
-    first_stored_ms: p?.first_stored_ms ?? null,
-    largest_queue_step: p?.largest_step ?? null,
+    first_stored_ms: p?.this?.first_stored_ms ?? null,
+    largest_queue_step: p?.this?.largest_step ?? null,
     corpora: { scifact, mixed },
     e5,
     batch,
