@@ -253,10 +253,11 @@ export class IngestPipeline {
         try {
           embedded = await this.prepare(slice);
         } catch (error) {
-          // Not one text's fault (each was tried alone): the slice retries. An outage fails every
-          // text alike, so the rest of the reservation retries with it instead of hammering the engine.
+          // Not one text's fault (each was tried alone): the slice retries. An outage (or the embedder
+          // closing at shutdown) fails every text alike, so the rest of the reservation retries with
+          // it instead of hammering the engine slice after slice.
           await committing;
-          if (error instanceof ProcessingError && error.outage) {
+          if (error instanceof ProcessingError && (error.outage || error.expected)) {
             run.broken = error;
             break;
           }
@@ -270,6 +271,7 @@ export class IngestPipeline {
         }
         // Commits run in slice order, one at a time, each while the next slice embeds.
         await committing;
+        if (run.broken !== null) break;
         committing = this.commitSlice(run, embedded, sliceStartedAt);
       }
       await committing;

@@ -101,6 +101,7 @@ describe("IngestPipeline: a reservation is committed slice by slice", () => {
   let throughput: ThroughputMeter;
   let acks: Array<{ leaseId: string; seqs: number[] }>;
   let pipeline: IngestPipeline;
+  let store: ReturnType<typeof memoryStore>;
 
   beforeEach(async () => {
     db = openSqliteDatabase(":memory:");
@@ -122,7 +123,7 @@ describe("IngestPipeline: a reservation is committed slice by slice", () => {
   });
 
   function start(options: Partial<PipelineOptions> = {}): void {
-    const store = memoryStore();
+    store = memoryStore();
     const observed = noting(queue, acks);
     pipeline = new IngestPipeline(
       {
@@ -227,6 +228,28 @@ describe("IngestPipeline: a reservation is committed slice by slice", () => {
     assert.equal(job.stored, 2, "the slice stored before the outage stays stored");
     assert.equal(job.running, 0, "nothing is left held");
     assert.equal(embedder.calls.length, 2, "no slice is embedded after an outage");
+  });
+
+  it("a failed commit retries its slice and the rest of the reservation; the slices stored before stay", async () => {
+    // Slices of 30 tokens: [c0, c1], [c2, c3], [c4].
+    const jobId = await enqueue([chunk(0, 10), chunk(1, 10), chunk(2, 15), chunk(3, 15), chunk(4, 30)]);
+    start();
+    await until("slice 1", () => embedder.calls.length === 1);
+    embedder.calls[0]!.finish();
+    await until("slice 1 stored", async () => (await counts(jobId)).stored === 2);
+    await until("slice 2", () => embedder.calls.length === 2);
+    store.down = true;
+    embedder.calls[1]!.finish();
+    await until("slice 2 to be failed", async () => (await counts(jobId)).failed === 2);
+    // Slice 3 embeds while slice 2 is committed; once slice 2's commit failed it is not committed,
+    // even with the store back, but retried with the rest.
+    store.down = false;
+    await until("slice 3", () => embedder.calls.length === 3);
+    embedder.calls[2]!.finish();
+    await until("the rest to be failed", async () => (await counts(jobId)).failed === 3);
+    const job = await counts(jobId);
+    assert.equal(job.stored, 2);
+    assert.equal(job.running, 0, "nothing is left held");
   });
 
   it("a stop mid-reservation hands back only the slices not acknowledged yet", async () => {
