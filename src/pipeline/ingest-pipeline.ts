@@ -455,6 +455,7 @@ export class IngestPipeline {
     }
     return { chunks: planned, tokens, failed };
   }
+
   private async ensureCollection(collection: string, dimension: number): Promise<void> {
     if (this.ensuredCollections.has(collection)) return;
     await this.deps.store.ensureCollection({ name: collection, dimension, distance: this.options.distance });
