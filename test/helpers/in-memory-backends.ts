@@ -14,7 +14,8 @@ import type { VectorStore } from "../../src/vector-store/vector-store.js";
 
 /**
  * In-memory stand-ins for the queue, the store and the embedder, enough for the HTTP app's routes
- * (test/unit/app.test.ts): no SQLite, no model, no child process. `down` makes every call fail the
+ * (test/unit/app.test.ts) and for the pipeline over a real queue (test/unit/ingest-pipeline.test.ts):
+ * no model, no child process. `down` makes every call fail the
  * way an unreachable backend does (a retryable ProcessingError), for the 503 paths.
  */
 
@@ -183,9 +184,9 @@ export function memoryStore(): VectorStore & { down: boolean; hits: SearchHit[] 
     async ensureCollection() {
       check();
     },
-    async writeChunks() {
+    async writeChunks(_collection, writes) {
       check();
-      return [];
+      return writes.map(() => "written" as const);
     },
     async fingerprints() {
       check();
