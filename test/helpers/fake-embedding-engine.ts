@@ -111,8 +111,11 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
   const violations: string[] = [];
   const earlyRetries: number[] = [];
   const sockets = new Set<Socket>();
-  /** The last Retry-After given: requests may come again from `from` (100 ms after it, see below) `until`. */
-  let retryAfter = { from: 0, until: 0 };
+  /**
+   * The last Retry-After given: requests may come again from `from` (100 ms after it) `until`;
+   * `excused` more arrivals in that window are not early (see where it is set).
+   */
+  let retryAfter = { from: 0, until: 0, excused: 0 };
   let server: Server | null = null;
   let stopping = false;
   /** Answers being written: stop() waits for them. */
@@ -199,7 +202,10 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
     };
     requests.push(record);
     const n = requests.length;
-    if (arrived > retryAfter.from && arrived < retryAfter.until) earlyRetries.push(n);
+    if (arrived > retryAfter.from && arrived < retryAfter.until) {
+      if (retryAfter.excused > 0) retryAfter.excused -= 1;
+      else earlyRetries.push(n);
+    }
     if (options.limits) {
       for (const problem of checkLimits(requests, arrived, options.limits))
         violations.push(`request ${n}: ${problem}`);
@@ -222,9 +228,19 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
       const seconds = forced.retryAfterSeconds;
       if (seconds !== undefined) headers["retry-after"] = String(seconds);
       return answer(forced.status, () => {
-        // A request sent before the client read this answer is not early: allow it 100 ms.
-        if (seconds !== undefined)
-          retryAfter = { from: Date.now() + 100, until: Date.now() + seconds * 1000 };
+        // A request sent before the client read this answer is not early. Allow 100 ms, and, when the
+        // client's concurrency is known, as many later arrivals as it may have had in flight without
+        // this engine having seen them yet: on a loaded machine a request sent before the client read
+        // this answer can reach this handler well after 100 ms. A client that ignored Retry-After
+        // would still send more than that within the window.
+        if (seconds !== undefined) {
+          const concurrency = options.limits?.concurrency ?? 0;
+          retryAfter = {
+            from: Date.now() + 100,
+            until: Date.now() + seconds * 1000,
+            excused: Math.max(0, concurrency - inFlight),
+          };
+        }
         refuse(
           res,
           forced.status,
