@@ -6,28 +6,34 @@
  * - tokenize: the worker's tokenizer work alone, in this process (the same transformers.js tokenizer
  *   and the same splitIntoWindows): "passage: " + text for every chunk, and the windows of those over
  *   the limit;
- * - embedder: the project's WorkerEmbedder on the same chunks (split policy), wall time; the tokenizer's
- *   share of it is tokenize / embedder, since the worker tokenizes a request before running its batches;
- * - e2e: the real server over HTTP (OVERFLOW_POLICY=split), chunks/s and tokens/s from the receipts.
+ * - embedder: the project's WorkerEmbedder on the same chunks (split policy, the server's batch
+ *   defaults), wall time and CPU time of its process; the tokenizer's share is tokenize / embedder,
+ *   in wall time and in CPU time (the one to read on a shared machine);
+ * - e2e: the real server over HTTP (OVERFLOW_POLICY=split), chunks/s and tokens/s from the receipts,
+ *   per second and per CPU-second of the server's process tree.
  * See docs/bench.md.
  */
 import { basename, dirname, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AutoTokenizer, env, type PreTrainedTokenizer } from "@huggingface/transformers";
+import { settingSchema } from "../src/config/settings.js";
 import { splitIntoWindows } from "../src/embedder/windows.js";
 import { WorkerEmbedder } from "../src/embedder/worker-embedder.js";
 import { KOREAN_PASSAGES } from "../test/fixtures/korean-retrieval.js";
 import {
+  cpuSeconds,
   type Doc,
   jobTokens,
   median,
   pool,
   postChunks,
+  processTree,
   ROOT,
   round,
   slices,
   startServer,
   status,
+  treeCpuSeconds,
 } from "./lib.js";
 
 const MODELS = {
@@ -42,6 +48,18 @@ const LIMITS: Record<ModelName, { prefix: string; maxTokens: number }> = {
   minilm: { prefix: "", maxTokens: 256 },
 };
 const OVERLAP = 32;
+/** The server's batch defaults, so the embedder alone batches as the server does. */
+const BATCH = {
+  maxBatchTokens: Number((settingSchema("batchMaxTokens") as { default: number }).default),
+  maxBatchSize: Number((settingSchema("batchMaxSize") as { default: number }).default),
+};
+
+/** CPU seconds of this process's descendants (the embedder child and its threads). */
+function childrenCpuSeconds(): number {
+  return processTree(process.pid)
+    .slice(1)
+    .reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+}
 
 const log = (msg: string) => process.stderr.write(`[bench:korean] ${msg}\n`);
 
@@ -77,6 +95,7 @@ async function loadTokenizer(model: ModelName): Promise<PreTrainedTokenizer> {
 function tokenize(tokenizer: PreTrainedTokenizer, model: ModelName, docs: Doc[]) {
   const { prefix, maxTokens } = LIMITS[model];
   const prefixTokens = prefix ? tokenizer.encode(prefix, { add_special_tokens: false }).length : 0;
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   let tokens = 0;
   let windows = 0;
@@ -97,7 +116,13 @@ function tokenize(tokenizer: PreTrainedTokenizer, model: ModelName, docs: Doc[])
     );
     windows += split.length;
   }
-  return { seconds: (performance.now() - started) / 1000, tokens, windows };
+  const cpu = process.cpuUsage(cpu0);
+  return {
+    seconds: (performance.now() - started) / 1000,
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    tokens,
+    windows,
+  };
 }
 
 /** The project's embedder alone on the same texts, split policy, in one call (sorted, batched). */
@@ -107,13 +132,13 @@ async function embed(model: ModelName, docs: Doc[]) {
     dtype: "q8",
     threads: 2,
     sessions: 2,
-    maxBatchTokens: 2048,
-    maxBatchSize: 8,
+    ...BATCH,
     cacheDir: "/nonexistent",
     profileOverrides: {},
   });
   try {
     await embedder.load();
+    const cpu0 = childrenCpuSeconds();
     const started = performance.now();
     const result = await embedder.embed(
       docs.map((d) => d.text),
@@ -121,12 +146,13 @@ async function embed(model: ModelName, docs: Doc[]) {
       docs.map(() => ({ policy: "split" as const, overlapTokens: OVERLAP })),
     );
     const seconds = (performance.now() - started) / 1000;
+    const cpu = childrenCpuSeconds() - cpu0;
     const embedded = result.windows.reduce(
       (sum, windows, i) =>
         sum + (windows ? windows.reduce((s, w) => s + w.tokens, 0) : (result.tokens[i] ?? 0)),
       0,
     );
-    return { seconds, embeddedTokens: embedded };
+    return { seconds, cpuSeconds: cpu, embeddedTokens: embedded };
   } finally {
     await embedder.close();
   }
@@ -135,7 +161,9 @@ async function embed(model: ModelName, docs: Doc[]) {
 /** The real server over HTTP, default settings but the model and OVERFLOW_POLICY=split. */
 async function e2e(main: string, model: ModelName, docs: Doc[]) {
   const server = await startServer(main, { EMBEDDING_MODEL: MODELS[model], OVERFLOW_POLICY: "split" });
+  const pid = server.child.pid ?? 0;
   try {
+    const cpu0 = treeCpuSeconds(pid);
     const started = performance.now();
     const posted = await pool(slices(docs, 50), 4, (chunks) => postChunks(server.client, "korean", chunks));
     const bad = posted.find((p) => p.status !== 202);
@@ -146,6 +174,7 @@ async function e2e(main: string, model: ModelName, docs: Doc[]) {
       await sleep(50);
     }
     const seconds = (performance.now() - started) / 1000;
+    const cpu = treeCpuSeconds(pid) - cpu0;
     let tokens = 0;
     let stored = 0;
     for (const p of posted) {
@@ -154,7 +183,7 @@ async function e2e(main: string, model: ModelName, docs: Doc[]) {
       stored += t.stored;
     }
     if (stored !== docs.length) throw new Error(`korean e2e: ${stored} of ${docs.length} chunks stored`);
-    return { seconds, tokens };
+    return { seconds, cpuSeconds: cpu, tokens };
   } finally {
     await server.stop();
   }
@@ -186,10 +215,15 @@ export async function koreanBench(options: KoreanBenchOptions) {
         tokenizer_tokens_per_s: Math.round(t.tokens / t.seconds),
         embedder_s: round3(e.seconds),
         embedder_tokens_per_s: Math.round(e.embeddedTokens / e.seconds),
+        embedder_tokens_per_cpu_s: Math.round(e.embeddedTokens / e.cpuSeconds),
         tokenizer_share: round3(t.seconds / e.seconds),
+        // CPU rather than wall time: holds when other processes share the cores.
+        tokenizer_cpu_share: round3(t.cpuSeconds / e.cpuSeconds),
         e2e_s: round3(h.seconds),
         e2e_chunks_per_s: round(docs.length / h.seconds, 2),
         e2e_tokens_per_s: Math.round(h.tokens / h.seconds),
+        e2e_tokens_per_cpu_s: Math.round(h.tokens / h.cpuSeconds),
+        e2e_chunks_per_cpu_s: round(docs.length / h.cpuSeconds, 2),
       };
       log(`${model} round ${r + 1}: ${JSON.stringify(figures)}`);
       rounds.push(figures);
@@ -201,10 +235,14 @@ export async function koreanBench(options: KoreanBenchOptions) {
       windows: rounds[0]?.windows,
       tokens_per_char: round(Number(rounds[0]?.tokens) / chars, 3),
       tokenizer_share: med("tokenizer_share"),
+      tokenizer_cpu_share: med("tokenizer_cpu_share"),
       tokenizer_tokens_per_s: med("tokenizer_tokens_per_s"),
       embedder_tokens_per_s: med("embedder_tokens_per_s"),
+      embedder_tokens_per_cpu_s: med("embedder_tokens_per_cpu_s"),
       e2e_chunks_per_s: med("e2e_chunks_per_s"),
       e2e_tokens_per_s: med("e2e_tokens_per_s"),
+      e2e_tokens_per_cpu_s: med("e2e_tokens_per_cpu_s"),
+      e2e_chunks_per_cpu_s: med("e2e_chunks_per_cpu_s"),
       rounds,
     };
   }

@@ -11,6 +11,9 @@
  *             the remote path itself costs (tokenizing, packing, HTTP, JSON, store) without any model;
  * - infinity: EMBEDDER=remote in front of an Infinity server you started (--infinity-url), if given.
  * The clock runs from the first POST until nothing is pending or running; tokens are the receipts'.
+ * CPU time is the ingest server's process tree plus, for `self`, the engine server's (the instant
+ * engine runs inside the bench and costs next to nothing; Infinity's is not counted): tokens per
+ * CPU-second hold when other processes share the cores, and the ratio to local is taken per round.
  * For remote runs the server's own rag_embed_remote_* metrics give requests, texts per request and the
  * mean request latency. Not part of npm test; figures in docs/remote-embedders.md.
  */
@@ -34,6 +37,7 @@ import {
   slices,
   startServer,
   status,
+  treeCpuSeconds,
 } from "./lib.js";
 
 const { values: args } = parseArgs({
@@ -51,14 +55,22 @@ const log = (msg: string) => process.stderr.write(`[bench:remote] ${msg}\n`);
 
 interface RunResult {
   engine: string;
+  /** Which round (0-based) the run belongs to; set by main. */
+  round?: number;
   seconds: number;
   chunks: number;
   tokens: number;
   tokensPerSecond: number;
+  /** CPU seconds of the ingest server's tree and of the engine's, when it is a process we started. */
+  cpuSeconds: number;
+  engineCpuSeconds: number;
+  tokensPerCpuSecond: number;
   /** Remote runs: requests to the engine, texts per request, mean request latency in ms. */
   requests?: number;
   textsPerRequest?: number;
   meanRequestMs?: number;
+  /** Remote runs: the ingest server's CPU milliseconds per engine request (the remote path's own cost). */
+  serverCpuMsPerRequest?: number;
 }
 
 /** An engine that costs nothing: the same 384-dimensional vector for every input, at once. */
@@ -97,8 +109,16 @@ async function metric(client: RagEmbedClient, name: string): Promise<number> {
     .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(" ") + 1)), 0);
 }
 
-async function ingest(server: RunningServer, engine: string, remote: boolean): Promise<RunResult> {
+async function ingest(
+  server: RunningServer,
+  engine: string,
+  remote: boolean,
+  enginePid: number | null = null,
+): Promise<RunResult> {
   const docs = loadCorpus().slice(0, Number(args.docs));
+  const serverPid = server.child.pid ?? 0;
+  const cpu0 = treeCpuSeconds(serverPid);
+  const engineCpu0 = enginePid ? treeCpuSeconds(enginePid) : 0;
   const started = performance.now();
   const posted = await pool(slices(docs, 50), 4, (batch) => postChunks(server.client, "bench", batch));
   const refused = posted.filter((p) => p.status !== 202);
@@ -109,6 +129,8 @@ async function ingest(server: RunningServer, engine: string, remote: boolean): P
     await sleep(100);
   }
   const seconds = (performance.now() - started) / 1000;
+  const cpuSeconds = treeCpuSeconds(serverPid) - cpu0;
+  const engineCpuSeconds = enginePid ? treeCpuSeconds(enginePid) - engineCpu0 : 0;
   let tokens = 0;
   let chunks = 0;
   for (const p of posted) {
@@ -118,7 +140,16 @@ async function ingest(server: RunningServer, engine: string, remote: boolean): P
     chunks += job.stored;
   }
   if (chunks !== docs.length) throw new Error(`${engine}: stored ${chunks} of ${docs.length} chunks`);
-  const result: RunResult = { engine, seconds, chunks, tokens, tokensPerSecond: tokens / seconds };
+  const result: RunResult = {
+    engine,
+    seconds,
+    chunks,
+    tokens,
+    tokensPerSecond: tokens / seconds,
+    cpuSeconds,
+    engineCpuSeconds,
+    tokensPerCpuSecond: tokens / (cpuSeconds + engineCpuSeconds),
+  };
   if (remote) {
     const ok = '{outcome="ok"}';
     const requests = await metric(server.client, `rag_embed_remote_request_duration_seconds_count${ok}`);
@@ -127,6 +158,7 @@ async function ingest(server: RunningServer, engine: string, remote: boolean): P
     result.textsPerRequest = (await metric(server.client, "rag_embed_remote_inputs_total")) / requests;
     // The start-up probe is one of them; over hundreds of requests it does not move the mean.
     result.meanRequestMs = (latency / requests) * 1000;
+    result.serverCpuMsPerRequest = (cpuSeconds / requests) * 1000;
   }
   return result;
 }
@@ -143,8 +175,10 @@ async function runEngine(main: string, engine: string): Promise<RunResult> {
   let url: string;
   let model: string;
   let stopEngine: () => Promise<void>;
+  let enginePid: number | null = null;
   if (engine === "self") {
     const remoteEngine = await startServer(main, {});
+    enginePid = remoteEngine.child.pid ?? null;
     url = `${remoteEngine.base}/v1`;
     model = basename(MODEL_DIR);
     stopEngine = remoteEngine.stop;
@@ -165,7 +199,7 @@ async function runEngine(main: string, engine: string): Promise<RunResult> {
     // EMBEDDING_MODEL (lib's default: the bench model) is the tokenizer that counts and cuts.
     const server = await startServer(main, { EMBEDDER: "remote", EMBEDDER_URL: url, EMBEDDER_MODEL: model });
     try {
-      return await ingest(server, engine, true);
+      return await ingest(server, engine, true, enginePid);
     } finally {
       await server.stop();
     }
@@ -185,35 +219,49 @@ async function main(): Promise<void> {
       const result = await runEngine(main, engine);
       log(
         `round ${round_ + 1}, ${engine}: ${result.chunks} chunks, ${result.tokens} tokens in ${round(result.seconds, 2)} s = ` +
-          `${Math.round(result.tokensPerSecond)} tokens/s` +
+          `${Math.round(result.tokensPerSecond)} tokens/s, ${Math.round(result.tokensPerCpuSecond)} tokens/CPU-s` +
           (result.requests
-            ? `; ${result.requests} requests of ${round(result.textsPerRequest ?? 0)} texts, ${round(result.meanRequestMs ?? 0)} ms each`
+            ? `; ${result.requests} requests of ${round(result.textsPerRequest ?? 0)} texts, ${round(result.meanRequestMs ?? 0)} ms each, ${round(result.serverCpuMsPerRequest ?? 0)} CPU-ms of the ingest server each`
             : ""),
       );
-      runs.push(result);
+      runs.push({ ...result, round: round_ });
     }
   }
+  const rounds = Number(args.runs);
+  /** Median over rounds of this engine's tokens per CPU-second over local's in the same round. */
+  const perCpuVsLocal = (engine: string) => {
+    const ratios = Array.from({ length: rounds }, (_, r) => {
+      const of = (name: string) => runs.find((x) => x.engine === name && x.round === r);
+      const [mine, local] = [of(engine), of("local")];
+      return mine && local ? mine.tokensPerCpuSecond / local.tokensPerCpuSecond : Number.NaN;
+    });
+    return median(ratios);
+  };
   const summary = engines.map((engine) => {
     const mine = runs.filter((r) => r.engine === engine);
     const pick = (f: (r: RunResult) => number | undefined) => median(mine.map((r) => f(r) ?? Number.NaN));
     return {
       engine,
       tokensPerSecond: pick((r) => r.tokensPerSecond),
+      tokensPerCpuSecond: pick((r) => r.tokensPerCpuSecond),
+      cpuVsLocal: perCpuVsLocal(engine),
       seconds: pick((r) => r.seconds),
       textsPerRequest: pick((r) => r.textsPerRequest),
       meanRequestMs: pick((r) => r.meanRequestMs),
+      serverCpuMsPerRequest: pick((r) => r.serverCpuMsPerRequest),
     };
   });
   const local = summary.find((s) => s.engine === "local")?.tokensPerSecond;
+  const show = (value: number, digits: number) => (Number.isNaN(value) ? "—" : round(value, digits));
   process.stdout.write(
-    "| engine | tokens/s | vs local | texts/request | ms/request |\n|---|---:|---:|---:|---:|\n",
+    "| engine | tokens/s | vs local | tokens/CPU-s | vs local (CPU, per round) | texts/request | ms/request | server CPU-ms/request |\n" +
+      "|---|---:|---:|---:|---:|---:|---:|---:|\n",
   );
   for (const s of summary) {
     const ratio = local ? round(s.tokensPerSecond / local, 2) : "—";
-    const perRequest = Number.isNaN(s.meanRequestMs) ? "—" : round(s.meanRequestMs, 1);
-    const texts = Number.isNaN(s.textsPerRequest) ? "—" : round(s.textsPerRequest, 1);
     process.stdout.write(
-      `| ${s.engine} | ${Math.round(s.tokensPerSecond)} | ${ratio} | ${texts} | ${perRequest} |\n`,
+      `| ${s.engine} | ${Math.round(s.tokensPerSecond)} | ${ratio} | ${Math.round(s.tokensPerCpuSecond)} | ` +
+        `${show(s.cpuVsLocal, 2)} | ${show(s.textsPerRequest, 1)} | ${show(s.meanRequestMs, 1)} | ${show(s.serverCpuMsPerRequest, 1)} |\n`,
     );
   }
   if (args.json)

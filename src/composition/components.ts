@@ -131,6 +131,7 @@ export async function buildComponents(
       retryMaxMs: settings.retryMaxMs,
       distance,
       idlePollMs: 500,
+      sliceMaxTokens: settings.commitSliceTokens,
     },
   );
 

@@ -3,8 +3,9 @@
  * `POST /v1/embeddings` or TEI's documented `POST /embed` + `GET /info`. It embeds deterministically
  * (a vector derived from sha256 of model and text), and it is a strict provider:
  * - it counts every text it embedded (200 answers), so a test can prove none was embedded twice;
- * - it checks every request against the client's documented rate promise (see checkLimits) and
- *   records violations, and notes requests that came before a Retry-After it gave had passed;
+ * - it checks every request against the client's documented rate promise (see checkLimits) and its
+ *   concurrency, records violations, and notes requests that came before a Retry-After it gave had
+ *   passed;
  * - it answers 429 (with Retry-After) or 5xx on a schedule of request numbers;
  * - it refuses a text containing POISON (400 openai / 422 TEI), batches over TEI's
  *   max_client_batch_size and inputs over its max_input_length, as TEI does.
@@ -36,7 +37,7 @@ export interface FakeEngineOptions {
   /** How the provider counts tokens of one input (special tokens included). */
   countTokens: (text: string) => number;
   /** The client's configured limits, to check every request against (0 = unchecked). */
-  limits?: { rpm: number; tpm: number; largestInputTokens: number };
+  limits?: { rpm: number; tpm: number; largestInputTokens: number; concurrency?: number };
   /** A forced answer for the n-th request (1-based), or null to answer normally. */
   schedule?: (n: number) => { status: number; retryAfterSeconds?: number } | null;
   latencyMs?: number;
@@ -59,6 +60,8 @@ export interface FakeEngine {
   readonly violations: string[];
   /** Requests that came while a Retry-After this engine gave was still running. */
   readonly earlyRetries: number[];
+  /** The most requests it was ever working on at once (arrived, not yet answered). */
+  readonly peakInFlight: number;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -108,12 +111,18 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
   const violations: string[] = [];
   const earlyRetries: number[] = [];
   const sockets = new Set<Socket>();
-  /** The last Retry-After given: requests may come again from `from` (100 ms after it, see below) `until`. */
-  let retryAfter = { from: 0, until: 0 };
+  /**
+   * The last Retry-After given: requests may come again from `from` (100 ms after it) `until`;
+   * `excused` more arrivals in that window are not early (see where it is set).
+   */
+  let retryAfter = { from: 0, until: 0, excused: 0 };
   let server: Server | null = null;
   let stopping = false;
   /** Answers being written: stop() waits for them. */
   const answering = new Set<Promise<void>>();
+  /** Requests arrived and not yet answered: the client's concurrency as the provider sees it. */
+  let inFlight = 0;
+  let peakInFlight = 0;
 
   const send = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     res.writeHead(status, { "content-type": "application/json", ...headers });
@@ -136,6 +145,24 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const arrived = Date.now();
+    // Counted from arrival until the answer is handed to the socket (or the connection is cut): the
+    // client can send its next request only after reading this answer, so the count never runs ahead.
+    inFlight += 1;
+    peakInFlight = Math.max(peakInFlight, inFlight);
+    const concurrency = options.limits?.concurrency ?? 0;
+    if (concurrency > 0 && inFlight > concurrency)
+      violations.push(`${inFlight} requests in flight > ${concurrency} allowed`);
+    let released = false;
+    const release = () => {
+      if (!released) inFlight -= 1;
+      released = true;
+    };
+    const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+    res.end = ((...args: unknown[]) => {
+      release();
+      return end(...args);
+    }) as typeof res.end;
+    res.once("close", release);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     if (stopping) {
@@ -175,7 +202,10 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
     };
     requests.push(record);
     const n = requests.length;
-    if (arrived > retryAfter.from && arrived < retryAfter.until) earlyRetries.push(n);
+    if (arrived > retryAfter.from && arrived < retryAfter.until) {
+      if (retryAfter.excused > 0) retryAfter.excused -= 1;
+      else earlyRetries.push(n);
+    }
     if (options.limits) {
       for (const problem of checkLimits(requests, arrived, options.limits))
         violations.push(`request ${n}: ${problem}`);
@@ -198,9 +228,19 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
       const seconds = forced.retryAfterSeconds;
       if (seconds !== undefined) headers["retry-after"] = String(seconds);
       return answer(forced.status, () => {
-        // A request sent before the client read this answer is not early: allow it 100 ms.
-        if (seconds !== undefined)
-          retryAfter = { from: Date.now() + 100, until: Date.now() + seconds * 1000 };
+        // A request sent before the client read this answer is not early. Allow 100 ms, and, when the
+        // client's concurrency is known, as many later arrivals as it may have had in flight without
+        // this engine having seen them yet: on a loaded machine a request sent before the client read
+        // this answer can reach this handler well after 100 ms. A client that ignored Retry-After
+        // would still send more than that within the window.
+        if (seconds !== undefined) {
+          const concurrency = options.limits?.concurrency ?? 0;
+          retryAfter = {
+            from: Date.now() + 100,
+            until: Date.now() + seconds * 1000,
+            excused: Math.max(0, concurrency - inFlight),
+          };
+        }
         refuse(
           res,
           forced.status,
@@ -272,6 +312,9 @@ export async function startFakeEngine(options: FakeEngineOptions, port = 0): Pro
     requests,
     violations,
     earlyRetries,
+    get peakInFlight() {
+      return peakInFlight;
+    },
     async start() {
       if (server) return;
       const listening = createServer((req, res) => {

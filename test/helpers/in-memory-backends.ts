@@ -26,8 +26,9 @@ import type { ChunkWrite, ChunkWriteResult, VectorStore } from "../../src/vector
 
 /**
  * In-memory stand-ins for the queue, the store and the embedder, enough for the HTTP app's routes
- * (test/unit/app.test.ts) and the ingest pipeline (test/unit/ingest-pipeline.test.ts): no SQLite,
- * no model, no child process. `down` makes every call fail the
+ * (test/unit/app.test.ts) and the ingest pipeline (test/unit/ingest-pipeline.test.ts over a real
+ * SQLite queue, test/unit/ingest-pipeline-lifecycle.test.ts over memoryLeaseQueue): no model, no
+ * child process. `down` makes every call fail the
  * way an unreachable backend does (a retryable ProcessingError), for the 503 paths.
  */
 

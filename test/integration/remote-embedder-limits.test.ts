@@ -12,6 +12,7 @@ import { getJson, postJson } from "../helpers/server-process.js";
 const RPM = 300;
 const TPM = 24_000;
 const MAX_BATCH = 4;
+const CONCURRENCY = 4;
 const CHUNKS = 160;
 
 /** Unique texts of 15–40 tokens, so the fake can tell every text apart. */
@@ -41,7 +42,9 @@ describe("remote engine with rate limits, 429s and failures: every chunk stored 
       protocol: "openai",
       models: ["fake-model"],
       countTokens: (text) => counter.count(text),
-      limits: { rpm: RPM, tpm: TPM, largestInputTokens: 256 },
+      limits: { rpm: RPM, tpm: TPM, largestInputTokens: 256, concurrency: CONCURRENCY },
+      // Answers take a while, as a provider's do, so requests overlap and the concurrency is tested.
+      latencyMs: 150,
       schedule: (n) => {
         // A run of failures long enough that some requests exhaust their in-call retries: the batch
         // then goes back to the queue, and its retry must not send the texts already embedded.
@@ -59,7 +62,7 @@ describe("remote engine with rate limits, 429s and failures: every chunk stored 
       EMBEDDER_RPM: String(RPM),
       EMBEDDER_TPM: String(TPM),
       EMBEDDER_MAX_BATCH: String(MAX_BATCH),
-      EMBEDDER_CONCURRENCY: "4",
+      EMBEDDER_CONCURRENCY: String(CONCURRENCY),
       MAX_ATTEMPTS: "6",
       RETRY_BASE_MS: "100",
       RETRY_MAX_MS: "1000",
@@ -109,9 +112,12 @@ describe("remote engine with rate limits, 429s and failures: every chunk stored 
     );
     assert.ok((await metric(server.url, "rag_embed_remote_cache_hits_total")) > 0);
 
-    // Limits: the engine checked every request against the promised rate; none was over, none came
-    // before a Retry-After had passed, and no request carried more than EMBEDDER_MAX_BATCH texts.
+    // Limits: the engine checked every request against the promised rate and EMBEDDER_CONCURRENCY;
+    // none was over, none came before a Retry-After had passed, and no request carried more than
+    // EMBEDDER_MAX_BATCH texts.
     assert.deepEqual(engine.violations, []);
+    assert.ok(engine.peakInFlight <= CONCURRENCY, `${engine.peakInFlight} requests in flight at once`);
+    assert.ok(engine.peakInFlight >= 2, "several requests were in flight at once");
     assert.deepEqual(engine.earlyRetries, [], "requests waited for Retry-After");
     assert.ok(engine.requests.every((r) => r.inputs <= MAX_BATCH));
     assert.ok(
