@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { AppError, ProcessingError } from "../domain/errors.js";
 import { pointId } from "../domain/ids.js";
+import { bindingFor, type ModelBinding } from "../domain/model-binding.js";
 import type { Distance, QueuedChunk } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
@@ -238,8 +239,9 @@ export class IngestPipeline {
           "chunks changed in the store after they were planned; retrying them shortly",
         );
       }
-      // Chunks that failed alone (the rest of their batch is committed) retry or die on their own.
-      for (const { chunk, error } of failed) await this.handleFailure(lease, error, [chunk]);
+      // Chunks that failed alone (the rest of their batch is committed) retry or die on their own; those
+      // failed by one error (their collection refused them) in one call.
+      for (const [error, group] of groupByError(failed)) await this.handleFailure(lease, error, group);
       this.metrics.committed((performance.now() - commitStarted) / 1000);
       const collectionOf = (seq: number) => bySeq.get(seq)?.collection ?? "";
       for (const outcome of acked) this.metrics.outcome(collectionOf(outcome.seq), outcome.state, 1);
@@ -305,6 +307,8 @@ export class IngestPipeline {
     chunks: QueuedChunk[],
   ): Promise<{ chunks: PlannedChunk[]; tokens: number; failed: FailedChunk[] }> {
     const info = this.deps.embedder.info();
+    const binding = bindingFor(info);
+    const failed: FailedChunk[] = [];
     const byCollection = new Map<string, QueuedChunk[]>();
     for (const chunk of chunks) {
       const list = byCollection.get(chunk.collection) ?? [];
@@ -315,7 +319,15 @@ export class IngestPipeline {
     const planned: PlannedChunk[] = [];
     const toEmbed: EmbedPlan[] = [];
     for (const [collection, list] of byCollection) {
-      await this.ensureCollection(collection, info.dimension);
+      try {
+        await this.ensureCollection(collection, info.dimension, binding);
+      } catch (error) {
+        // A collection bound to another model (or shape) refuses its own chunks only; the rest of
+        // the reservation goes on.
+        if (!(error instanceof AppError) || !REFUSED_BY_COLLECTION.has(error.code)) throw error;
+        for (const chunk of list) failed.push({ chunk, error });
+        continue;
+      }
       const stored = await this.deps.store.fingerprints(
         collection,
         list.map((c) => pointId(collection, c.chunkId)),
@@ -329,7 +341,6 @@ export class IngestPipeline {
     }
 
     let tokens = 0;
-    const failed: FailedChunk[] = [];
     if (toEmbed.length > 0) {
       const embedStarted = performance.now();
       const results = await this.embedIsolatingFailures(toEmbed.map((e) => e.chunk));
@@ -365,9 +376,19 @@ export class IngestPipeline {
     return { chunks: planned, tokens, failed };
   }
 
-  private async ensureCollection(collection: string, dimension: number): Promise<void> {
+  /** Creates the collection bound to the model, or checks (adopting an unbound one) that it is. */
+  private async ensureCollection(
+    collection: string,
+    dimension: number,
+    binding: ModelBinding,
+  ): Promise<void> {
     if (this.ensuredCollections.has(collection)) return;
-    await this.deps.store.ensureCollection({ name: collection, dimension, distance: this.options.distance });
+    await this.deps.store.ensureCollection({
+      name: collection,
+      dimension,
+      distance: this.options.distance,
+      binding,
+    });
     this.ensuredCollections.add(collection);
   }
 
@@ -474,4 +495,13 @@ export class IngestPipeline {
 interface FailedChunk {
   chunk: QueuedChunk;
   error: unknown;
+}
+
+/** Errors of ensureCollection that concern one collection, not the store as a whole. */
+const REFUSED_BY_COLLECTION: ReadonlySet<string> = new Set(["model_mismatch", "dimension_mismatch"]);
+
+function groupByError(failed: readonly FailedChunk[]): Map<unknown, QueuedChunk[]> {
+  const groups = new Map<unknown, QueuedChunk[]>();
+  for (const { chunk, error } of failed) groups.set(error, [...(groups.get(error) ?? []), chunk]);
+  return groups;
 }

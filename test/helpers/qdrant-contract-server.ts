@@ -59,6 +59,8 @@ export interface MemoryCollection {
   distance: "Cosine" | "Euclid" | "Dot" | "Manhattan";
   points: Map<string, MemoryPoint>;
   payloadSchema: Record<string, { data_type: string; points: number }>;
+  /** The collection's metadata (Qdrant 1.16+): set on create, merged by PATCH, shown in its config. */
+  metadata: Record<string, Json> | null;
 }
 
 /** A request error inside a handler, answered as Qdrant does: `{status: {error}}` with an HTTP status. */
@@ -334,6 +336,7 @@ function memoryQdrant(
           optimizer_config: {},
           wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
           quantization_config: null,
+          ...(c.metadata === null ? {} : { metadata: structuredClone(c.metadata) }),
         },
         payload_schema: c.payloadSchema,
       };
@@ -346,12 +349,32 @@ function memoryQdrant(
       if (vectors?.size === undefined || vectors.distance === undefined) {
         throw new QdrantHttpError(400, "Wrong input: the contract server supports one unnamed vector only");
       }
+      const metadata = b.metadata as Record<string, Json> | null | undefined;
       collections.set(name, {
         size: vectors.size,
         distance: vectors.distance,
         points: new Map(),
         payloadSchema: {},
+        metadata: metadata === undefined || metadata === null ? null : structuredClone(metadata),
       });
+      return true;
+    }
+    case "update_collection": {
+      // Only metadata is implemented: merged key by key, a null value removing its key (the spec's words).
+      const c = requireCollection(collections, name);
+      const unsupported = Object.keys(b).filter((k) => k !== "metadata" && b[k] !== null);
+      if (unsupported.length > 0) {
+        throw new QdrantHttpError(501, `update_collection ${unsupported.join(",")} is not implemented here`);
+      }
+      const metadata = b.metadata as Record<string, Json> | null | undefined;
+      if (metadata !== undefined && metadata !== null) {
+        const merged: Record<string, Json> = { ...(c.metadata ?? {}) };
+        for (const [k, v] of Object.entries(metadata)) {
+          if (v === null) delete merged[k];
+          else merged[k] = structuredClone(v);
+        }
+        c.metadata = merged;
+      }
       return true;
     }
     case "create_field_index": {

@@ -24,6 +24,8 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     };
   return {
     ensureCollection: guard((spec) => inner.ensureCollection(spec)),
+    describeCollection: guard((c) => inner.describeCollection(c)),
+    adoptCollection: guard((c, b) => inner.adoptCollection(c, b)),
     writeChunks: guard((c, w) => inner.writeChunks(c, w)),
     fingerprints: guard((c, ids) => inner.fingerprints(c, ids)),
     deleteDocument: guard((c, d, v) => inner.deleteDocument(c, d, v)),

@@ -7,6 +7,7 @@ import { Admission } from "../../src/server/admission.js";
 import { type App, type AppDeps, buildApp } from "../../src/server/app.js";
 import { guardBackend } from "../../src/server/backend-guard.js";
 import { BackendHealth, type BackendName } from "../../src/server/backend-health.js";
+import { CollectionBindings } from "../../src/server/collection-bindings.js";
 import {
   DeadLetterPage,
   DeadLettersDiscarded,
@@ -86,12 +87,19 @@ function harness(options: { apiKeys?: string[]; readyFailureMs?: number } = {}):
     queue: guardedQueue,
     store: guardedStore,
     embedder,
-    admission: new Admission(guardedQueue, throughput as never, embedder, model, {
-      maxQueueSize: 100,
-      maxQueueTokens: 1_000_000,
-      maxChunksPerRequest: 50,
-      maxWindowsPerChunk: 8,
-    }),
+    admission: new Admission(
+      guardedQueue,
+      throughput as never,
+      embedder,
+      model,
+      {
+        maxQueueSize: 100,
+        maxQueueTokens: 1_000_000,
+        maxChunksPerRequest: 50,
+        maxWindowsPerChunk: 8,
+      },
+      new CollectionBindings(guardedStore),
+    ),
     throughput: throughput as never,
     model,
     isShuttingDown: () => false,

@@ -1,4 +1,5 @@
 import { AppError } from "../../domain/errors.js";
+import { type ModelBinding, parseBinding } from "../../domain/model-binding.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
 import type {
   Distance,
@@ -9,11 +10,13 @@ import type {
   WindowPlacement,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { assertRecordFingerprints, assertSameBinding } from "../binding-checks.js";
 import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import {
   type ChunkWrite,
   type ChunkWriteResult,
+  type CollectionDescription,
   type CollectionSpec,
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
@@ -32,6 +35,8 @@ interface CollectionRow {
   name: string;
   dimension: number;
   distance: string;
+  /** JSON ModelBinding; NULL for a collection made before bindings and not used since. */
+  binding: string | null;
 }
 
 interface FingerprintRow {
@@ -39,6 +44,7 @@ interface FingerprintRow {
   content_hash: string;
   payload_hash: string;
   version: number | null;
+  model_fingerprint: string | null;
 }
 
 interface HitRow {
@@ -89,6 +95,8 @@ CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document
  *   versions existed) counts as older than any version.
  * - window_layout (JSON WindowPlacement) is set on the windows of a split chunk: where each window's
  *   text sits in the chunk's text, so the chunk's text need not be stored beside its windows.
+ * - model_fingerprint is the fingerprint of the embedding profile that made the point's vector; the
+ *   collections table (the store's catalog) holds the profile itself as `binding`.
  */
 function migrate(db: SqliteDatabase): void {
   const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_points')").all();
@@ -100,6 +108,15 @@ function migrate(db: SqliteDatabase): void {
   }
   if (!columns.some((c) => c.name === "window_layout")) {
     db.exec("ALTER TABLE vs_points ADD COLUMN window_layout TEXT");
+  }
+  if (!columns.some((c) => c.name === "model_fingerprint")) {
+    db.exec("ALTER TABLE vs_points ADD COLUMN model_fingerprint TEXT");
+  }
+  const catalog = db
+    .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_collections')")
+    .all();
+  if (!catalog.some((c) => c.name === "binding")) {
+    db.exec("ALTER TABLE vs_collections ADD COLUMN binding TEXT");
   }
   db.exec("CREATE INDEX IF NOT EXISTS vs_points_group ON vs_points (collection, group_id)");
 }
@@ -127,6 +144,7 @@ export class SqliteVecStore implements VectorStore {
     this.writeTx = db.transaction((collection: string, writes: ChunkWrite[]) => {
       const spec = this.requireCollection(collection);
       checkWrites(collection, writes);
+      assertRecordFingerprints(collection, spec.binding, writes);
       assertVectorDimensions(
         collection,
         writes.flatMap((w) => (w.kind === "points" ? w.records : [])),
@@ -150,8 +168,9 @@ export class SqliteVecStore implements VectorStore {
     }
     // Insert-or-ignore then read back: another process may create the same collection concurrently,
     // and whichever shape won must be compared against, never overwritten.
-    this.stmts.insertCollection.run(spec.name, spec.dimension, distance, new Date().toISOString());
-    const existing = this.stmts.getCollection.get(spec.name);
+    const binding = spec.binding === undefined ? null : JSON.stringify(spec.binding);
+    this.stmts.insertCollection.run(spec.name, spec.dimension, distance, new Date().toISOString(), binding);
+    let existing = this.stmts.getCollection.get(spec.name);
     if (existing === undefined) throw new Error(`Collection "${spec.name}" vanished right after creation`);
     if (existing.dimension !== spec.dimension || existing.distance !== distance) {
       throw new AppError(
@@ -167,6 +186,35 @@ export class SqliteVecStore implements VectorStore {
         },
       );
     }
+    if (spec.binding !== undefined && existing.binding === null) {
+      this.stmts.adopt.run(JSON.stringify({ ...spec.binding, adopted: true }), spec.name);
+      existing = this.stmts.getCollection.get(spec.name) ?? existing;
+    }
+    assertSameBinding(spec.name, parseStoredBinding(existing.binding), spec.binding);
+  }
+
+  async describeCollection(collection: string): Promise<CollectionDescription | null> {
+    const row = this.stmts.getCollection.get(collection);
+    if (row === undefined) return null;
+    return {
+      name: row.name,
+      dimension: row.dimension,
+      distance: row.distance as CollectionDescription["distance"],
+      binding: parseStoredBinding(row.binding),
+    };
+  }
+
+  /** One conditional UPDATE: of two processes adopting at once, the first wins and the second reads it. */
+  async adoptCollection(collection: string, binding: ModelBinding): Promise<ModelBinding> {
+    this.stmts.adopt.run(JSON.stringify({ ...binding, adopted: true }), collection);
+    const row = this.stmts.getCollection.get(collection);
+    const stored = row === undefined ? null : parseStoredBinding(row.binding);
+    if (stored === null) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    return stored;
   }
 
   async writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]> {
@@ -185,7 +233,7 @@ export class SqliteVecStore implements VectorStore {
       const batch = unique.slice(start, start + FINGERPRINT_BATCH);
       const rows = this.db
         .prepare<string[], FingerprintRow>(
-          `SELECT id, content_hash, payload_hash, version FROM vs_points WHERE collection = ? AND id IN (${placeholders(batch.length)})`,
+          `SELECT id, content_hash, payload_hash, version, model_fingerprint FROM vs_points WHERE collection = ? AND id IN (${placeholders(batch.length)})`,
         )
         .all(collection, ...batch);
       for (const row of rows) {
@@ -193,6 +241,7 @@ export class SqliteVecStore implements VectorStore {
           contentHash: row.content_hash,
           payloadHash: row.payload_hash,
           version: row.version,
+          ...(row.model_fingerprint === null ? {} : { modelFingerprint: row.model_fingerprint }),
         });
       }
     }
@@ -219,6 +268,7 @@ export class SqliteVecStore implements VectorStore {
           vectorBlob(r.vector),
           r.version,
           r.window === undefined ? null : JSON.stringify(r.window),
+          r.modelFingerprint ?? null,
           now,
         );
       }
@@ -349,7 +399,11 @@ export class SqliteVecStore implements VectorStore {
   /** The database belongs to the caller (the queue shares it), so closing the store leaves it open. */
   async close(): Promise<void> {}
 
-  private requireCollection(collection: string): { dimension: number; distance: SupportedDistance } {
+  private requireCollection(collection: string): {
+    dimension: number;
+    distance: SupportedDistance;
+    binding: ModelBinding | null;
+  } {
     const row = this.stmts.getCollection.get(collection);
     if (row === undefined) {
       throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
@@ -365,7 +419,7 @@ export class SqliteVecStore implements VectorStore {
         },
       );
     }
-    return { dimension: row.dimension, distance: row.distance };
+    return { dimension: row.dimension, distance: row.distance, binding: parseStoredBinding(row.binding) };
   }
 }
 
@@ -373,10 +427,13 @@ function prepareStatements(db: SqliteDatabase) {
   return {
     ping: db.prepare("SELECT 1 FROM vs_collections LIMIT 1"),
     getCollection: db.prepare<[string], CollectionRow>(
-      "SELECT name, dimension, distance FROM vs_collections WHERE name = ?",
+      "SELECT name, dimension, distance, binding FROM vs_collections WHERE name = ?",
     ),
-    insertCollection: db.prepare<[string, number, string, string]>(
-      "INSERT INTO vs_collections (name, dimension, distance, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+    insertCollection: db.prepare<[string, number, string, string, string | null]>(
+      "INSERT INTO vs_collections (name, dimension, distance, created_at, binding) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+    ),
+    adopt: db.prepare<[string, string]>(
+      "UPDATE vs_collections SET binding = ? WHERE name = ? AND binding IS NULL",
     ),
     // The version rule: an existing point changes only when its version is NULL (written before
     // versions existed) or older than the one written.
@@ -393,13 +450,14 @@ function prepareStatements(db: SqliteDatabase) {
         Buffer,
         number,
         string | null,
+        string | null,
         string,
       ]
     >(
       `INSERT INTO vs_points
          (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, version,
-          window_layout, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          window_layout, model_fingerprint, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(collection, id) DO UPDATE SET
          chunk_id = excluded.chunk_id,
          group_id = excluded.group_id,
@@ -410,6 +468,7 @@ function prepareStatements(db: SqliteDatabase) {
          vector = excluded.vector,
          version = excluded.version,
          window_layout = excluded.window_layout,
+         model_fingerprint = excluded.model_fingerprint,
          updated_at = excluded.updated_at
        WHERE vs_points.version IS NULL OR vs_points.version < excluded.version`,
     ),
@@ -454,6 +513,10 @@ function supportedDistance(distance: Distance): SupportedDistance {
       details: { distance },
     },
   );
+}
+
+function parseStoredBinding(json: string | null): ModelBinding | null {
+  return json === null ? null : parseBinding(JSON.parse(json));
 }
 
 /**
