@@ -197,18 +197,26 @@ export class QdrantStore implements VectorStore {
       }),
     );
     const after = await this.readCollection(collection, "adoptCollection");
-    const stored = after === undefined ? null : bindingOf(after);
-    if (stored === null) {
-      throw new AppError(
-        "collection_not_found",
-        `Collection "${collection}" lost its binding right after adoption`,
-        {
-          details: { collection, key: BINDING_METADATA_KEY },
-        },
-      );
+    if (after === undefined) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
     }
-    this.bindings.set(collection, stored);
-    return stored;
+    const stored = bindingOf(after);
+    if (stored !== null) {
+      this.bindings.set(collection, stored);
+      return stored;
+    }
+    // A Qdrant that keeps no collection metadata (older than the contract this adapter follows)
+    // accepts the field and drops it. This process still holds the binding (and checks its own
+    // writes against it), but nothing is recorded for the next one: say so rather than fail ingest.
+    this.logger?.warn(
+      { collection, key: BINDING_METADATA_KEY },
+      "this Qdrant keeps no collection metadata: the collection's model binding is not recorded, so a server with another model will not be refused",
+    );
+    const held = { ...binding, adopted: true };
+    this.bindings.set(collection, held);
+    return held;
   }
 
   /**
