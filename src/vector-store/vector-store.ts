@@ -103,6 +103,13 @@ export interface VectorStore {
    */
   adoptCollection(collection: string, binding: ModelBinding): Promise<ModelBinding>;
   /**
+   * Points `alias` at `collection` in one atomic step, replacing whatever it pointed at: from then on
+   * every call naming `alias` reaches `collection` (point ids stay derived from the name called with).
+   * The cutover primitive of blue/green re-embedding. `collection_not_found` if `collection` does not
+   * exist; `invalid_request` if `alias` is the name of a collection.
+   */
+  setAlias(alias: string, collection: string): Promise<void>;
+  /**
    * Refuses the whole call with `model_mismatch`, before writing anything, when the collection is
    * bound and a record carries another model fingerprint (or none): vectors of two profiles never mix.
    * Applies each chunk's write over older versions only (window points before the fingerprint

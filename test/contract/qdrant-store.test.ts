@@ -63,6 +63,7 @@ describe("QdrantStore against the OpenAPI-validating contract server", () => {
       "delete_points",
       "query_points",
       "update_collection",
+      "update_aliases",
     ]) {
       assert.ok(operations.has(op), `the contract suite never exercised ${op}`);
     }
@@ -507,6 +508,31 @@ describe("QdrantStore specifics", () => {
   after(async () => {
     await store.close();
     await server.close();
+  });
+
+  it("swaps an alias in one POST /collections/aliases with delete + create actions", async () => {
+    const blue = uniqueCollection();
+    const green = uniqueCollection();
+    const alias = uniqueCollection();
+    for (const c of [blue, green])
+      await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.setAlias(alias, blue);
+    const before = server.requests.length;
+    await store.setAlias(alias, green);
+    const sent = server.requests.slice(before);
+    assert.deepEqual(
+      sent.map((r) => `${r.method} ${r.path}`),
+      ["POST /collections/aliases"],
+      "one request, nothing before or after it",
+    );
+    assert.ok(sent[0]?.valid, "the request validates against the spec");
+    assert.deepEqual(sent[0]?.body, {
+      actions: [
+        { delete_alias: { alias_name: alias } },
+        { create_alias: { collection_name: green, alias_name: alias } },
+      ],
+    });
+    assert.equal(server.aliases.get(alias), green);
   });
 
   it("keeps the binding in the collection's own metadata, adopts with one PATCH, and stamps _rag.model_fingerprint", async () => {

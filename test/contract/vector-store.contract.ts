@@ -346,6 +346,43 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
       });
     });
 
+    describe("setAlias (cutover)", () => {
+      it("points a name at one collection, then swaps it to another; calls by the alias reach the target", async () => {
+        const blue = await cosineCollection(2);
+        const green = await cosineCollection(2);
+        const alias = uniqueCollection();
+        await seed(store, blue, [makeRecord(blue, "old", [1, 0])]);
+        await seed(store, green, [makeRecord(green, "new-1", [1, 0]), makeRecord(green, "new-2", [0, 1])]);
+
+        await store.setAlias(alias, blue);
+        assert.deepEqual(await ids(alias, [1, 0]), ["old"]);
+        assert.equal(await store.count(alias), 1);
+        await store.setAlias(alias, green);
+        assert.deepEqual(await ids(alias, [1, 0]), ["new-1", "new-2"]);
+        assert.equal(await store.count(alias), 2);
+        assert.equal((await store.describeCollection(alias))?.dimension, 2);
+
+        // Writes through the alias land in its target, ids derived from the alias's name.
+        await seed(store, alias, [makeRecord(alias, "via-alias", [1, 1])]);
+        assert.equal(await store.count(green), 3);
+        assert.equal(await store.count(blue), 1);
+        // Back again (a rollback): the old collection was kept as it was.
+        await store.setAlias(alias, blue);
+        assert.deepEqual(await ids(alias, [1, 0]), ["old"]);
+      });
+
+      it("refuses a missing target and an alias named like a collection", async () => {
+        const blue = await cosineCollection(2);
+        const other = await cosineCollection(2);
+        await assert.rejects(
+          store.setAlias(uniqueCollection(), uniqueCollection()),
+          hasCode("collection_not_found"),
+        );
+        await assert.rejects(store.setAlias(other, blue), hasCode("invalid_request"));
+        assert.equal((await store.describeCollection(other))?.name, other);
+      });
+    });
+
     describe("writeChunks and count", () => {
       it("counts written points, and 0 for an unknown collection", async () => {
         const c = await cosineCollection(3);

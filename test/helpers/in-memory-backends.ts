@@ -215,6 +215,9 @@ export function memoryStore(): MemoryStore {
       found.binding ??= { ...binding, adopted: true };
       return found.binding;
     },
+    async setAlias() {
+      throw new Error("setAlias is not used by the HTTP app");
+    },
     async writeChunks() {
       check();
       return [];

@@ -40,8 +40,10 @@ export interface QdrantContractServer {
    * fault instead of an answer.
    */
   inject(fault: Fault, count?: number): void;
-  /** Direct look at the in-memory collections (for assertions, never through the API). */
+  /** Direct look at the in-memory collections (for assertions, never through the API); aliases resolve. */
   collection(name: string): MemoryCollection | undefined;
+  /** The in-memory aliases: alias name → collection name. */
+  aliases: Map<string, string>;
   close(): Promise<void>;
 }
 
@@ -140,6 +142,7 @@ export async function startQdrantContractServer(
   const version = options.version ?? "1.19.0";
   const api = await validatorBackend();
   const collections = new Map<string, MemoryCollection>();
+  const aliases = new Map<string, string>();
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
   const hanging = new Set<ServerResponse>();
@@ -230,6 +233,7 @@ export async function startQdrantContractServer(
     try {
       const result = memoryQdrant(
         collections,
+        aliases,
         operation.operationId ?? "",
         pathParam(context, "collection_name"),
         record.body as Record<string, Json> | undefined,
@@ -250,7 +254,8 @@ export async function startQdrantContractServer(
     inject(fault, count = 1) {
       for (let i = 0; i < count; i++) faults.push(fault);
     },
-    collection: (name) => collections.get(name),
+    collection: (name) => collections.get(aliases.get(name) ?? name),
+    aliases,
     async close() {
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
@@ -300,8 +305,13 @@ function normalizeId(id: PointId): PointId {
   return typeof id === "number" ? id : id.toLowerCase();
 }
 
-function requireCollection(collections: Map<string, MemoryCollection>, name: string): MemoryCollection {
-  const c = collections.get(name);
+/** A name reaches its collection directly or through an alias, as in Qdrant. */
+function requireCollection(
+  collections: Map<string, MemoryCollection>,
+  aliases: Map<string, string>,
+  name: string,
+): MemoryCollection {
+  const c = collections.get(aliases.get(name) ?? name);
   if (c === undefined) throw new QdrantHttpError(404, `Not found: Collection \`${name}\` doesn't exist!`);
   return c;
 }
@@ -310,14 +320,44 @@ const UPDATE_RESULT = { operation_id: 0, status: "completed" };
 
 function memoryQdrant(
   collections: Map<string, MemoryCollection>,
+  aliases: Map<string, string>,
   operationId: string,
   name: string,
   body: Record<string, Json> | undefined,
 ): unknown {
   const b = body ?? {};
   switch (operationId) {
+    case "update_aliases": {
+      // All actions checked against a copy, then applied at once: Qdrant's alias changes are atomic.
+      const next = new Map(aliases);
+      for (const action of (b.actions ?? []) as Array<Record<string, Record<string, string>>>) {
+        if (action.delete_alias !== undefined) {
+          next.delete(String(action.delete_alias.alias_name));
+        } else if (action.create_alias !== undefined) {
+          const { alias_name: alias, collection_name: target } = action.create_alias as Record<
+            string,
+            string
+          >;
+          if (!collections.has(String(target))) {
+            throw new QdrantHttpError(404, `Not found: Collection \`${target}\` doesn't exist!`);
+          }
+          if (collections.has(String(alias)) || next.has(String(alias))) {
+            throw new QdrantHttpError(409, `Wrong input: Collection \`${alias}\` already exists!`);
+          }
+          next.set(String(alias), String(target));
+        } else {
+          throw new QdrantHttpError(
+            501,
+            `alias action ${Object.keys(action).join(",")} not implemented here`,
+          );
+        }
+      }
+      aliases.clear();
+      for (const [alias, target] of next) aliases.set(alias, target);
+      return true;
+    }
     case "get_collection": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       return {
         status: "green",
         optimizer_status: "ok",
@@ -342,7 +382,7 @@ function memoryQdrant(
       };
     }
     case "create_collection": {
-      if (collections.has(name)) {
+      if (collections.has(name) || aliases.has(name)) {
         throw new QdrantHttpError(409, `Wrong input: Collection \`${name}\` already exists!`);
       }
       const vectors = b.vectors as { size?: number; distance?: MemoryCollection["distance"] } | undefined;
@@ -361,7 +401,7 @@ function memoryQdrant(
     }
     case "update_collection": {
       // Only metadata is implemented: merged key by key, a null value removing its key (the spec's words).
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const unsupported = Object.keys(b).filter((k) => k !== "metadata" && b[k] !== null);
       if (unsupported.length > 0) {
         throw new QdrantHttpError(501, `update_collection ${unsupported.join(",")} is not implemented here`);
@@ -378,7 +418,7 @@ function memoryQdrant(
       return true;
     }
     case "create_field_index": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const schema = b.field_schema;
       const type =
         typeof schema === "string" ? schema : ((schema as { type?: string } | null)?.type ?? "keyword");
@@ -386,7 +426,7 @@ function memoryQdrant(
       return UPDATE_RESULT;
     }
     case "upsert_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const points = (b.points ?? []) as Array<{
         id: PointId;
         vector: Json;
@@ -431,7 +471,7 @@ function memoryQdrant(
       return UPDATE_RESULT;
     }
     case "get_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const ids = (b.ids ?? []) as PointId[];
       const out: unknown[] = [];
       for (const id of ids) {
@@ -447,7 +487,7 @@ function memoryQdrant(
     }
     case "scroll_points": {
       // Points in id order after `offset`, filtered, `limit` of them; next_page_offset resumes.
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const limit = typeof b.limit === "number" ? b.limit : 10;
       const after = b.offset === undefined || b.offset === null ? null : idKey(b.offset as PointId);
       const sorted = [...c.points.values()]
@@ -464,18 +504,18 @@ function memoryQdrant(
       };
     }
     case "count_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       let n = 0;
       for (const p of c.points.values()) if (matchesFilter(p, b.filter)) n++;
       return { count: n };
     }
     case "delete_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       deleteSelected(c, b);
       return UPDATE_RESULT;
     }
     case "batch_update": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const results: unknown[] = [];
       for (const op of (b.operations ?? []) as Array<Record<string, Record<string, Json>>>) {
         if (op.overwrite_payload !== undefined) {
@@ -500,7 +540,7 @@ function memoryQdrant(
       return results;
     }
     case "query_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       let query = b.query as Json;
       if (typeof query === "object" && query !== null && !Array.isArray(query) && "nearest" in query) {
         query = query.nearest as Json;

@@ -26,6 +26,7 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     ensureCollection: guard((spec) => inner.ensureCollection(spec)),
     describeCollection: guard((c) => inner.describeCollection(c)),
     adoptCollection: guard((c, b) => inner.adoptCollection(c, b)),
+    setAlias: guard((a, c) => inner.setAlias(a, c)),
     writeChunks: guard((c, w) => inner.writeChunks(c, w)),
     fingerprints: guard((c, ids) => inner.fingerprints(c, ids)),
     deleteDocument: guard((c, d, v) => inner.deleteDocument(c, d, v)),

@@ -219,6 +219,34 @@ export class QdrantStore implements VectorStore {
     return held;
   }
 
+  /** One POST /collections/aliases: Qdrant applies its delete and create actions atomically. */
+  async setAlias(alias: string, collection: string): Promise<void> {
+    try {
+      await this.call("set alias", collection, () =>
+        this.client.updateCollectionAliases({
+          actions: [
+            { delete_alias: { alias_name: alias } },
+            { create_alias: { collection_name: collection, alias_name: alias } },
+          ],
+        }),
+      );
+    } catch (error) {
+      // classify() keeps Qdrant's answer as the cause: a 409 means the alias's name is a collection's.
+      if (!isAlreadyExists(error instanceof Error ? error.cause : undefined)) throw error;
+      throw new AppError(
+        "invalid_request",
+        `"${alias}" is the name of a collection; an alias needs a name of its own`,
+        {
+          details: { alias, collection },
+        },
+      );
+    } finally {
+      // What this process knew under the alias's name was the old target's.
+      this.shapes.delete(alias);
+      this.bindings.delete(alias);
+    }
+  }
+
   /**
    * Per round (each chunk id once): window points, then fingerprint points, then touches, then the
    * fingerprints read back, then one delete of everything older than them. Requests are batched across

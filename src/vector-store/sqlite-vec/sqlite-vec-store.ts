@@ -85,6 +85,11 @@ CREATE TABLE IF NOT EXISTS vs_points (
   PRIMARY KEY (collection, id)
 );
 CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document_id);
+CREATE TABLE IF NOT EXISTS vs_aliases (
+  alias TEXT PRIMARY KEY,
+  collection TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
 `;
 
 /**
@@ -141,9 +146,11 @@ export class SqliteVecStore implements VectorStore {
 
     // db.transaction nests as a savepoint inside a caller's transaction, which is what lets the
     // embedded pipeline wrap the writes and the ack in one outer transaction.
-    this.writeTx = db.transaction((collection: string, writes: ChunkWrite[]) => {
+    this.writeTx = db.transaction((name: string, writes: ChunkWrite[]) => {
+      // Point ids come from the name called with (an alias's, during a cutover); rows live under the target.
+      const collection = this.resolve(name);
       const spec = this.requireCollection(collection);
-      checkWrites(collection, writes);
+      checkWrites(name, writes);
       assertRecordFingerprints(collection, spec.binding, writes);
       assertVectorDimensions(
         collection,
@@ -151,11 +158,12 @@ export class SqliteVecStore implements VectorStore {
         spec.dimension,
       );
       const now = new Date().toISOString();
-      return writes.map((write) => this.writeOne(collection, write, now));
+      return writes.map((write) => this.writeOne(collection, fingerprintId(name, write), write, now));
     });
   }
 
-  async ensureCollection(spec: CollectionSpec): Promise<void> {
+  async ensureCollection(requested: CollectionSpec): Promise<void> {
+    const spec = { ...requested, name: this.resolve(requested.name) };
     const distance = supportedDistance(spec.distance);
     if (!Number.isInteger(spec.dimension) || spec.dimension < 1) {
       throw new AppError(
@@ -194,10 +202,10 @@ export class SqliteVecStore implements VectorStore {
   }
 
   async describeCollection(collection: string): Promise<CollectionDescription | null> {
-    const row = this.stmts.getCollection.get(collection);
+    const row = this.stmts.getCollection.get(this.resolve(collection));
     if (row === undefined) return null;
     return {
-      name: row.name,
+      name: collection,
       dimension: row.dimension,
       distance: row.distance as CollectionDescription["distance"],
       binding: parseStoredBinding(row.binding),
@@ -205,7 +213,8 @@ export class SqliteVecStore implements VectorStore {
   }
 
   /** One conditional UPDATE: of two processes adopting at once, the first wins and the second reads it. */
-  async adoptCollection(collection: string, binding: ModelBinding): Promise<ModelBinding> {
+  async adoptCollection(name: string, binding: ModelBinding): Promise<ModelBinding> {
+    const collection = this.resolve(name);
     this.stmts.adopt.run(JSON.stringify({ ...binding, adopted: true }), collection);
     const row = this.stmts.getCollection.get(collection);
     const stored = row === undefined ? null : parseStoredBinding(row.binding);
@@ -226,7 +235,8 @@ export class SqliteVecStore implements VectorStore {
     return this.writeTx(collection, writes);
   }
 
-  async fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
+  async fingerprints(name: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
+    const collection = this.resolve(name);
     const result = new Map<string, PointFingerprint>();
     const unique = [...new Set(ids)];
     for (let start = 0; start < unique.length; start += FINGERPRINT_BATCH) {
@@ -253,7 +263,12 @@ export class SqliteVecStore implements VectorStore {
    * (stored version NULL or older), then the fingerprint point's version V decides the result and
    * every point of the chunk older than V goes.
    */
-  private writeOne(collection: string, write: ChunkWrite, now: string): ChunkWriteResult {
+  private writeOne(
+    collection: string,
+    fingerprintPoint: string,
+    write: ChunkWrite,
+    now: string,
+  ): ChunkWriteResult {
     if (write.kind === "points") {
       for (const r of write.records) {
         this.stmts.upsertPoint.run(
@@ -273,7 +288,7 @@ export class SqliteVecStore implements VectorStore {
         );
       }
     } else {
-      const id = fingerprintId(collection, write);
+      const id = fingerprintPoint;
       // The payload first: bumping the version first would make its own version check fail.
       if (write.payload !== null) {
         const { payload, payloadHash, documentId } = write.payload;
@@ -298,7 +313,7 @@ export class SqliteVecStore implements VectorStore {
         write.version,
       );
     }
-    const stored = this.stmts.fingerprint.get(collection, fingerprintId(collection, write));
+    const stored = this.stmts.fingerprint.get(collection, fingerprintPoint);
     if (stored?.version != null) this.stmts.deleteOlder.run(collection, write.chunkId, stored.version);
     return writeResult(write, stored && { version: stored.version, contentHash: stored.content_hash });
   }
@@ -312,8 +327,8 @@ export class SqliteVecStore implements VectorStore {
   }
 
   /** Synchronous `deleteDocument`, for callers inside a transaction of the same file. */
-  deleteDocumentSync(collection: string, documentId: string, belowVersion: number): DocumentDeletion {
-    const rows = this.stmts.deleteDocumentBelow.all(collection, documentId, belowVersion);
+  deleteDocumentSync(name: string, documentId: string, belowVersion: number): DocumentDeletion {
+    const rows = this.stmts.deleteDocumentBelow.all(this.resolve(name), documentId, belowVersion);
     const chunkIds = [...new Set(rows.map((r) => r.group_id))].slice(0, MAX_LISTED_CHUNK_IDS);
     return { deleted: rows.length, chunkIds };
   }
@@ -323,19 +338,21 @@ export class SqliteVecStore implements VectorStore {
     chunks: ReadonlyArray<{ chunkId: string; version: number }>,
   ): Promise<number> {
     let deleted = 0;
+    const target = this.resolve(collection);
     for (const { chunkId, version } of chunks) {
-      deleted += this.stmts.deleteChunkVersion.run(collection, chunkId, version).changes;
+      deleted += this.stmts.deleteChunkVersion.run(target, chunkId, version).changes;
     }
     return deleted;
   }
 
   async search(
-    collection: string,
+    name: string,
     vector: Float32Array,
     topK: number,
     filter?: SearchFilter,
   ): Promise<SearchHit[]> {
     assertTopK(topK);
+    const collection = this.resolve(name);
     const spec = this.requireCollection(collection);
     assertQueryDimension(collection, vector, spec.dimension);
     // sqlite-vec returns NULL cosine distance for a zero vector, and NULL sorts first; treating it as
@@ -362,7 +379,8 @@ export class SqliteVecStore implements VectorStore {
     }));
   }
 
-  async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
+  async parentTexts(name: string, parents: ParentRef[]): Promise<Map<string, string>> {
+    const collection = this.resolve(name);
     const stored: Array<{ group: string; point: StoredWindow }> = [];
     const groups = [...new Set(parents.map((p) => p.chunkId))];
     for (let start = 0; start < groups.length; start += FINGERPRINT_BATCH) {
@@ -388,7 +406,31 @@ export class SqliteVecStore implements VectorStore {
   }
 
   async count(collection: string): Promise<number> {
-    return this.stmts.count.get(collection)?.n ?? 0;
+    return this.stmts.count.get(this.resolve(collection))?.n ?? 0;
+  }
+
+  /** One upsert of the alias row: atomic, like Qdrant's alias actions. */
+  async setAlias(alias: string, collection: string): Promise<void> {
+    if (this.stmts.getCollection.get(alias) !== undefined) {
+      throw new AppError(
+        "invalid_request",
+        `"${alias}" is the name of a collection; an alias needs a name of its own`,
+        {
+          details: { alias, collection },
+        },
+      );
+    }
+    if (this.stmts.getCollection.get(collection) === undefined) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    this.stmts.setAlias.run(alias, collection, new Date().toISOString());
+  }
+
+  /** The collection a name reaches: an alias's target, else the name itself (one indexed read). */
+  private resolve(name: string): string {
+    return this.stmts.alias.get(name)?.collection ?? name;
   }
 
   /** Reads the collections table: the file is there, readable and not damaged. */
@@ -431,6 +473,11 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     insertCollection: db.prepare<[string, number, string, string, string | null]>(
       "INSERT INTO vs_collections (name, dimension, distance, created_at, binding) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+    ),
+    alias: db.prepare<[string], { collection: string }>("SELECT collection FROM vs_aliases WHERE alias = ?"),
+    setAlias: db.prepare<[string, string, string]>(
+      `INSERT INTO vs_aliases (alias, collection, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT(alias) DO UPDATE SET collection = excluded.collection, updated_at = excluded.updated_at`,
     ),
     adopt: db.prepare<[string, string]>(
       "UPDATE vs_collections SET binding = ? WHERE name = ? AND binding IS NULL",
