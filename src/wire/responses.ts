@@ -375,6 +375,13 @@ export const ModelDescription = Type.Object(
     normalize: Type.Boolean(),
     dtype: Type.String(),
     prefixes: Type.Object({ passage: Type.String(), query: Type.String() }),
+    weights_sha256: Nullable(
+      Type.String({ description: "sha256 of the ONNX weights; null when not known (remote)" }),
+    ),
+    fingerprint: Type.String({
+      description:
+        "The profile's fingerprint: collections bound to another one refuse this model's chunks (409 model_mismatch)",
+    }),
     distance: Type.Union([Type.Literal("Cosine"), Type.Literal("Euclid"), Type.Literal("Dot")]),
     token_counter: Type.Union([Type.Literal("tokenizer"), Type.Literal("estimate")], {
       description: "Who counts tokens against max_tokens: the model's tokenizer, or an estimate (remote)",

@@ -147,6 +147,13 @@ for (const stack of stacks) {
       assert.match(bound.body.binding.fingerprint, /^[0-9a-f]{12}$/);
       assert.equal(bound.body.binding.adopted, false);
       assert.equal(bound.body.model_matches, true);
+      const info = await getJson<{ fingerprint: string; weights_sha256: string }>(`${real.url}/model-info`);
+      assert.equal(
+        info.body.fingerprint,
+        bound.body.binding.fingerprint,
+        "/model-info names the same profile",
+      );
+      assert.equal(info.body.weights_sha256, REAL_WEIGHTS);
       assert.equal(await real.stop("SIGTERM"), 0);
 
       // 2. Same data, the random-weight MiniLM: same name, same graph, same dimension, other weights.
