@@ -1,10 +1,12 @@
 import { AppError } from "../domain/errors.js";
 import { bindingFor, type ModelBinding, modelFingerprint, modelMismatch } from "../domain/model-binding.js";
 import type { ModelInfo } from "../domain/types.js";
-import type { VectorStore } from "../vector-store/vector-store.js";
+import type { CollectionDescription, VectorStore } from "../vector-store/vector-store.js";
 
 /** Collections whose binding is remembered; beyond it the oldest is forgotten (and read again if used). */
 const DEFAULT_CACHE_SIZE = 10_000;
+/** After the store failed, uncached collections are let through unchecked this long without asking it. */
+const STORE_DOWN_GRACE_MS = 5_000;
 
 /**
  * Admission's check that a collection takes the model's vectors, before anything is queued: a
@@ -14,6 +16,8 @@ const DEFAULT_CACHE_SIZE = 10_000;
  */
 export class CollectionBindings {
   private readonly cache = new Map<string, ModelBinding>();
+  /** Until when the store is taken as down (a frozen one would hold every request BACKEND_TIMEOUT_MS). */
+  private storeDownUntil = 0;
 
   constructor(
     private readonly store: Pick<VectorStore, "describeCollection" | "adoptCollection">,
@@ -31,7 +35,20 @@ export class CollectionBindings {
       this.compare(collection, cached, model);
       return;
     }
-    const description = await this.store.describeCollection(collection);
+    if (Date.now() < this.storeDownUntil) return;
+    let description: CollectionDescription | null;
+    try {
+      description = await this.store.describeCollection(collection);
+    } catch (error) {
+      // Ingest stays open while the store is down (the queue is there to absorb that); the binding
+      // is then enforced where the chunks are written: ensureCollection refuses another profile and
+      // the chunks go to dead letters with model_mismatch, never into the collection.
+      if (error instanceof AppError && error.code === "store_unavailable") {
+        this.storeDownUntil = Date.now() + STORE_DOWN_GRACE_MS;
+        return;
+      }
+      throw error;
+    }
     if (description === null) return;
     if (model === null) {
       throw new AppError(

@@ -187,6 +187,9 @@ describe("a collection deleted behind the server's back is created again on the 
               throw new AppError("collection_not_found", `Collection "${c}" does not exist`);
             return inner.writeChunks(c, w);
           },
+          describeCollection: (c) => inner.describeCollection(c),
+          adoptCollection: (c, b) => inner.adoptCollection(c, b),
+          setAlias: (a, c) => inner.setAlias(a, c),
           fingerprints: (c, ids) => inner.fingerprints(c, ids),
           deleteDocument: (c, d, v) => inner.deleteDocument(c, d, v),
           deleteChunkVersions: (c, chunks) => inner.deleteChunkVersions(c, chunks),

@@ -488,6 +488,18 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
     assert.equal((missing.json() as { error: { code: string } }).error.code, "collection_not_found");
   });
 
+  it("keeps accepting ingest while the store is down: the binding is then checked where chunks are written", async () => {
+    const { app, queue, store } = harness();
+    store.down = true;
+    const accepted = await app.inject({
+      method: "POST",
+      url: "/v1/collections/docs/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    assert.equal(queue.jobs.size, 1);
+  });
+
   it("while the model loads, an existing collection's ingest waits (503 model_not_ready); a new one is accepted", async () => {
     const { app, queue, store, modelLoaded } = harness();
     await store.ensureCollection({
