@@ -1,13 +1,15 @@
 /**
  * npm run bench [-- --json FILE] [--docs N] [--runs N] [--only PHASES] [--korean-chunks N]
+ *                 [--progress-chunks N] [--progress-before PATH_TO_CLI_MAIN_JS]
  *                 [--server-env KEY=VALUE ...] [--build PATH_TO_CLI_MAIN_JS]
  *
  * Throughput in tokens per CPU-second (and per second) of the server end to end, of its embedder
  * alone (the Node ceiling) and of Python onnxruntime on the same file (the reference), on SciFact and
  * on a mixed-length set; /v1/embeddings; the e5 path on Korean text (tokenizer share, 4-bit against
  * int8); admission latency under load; memory. Phases: ceiling, reference, baseline, e2e, openai,
- * accept, rss, e5, korean (the server ingesting Korean chunks on e5 beside MiniLM) and batch (a
- * batch-shape sweep, only on request). See docs/bench.md.
+ * accept, rss, e5, progress (how soon and how smoothly a large job's progress shows), korean (the
+ * server ingesting Korean chunks on e5 beside MiniLM) and batch (a batch-shape sweep, only on
+ * request). See docs/bench.md.
  */
 import { existsSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
@@ -41,6 +43,7 @@ import {
   status,
   treeCpuSeconds,
 } from "./lib.js";
+import { progressBench } from "./progress.js";
 import { ensurePython, konlpyCorpusDir, type ReferenceRun, runPython } from "./python.js";
 
 const { values: args } = parseArgs({
@@ -48,11 +51,13 @@ const { values: args } = parseArgs({
     json: { type: "string" },
     docs: { type: "string", default: "600" },
     runs: { type: "string", default: "3" },
-    only: { type: "string", default: "ceiling,reference,baseline,e2e,openai,accept,rss,e5" },
+    only: { type: "string", default: "ceiling,reference,baseline,e2e,openai,accept,rss,e5,progress" },
     "server-env": { type: "string", multiple: true, default: [] },
     build: { type: "string" },
     "rss-chunks": { type: "string", default: "200000" },
     "korean-chunks": { type: "string", default: "400" },
+    "progress-chunks": { type: "string", default: "3000" },
+    "progress-before": { type: "string" },
   },
 });
 
@@ -481,7 +486,7 @@ type Round = Partial<Record<"ceiling" | "reference" | "baseline" | "e2e" | "open
 async function main() {
   const benchStarted = performance.now();
   log(`${DOCS} SciFact docs, ${RUNS} runs, ${THREADS} threads, phases ${[...PHASES].join(",")}`);
-  const needServer = ["e2e", "openai", "accept", "rss", "korean"].some((p) => PHASES.has(p));
+  const needServer = ["e2e", "openai", "accept", "rss", "korean", "progress"].some((p) => PHASES.has(p));
   const serverMain = needServer ? (args.build ?? buildServer()) : "";
   const needPython = ["reference", "e5", "batch"].some((p) => PHASES.has(p));
   const python = needPython ? ensurePython(log) : null;
@@ -551,6 +556,18 @@ async function main() {
   const mixed = corpusFigures("mixed");
   const a = PHASES.has("accept") ? await accept(serverMain, memory) : null;
   const m = PHASES.has("rss") ? await rss200k(serverMain) : null;
+  const p = PHASES.has("progress")
+    ? await progressBench({
+        builds: {
+          ...(args["progress-before"] ? { before: args["progress-before"] } : {}),
+          this: serverMain,
+        },
+        env: serverEnv,
+        corpus,
+        chunks: Number(args["progress-chunks"]),
+        runs: RUNS,
+      })
+    : null;
   const k = PHASES.has("korean")
     ? await koreanBench({ main: serverMain, runs: RUNS, chunks: Number(args["korean-chunks"]) })
     : null;
@@ -568,6 +585,8 @@ async function main() {
     accept_p99_ms: a?.p99 ?? null,
     peak_rss_mb: memory.length ? round(Math.max(...memory), 0) : null,
     rss_mb_200k_queued: m?.serverRssMb ?? null,
+    first_stored_ms: p?.this?.first_stored_ms ?? null,
+    largest_queue_step: p?.this?.largest_step ?? null,
     corpora: { scifact, mixed },
     e5,
     batch,
@@ -583,7 +602,7 @@ async function main() {
       server_build: serverMain || null,
       seconds: round((performance.now() - benchStarted) / 1000, 0),
     },
-    details: { rounds, accept: a, rss_200k: m, korean: k },
+    details: { rounds, accept: a, rss_200k: m, korean: k, progress: p },
   };
 
   const rows: Array<[string, unknown]> = [];
@@ -610,6 +629,8 @@ async function main() {
     ["accept_p99_ms (target < 50)", result.accept_p99_ms],
     ["peak_rss_mb (server + embedder, ≤ 512)", result.peak_rss_mb],
     ["rss_mb_200k_queued (target < 1536)", result.rss_mb_200k_queued],
+    ["first_stored_ms (first accepted → first stored)", result.first_stored_ms],
+    ["largest step of current_task_queue_size", result.largest_queue_step],
   );
   if (e5) {
     rows.push(["e5 Korean tokenizer share", e5.tokenizer_share]);
@@ -628,6 +649,8 @@ async function main() {
     process.stdout.write(`batch: ${JSON.stringify(batch, (k, v) => (k === "runs" ? undefined : v))}\n`);
   if (m) process.stdout.write(`200k queued: ${JSON.stringify(m)}\n`);
   if (a) process.stdout.write(`accept: ${JSON.stringify(a)}\n`);
+  if (p)
+    process.stdout.write(`progress: ${JSON.stringify(p, (key, v) => (key === "runs" ? undefined : v))}\n`);
   if (k)
     process.stdout.write(`korean: ${JSON.stringify(k, (key, v) => (key === "rounds" ? undefined : v))}\n`);
   process.stdout.write(`took ${result.settings.seconds}s\n`);

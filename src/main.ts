@@ -318,6 +318,7 @@ export async function startServer(
       retryMaxMs: settings.retryMaxMs,
       distance,
       idlePollMs: 500,
+      sliceMaxTokens: settings.commitSliceTokens,
     },
   );
 

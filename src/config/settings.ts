@@ -161,6 +161,12 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: 512,
     description: "Chunks taken from the queue at once; they are sorted by length before batching",
   }),
+  commitSliceTokens: Type.Integer({
+    minimum: 1,
+    default: 4096,
+    description:
+      "Estimated tokens stored at a time: a reservation is sorted by length and cut into slices of about this many tokens, each stored and acknowledged as soon as it is embedded (progress moves in such steps; a crash redoes only the unstored slices)",
+  }),
   maxAttempts: Type.Integer({
     minimum: 1,
     default: 5,

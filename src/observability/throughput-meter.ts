@@ -9,7 +9,7 @@ export interface ThroughputSource {
 }
 
 interface Completion {
-  /** When the work began (a reservation is embedded for seconds before it is stored). */
+  /** When the work began (a slice is embedded for a while before it is stored). */
   startedAt: number;
   /** When it was stored. */
   at: number;
@@ -21,10 +21,10 @@ interface Completion {
  * Chunks and tokens stored per second over a sliding window. Feeds Retry-After and the drain
  * estimate in /v1/status, so clients back off by what the server really achieves.
  *
- * Work is recorded when a whole reservation is stored, which can be seconds of embedding. Dividing
- * by the time since the first completion in the window would credit that work to an instant and
- * overstate the rate many times over, so the rate is measured from when the earliest recorded work
- * began.
+ * Work is recorded as each slice of a reservation is stored (COMMIT_SLICE_TOKENS), after up to
+ * seconds of embedding. Dividing by the time since the first completion in the window would credit
+ * that work to an instant and overstate the rate, so the rate is measured from when the earliest
+ * recorded work began.
  */
 export class ThroughputMeter implements ThroughputSource {
   private readonly completions: Completion[] = [];

@@ -13,9 +13,11 @@ import {
   type EmbeddedChunk,
   type EmbedPlan,
   embeddedChunk,
+  type Plan,
   type PlannedChunk,
   planChunks,
 } from "./point-planner.js";
+import { sliceByTokens } from "./progress-slices.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { classifyFailure } from "./retry-policy.js";
 
@@ -34,6 +36,11 @@ export interface PipelineOptions {
   distance: Distance;
   /** Longest idle wait before looking at the queue again (work may come from another process). */
   idlePollMs: number;
+  /**
+   * Estimated tokens embedded and committed together: a reservation is sorted by length and cut
+   * into slices of about this size, each stored and acknowledged as soon as it is embedded.
+   */
+  sliceMaxTokens: number;
 }
 
 /** What the pipeline reports for monitoring; implemented with prom-client in server/metrics.ts. */
@@ -42,7 +49,7 @@ export interface PipelineMetrics {
   batchReserved(chunks: number): void;
   /** One embedder call: texts sent, tokens embedded, wall time. */
   embedded(texts: number, tokens: number, seconds: number): void;
-  /** One reservation's points written and acknowledged. */
+  /** One slice of a reservation written and acknowledged. */
   committed(seconds: number): void;
   /** Chunks of a collection that ended an attempt in this state (failed = a retry is scheduled). */
   outcome(
@@ -70,8 +77,8 @@ export interface PipelineDeps {
 }
 
 /**
- * The ingest loop: reserve → plan (point-planner.ts) → embed → store + ack, with up to
- * `maxParallelTasks` reservations in flight so that one is embedded while another is stored.
+ * The ingest loop: reserve → plan (point-planner.ts) → embed → store + ack, slice by slice within a
+ * reservation, with up to `maxParallelTasks` reservations in flight.
  * It talks to interfaces only; main.ts decides what stands behind them.
  */
 export class IngestPipeline {
@@ -191,14 +198,30 @@ export class IngestPipeline {
     });
   }
 
+  /**
+   * One reservation, committed slice by slice: its chunks are planned together, then sorted by
+   * length and cut into slices of about `sliceMaxTokens` (progress-slices.ts); each slice is stored
+   * and acknowledged as soon as it is embedded, while the next one embeds. The lease keeps the
+   * chunks not acknowledged yet, so a crash redoes only those, and the queue size, the job counts and
+   * the throughput move a slice at a time.
+   */
   private async process(lease: Lease): Promise<void> {
+    const run: ReservationRun = {
+      lease,
+      bySeq: new Map(lease.chunks.map((c) => [c.seq, c])),
+      settled: new Set(),
+      outcomes: new Map(),
+      tokens: 0,
+      slices: 0,
+      broken: null,
+    };
     const started = performance.now();
-    const startedAt = Date.now();
     const renewEvery = Math.max(250, Math.floor(this.options.leaseMs / 3));
     const renewTimer = setInterval(() => {
       this.deps.queue.renew(lease.id, this.options.leaseMs).then(
         (held) => {
-          if (!held)
+          // Nothing left to hold once every slice is settled: that is no lost lease.
+          if (!held && run.settled.size < lease.chunks.length)
             this.log.warn(
               { leaseId: lease.id },
               "lease lost while processing; another worker may take these chunks, and the store keeps the newest version",
@@ -217,14 +240,91 @@ export class IngestPipeline {
       "batch reserved",
     );
     try {
-      const { chunks, tokens, failed } = await this.prepare(lease.chunks);
-      const commitStarted = performance.now();
+      const plan = await this.plan(lease.chunks);
+      // Chunks their collection refused (bound to another model): dead letters, one call per cause.
+      for (const [error, group] of groupByError(plan.refused))
+        await this.handleFailure(lease, error, group, run);
+      // Chunks that need no embedding (unchanged, superseded, payload only) are committed at once.
+      let committing =
+        plan.ready.length > 0
+          ? this.commitSlice(run, { chunks: plan.ready, tokens: 0, failed: [] }, Date.now())
+          : Promise.resolve();
+      const slices = sliceByTokens(plan.toEmbed, (p) => p.chunk.estimatedTokens, this.options.sliceMaxTokens);
+      for (const slice of slices) {
+        if (run.broken !== null) break;
+        const sliceStartedAt = Date.now();
+        let embedded: PreparedSlice;
+        try {
+          embedded = await this.prepare(slice);
+        } catch (error) {
+          // Not one text's fault (each was tried alone): the slice retries. An outage (or the embedder
+          // closing at shutdown) fails every text alike, so the rest of the reservation retries with
+          // it instead of hammering the engine slice after slice.
+          await committing;
+          if (error instanceof ProcessingError && (error.outage || error.expected)) {
+            run.broken = error;
+            break;
+          }
+          await this.handleFailure(
+            lease,
+            error,
+            slice.map((p) => p.chunk),
+            run,
+          );
+          continue;
+        }
+        // Commits run in slice order, one at a time, each while the next slice embeds.
+        await committing;
+        if (run.broken !== null) break;
+        committing = this.commitSlice(run, embedded, sliceStartedAt);
+      }
+      await committing;
+      if (run.broken !== null) {
+        const rest = lease.chunks.filter((c) => !run.settled.has(c.seq));
+        if (rest.length > 0) await this.handleFailure(lease, run.broken, rest, run);
+      }
+      const count = (state: string) => run.outcomes.get(state) ?? 0;
+      this.log.info(
+        {
+          leaseId: lease.id,
+          jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
+          chunks: lease.chunks.length,
+          slices: run.slices,
+          stored: count("stored"),
+          unchanged: count("unchanged"),
+          superseded: count("superseded"),
+          cancelled: count("cancelled"),
+          tokens: run.tokens,
+          ms: Math.round(performance.now() - started),
+        },
+        "batch committed",
+      );
+      await this.finalizeReplacements();
+    } catch (error) {
+      // Planning failed (the store or the queue did not answer): whatever the lease still holds retries.
+      const rest = lease.chunks.filter((c) => !run.settled.has(c.seq));
+      if (rest.length > 0) await this.handleFailure(lease, error, rest, run);
+    } finally {
+      clearInterval(renewTimer);
+    }
+  }
+
+  /**
+   * Stores and acknowledges one embedded slice; the rest of the lease stays held. Never throws: a
+   * failed commit retries the slice's chunks and marks the reservation broken (the store or the
+   * queue refused; the next slices would meet the same), so its unstarted slices retry too.
+   */
+  private async commitSlice(run: ReservationRun, slice: PreparedSlice, startedAt: number): Promise<void> {
+    const { lease, bySeq } = run;
+    const commitStarted = performance.now();
+    try {
       const { fenced, acked, changed } = await this.deps.committer.commit({
         leaseId: lease.id,
-        chunks,
+        chunks: slice.chunks,
         retryChanged: { delayMs: this.options.retryBaseMs, maxAttempts: this.options.maxAttempts },
       });
-      const bySeq = new Map(lease.chunks.map((c) => [c.seq, c]));
+      for (const seq of [...fenced, ...changed]) run.settled.add(seq);
+      for (const outcome of acked) run.settled.add(outcome.seq);
       const named = (seqs: number[]) => seqs.slice(0, 20).map((seq) => bySeq.get(seq)?.chunkId);
       if (fenced.length > 0) {
         // Another worker took these chunks when this lease lapsed; its results are the ones that count.
@@ -239,35 +339,24 @@ export class IngestPipeline {
           "chunks changed in the store after they were planned; retrying them shortly",
         );
       }
-      // Chunks that failed alone (the rest of their batch is committed) retry or die on their own; those
-      // failed by one error (their collection refused them) in one call.
-      for (const [error, group] of groupByError(failed)) await this.handleFailure(lease, error, group);
       this.metrics.committed((performance.now() - commitStarted) / 1000);
       const collectionOf = (seq: number) => bySeq.get(seq)?.collection ?? "";
-      for (const outcome of acked) this.metrics.outcome(collectionOf(outcome.seq), outcome.state, 1);
+      for (const outcome of acked) {
+        this.metrics.outcome(collectionOf(outcome.seq), outcome.state, 1);
+        run.outcomes.set(outcome.state, (run.outcomes.get(outcome.state) ?? 0) + 1);
+      }
       for (const seq of changed) this.metrics.outcome(collectionOf(seq), "failed", 1);
-      const count = (state: string) => acked.filter((o) => o.state === state).length;
-      this.deps.throughput.record(acked.length, tokens, startedAt);
-      this.log.info(
-        {
-          leaseId: lease.id,
-          jobs: [...new Set(lease.chunks.map((c) => c.jobId))],
-          chunks: lease.chunks.length,
-          stored: count("stored"),
-          unchanged: count("unchanged"),
-          superseded: count("superseded"),
-          cancelled: count("cancelled"),
-          tokens,
-          ms: Math.round(performance.now() - started),
-        },
-        "batch committed",
-      );
-      await this.finalizeReplacements();
+      // Per slice, so the rate is there within a slice of work starting, not a reservation.
+      this.deps.throughput.record(acked.length, slice.tokens, startedAt);
+      run.tokens += slice.tokens;
+      run.slices += 1;
     } catch (error) {
-      await this.handleFailure(lease, error);
-    } finally {
-      clearInterval(renewTimer);
+      run.broken ??= error;
+      const chunks = slice.chunks.flatMap((c) => bySeq.get(c.seq) ?? []);
+      await this.handleFailure(lease, error, chunks, run);
     }
+    // Chunks that failed alone (the rest of their slice is committed) retry or die on their own.
+    for (const { chunk, error } of slice.failed) await this.handleFailure(lease, error, [chunk], run);
   }
 
   /**
@@ -302,13 +391,11 @@ export class IngestPipeline {
     }
   }
 
-  /** Plans each collection's chunks from the fingerprints stored for them, then embeds what must be. */
-  private async prepare(
-    chunks: QueuedChunk[],
-  ): Promise<{ chunks: PlannedChunk[]; tokens: number; failed: FailedChunk[] }> {
+  /** Plans each collection's chunks from the fingerprints stored for them: what is ready, what to embed. */
+  private async plan(chunks: QueuedChunk[]): Promise<ReservationPlan> {
     const info = this.deps.embedder.info();
     const binding = bindingFor(info);
-    const failed: FailedChunk[] = [];
+    const refused: FailedChunk[] = [];
     const byCollection = new Map<string, QueuedChunk[]>();
     for (const chunk of chunks) {
       const list = byCollection.get(chunk.collection) ?? [];
@@ -316,7 +403,7 @@ export class IngestPipeline {
       byCollection.set(chunk.collection, list);
     }
 
-    const planned: PlannedChunk[] = [];
+    const ready: PlannedChunk[] = [];
     const toEmbed: EmbedPlan[] = [];
     for (const [collection, list] of byCollection) {
       try {
@@ -325,7 +412,7 @@ export class IngestPipeline {
         // A collection bound to another model (or shape) refuses its own chunks only; the rest of
         // the reservation goes on.
         if (!(error instanceof AppError) || !REFUSED_BY_COLLECTION.has(error.code)) throw error;
-        for (const chunk of list) failed.push({ chunk, error });
+        for (const chunk of list) refused.push({ chunk, error });
         continue;
       }
       const stored = await this.deps.store.fingerprints(
@@ -336,10 +423,17 @@ export class IngestPipeline {
       const floors =
         documents.length === 0 ? new Map() : await this.deps.queue.documentFloors(collection, documents);
       const plan = planChunks(list, info, stored, floors);
-      planned.push(...plan.ready);
+      ready.push(...plan.ready);
       toEmbed.push(...plan.toEmbed);
     }
+    return { ready, toEmbed, refused };
+  }
 
+  /** Embeds one slice's chunks; chunks that fail alone are returned as failed, the rest as planned. */
+  private async prepare(toEmbed: EmbedPlan[]): Promise<PreparedSlice> {
+    const info = this.deps.embedder.info();
+    const planned: PlannedChunk[] = [];
+    const failed: FailedChunk[] = [];
     let tokens = 0;
     if (toEmbed.length > 0) {
       const embedStarted = performance.now();
@@ -363,7 +457,7 @@ export class IngestPipeline {
           });
         }
       });
-      // One line per batch, naming every truncated chunk: a line per chunk costs real time when
+      // One line per slice, naming every truncated chunk: a line per chunk costs real time when
       // half a corpus is over the limit, and the receipts hold the per-chunk counts anyway.
       if (truncated.length > 0) {
         this.log.warn(
@@ -449,8 +543,10 @@ export class IngestPipeline {
   private async handleFailure(
     lease: Lease,
     error: unknown,
-    chunks: QueuedChunk[] = lease.chunks,
+    chunks: QueuedChunk[],
+    run: ReservationRun,
   ): Promise<void> {
+    for (const chunk of chunks) run.settled.add(chunk.seq);
     if (error instanceof AppError && error.code === "collection_not_found") {
       // The collection was deleted behind our back (an operator, another tool): create it again on
       // the retry instead of failing every batch for it until the process restarts.
@@ -504,4 +600,31 @@ function groupByError(failed: readonly FailedChunk[]): Map<unknown, QueuedChunk[
   const groups = new Map<unknown, QueuedChunk[]>();
   for (const { chunk, error } of failed) groups.set(error, [...(groups.get(error) ?? []), chunk]);
   return groups;
+}
+
+/** A reservation planned: what is ready, what to embed, and the chunks their collection refused. */
+interface ReservationPlan extends Plan {
+  refused: FailedChunk[];
+}
+
+/** One slice, embedded: what to commit, its tokens, and the chunks that failed alone. */
+interface PreparedSlice {
+  chunks: PlannedChunk[];
+  tokens: number;
+  failed: FailedChunk[];
+}
+
+/** What one reservation's slices share while it is processed. */
+interface ReservationRun {
+  lease: Lease;
+  bySeq: Map<number, QueuedChunk>;
+  /** Seqs acknowledged, failed, or found to be another worker's: later failures leave them alone. */
+  settled: Set<number>;
+  /** Acknowledged outcomes per state, for the reservation's log line. */
+  outcomes: Map<string, number>;
+  tokens: number;
+  /** Slices committed. */
+  slices: number;
+  /** Set when the rest of the reservation cannot succeed (an outage, a failed commit): it retries. */
+  broken: unknown;
 }

@@ -99,7 +99,7 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
     });
     this.batchTokens = new Histogram({
       name: `${PREFIX}batch_tokens`,
-      help: "Model tokens embedded per reservation",
+      help: "Model tokens embedded per slice of a reservation (COMMIT_SLICE_TOKENS)",
       buckets: [64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536],
       registers,
     });
@@ -111,13 +111,13 @@ export class Metrics implements PipelineMetrics, HttpMetrics {
     });
     this.embedSeconds = new Histogram({
       name: `${PREFIX}embed_duration_seconds`,
-      help: "Time to embed one reservation's texts",
+      help: "Time to embed one slice of a reservation",
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.storeSeconds = new Histogram({
       name: `${PREFIX}store_duration_seconds`,
-      help: "Time to write one reservation's points and acknowledge it",
+      help: "Time to write one slice's points and acknowledge them",
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });

@@ -427,6 +427,100 @@ export function jobQueueContract(
       assert.equal((await counts(jobId)).stored, 1);
     });
 
+    // The pipeline commits a reservation slice by slice (ingest-pipeline.ts): each ack covers part
+    // of the lease, and the lease must keep holding the rest until its own slices are done.
+    it("acks part of a lease: the rest stays held, renewable, failable, releasable on its own", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b"), chunk("c"), chunk("d")]);
+      const lease = await reserve(10, SHORT_MS);
+      assert.ok(lease);
+      const [a, b, c] = seqs(lease, "a", "b", "c");
+      await queue.ack(lease.id, [
+        { seq: a!, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      assert.deepEqual(await counts(jobId), {
+        state: "running",
+        total: 4,
+        queued: 0,
+        running: 3,
+        stored: 1,
+        unchanged: 0,
+        failed: 0,
+        dead: 0,
+        discarded: 0,
+        superseded: 0,
+        cancelled: 0,
+      });
+      await expectStats({ pending: 3, running: 3, dead: 0, pendingTokens: 30 });
+      assert.equal(await reserve(), null, "the unacknowledged chunks stay with the lease");
+      assert.equal(await queue.renew(lease.id, LONG_MS), true, "a partly acknowledged lease is still held");
+      await advance(SHORT_MS + 1);
+      assert.equal(await reserve(), null, "the renewal covered the rest of the lease");
+
+      await queue.ack(lease.id, [{ seq: b!, state: "unchanged", ...MP }]);
+      await queue.fail(lease.id, {
+        seqs: [c!],
+        error: "slice failed",
+        retryDelayMs: LONG_MS,
+        maxAttempts: 5,
+      });
+      await expectStats({ pending: 2, running: 1, dead: 0, pendingTokens: 20 });
+      assert.equal(await queue.renew(lease.id, LONG_MS), true, "d is still held");
+      // A graceful stop hands back only what is left: d, with no attempt counted.
+      await queue.release(lease.id);
+      const next = await reserve();
+      assert.deepEqual(ids(next), ["d"]);
+      assert.equal(next?.chunks[0]?.attempts, 0);
+      assert.deepEqual(await counts(jobId), {
+        state: "running",
+        total: 4,
+        queued: 0,
+        running: 1,
+        stored: 1,
+        unchanged: 1,
+        failed: 1,
+        dead: 0,
+        discarded: 0,
+        superseded: 0,
+        cancelled: 0,
+      });
+    });
+
+    it("a lease that lapses after part of it was acked hands back only the rest, and stays fenced", async () => {
+      const jobId = await enqueue([chunk("a"), chunk("b"), chunk("c")]);
+      const stale = await reserve(10, SHORT_MS);
+      assert.ok(stale);
+      const [a, b] = seqs(stale, "a", "b");
+      await queue.ack(stale.id, [
+        { seq: a!, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      await advance(SHORT_MS + 1);
+      // A crash mid-reservation: only the unacknowledged chunks are done again.
+      const current = await reserve();
+      assert.ok(current);
+      assert.deepEqual(ids(current).sort(), ["b", "c"]);
+      // The stalled worker's late slice changes nothing: b belongs to the current lease now.
+      await queue.ack(stale.id, [
+        { seq: b!, state: "stored", tokens: 5, truncatedTokens: 0, windows: 1, ...MP },
+      ]);
+      assert.equal(await queue.renew(stale.id, LONG_MS), false);
+      assert.equal((await counts(jobId)).stored, 1);
+      assert.equal((await counts(jobId)).running, 2);
+      await queue.ack(
+        current.id,
+        current.chunks.map((ch) => ({
+          seq: ch.seq,
+          state: "stored" as const,
+          tokens: 5,
+          truncatedTokens: 0,
+          windows: 1,
+          ...MP,
+        })),
+      );
+      assert.equal((await counts(jobId)).state, "done");
+      assert.equal((await counts(jobId)).stored, 3);
+      await expectStats({ pending: 0, running: 0, dead: 0, pendingTokens: 0 });
+    });
+
     it("ignores outcomes for chunks held by another lease", async () => {
       const jobId = await enqueue([chunk("a"), chunk("b")]);
       const la = await reserve(1);

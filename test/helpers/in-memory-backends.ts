@@ -15,7 +15,8 @@ import type { CollectionDescription, VectorStore } from "../../src/vector-store/
 
 /**
  * In-memory stand-ins for the queue, the store and the embedder, enough for the HTTP app's routes
- * (test/unit/app.test.ts): no SQLite, no model, no child process. `down` makes every call fail the
+ * (test/unit/app.test.ts) and for the pipeline over a real queue (test/unit/ingest-pipeline.test.ts):
+ * no model, no child process. `down` makes every call fail the
  * way an unreachable backend does (a retryable ProcessingError), for the 503 paths.
  */
 
@@ -218,9 +219,9 @@ export function memoryStore(): MemoryStore {
     async setAlias() {
       throw new Error("setAlias is not used by the HTTP app");
     },
-    async writeChunks() {
+    async writeChunks(_collection, writes) {
       check();
-      return [];
+      return writes.map(() => "written" as const);
     },
     async fingerprints() {
       check();

@@ -56,6 +56,8 @@ interface Harness {
   queue: ReturnType<typeof memoryQueue>;
   store: ReturnType<typeof memoryStore>;
   modelLoaded: { value: boolean };
+  /** The clock BackendHealth reads (ms); tests move it instead of waiting. */
+  clock: { now: number };
 }
 
 const apps: App[] = [];
@@ -68,7 +70,8 @@ function harness(options: { apiKeys?: string[]; readyFailureMs?: number } = {}):
   const queue = memoryQueue();
   const store = memoryStore();
   const embedder = fakeEmbedder();
-  const health = new BackendHealth();
+  const clock = { now: Date.now() };
+  const health = new BackendHealth(() => clock.now);
   const record = (name: BackendName) => (failure: AppError | null) =>
     failure ? health.failed(name, failure) : health.answered(name);
   const guardedQueue = guardBackend(queue, {
@@ -120,7 +123,7 @@ function harness(options: { apiKeys?: string[]; readyFailureMs?: number } = {}):
   };
   const app = buildApp(deps);
   apps.push(app);
-  return { app, queue, store, modelLoaded };
+  return { app, queue, store, modelLoaded, clock };
 }
 
 const chunk = (id: string, text = `text of ${id}`) => ({
@@ -277,6 +280,26 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
     assert.equal(ready.json().error.details.queue.ok, false);
     queue.down = false;
     assert.equal((await app.inject({ method: "GET", url: "/ready" })).statusCode, 200);
+  });
+
+  it("/ready reports a failing store at once but stays 200 until it has failed for READY_FAILURE_SECONDS", async () => {
+    const { app, store, clock } = harness({ readyFailureMs: 30_000 });
+    store.down = true;
+    const blip = await app.inject({ method: "GET", url: "/ready" });
+    assert.equal(blip.statusCode, 200, blip.body);
+    assert.equal(blip.json().store.ok, false, "reported, not yet failing long enough");
+    assert.equal(blip.json().store.error.code, "store_unavailable");
+    clock.now += 29_000;
+    assert.equal((await app.inject({ method: "GET", url: "/ready" })).statusCode, 200);
+    clock.now += 1_000;
+    const failing = await app.inject({ method: "GET", url: "/ready" });
+    assert.equal(failing.statusCode, 503, failing.body);
+    assert.equal(failing.json().error.code, "store_unavailable");
+    assert.ok(Number(failing.headers["retry-after"]) >= 1);
+    store.down = false;
+    const back = await app.inject({ method: "GET", url: "/ready" });
+    assert.equal(back.statusCode, 200);
+    assert.equal(back.json().store.ok, true, "one answer ends the run of failures");
   });
 
   it("answers 503 store_unavailable when the store is down, and 503 model_not_ready while the model loads", async () => {
