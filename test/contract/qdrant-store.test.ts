@@ -510,6 +510,26 @@ describe("QdrantStore specifics", () => {
     await server.close();
   });
 
+  it("a Qdrant that drops collection metadata: ingest goes on, the process holds the binding and checks its writes", async () => {
+    const forgetful = await startQdrantContractServer({ keepsMetadata: false });
+    const local = new QdrantStore({ url: forgetful.url, timeoutMs: 2_000 });
+    try {
+      const c = uniqueCollection();
+      const binding = testBinding("model-a", 2);
+      await local.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding });
+      assert.equal(forgetful.collection(c)?.metadata, null, "nothing recorded");
+      assert.equal((await local.describeCollection(c))?.binding, null, "and nothing shown as recorded");
+      // The binding held for the process still keeps another profile's points out.
+      await assert.rejects(
+        local.writeChunks(c, [stamped(pointsWrite(c, "x", [[1, 0]]), testBinding("model-b", 2).fingerprint)]),
+        hasCode("model_mismatch"),
+      );
+    } finally {
+      await local.close();
+      await forgetful.close();
+    }
+  });
+
   it("swaps an alias in one POST /collections/aliases with delete + create actions", async () => {
     const blue = uniqueCollection();
     const green = uniqueCollection();

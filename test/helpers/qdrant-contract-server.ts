@@ -137,7 +137,8 @@ function validatorBackend(): Promise<OpenAPIBackend> {
 
 /** The Qdrant version the double answers `GET /` with: the spec's, unless a test pretends otherwise. */
 export async function startQdrantContractServer(
-  options: { version?: string } = {},
+  /** `keepsMetadata: false` stands in for a Qdrant that accepts collection metadata and drops it. */
+  options: { version?: string; keepsMetadata?: boolean } = {},
 ): Promise<QdrantContractServer> {
   const version = options.version ?? "1.19.0";
   const api = await validatorBackend();
@@ -234,6 +235,7 @@ export async function startQdrantContractServer(
       const result = memoryQdrant(
         collections,
         aliases,
+        options.keepsMetadata ?? true,
         operation.operationId ?? "",
         pathParam(context, "collection_name"),
         record.body as Record<string, Json> | undefined,
@@ -321,6 +323,7 @@ const UPDATE_RESULT = { operation_id: 0, status: "completed" };
 function memoryQdrant(
   collections: Map<string, MemoryCollection>,
   aliases: Map<string, string>,
+  keepsMetadata: boolean,
   operationId: string,
   name: string,
   body: Record<string, Json> | undefined,
@@ -395,7 +398,8 @@ function memoryQdrant(
         distance: vectors.distance,
         points: new Map(),
         payloadSchema: {},
-        metadata: metadata === undefined || metadata === null ? null : structuredClone(metadata),
+        metadata:
+          metadata === undefined || metadata === null || !keepsMetadata ? null : structuredClone(metadata),
       });
       return true;
     }
@@ -407,7 +411,7 @@ function memoryQdrant(
         throw new QdrantHttpError(501, `update_collection ${unsupported.join(",")} is not implemented here`);
       }
       const metadata = b.metadata as Record<string, Json> | null | undefined;
-      if (metadata !== undefined && metadata !== null) {
+      if (metadata !== undefined && metadata !== null && keepsMetadata) {
         const merged: Record<string, Json> = { ...(c.metadata ?? {}) };
         for (const [k, v] of Object.entries(metadata)) {
           if (v === null) delete merged[k];

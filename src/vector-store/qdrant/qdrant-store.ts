@@ -172,7 +172,8 @@ export class QdrantStore implements VectorStore {
     const shape = shapeOf(collection, info);
     const binding = bindingOf(info);
     this.shapes.set(collection, shape);
-    this.bindings.set(collection, binding);
+    // Never forget a binding held for a Qdrant that keeps no metadata (see adoptCollection).
+    if (binding !== null || !this.bindings.has(collection)) this.bindings.set(collection, binding);
     return { name: collection, ...shape, binding };
   }
 
