@@ -106,7 +106,10 @@ export interface VectorStore {
    * Points `alias` at `collection` in one atomic step, replacing whatever it pointed at: from then on
    * every call naming `alias` reaches `collection` (point ids stay derived from the name called with).
    * The cutover primitive of blue/green re-embedding. `collection_not_found` if `collection` does not
-   * exist; `invalid_request` if `alias` is the name of a collection.
+   * exist; `invalid_request` if `alias` is the name of a collection (as in Qdrant, which has no
+   * rename: a name that is a collection must be freed before it can become an alias). Other
+   * processes' caches keyed by the alias (a store's shape and binding, admission's binding) are not
+   * told: whoever cuts over must see to them.
    */
   setAlias(alias: string, collection: string): Promise<void>;
   /**
