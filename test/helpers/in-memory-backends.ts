@@ -1,4 +1,4 @@
-import { ProcessingError } from "../../src/domain/errors.js";
+import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import type {
   ChunkReceipt,
   DeadLetter,
@@ -10,7 +10,8 @@ import type {
 } from "../../src/domain/types.js";
 import type { Embedder, EmbedResult } from "../../src/embedder/embedder.js";
 import type { EnqueueRequest, EnqueueResult, JobQueue, QueueStats } from "../../src/queue/job-queue.js";
-import type { VectorStore } from "../../src/vector-store/vector-store.js";
+import { assertSameBinding } from "../../src/vector-store/binding-checks.js";
+import type { CollectionDescription, VectorStore } from "../../src/vector-store/vector-store.js";
 
 /**
  * In-memory stand-ins for the queue, the store and the embedder, enough for the HTTP app's routes
@@ -174,15 +175,49 @@ export function memoryQueue(): JobQueue & { down: boolean; jobs: Map<string, Enq
   }) as JobQueue & { down: boolean; jobs: Map<string, EnqueueRequest> };
 }
 
-/** A store that holds nothing: every search finds no collection, unless `hits` is set. */
-export function memoryStore(): VectorStore & { down: boolean; hits: SearchHit[] | null } {
-  const state = { down: false, hits: null as SearchHit[] | null };
+export type MemoryStore = VectorStore & {
+  down: boolean;
+  hits: SearchHit[] | null;
+  /** Collections ensured (or put here by a test), with their bindings. */
+  collections: Map<string, CollectionDescription>;
+  /** describeCollection calls: admission's binding cache is meant to keep this low. */
+  describeCalls: number;
+};
+
+/** A store that holds no points: every search finds no collection, unless `hits` is set. */
+export function memoryStore(): MemoryStore {
+  const state = { down: false, hits: null as SearchHit[] | null, describeCalls: 0 };
+  const collections = new Map<string, CollectionDescription>();
   const check = () => {
     if (state.down) throw unreachable("the vector store");
   };
   const store: VectorStore = {
-    async ensureCollection() {
+    async ensureCollection(spec) {
       check();
+      const existing = collections.get(spec.name);
+      if (existing === undefined) {
+        const { name, dimension, distance } = spec;
+        collections.set(name, { name, dimension, distance, binding: spec.binding ?? null });
+        return;
+      }
+      if (existing.binding === null && spec.binding) existing.binding = { ...spec.binding, adopted: true };
+      assertSameBinding(spec.name, existing.binding, spec.binding);
+    },
+    async describeCollection(name) {
+      check();
+      state.describeCalls += 1;
+      const found = collections.get(name);
+      return found === undefined ? null : structuredClone(found);
+    },
+    async adoptCollection(name, binding) {
+      check();
+      const found = collections.get(name);
+      if (found === undefined) throw new AppError("collection_not_found", `no collection ${name}`);
+      found.binding ??= { ...binding, adopted: true };
+      return found.binding;
+    },
+    async setAlias() {
+      throw new Error("setAlias is not used by the HTTP app");
     },
     async writeChunks(_collection, writes) {
       check();
@@ -224,7 +259,9 @@ export function memoryStore(): VectorStore & { down: boolean; hits: SearchHit[] 
       set: (value: SearchHit[] | null) => (state.hits = value),
       enumerable: true,
     },
-  }) as VectorStore & { down: boolean; hits: SearchHit[] | null };
+    collections: { value: collections, enumerable: true },
+    describeCalls: { get: () => state.describeCalls, enumerable: true },
+  }) as MemoryStore;
 }
 
 /** An embedder whose vectors are the text's length, spread over FAKE_MODEL's four dimensions. */
