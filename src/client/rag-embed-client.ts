@@ -2,6 +2,7 @@ import { RagEmbedError } from "./errors.js";
 import { backoffMs, parseRetryAfter, retryDelayMs, sleep } from "./retry.js";
 import type {
   Chunk,
+  CollectionInfo,
   DeadLetterPage,
   DeadLetterQueryOptions,
   DeadLetterSelector,
@@ -266,6 +267,11 @@ export class RagEmbedClient {
       signal: options.signal,
       retryBusy: true,
     });
+  }
+
+  /** A collection's shape, point count and the embedding profile it is bound to (`GET /v1/collections/{c}`). */
+  collection(name: string, signal?: AbortSignal): Promise<CollectionInfo> {
+    return this.request<CollectionInfo>("GET", `/v1/collections/${encodeURIComponent(name)}`, { signal });
   }
 
   /** The served model under the name OpenAI clients use (`GET /v1/models`). */

@@ -17,6 +17,8 @@ import type {
 } from "../wire/requests.js";
 import type {
   ChunkReceipt,
+  CollectionBinding,
+  CollectionInfo,
   DeadLetter,
   DeadLetterPage,
   DocumentDeleted,
@@ -42,6 +44,8 @@ import type {
 
 export type {
   ChunkReceipt,
+  CollectionBinding,
+  CollectionInfo,
   DeadLetter,
   DeadLetterPage,
   DeadLetterSelectorBody,

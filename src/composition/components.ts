@@ -18,6 +18,7 @@ import { Admission } from "../server/admission.js";
 import { type App, buildApp } from "../server/app.js";
 import { guardBackend } from "../server/backend-guard.js";
 import { BackendHealth, type BackendName } from "../server/backend-health.js";
+import { CollectionBindings } from "../server/collection-bindings.js";
 import { Metrics, observeEnqueue } from "../server/metrics.js";
 import { buildWorkerApp } from "../server/worker-app.js";
 import type { SqliteDatabase } from "../storage/sqlite-database.js";
@@ -110,12 +111,19 @@ export async function buildComponents(
   const admittedQueue = observeEnqueue(http.queue, (collection, _jobId, count) => {
     metrics.acceptedChunks(collection, count);
   });
-  const admission = new Admission(admittedQueue, drainRate, http.embedder, () => state.model, {
-    maxQueueSize: settings.maxQueueSize,
-    maxQueueTokens: settings.maxQueueTokens,
-    maxChunksPerRequest: settings.maxChunksPerRequest,
-    maxWindowsPerChunk: settings.maxWindowsPerChunk,
-  });
+  const admission = new Admission(
+    admittedQueue,
+    drainRate,
+    http.embedder,
+    () => state.model,
+    {
+      maxQueueSize: settings.maxQueueSize,
+      maxQueueTokens: settings.maxQueueTokens,
+      maxChunksPerRequest: settings.maxChunksPerRequest,
+      maxWindowsPerChunk: settings.maxWindowsPerChunk,
+    },
+    new CollectionBindings(http.store),
+  );
   const distance = settings.qdrantDistance;
   const pipeline = new IngestPipeline(
     { queue, store, embedder, committer, throughput, logger, metrics },

@@ -28,6 +28,7 @@ export const ERROR_CODES = [
   "unauthorized",
   "rate_limited",
   "model_not_found",
+  "model_mismatch",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

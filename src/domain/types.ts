@@ -189,6 +189,8 @@ export interface VectorRecord {
   payloadHash: string;
   /** A window of a split chunk: where its text (payload `window_text`) sits in the chunk's text. */
   window?: WindowPlacement;
+  /** The fingerprint of the embedding profile that made the vector (domain/model-binding.ts). */
+  modelFingerprint?: string;
 }
 
 /**
@@ -214,6 +216,8 @@ export interface PointFingerprint {
   payloadHash: string;
   /** Version the point was written from; null for a point written before versions existed. */
   version: number | null;
+  /** The embedding profile's fingerprint; absent on points written before points carried one. */
+  modelFingerprint?: string;
 }
 
 /**
@@ -243,6 +247,8 @@ export interface ModelInfo {
   normalize: boolean;
   prefixes: { passage: string; query: string };
   dtype: string;
+  /** sha256 of the ONNX weights file the vectors come from; absent when not known (a remote engine). */
+  weightsSha256?: string;
   /** How the profile was recognised: by a name, by the model's shape, or not at all (the default). */
   profileSource?: { by: "name" | "architecture" | "default"; detail: string };
   /** Set when a remote engine makes the vectors (EMBEDDER=remote); absent for the local model. */

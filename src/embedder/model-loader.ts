@@ -3,7 +3,8 @@
  * transformers.js, recognises the profile, starts the ONNX sessions (session-pool.ts) and proves the
  * model runs with one forward pass. What it returns is everything an embed needs.
  */
-import { existsSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   AutoConfig,
@@ -140,7 +141,7 @@ export async function loadModel(options: WorkerLoadOptions): Promise<LoadedModel
   }
 
   try {
-    return await prepare(
+    const loaded = await prepare(
       options,
       displayId,
       dtype,
@@ -149,11 +150,26 @@ export async function loadModel(options: WorkerLoadOptions): Promise<LoadedModel
       { profile, recognition, evidence },
       sessions,
     );
+    // The weights' identity goes into every collection binding: two copies of a model under the same
+    // name (a fine-tune, random test weights) must not write into each other's collections.
+    loaded.info.weightsSha256 = await sha256File(modelPath);
+    return loaded;
   } catch (error) {
     // Release the ORT sessions of a model we will not use.
     await sessions.close();
     throw error;
   }
+}
+
+/** Streamed: a model file is tens to hundreds of megabytes; hashing it costs well under a second. */
+function sha256File(path: string): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const hash = createHash("sha256");
+    createReadStream(path)
+      .on("data", (chunk) => hash.update(chunk))
+      .on("error", reject)
+      .on("end", () => resolvePromise(hash.digest("hex")));
+  });
 }
 
 /** Resolves the limits, then proves the model runs. */

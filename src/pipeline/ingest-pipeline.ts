@@ -2,6 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { AppError, ProcessingError } from "../domain/errors.js";
 import { pointId } from "../domain/ids.js";
+import { bindingFor, type ModelBinding } from "../domain/model-binding.js";
 import type { Distance, QueuedChunk } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
@@ -237,6 +238,9 @@ export class IngestPipeline {
     );
     try {
       const plan = await this.plan(lease.chunks);
+      // Chunks their collection refused (bound to another model): dead letters, one call per cause.
+      for (const [error, group] of groupByError(plan.refused))
+        await this.handleFailure(lease, error, group, run);
       // Chunks that need no embedding (unchanged, superseded, payload only) are committed at once.
       let committing =
         plan.ready.length > 0
@@ -385,8 +389,10 @@ export class IngestPipeline {
   }
 
   /** Plans each collection's chunks from the fingerprints stored for them: what is ready, what to embed. */
-  private async plan(chunks: QueuedChunk[]): Promise<Plan> {
+  private async plan(chunks: QueuedChunk[]): Promise<ReservationPlan> {
     const info = this.deps.embedder.info();
+    const binding = bindingFor(info);
+    const refused: FailedChunk[] = [];
     const byCollection = new Map<string, QueuedChunk[]>();
     for (const chunk of chunks) {
       const list = byCollection.get(chunk.collection) ?? [];
@@ -397,7 +403,15 @@ export class IngestPipeline {
     const ready: PlannedChunk[] = [];
     const toEmbed: EmbedPlan[] = [];
     for (const [collection, list] of byCollection) {
-      await this.ensureCollection(collection, info.dimension);
+      try {
+        await this.ensureCollection(collection, info.dimension, binding);
+      } catch (error) {
+        // A collection bound to another model (or shape) refuses its own chunks only; the rest of
+        // the reservation goes on.
+        if (!(error instanceof AppError) || !REFUSED_BY_COLLECTION.has(error.code)) throw error;
+        for (const chunk of list) refused.push({ chunk, error });
+        continue;
+      }
       const stored = await this.deps.store.fingerprints(
         collection,
         list.map((c) => pointId(collection, c.chunkId)),
@@ -409,15 +423,15 @@ export class IngestPipeline {
       ready.push(...plan.ready);
       toEmbed.push(...plan.toEmbed);
     }
-    return { ready, toEmbed };
+    return { ready, toEmbed, refused };
   }
 
   /** Embeds one slice's chunks; chunks that fail alone are returned as failed, the rest as planned. */
   private async prepare(toEmbed: EmbedPlan[]): Promise<PreparedSlice> {
     const info = this.deps.embedder.info();
     const planned: PlannedChunk[] = [];
-    let tokens = 0;
     const failed: FailedChunk[] = [];
+    let tokens = 0;
     if (toEmbed.length > 0) {
       const embedStarted = performance.now();
       const results = await this.isolating.embedPassages(toEmbed.map((e) => e.chunk));
@@ -453,9 +467,19 @@ export class IngestPipeline {
     return { chunks: planned, tokens, failed };
   }
 
-  private async ensureCollection(collection: string, dimension: number): Promise<void> {
+  /** Creates the collection bound to the model, or checks (adopting an unbound one) that it is. */
+  private async ensureCollection(
+    collection: string,
+    dimension: number,
+    binding: ModelBinding,
+  ): Promise<void> {
     if (this.ensuredCollections.has(collection)) return;
-    await this.deps.store.ensureCollection({ name: collection, dimension, distance: this.options.distance });
+    await this.deps.store.ensureCollection({
+      name: collection,
+      dimension,
+      distance: this.options.distance,
+      binding,
+    });
     this.ensuredCollections.add(collection);
   }
 
@@ -510,6 +534,20 @@ export class IngestPipeline {
 interface FailedChunk {
   chunk: QueuedChunk;
   error: unknown;
+}
+
+/** Errors of ensureCollection that concern one collection, not the store as a whole. */
+const REFUSED_BY_COLLECTION: ReadonlySet<string> = new Set(["model_mismatch", "dimension_mismatch"]);
+
+function groupByError(failed: readonly FailedChunk[]): Map<unknown, QueuedChunk[]> {
+  const groups = new Map<unknown, QueuedChunk[]>();
+  for (const { chunk, error } of failed) groups.set(error, [...(groups.get(error) ?? []), chunk]);
+  return groups;
+}
+
+/** A reservation planned: what is ready, what to embed, and the chunks their collection refused. */
+interface ReservationPlan extends Plan {
+  refused: FailedChunk[];
 }
 
 /** One slice, embedded: what to commit, its tokens, and the chunks that failed alone. */

@@ -1,4 +1,5 @@
 import { canonicalJson, contentHash, pointId, sha256, windowPointId } from "../domain/ids.js";
+import { modelFingerprint } from "../domain/model-binding.js";
 import { CHUNK_TEXT_FIELDS, WINDOW_TEXT_FIELD } from "../domain/payload-fields.js";
 import type {
   DocumentFloor,
@@ -143,7 +144,7 @@ export function embeddedChunk(
   model: ModelInfo,
 ): { planned: PlannedChunk; tokens: number } {
   const { chunk } = plan;
-  const records = pointRecords(plan, embedded);
+  const records = pointRecords(plan, embedded, modelFingerprint(model));
   return {
     planned: {
       seq: chunk.seq,
@@ -197,9 +198,10 @@ function touch(chunk: QueuedChunk, contentHash: string, payload: PayloadChange |
  * split reuses it; every window carries the parent id, its index and its own text, and leaves out the
  * payload fields holding the chunk's whole text: window 0 records how to put it back together.
  */
-function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk): VectorRecord[] {
+function pointRecords(plan: EmbedPlan, embedded: EmbeddedChunk, fingerprint: string): VectorRecord[] {
   const { chunk } = plan;
   const base = {
+    modelFingerprint: fingerprint,
     id: pointId(chunk.collection, chunk.chunkId),
     chunkId: chunk.chunkId,
     parentChunkId: null,

@@ -8,8 +8,9 @@ export interface RetryDecision {
 }
 
 /**
- * Decides whether a failed batch is worth retrying. Permanent errors (schema or dimension
- * mismatch) go straight to dead letters: retrying cannot fix them, only delay the verdict.
+ * Decides whether a failed batch is worth retrying. Permanent errors (schema, dimension or model
+ * mismatch) go straight to dead letters: retrying cannot fix them, only delay the verdict (a chunk
+ * refused by a collection bound to another model is replayed once the server runs that model).
  */
 export function classifyFailure(
   error: unknown,
@@ -20,7 +21,9 @@ export function classifyFailure(
   const reason = describeError(error);
   if (
     error instanceof AppError &&
-    (error.code === "dimension_mismatch" || error.code === "invalid_request")
+    (error.code === "dimension_mismatch" ||
+      error.code === "model_mismatch" ||
+      error.code === "invalid_request")
   ) {
     return { retryable: false, delayMs: 0, reason };
   }

@@ -32,8 +32,8 @@ export interface Admitted {
 
 /**
  * Turns validated request chunks into queue entries, all or nothing. Semantic checks that a JSON
- * schema cannot express (non-blank text, unique ids within the request) are made here, before the
- * queue is touched, so a refused request changes nothing.
+ * schema cannot express (non-blank text, unique ids within the request, a collection bound to the
+ * server's model) are made here, before the queue is touched, so a refused request changes nothing.
  */
 export class Admission {
   constructor(
@@ -43,6 +43,8 @@ export class Admission {
     private readonly embedder: Pick<Embedder, "countTokens">,
     private readonly model: () => ModelInfo | null,
     private readonly options: AdmissionOptions,
+    /** The collection's binding to its model (CollectionBindings): refused before anything is queued. */
+    private readonly bindings: { check(collection: string, model: ModelInfo | null): Promise<void> },
   ) {}
 
   async admit(
@@ -101,6 +103,8 @@ export class Admission {
         details: { chunk_ids: [...duplicates].slice(0, 100) },
       });
     }
+    // Before tokenizing anything: a collection of another model refuses every chunk alike.
+    await this.bindings.check(collection, this.model());
 
     if (overflow.policy === "reject") await this.rejectOverlong(chunks);
     else if (overflow.policy !== "truncate") await this.rejectOverWindowCap(chunks, overflow.overlapTokens);

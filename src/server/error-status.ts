@@ -27,4 +27,5 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   unauthorized: 401,
   rate_limited: 429,
   model_not_found: 404,
+  model_mismatch: 409,
 };

@@ -1,3 +1,4 @@
+import type { ModelBinding } from "../domain/model-binding.js";
 import type {
   Distance,
   Payload,
@@ -11,6 +12,20 @@ export interface CollectionSpec {
   name: string;
   dimension: number;
   distance: Distance;
+  /**
+   * The embedding profile the collection's vectors come from: recorded when the collection is
+   * created, or when an existing collection without one (made before bindings) is first ensured.
+   */
+  binding?: ModelBinding;
+}
+
+/** What a store knows of a collection. */
+export interface CollectionDescription {
+  name: string;
+  dimension: number;
+  distance: Distance;
+  /** Null for a collection made before bindings, not yet used since (it is bound on first use). */
+  binding: ModelBinding | null;
 }
 
 /** A chunk's new points: one, or one per window of a split chunk. */
@@ -73,9 +88,33 @@ export type ChunkWriteResult = "written" | "superseded" | "changed";
  * and repeating a write after a crash changes nothing.
  */
 export interface VectorStore {
-  /** Create the collection if missing; throw `dimension_mismatch` if it exists with another shape. */
-  ensureCollection(spec: CollectionSpec): Promise<void>;
   /**
+   * Create the collection if missing; throw `dimension_mismatch` if it exists with another shape and
+   * `model_mismatch` if it is bound to another profile than `spec.binding` (by fingerprint). An
+   * existing collection without a binding takes `spec.binding` (marked adopted).
+   */
+  ensureCollection(spec: CollectionSpec): Promise<void>;
+  /** The collection's shape and binding; null when it does not exist. */
+  describeCollection(collection: string): Promise<CollectionDescription | null>;
+  /**
+   * Records `binding` on an existing collection that has none, atomically where the store can (a
+   * collection already bound keeps its binding). Returns the binding in force afterwards, which the
+   * caller compares with its own. `collection_not_found` if the collection does not exist.
+   */
+  adoptCollection(collection: string, binding: ModelBinding): Promise<ModelBinding>;
+  /**
+   * Points `alias` at `collection` in one atomic step, replacing whatever it pointed at: from then on
+   * every call naming `alias` reaches `collection` (point ids stay derived from the name called with).
+   * The cutover primitive of blue/green re-embedding. `collection_not_found` if `collection` does not
+   * exist; `invalid_request` if `alias` is the name of a collection (as in Qdrant, which has no
+   * rename: a name that is a collection must be freed before it can become an alias). Other
+   * processes' caches keyed by the alias (a store's shape and binding, admission's binding) are not
+   * told: whoever cuts over must see to them.
+   */
+  setAlias(alias: string, collection: string): Promise<void>;
+  /**
+   * Refuses the whole call with `model_mismatch`, before writing anything, when the collection is
+   * bound and a record carries another model fingerprint (or none): vectors of two profiles never mix.
    * Applies each chunk's write over older versions only (window points before the fingerprint
    * point, so a write that stops half way leaves the old fingerprint and the retry re-embeds), then
    * deletes every point of the chunk older than its fingerprint point: old windows beyond a new

@@ -375,6 +375,13 @@ export const ModelDescription = Type.Object(
     normalize: Type.Boolean(),
     dtype: Type.String(),
     prefixes: Type.Object({ passage: Type.String(), query: Type.String() }),
+    weights_sha256: Nullable(
+      Type.String({ description: "sha256 of the ONNX weights; null when not known (remote)" }),
+    ),
+    fingerprint: Type.String({
+      description:
+        "The profile's fingerprint: collections bound to another one refuse this model's chunks (409 model_mismatch)",
+    }),
     distance: Type.Union([Type.Literal("Cosine"), Type.Literal("Euclid"), Type.Literal("Dot")]),
     token_counter: Type.Union([Type.Literal("tokenizer"), Type.Literal("estimate")], {
       description: "Who counts tokens against max_tokens: the model's tokenizer, or an estimate (remote)",
@@ -390,6 +397,56 @@ export const ModelDescription = Type.Object(
   { description: "The loaded model" },
 );
 export type ModelDescription = Static<typeof ModelDescription>;
+
+// --- collections ----------------------------------------------------------------------------------
+
+/** A collection's embedding binding (domain/model-binding.ts), as GET /v1/collections/{collection} shows it. */
+export const CollectionBinding = Type.Object(
+  {
+    model: Type.String({
+      description: "The model's name: hub id (or a local export's origin), else directory name",
+    }),
+    source: Type.String({ description: "Where the binding's model was loaded from, when it was recorded" }),
+    weights_sha256: Nullable(
+      Type.String({ description: "sha256 of the ONNX weights; null when not known (remote)" }),
+    ),
+    dtype: Type.String(),
+    pooling: Type.Union([Type.Literal("mean"), Type.Literal("cls")]),
+    normalize: Type.Boolean(),
+    prefixes: Type.Object({ passage: Type.String(), query: Type.String() }),
+    max_tokens: Type.Integer(),
+    dimension: Type.Integer(),
+    fingerprint: Type.String({
+      description: "12 hex of sha256 of the canonical profile; every point carries it",
+    }),
+    bound_at: Nullable(Timestamp("When the binding was recorded")),
+    adopted: Type.Boolean({
+      description:
+        "The collection existed before bindings and was bound to the model that used it first since",
+    }),
+  },
+  { description: "The embedding profile the collection's vectors come from" },
+);
+export type CollectionBinding = Static<typeof CollectionBinding>;
+
+/** 200 of GET /v1/collections/{collection} */
+export const CollectionInfo = Type.Object(
+  {
+    name: Type.String(),
+    dimension: Type.Integer(),
+    distance: Type.Union([Type.Literal("Cosine"), Type.Literal("Euclid"), Type.Literal("Dot")]),
+    points: Type.Integer({ minimum: 0, description: "Points stored (a split chunk has one per window)" }),
+    binding: Nullable(CollectionBinding),
+    model_matches: Nullable(
+      Type.Boolean({
+        description:
+          "Whether the server's model has the binding's profile (ingest answers 409 model_mismatch when not); null while the model loads or when the collection has no binding yet",
+      }),
+    ),
+  },
+  { description: "A collection: its shape, its size and the model it is bound to" },
+);
+export type CollectionInfo = Static<typeof CollectionInfo>;
 
 // --- OpenAI-compatible ----------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
 import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import { pointId } from "../../src/domain/ids.js";
+import { BINDING_METADATA_KEY } from "../../src/vector-store/qdrant/collection-binding.js";
 import { classifyQdrantError, parseRetryAfter } from "../../src/vector-store/qdrant/qdrant-errors.js";
 import { toQdrantFilter } from "../../src/vector-store/qdrant/qdrant-filter.js";
 import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
@@ -14,6 +15,8 @@ import {
   makeRecord,
   pointsWrite,
   seed,
+  stamped,
+  testBinding,
   uniqueCollection,
   vectorStoreContract,
 } from "./vector-store.contract.js";
@@ -59,6 +62,8 @@ describe("QdrantStore against the OpenAPI-validating contract server", () => {
       "count_points",
       "delete_points",
       "query_points",
+      "update_collection",
+      "update_aliases",
     ]) {
       assert.ok(operations.has(op), `the contract suite never exercised ${op}`);
     }
@@ -503,6 +508,98 @@ describe("QdrantStore specifics", () => {
   after(async () => {
     await store.close();
     await server.close();
+  });
+
+  it("a Qdrant that drops collection metadata: ingest goes on, the process holds the binding and checks its writes", async () => {
+    const forgetful = await startQdrantContractServer({ keepsMetadata: false });
+    const local = new QdrantStore({ url: forgetful.url, timeoutMs: 2_000 });
+    try {
+      const c = uniqueCollection();
+      const binding = testBinding("model-a", 2);
+      await local.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding });
+      assert.equal(forgetful.collection(c)?.metadata, null, "nothing recorded");
+      assert.equal((await local.describeCollection(c))?.binding, null, "and nothing shown as recorded");
+      // The binding held for the process still keeps another profile's points out.
+      await assert.rejects(
+        local.writeChunks(c, [stamped(pointsWrite(c, "x", [[1, 0]]), testBinding("model-b", 2).fingerprint)]),
+        hasCode("model_mismatch"),
+      );
+    } finally {
+      await local.close();
+      await forgetful.close();
+    }
+  });
+
+  it("swaps an alias in one POST /collections/aliases with delete + create actions", async () => {
+    const blue = uniqueCollection();
+    const green = uniqueCollection();
+    const alias = uniqueCollection();
+    for (const c of [blue, green])
+      await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.setAlias(alias, blue);
+    const before = server.requests.length;
+    await store.setAlias(alias, green);
+    const sent = server.requests.slice(before);
+    assert.deepEqual(
+      sent.map((r) => `${r.method} ${r.path}`),
+      ["POST /collections/aliases"],
+      "one request, nothing before or after it",
+    );
+    assert.ok(sent[0]?.valid, "the request validates against the spec");
+    assert.deepEqual(sent[0]?.body, {
+      actions: [
+        { delete_alias: { alias_name: alias } },
+        { create_alias: { collection_name: green, alias_name: alias } },
+      ],
+    });
+    assert.equal(server.aliases.get(alias), green);
+  });
+
+  it("keeps the binding in the collection's own metadata, adopts with one PATCH, and stamps _rag.model_fingerprint", async () => {
+    const c = uniqueCollection();
+    const binding = testBinding("model-a", 2);
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding });
+    const create = server.requests.find(
+      (r) => r.operationId === "create_collection" && r.path.endsWith(`/${c}`),
+    );
+    assert.ok(create?.valid, "the create request validates against the spec");
+    assert.deepEqual((create.body as { metadata: unknown }).metadata, { [BINDING_METADATA_KEY]: binding });
+    assert.deepEqual(server.collection(c)?.metadata, { [BINDING_METADATA_KEY]: binding });
+
+    await store.writeChunks(c, [stamped(pointsWrite(c, "a", [[1, 0]]), binding.fingerprint)]);
+    const point = server.collection(c)?.points.get(`u:${pointId(c, "a")}`);
+    assert.equal(
+      (point?.payload._rag as { model_fingerprint?: string } | undefined)?.model_fingerprint,
+      binding.fingerprint,
+    );
+
+    // A collection from before bindings, with metadata of its owner's own: adoption merges beside it.
+    const legacy = uniqueCollection();
+    await fetch(`${server.url}/collections/${legacy}`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ vectors: { size: 2, distance: "Cosine" }, metadata: { team: "search" } }),
+    });
+    const fresh = new QdrantStore({ url: server.url, timeoutMs: 2_000 });
+    const before = server.requests.length;
+    await fresh.ensureCollection({ name: legacy, dimension: 2, distance: "Cosine", binding });
+    const patches = server.requests.slice(before).filter((r) => r.operationId === "update_collection");
+    assert.equal(patches.length, 1);
+    assert.ok(patches[0]?.valid);
+    assert.deepEqual(server.collection(legacy)?.metadata, {
+      team: "search",
+      [BINDING_METADATA_KEY]: { ...binding, adopted: true },
+    });
+    await assert.rejects(
+      fresh.ensureCollection({
+        name: legacy,
+        dimension: 2,
+        distance: "Cosine",
+        binding: testBinding("b", 2),
+      }),
+      hasCode("model_mismatch"),
+    );
+    await fresh.close();
   });
 
   it("a write that fails before its fingerprint point leaves the old fingerprint; the retry completes it", async () => {

@@ -10,7 +10,10 @@ import {
   asChunks,
   hasCode,
   makeRecord,
+  pointsWrite,
   seed,
+  stamped,
+  testBinding,
   uniqueCollection,
   vectorStoreContract,
 } from "./vector-store.contract.js";
@@ -53,6 +56,31 @@ describe("SqliteVecStore specifics", () => {
   afterEach(() => {
     if (db.open) db.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("keeps bindings in its catalog table and fingerprints in a column; a file from before both gets them", async () => {
+    // A file as the release before bindings wrote it: no binding column, no model_fingerprint column.
+    db.exec("DROP TABLE vs_points; DROP TABLE vs_collections;");
+    db.exec(`CREATE TABLE vs_collections (name TEXT PRIMARY KEY, dimension INTEGER NOT NULL, distance TEXT NOT NULL, created_at TEXT NOT NULL);
+      CREATE TABLE vs_points (collection TEXT NOT NULL, id TEXT NOT NULL, chunk_id TEXT NOT NULL, document_id TEXT,
+        payload TEXT NOT NULL, content_hash TEXT NOT NULL, payload_hash TEXT NOT NULL, vector BLOB NOT NULL,
+        updated_at TEXT NOT NULL, PRIMARY KEY (collection, id));
+      INSERT INTO vs_collections VALUES ('legacy', 2, 'Cosine', '2026-01-01T00:00:00Z');`);
+    const reopened = new SqliteVecStore(db);
+    assert.equal((await reopened.describeCollection("legacy"))?.binding, null);
+    const binding = testBinding("model-a", 2);
+    await reopened.ensureCollection({ name: "legacy", dimension: 2, distance: "Cosine", binding });
+    const row = db.prepare("SELECT binding FROM vs_collections WHERE name = 'legacy'").get() as {
+      binding: string;
+    };
+    assert.deepEqual(JSON.parse(row.binding), { ...binding, adopted: true });
+    await reopened.writeChunks("legacy", [
+      stamped(pointsWrite("legacy", "a", [[1, 0]]), binding.fingerprint),
+    ]);
+    const point = db.prepare("SELECT model_fingerprint FROM vs_points WHERE collection = 'legacy'").get() as {
+      model_fingerprint: string;
+    };
+    assert.equal(point.model_fingerprint, binding.fingerprint);
   });
 
   it("Euclid scores are L2 distances, ascending", async () => {

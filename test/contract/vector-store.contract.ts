@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { AppError, type ErrorCode } from "../../src/domain/errors.js";
 import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
+import { type ModelBinding, profileFingerprint } from "../../src/domain/model-binding.js";
 import type { Payload, SearchFilter, VectorRecord } from "../../src/domain/types.js";
 import type { ChunkWrite, PointsWrite, VectorStore } from "../../src/vector-store/vector-store.js";
 import { locateWindows, parentLayout } from "../../src/vector-store/window-text.js";
@@ -161,6 +162,32 @@ export async function seed(store: VectorStore, collection: string, records: Vect
   );
 }
 
+/** A binding as a server with model `model` would record it (domain/model-binding.ts). */
+export function testBinding(model: string, dimension: number): ModelBinding {
+  const identity = {
+    model,
+    weightsSha256: sha256(`weights of ${model}`),
+    dtype: "q8",
+    pooling: "mean" as const,
+    normalize: true,
+    prefixes: { passage: "", query: "" },
+    maxTokens: 256,
+    dimension,
+  };
+  return {
+    ...identity,
+    fingerprint: profileFingerprint(identity),
+    source: `/models/${model}`,
+    boundAt: "2026-12-02T00:00:00.000Z",
+    adopted: false,
+  };
+}
+
+/** The write with every record stamped with a model fingerprint, as the pipeline stamps them. */
+export function stamped(write: PointsWrite, fingerprint: string): PointsWrite {
+  return { ...write, records: write.records.map((r) => ({ ...r, modelFingerprint: fingerprint })) };
+}
+
 export function hasCode(code: ErrorCode): (err: unknown) => boolean {
   return (err: unknown) => {
     assert.ok(err instanceof AppError, `expected an AppError, got ${String(err)}`);
@@ -234,6 +261,125 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         assert.ok(hit);
         // Still cosine: a Euclid store would score this pair with distance 1, not similarity 0.707.
         assert.ok(Math.abs(hit.score - cosine([1, 1, 0], [1, 0, 0])) < SCORE_TOLERANCE, `score ${hit.score}`);
+      });
+    });
+
+    describe("model bindings", () => {
+      it("records the binding when the collection is created and describes it", async () => {
+        const c = uniqueCollection();
+        assert.equal(await store.describeCollection(c), null);
+        const binding = testBinding("model-a", 3);
+        await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine", binding });
+        const description = await store.describeCollection(c);
+        assert.deepEqual(description, { name: c, dimension: 3, distance: "Cosine", binding });
+      });
+
+      it("refuses another profile with model_mismatch naming both, and keeps the first binding", async () => {
+        const c = uniqueCollection();
+        const first = testBinding("model-a", 3);
+        await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine", binding: first });
+        const other = testBinding("model-b", 3);
+        await assert.rejects(
+          store.ensureCollection({ name: c, dimension: 3, distance: "Cosine", binding: other }),
+          (err: unknown) => {
+            hasCode("model_mismatch")(err);
+            const message = (err as Error).message;
+            assert.ok(message.includes(first.fingerprint) && message.includes(other.fingerprint), message);
+            return true;
+          },
+        );
+        // The same profile ensures again without error; the binding is the first one.
+        await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine", binding: first });
+        assert.equal((await store.describeCollection(c))?.binding?.fingerprint, first.fingerprint);
+      });
+
+      it("adopts a collection made without a binding: ensureCollection binds it, marked adopted", async () => {
+        const c = await cosineCollection(3);
+        await seed(store, c, [makeRecord(c, "old", [1, 0, 0])]);
+        assert.equal((await store.describeCollection(c))?.binding, null);
+        const binding = testBinding("model-a", 3);
+        await store.ensureCollection({ name: c, dimension: 3, distance: "Cosine", binding });
+        assert.deepEqual((await store.describeCollection(c))?.binding, { ...binding, adopted: true });
+        assert.equal(await store.count(c), 1, "the old points stay");
+      });
+
+      it("adoptCollection binds once: a second profile gets the first binding back", async () => {
+        const c = await cosineCollection(3);
+        const first = testBinding("model-a", 3);
+        assert.equal((await store.adoptCollection(c, first)).fingerprint, first.fingerprint);
+        const second = await store.adoptCollection(c, testBinding("model-b", 3));
+        assert.equal(second.fingerprint, first.fingerprint);
+        await assert.rejects(
+          store.adoptCollection(uniqueCollection(), first),
+          hasCode("collection_not_found"),
+        );
+      });
+
+      it("every point carries the binding's fingerprint, windows too", async () => {
+        const c = uniqueCollection();
+        const binding = testBinding("model-a", 2);
+        await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding });
+        const split = pointsWrite(c, "split", [
+          [1, 0],
+          [0, 1],
+        ]);
+        const writes = [pointsWrite(c, "whole", [[1, 1]]), split].map((w) => stamped(w, binding.fingerprint));
+        assert.deepEqual(await store.writeChunks(c, writes), ["written", "written"]);
+        const ids = writes.flatMap((w) => (w.kind === "points" ? w.records.map((r) => r.id) : []));
+        const stored = await store.fingerprints(c, ids);
+        assert.equal(stored.size, 3);
+        for (const id of ids) assert.equal(stored.get(id)?.modelFingerprint, binding.fingerprint, id);
+      });
+
+      it("a bound collection refuses points of another profile (or of none) and writes nothing", async () => {
+        const c = uniqueCollection();
+        const binding = testBinding("model-a", 2);
+        await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding });
+        const good = stamped(pointsWrite(c, "good", [[1, 0]]), binding.fingerprint);
+        const foreign = stamped(pointsWrite(c, "foreign", [[0, 1]]), testBinding("model-b", 2).fingerprint);
+        await assert.rejects(store.writeChunks(c, [good, foreign]), hasCode("model_mismatch"));
+        await assert.rejects(
+          store.writeChunks(c, [pointsWrite(c, "unmarked", [[0, 1]])]),
+          hasCode("model_mismatch"),
+        );
+        assert.equal(await store.count(c), 0);
+      });
+    });
+
+    describe("setAlias (cutover)", () => {
+      it("points a name at one collection, then swaps it to another; calls by the alias reach the target", async () => {
+        const blue = await cosineCollection(2);
+        const green = await cosineCollection(2);
+        const alias = uniqueCollection();
+        await seed(store, blue, [makeRecord(blue, "old", [1, 0])]);
+        await seed(store, green, [makeRecord(green, "new-1", [1, 0]), makeRecord(green, "new-2", [0, 1])]);
+
+        await store.setAlias(alias, blue);
+        assert.deepEqual(await ids(alias, [1, 0]), ["old"]);
+        assert.equal(await store.count(alias), 1);
+        await store.setAlias(alias, green);
+        assert.deepEqual(await ids(alias, [1, 0]), ["new-1", "new-2"]);
+        assert.equal(await store.count(alias), 2);
+        assert.equal((await store.describeCollection(alias))?.dimension, 2);
+
+        // Writes through the alias land in its target, ids derived from the alias's name.
+        await seed(store, alias, [makeRecord(alias, "via-alias", [1, 1])]);
+        assert.equal(await store.count(green), 3);
+        assert.equal(await store.count(blue), 1);
+        // Back again (a rollback): the old collection was kept as it was.
+        await store.setAlias(alias, blue);
+        assert.deepEqual(await ids(alias, [1, 0]), ["old"]);
+      });
+
+      it("refuses a missing target and an alias named like a collection", async () => {
+        const blue = await cosineCollection(2);
+        const other = await cosineCollection(2);
+        await assert.rejects(
+          store.setAlias(uniqueCollection(), uniqueCollection()),
+          hasCode("collection_not_found"),
+        );
+        await assert.rejects(store.setAlias(other, blue), hasCode("invalid_request"));
+        assert.equal((await store.describeCollection(other))?.name, other);
       });
     });
 

@@ -1,4 +1,4 @@
-import { ProcessingError } from "../../src/domain/errors.js";
+import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import { pointId } from "../../src/domain/ids.js";
 import type {
   ChunkReceipt,
@@ -22,7 +22,13 @@ import type {
   JobQueue,
   QueueStats,
 } from "../../src/queue/job-queue.js";
-import type { ChunkWrite, ChunkWriteResult, VectorStore } from "../../src/vector-store/vector-store.js";
+import { assertSameBinding } from "../../src/vector-store/binding-checks.js";
+import type {
+  ChunkWrite,
+  ChunkWriteResult,
+  CollectionDescription,
+  VectorStore,
+} from "../../src/vector-store/vector-store.js";
 
 /**
  * In-memory stand-ins for the queue, the store and the embedder, enough for the HTTP app's routes
@@ -348,17 +354,26 @@ export interface StoredChunk {
   records: VectorRecord[];
 }
 
+export type MemoryStore = VectorStore & {
+  down: boolean;
+  hits: SearchHit[] | null;
+  /** Collections ensured (or put here by a test), with their bindings. */
+  collections: Map<string, CollectionDescription>;
+  /** describeCollection calls: admission's binding cache is meant to keep this low. */
+  describeCalls: number;
+  /** What each chunk's points hold, by collection, then chunk id. */
+  chunks: Map<string, Map<string, StoredChunk>>;
+};
+
 /**
  * A store holding each chunk's points in memory (by collection, then chunk id), with the version rule
  * of the VectorStore contract: a write applies only over an older version, a touch only over the same
- * content. Searches find nothing unless `hits` is set.
+ * content. Collections keep their model binding as the real stores do. Searches find nothing unless
+ * `hits` is set.
  */
-export function memoryStore(): VectorStore & {
-  down: boolean;
-  hits: SearchHit[] | null;
-  chunks: Map<string, Map<string, StoredChunk>>;
-} {
-  const state = { down: false, hits: null as SearchHit[] | null };
+export function memoryStore(): MemoryStore {
+  const state = { down: false, hits: null as SearchHit[] | null, describeCalls: 0 };
+  const collections = new Map<string, CollectionDescription>();
   const chunks = new Map<string, Map<string, StoredChunk>>();
   const check = () => {
     if (state.down) throw unreachable("the vector store");
@@ -392,7 +407,30 @@ export function memoryStore(): VectorStore & {
   const store: VectorStore = {
     async ensureCollection(spec) {
       check();
-      collectionOf(spec.name);
+      const existing = collections.get(spec.name);
+      if (existing === undefined) {
+        const { name, dimension, distance } = spec;
+        collections.set(name, { name, dimension, distance, binding: spec.binding ?? null });
+        return;
+      }
+      if (existing.binding === null && spec.binding) existing.binding = { ...spec.binding, adopted: true };
+      assertSameBinding(spec.name, existing.binding, spec.binding);
+    },
+    async describeCollection(name) {
+      check();
+      state.describeCalls += 1;
+      const found = collections.get(name);
+      return found === undefined ? null : structuredClone(found);
+    },
+    async adoptCollection(name, binding) {
+      check();
+      const found = collections.get(name);
+      if (found === undefined) throw new AppError("collection_not_found", `no collection ${name}`);
+      found.binding ??= { ...binding, adopted: true };
+      return found.binding;
+    },
+    async setAlias() {
+      throw new Error("setAlias is not used by the HTTP app");
     },
     async writeChunks(collection, writes) {
       check();
@@ -447,11 +485,9 @@ export function memoryStore(): VectorStore & {
       enumerable: true,
     },
     chunks: { value: chunks, enumerable: true },
-  }) as VectorStore & {
-    down: boolean;
-    hits: SearchHit[] | null;
-    chunks: Map<string, Map<string, StoredChunk>>;
-  };
+    collections: { value: collections, enumerable: true },
+    describeCalls: { get: () => state.describeCalls, enumerable: true },
+  }) as MemoryStore;
 }
 
 /** An embedder whose vectors are the text's length, spread over FAKE_MODEL's four dimensions. */

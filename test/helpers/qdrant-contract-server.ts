@@ -40,8 +40,10 @@ export interface QdrantContractServer {
    * fault instead of an answer.
    */
   inject(fault: Fault, count?: number): void;
-  /** Direct look at the in-memory collections (for assertions, never through the API). */
+  /** Direct look at the in-memory collections (for assertions, never through the API); aliases resolve. */
   collection(name: string): MemoryCollection | undefined;
+  /** The in-memory aliases: alias name → collection name. */
+  aliases: Map<string, string>;
   close(): Promise<void>;
 }
 
@@ -59,6 +61,8 @@ export interface MemoryCollection {
   distance: "Cosine" | "Euclid" | "Dot" | "Manhattan";
   points: Map<string, MemoryPoint>;
   payloadSchema: Record<string, { data_type: string; points: number }>;
+  /** The collection's metadata (Qdrant 1.16+): set on create, merged by PATCH, shown in its config. */
+  metadata: Record<string, Json> | null;
 }
 
 /** A request error inside a handler, answered as Qdrant does: `{status: {error}}` with an HTTP status. */
@@ -133,11 +137,13 @@ function validatorBackend(): Promise<OpenAPIBackend> {
 
 /** The Qdrant version the double answers `GET /` with: the spec's, unless a test pretends otherwise. */
 export async function startQdrantContractServer(
-  options: { version?: string } = {},
+  /** `keepsMetadata: false` stands in for a Qdrant that accepts collection metadata and drops it. */
+  options: { version?: string; keepsMetadata?: boolean } = {},
 ): Promise<QdrantContractServer> {
   const version = options.version ?? "1.19.0";
   const api = await validatorBackend();
   const collections = new Map<string, MemoryCollection>();
+  const aliases = new Map<string, string>();
   const requests: RecordedRequest[] = [];
   const faults: Fault[] = [];
   const hanging = new Set<ServerResponse>();
@@ -228,6 +234,8 @@ export async function startQdrantContractServer(
     try {
       const result = memoryQdrant(
         collections,
+        aliases,
+        options.keepsMetadata ?? true,
         operation.operationId ?? "",
         pathParam(context, "collection_name"),
         record.body as Record<string, Json> | undefined,
@@ -248,7 +256,8 @@ export async function startQdrantContractServer(
     inject(fault, count = 1) {
       for (let i = 0; i < count; i++) faults.push(fault);
     },
-    collection: (name) => collections.get(name),
+    collection: (name) => collections.get(aliases.get(name) ?? name),
+    aliases,
     async close() {
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
@@ -298,8 +307,13 @@ function normalizeId(id: PointId): PointId {
   return typeof id === "number" ? id : id.toLowerCase();
 }
 
-function requireCollection(collections: Map<string, MemoryCollection>, name: string): MemoryCollection {
-  const c = collections.get(name);
+/** A name reaches its collection directly or through an alias, as in Qdrant. */
+function requireCollection(
+  collections: Map<string, MemoryCollection>,
+  aliases: Map<string, string>,
+  name: string,
+): MemoryCollection {
+  const c = collections.get(aliases.get(name) ?? name);
   if (c === undefined) throw new QdrantHttpError(404, `Not found: Collection \`${name}\` doesn't exist!`);
   return c;
 }
@@ -308,14 +322,45 @@ const UPDATE_RESULT = { operation_id: 0, status: "completed" };
 
 function memoryQdrant(
   collections: Map<string, MemoryCollection>,
+  aliases: Map<string, string>,
+  keepsMetadata: boolean,
   operationId: string,
   name: string,
   body: Record<string, Json> | undefined,
 ): unknown {
   const b = body ?? {};
   switch (operationId) {
+    case "update_aliases": {
+      // All actions checked against a copy, then applied at once: Qdrant's alias changes are atomic.
+      const next = new Map(aliases);
+      for (const action of (b.actions ?? []) as Array<Record<string, Record<string, string>>>) {
+        if (action.delete_alias !== undefined) {
+          next.delete(String(action.delete_alias.alias_name));
+        } else if (action.create_alias !== undefined) {
+          const { alias_name: alias, collection_name: target } = action.create_alias as Record<
+            string,
+            string
+          >;
+          if (!collections.has(String(target))) {
+            throw new QdrantHttpError(404, `Not found: Collection \`${target}\` doesn't exist!`);
+          }
+          if (collections.has(String(alias)) || next.has(String(alias))) {
+            throw new QdrantHttpError(409, `Wrong input: Collection \`${alias}\` already exists!`);
+          }
+          next.set(String(alias), String(target));
+        } else {
+          throw new QdrantHttpError(
+            501,
+            `alias action ${Object.keys(action).join(",")} not implemented here`,
+          );
+        }
+      }
+      aliases.clear();
+      for (const [alias, target] of next) aliases.set(alias, target);
+      return true;
+    }
     case "get_collection": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       return {
         status: "green",
         optimizer_status: "ok",
@@ -334,28 +379,50 @@ function memoryQdrant(
           optimizer_config: {},
           wal_config: { wal_capacity_mb: 32, wal_segments_ahead: 0 },
           quantization_config: null,
+          ...(c.metadata === null ? {} : { metadata: structuredClone(c.metadata) }),
         },
         payload_schema: c.payloadSchema,
       };
     }
     case "create_collection": {
-      if (collections.has(name)) {
+      if (collections.has(name) || aliases.has(name)) {
         throw new QdrantHttpError(409, `Wrong input: Collection \`${name}\` already exists!`);
       }
       const vectors = b.vectors as { size?: number; distance?: MemoryCollection["distance"] } | undefined;
       if (vectors?.size === undefined || vectors.distance === undefined) {
         throw new QdrantHttpError(400, "Wrong input: the contract server supports one unnamed vector only");
       }
+      const metadata = b.metadata as Record<string, Json> | null | undefined;
       collections.set(name, {
         size: vectors.size,
         distance: vectors.distance,
         points: new Map(),
         payloadSchema: {},
+        metadata:
+          metadata === undefined || metadata === null || !keepsMetadata ? null : structuredClone(metadata),
       });
       return true;
     }
+    case "update_collection": {
+      // Only metadata is implemented: merged key by key, a null value removing its key (the spec's words).
+      const c = requireCollection(collections, aliases, name);
+      const unsupported = Object.keys(b).filter((k) => k !== "metadata" && b[k] !== null);
+      if (unsupported.length > 0) {
+        throw new QdrantHttpError(501, `update_collection ${unsupported.join(",")} is not implemented here`);
+      }
+      const metadata = b.metadata as Record<string, Json> | null | undefined;
+      if (metadata !== undefined && metadata !== null && keepsMetadata) {
+        const merged: Record<string, Json> = { ...(c.metadata ?? {}) };
+        for (const [k, v] of Object.entries(metadata)) {
+          if (v === null) delete merged[k];
+          else merged[k] = structuredClone(v);
+        }
+        c.metadata = merged;
+      }
+      return true;
+    }
     case "create_field_index": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const schema = b.field_schema;
       const type =
         typeof schema === "string" ? schema : ((schema as { type?: string } | null)?.type ?? "keyword");
@@ -363,7 +430,7 @@ function memoryQdrant(
       return UPDATE_RESULT;
     }
     case "upsert_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const points = (b.points ?? []) as Array<{
         id: PointId;
         vector: Json;
@@ -408,7 +475,7 @@ function memoryQdrant(
       return UPDATE_RESULT;
     }
     case "get_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const ids = (b.ids ?? []) as PointId[];
       const out: unknown[] = [];
       for (const id of ids) {
@@ -424,7 +491,7 @@ function memoryQdrant(
     }
     case "scroll_points": {
       // Points in id order after `offset`, filtered, `limit` of them; next_page_offset resumes.
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const limit = typeof b.limit === "number" ? b.limit : 10;
       const after = b.offset === undefined || b.offset === null ? null : idKey(b.offset as PointId);
       const sorted = [...c.points.values()]
@@ -441,18 +508,18 @@ function memoryQdrant(
       };
     }
     case "count_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       let n = 0;
       for (const p of c.points.values()) if (matchesFilter(p, b.filter)) n++;
       return { count: n };
     }
     case "delete_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       deleteSelected(c, b);
       return UPDATE_RESULT;
     }
     case "batch_update": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       const results: unknown[] = [];
       for (const op of (b.operations ?? []) as Array<Record<string, Record<string, Json>>>) {
         if (op.overwrite_payload !== undefined) {
@@ -477,7 +544,7 @@ function memoryQdrant(
       return results;
     }
     case "query_points": {
-      const c = requireCollection(collections, name);
+      const c = requireCollection(collections, aliases, name);
       let query = b.query as Json;
       if (typeof query === "object" && query !== null && !Array.isArray(query) && "nearest" in query) {
         query = query.nearest as Json;

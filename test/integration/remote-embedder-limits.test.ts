@@ -170,12 +170,15 @@ describe("the remote model is part of the fingerprint", () => {
       EMBEDDER_MAX_TOKENS: "512",
     });
 
-  it("re-ingesting under another provider model embeds again; under the same one, not", async () => {
+  it("another provider model is another profile: its collection refuses it (409), a new one embeds again; the same model, not", async () => {
     const chunks = texts(10, "fp");
-    const ingest = async (server: HttpServer) => {
-      const accepted = await postJson<{ job_id: string }>(`${server.url}/v1/collections/fp/chunks`, {
-        chunks,
-      });
+    const ingest = async (server: HttpServer, collection = "fp") => {
+      const accepted = await postJson<{ job_id: string }>(
+        `${server.url}/v1/collections/${collection}/chunks`,
+        {
+          chunks,
+        },
+      );
       return waitForJobDone(server.url, accepted.body.job_id);
     };
     const first = await serve("model-a");
@@ -185,7 +188,15 @@ describe("the remote model is part of the fingerprint", () => {
 
     const second = await serve("model-b");
     try {
-      const job = await ingest(second);
+      // The collection is bound to model-a: model-b's vectors must not join it.
+      const refused = await postJson<{ error: { code: string; message: string } }>(
+        `${second.url}/v1/collections/fp/chunks`,
+        { chunks },
+      );
+      assert.equal(refused.status, 409);
+      assert.equal(refused.body.error.code, "model_mismatch");
+      assert.match(refused.body.error.message, /model-a.*model-b/s);
+      const job = await ingest(second, "fp_b");
       assert.equal(job.counts.stored, 10, "another model: every chunk embedded again");
       const info = await getJson<{ model_name: string; token_counter: string }>(`${second.url}/model-info`);
       assert.equal(info.body.model_name, `remote:openai:model-b@${new URL(engine.url).host}`);

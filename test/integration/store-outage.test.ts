@@ -24,6 +24,9 @@ function outageStore(inner: VectorStore, state: { down: boolean; refused: number
     };
   return {
     ensureCollection: guard((spec) => inner.ensureCollection(spec)),
+    describeCollection: guard((c) => inner.describeCollection(c)),
+    adoptCollection: guard((c, b) => inner.adoptCollection(c, b)),
+    setAlias: guard((a, c) => inner.setAlias(a, c)),
     writeChunks: guard((c, w) => inner.writeChunks(c, w)),
     fingerprints: guard((c, ids) => inner.fingerprints(c, ids)),
     deleteDocument: guard((c, d, v) => inner.deleteDocument(c, d, v)),
@@ -184,6 +187,9 @@ describe("a collection deleted behind the server's back is created again on the 
               throw new AppError("collection_not_found", `Collection "${c}" does not exist`);
             return inner.writeChunks(c, w);
           },
+          describeCollection: (c) => inner.describeCollection(c),
+          adoptCollection: (c, b) => inner.adoptCollection(c, b),
+          setAlias: (a, c) => inner.setAlias(a, c),
           fingerprints: (c, ids) => inner.fingerprints(c, ids),
           deleteDocument: (c, d, v) => inner.deleteDocument(c, d, v),
           deleteChunkVersions: (c, chunks) => inner.deleteChunkVersions(c, chunks),

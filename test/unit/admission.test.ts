@@ -5,7 +5,9 @@ import { idempotentJobId } from "../../src/domain/ids.js";
 import type { EmbedKind, ModelInfo, NewChunk } from "../../src/domain/types.js";
 import type { EnqueueRequest, EnqueueResult } from "../../src/queue/job-queue.js";
 import { Admission, type AdmissionOptions, type ClientChunk, newChunk } from "../../src/server/admission.js";
+import { CollectionBindings } from "../../src/server/collection-bindings.js";
 import { ERROR_STATUS } from "../../src/server/error-status.js";
+import { memoryStore } from "../helpers/in-memory-backends.js";
 
 /**
  * Admission with in-memory fakes: a queue that keeps jobs in a Map and applies the two bounds, an
@@ -84,8 +86,16 @@ function setup(
   const queue = new FakeQueue();
   const embedder = new FakeEmbedder();
   const throughput = { rates: () => ({ chunksPerSecond, tokensPerSecond: chunksPerSecond * 50 }) };
-  const admission = new Admission(queue, throughput, embedder, () => model, { ...OPTIONS, ...options });
-  return { queue, embedder, admission };
+  const store = memoryStore();
+  const admission = new Admission(
+    queue,
+    throughput,
+    embedder,
+    () => model,
+    { ...OPTIONS, ...options },
+    new CollectionBindings(store),
+  );
+  return { queue, embedder, admission, store };
 }
 
 const words = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`).join(" ");

@@ -3,11 +3,14 @@ import { after, describe, it } from "node:test";
 import pino from "pino";
 import { Compile } from "typebox/compile";
 import type { AppError } from "../../src/domain/errors.js";
+import { bindingFor } from "../../src/domain/model-binding.js";
 import { Admission } from "../../src/server/admission.js";
 import { type App, type AppDeps, buildApp } from "../../src/server/app.js";
 import { guardBackend } from "../../src/server/backend-guard.js";
 import { BackendHealth, type BackendName } from "../../src/server/backend-health.js";
+import { CollectionBindings } from "../../src/server/collection-bindings.js";
 import {
+  CollectionInfo,
   DeadLetterPage,
   DeadLettersDiscarded,
   DeadLettersReplayed,
@@ -89,12 +92,19 @@ function harness(options: { apiKeys?: string[]; readyFailureMs?: number } = {}):
     queue: guardedQueue,
     store: guardedStore,
     embedder,
-    admission: new Admission(guardedQueue, throughput as never, embedder, model, {
-      maxQueueSize: 100,
-      maxQueueTokens: 1_000_000,
-      maxChunksPerRequest: 50,
-      maxWindowsPerChunk: 8,
-    }),
+    admission: new Admission(
+      guardedQueue,
+      throughput as never,
+      embedder,
+      model,
+      {
+        maxQueueSize: 100,
+        maxQueueTokens: 1_000_000,
+        maxChunksPerRequest: 50,
+        maxWindowsPerChunk: 8,
+      },
+      new CollectionBindings(guardedStore),
+    ),
     throughput: throughput as never,
     model,
     isShuttingDown: () => false,
@@ -362,7 +372,13 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
   });
 
   it("answers every JSON route in the shape its wire schema documents", async () => {
-    const { app } = harness();
+    const { app, store } = harness();
+    await store.ensureCollection({
+      name: "bound",
+      dimension: 4,
+      distance: "Cosine",
+      binding: bindingFor(FAKE_MODEL),
+    });
     const ingest = await app.inject({
       method: "POST",
       url: "/v1/collections/docs/chunks",
@@ -385,6 +401,7 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
       ["POST", "/v1/dead-letters/replay", { all: true }, 200, DeadLettersReplayed],
       ["DELETE", "/v1/dead-letters", { job_id: jobId }, 200, DeadLettersDiscarded],
       ["GET", "/v1/collections/docs/documents", undefined, 200, DocumentList],
+      ["GET", "/v1/collections/bound", undefined, 200, CollectionInfo],
       ["PUT", "/v1/collections/docs/documents/doc-1", { chunks: [chunk("z")] }, 202, DocumentReplaceAccepted],
       ["DELETE", "/v1/collections/docs/documents/doc-1", undefined, 200, DocumentDeleted],
       ["GET", "/v1/models", undefined, 200, ModelList],
@@ -406,5 +423,128 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
       assert.equal(response.statusCode, status, `${method} ${url}: ${response.body}`);
       assertShape(schema, response.json());
     }
+  });
+
+  it("refuses ingest into a collection bound to another model with 409 model_mismatch on every ingest route, queueing nothing", async () => {
+    const { app, queue, store } = harness();
+    const otherModel = { ...FAKE_MODEL, id: "other/model", weightsSha256: "ab".repeat(32) };
+    const other = bindingFor(otherModel);
+    for (const name of ["docs", "seed"]) {
+      await store.ensureCollection({ name, dimension: 4, distance: "Cosine", binding: other });
+    }
+    const seedChunk = { chunk_id: 1, item_sequence: 1, name: "n", contents: "c", meta: null };
+    const requests = [
+      { method: "POST" as const, url: "/v1/collections/docs/chunks", payload: { chunks: [chunk("a")] } },
+      {
+        method: "PUT" as const,
+        url: "/v1/collections/docs/documents/doc-1",
+        payload: { chunks: [chunk("a")] },
+      },
+      { method: "POST" as const, url: "/test/embed", payload: [seedChunk] },
+    ];
+    for (const request of requests) {
+      const response = await app.inject(request);
+      assert.equal(response.statusCode, 409, `${request.url}: ${response.body}`);
+      const { error } = response.json() as {
+        error: { code: string; message: string; details: Record<string, unknown> };
+      };
+      assert.equal(error.code, "model_mismatch");
+      // Both profiles named: the collection's and the server's.
+      assert.ok(error.message.includes("other/model") && error.message.includes("fake/model"), error.message);
+      assert.deepEqual(error.details.bound, {
+        model: "other/model",
+        weights_sha256: "ab".repeat(32),
+        fingerprint: other.fingerprint,
+      });
+      assert.equal(
+        (error.details.current as { fingerprint: string }).fingerprint,
+        bindingFor(FAKE_MODEL).fingerprint,
+      );
+    }
+    assert.equal(queue.jobs.size, 0, "nothing enqueued");
+    // The binding was read once per collection, then answered from the cache.
+    assert.equal(store.describeCalls, 2);
+
+    const info = await app.inject({ method: "GET", url: "/v1/collections/docs" });
+    assert.equal(info.statusCode, 200);
+    const body = info.json() as { binding: { fingerprint: string; model: string }; model_matches: boolean };
+    assert.equal(body.binding.fingerprint, other.fingerprint);
+    assert.equal(body.binding.model, "other/model");
+    assert.equal(body.model_matches, false);
+  });
+
+  it("binds an unbound collection to the model on first ingest (adoption) and answers 404 for an unknown one", async () => {
+    const { app, queue, store } = harness();
+    await store.ensureCollection({ name: "legacy", dimension: 4, distance: "Cosine" });
+    const accepted = await app.inject({
+      method: "POST",
+      url: "/v1/collections/legacy/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    assert.equal(queue.jobs.size, 1);
+    const info = (await app.inject({ method: "GET", url: "/v1/collections/legacy" })).json() as {
+      binding: { fingerprint: string; adopted: boolean };
+      model_matches: boolean;
+    };
+    assert.equal(info.binding.fingerprint, bindingFor(FAKE_MODEL).fingerprint);
+    assert.equal(info.binding.adopted, true);
+    assert.equal(info.model_matches, true);
+
+    await store.ensureCollection({ name: "wide", dimension: 8, distance: "Cosine" });
+    const wide = await app.inject({
+      method: "POST",
+      url: "/v1/collections/wide/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    assert.equal(wide.statusCode, 409);
+    assert.equal((wide.json() as { error: { code: string } }).error.code, "dimension_mismatch");
+    assert.equal(queue.jobs.size, 1);
+    assert.equal(
+      store.collections.get("wide")?.binding,
+      null,
+      "a collection of another dimension is not adopted",
+    );
+
+    const missing = await app.inject({ method: "GET", url: "/v1/collections/nowhere" });
+    assert.equal(missing.statusCode, 404);
+    assert.equal((missing.json() as { error: { code: string } }).error.code, "collection_not_found");
+  });
+
+  it("keeps accepting ingest while the store is down: the binding is then checked where chunks are written", async () => {
+    const { app, queue, store } = harness();
+    store.down = true;
+    const accepted = await app.inject({
+      method: "POST",
+      url: "/v1/collections/docs/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    assert.equal(queue.jobs.size, 1);
+  });
+
+  it("while the model loads, an existing collection's ingest waits (503 model_not_ready); a new one is accepted", async () => {
+    const { app, queue, store, modelLoaded } = harness();
+    await store.ensureCollection({
+      name: "docs",
+      dimension: 4,
+      distance: "Cosine",
+      binding: bindingFor(FAKE_MODEL),
+    });
+    modelLoaded.value = false;
+    const waiting = await app.inject({
+      method: "POST",
+      url: "/v1/collections/docs/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    assert.equal(waiting.statusCode, 503);
+    assert.equal((waiting.json() as { error: { code: string } }).error.code, "model_not_ready");
+    const fresh = await app.inject({
+      method: "POST",
+      url: "/v1/collections/fresh/chunks",
+      payload: { chunks: [chunk("a")] },
+    });
+    assert.equal(fresh.statusCode, 202);
+    assert.equal(queue.jobs.size, 1);
   });
 });

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
+import { modelFingerprint } from "../../src/domain/model-binding.js";
 import type { ModelInfo, Payload, PointFingerprint, QueuedChunk } from "../../src/domain/types.js";
 import type { EmbeddedWindow } from "../../src/embedder/embedder.js";
 import { chunkContentHash, embeddedChunk, type Plan, planChunks } from "../../src/pipeline/point-planner.js";
@@ -344,6 +345,8 @@ describe("embeddedChunk", () => {
             payload: { name: "Tylenol" },
             contentHash: chunkContentHash(c, MODEL, "whole"),
             payloadHash: sha256(canonicalJson({ name: "Tylenol" })),
+            // The model's profile fingerprint: the collection's binding checks it on write.
+            modelFingerprint: modelFingerprint(MODEL),
           },
         ],
       },

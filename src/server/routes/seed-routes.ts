@@ -1,3 +1,4 @@
+import { modelFingerprint } from "../../domain/model-binding.js";
 import type { Payload } from "../../domain/types.js";
 import {
   IngestHeaders,
@@ -112,6 +113,8 @@ export function registerSeedRoutes(app: App, deps: AppDeps): void {
         normalize: model.normalize,
         dtype: model.dtype,
         prefixes: model.prefixes,
+        weights_sha256: model.weightsSha256 ?? null,
+        fingerprint: modelFingerprint(model),
         distance: deps.limits.distance,
         // Who counts tokens against max_tokens: the model's tokenizer, or (remote, none loaded) an estimate.
         token_counter: model.remote?.tokenCounter ?? "tokenizer",

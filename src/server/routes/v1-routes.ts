@@ -14,6 +14,7 @@ import {
   SearchBody,
 } from "../../wire/requests.js";
 import {
+  CollectionInfo,
   DocumentDeleted,
   DocumentList,
   DocumentReplaceAccepted,
@@ -25,6 +26,7 @@ import {
 } from "../../wire/responses.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.js";
+import { collectionBody } from "../collection-bodies.js";
 import { jobBody } from "../job-bodies.js";
 import { servedModelName } from "../model-names.js";
 import { queueStorage } from "../queue-storage.js";
@@ -190,6 +192,28 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
         }),
         ...(pending === undefined ? {} : { pending }),
       };
+    },
+  );
+
+  app.get(
+    "/v1/collections/:collection",
+    {
+      schema: {
+        summary: "A collection: its shape, its point count and the embedding profile it is bound to",
+        tags: ["collections"],
+        params: CollectionParams,
+        response: answers(CollectionInfo),
+      },
+    },
+    async (request) => {
+      const { collection } = request.params;
+      const description = await deps.store.describeCollection(collection);
+      if (description === null) {
+        throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+          details: { collection },
+        });
+      }
+      return collectionBody(description, await deps.store.count(collection), deps.model());
     },
   );
 

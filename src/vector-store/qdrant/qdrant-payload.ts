@@ -40,6 +40,8 @@ export interface RagFields {
   version: number;
   /** A window of a split chunk: where its text sits in the chunk's text (see window-text.ts). */
   window?: WindowPlacement;
+  /** The fingerprint of the embedding profile that made the vector (the collection's binding's). */
+  model_fingerprint?: string;
 }
 
 export function ragFieldsOf(record: VectorRecord): RagFields {
@@ -51,6 +53,7 @@ export function ragFieldsOf(record: VectorRecord): RagFields {
     payload_hash: record.payloadHash,
     version: record.version,
     ...(record.window === undefined ? {} : { window: record.window }),
+    ...(record.modelFingerprint === undefined ? {} : { model_fingerprint: record.modelFingerprint }),
   };
 }
 
@@ -86,5 +89,6 @@ export function fingerprintOf(rag: Partial<RagFields> | undefined): PointFingerp
     contentHash: rag.content_hash,
     payloadHash: rag.payload_hash,
     version: typeof rag.version === "number" ? rag.version : null,
+    ...(typeof rag.model_fingerprint === "string" ? { modelFingerprint: rag.model_fingerprint } : {}),
   };
 }

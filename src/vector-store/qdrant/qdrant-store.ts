@@ -2,13 +2,16 @@ import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
 import { AppError } from "../../domain/errors.js";
 import { pointId, windowPointId } from "../../domain/ids.js";
+import type { ModelBinding } from "../../domain/model-binding.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
 import type { PointFingerprint, SearchFilter, SearchHit } from "../../domain/types.js";
+import { assertRecordFingerprints, assertSameBinding } from "../binding-checks.js";
 import { checkWrites, fingerprintId, rounds, windowsFirst, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import {
   type ChunkWrite,
   type ChunkWriteResult,
+  type CollectionDescription,
   type CollectionSpec,
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
@@ -16,6 +19,7 @@ import {
   type VectorStore,
 } from "../vector-store.js";
 import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
+import { BINDING_METADATA_KEY, bindingMetadata, bindingOf } from "./collection-binding.js";
 import { type CollectionShape, compareShapes, shapeOf } from "./collection-shape.js";
 import {
   type SizedOperation,
@@ -69,6 +73,11 @@ export class QdrantStore implements VectorStore {
   private readonly logger: Logger | undefined;
   /** Collections known to exist, with their shape (ensured or read back). */
   private readonly shapes = new Map<string, CollectionShape>();
+  /**
+   * Their bindings, read with the shape. A binding once set never changes (short of deleting the
+   * collection, which drops it from both maps), so a cached one is always current.
+   */
+  private readonly bindings = new Map<string, ModelBinding | null>();
   /** The server's version, checked once per store (again after a failed check). */
   private serverChecked: Promise<void> | undefined;
 
@@ -103,13 +112,21 @@ export class QdrantStore implements VectorStore {
     const cached = this.shapes.get(spec.name);
     if (cached !== undefined) {
       compareShapes(spec.name, cached, wanted);
-      return;
+      const binding = this.bindings.get(spec.name) ?? null;
+      // An unbound collection asked to take a binding goes the long way, through adoption.
+      if (binding !== null || spec.binding === undefined) {
+        assertSameBinding(spec.name, binding, spec.binding);
+        return;
+      }
     }
     let info = await this.readCollection(spec.name, "ensureCollection");
     if (info === undefined) {
       try {
-        await this.client.createCollection(spec.name, {
+        // Through the generated API: the client's createCollection helper drops `metadata`.
+        await this.client.api().createCollection({
+          collection_name: spec.name,
           vectors: { size: spec.dimension, distance: spec.distance },
+          ...(spec.binding === undefined ? {} : { metadata: bindingMetadata(spec.binding) }),
         });
         this.logger?.info(
           { collection: spec.name, dimension: spec.dimension, distance: spec.distance },
@@ -132,6 +149,11 @@ export class QdrantStore implements VectorStore {
     }
     const existing = shapeOf(spec.name, info);
     compareShapes(spec.name, existing, wanted);
+    let binding = bindingOf(info);
+    if (binding === null && spec.binding !== undefined) {
+      binding = await this.adoptCollection(spec.name, spec.binding);
+    }
+    assertSameBinding(spec.name, binding, spec.binding);
     // Indexes are created by whoever finds them missing, so a creator that died early is repaired.
     const indexed = new Set(Object.keys(info.payload_schema ?? {}));
     for (const { field, schema } of PAYLOAD_INDEXES) {
@@ -141,6 +163,89 @@ export class QdrantStore implements VectorStore {
       );
     }
     this.shapes.set(spec.name, existing);
+    this.bindings.set(spec.name, binding);
+  }
+
+  async describeCollection(collection: string): Promise<CollectionDescription | null> {
+    const info = await this.readCollection(collection, "describeCollection");
+    if (info === undefined) return null;
+    const shape = shapeOf(collection, info);
+    const binding = bindingOf(info);
+    this.shapes.set(collection, shape);
+    // Never forget a binding held for a Qdrant that keeps no metadata (see adoptCollection).
+    if (binding !== null || !this.bindings.has(collection)) this.bindings.set(collection, binding);
+    return { name: collection, ...shape, binding };
+  }
+
+  /**
+   * Qdrant merges collection metadata with no condition, so two servers adopting the same unbound
+   * collection at once with different models could both think they won: each reads the binding back
+   * and the one that lost learns it, except when the second write lands after the first read.
+   * Adoption only concerns collections made before bindings, so that window is accepted here.
+   */
+  async adoptCollection(collection: string, binding: ModelBinding): Promise<ModelBinding> {
+    const before = await this.readCollection(collection, "adoptCollection");
+    if (before === undefined) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    const existing = bindingOf(before);
+    if (existing !== null) return existing;
+    await this.call("adopt collection", collection, () =>
+      this.client.updateCollection(collection, {
+        metadata: bindingMetadata({ ...binding, adopted: true }),
+      }),
+    );
+    const after = await this.readCollection(collection, "adoptCollection");
+    if (after === undefined) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    const stored = bindingOf(after);
+    if (stored !== null) {
+      this.bindings.set(collection, stored);
+      return stored;
+    }
+    // A Qdrant that keeps no collection metadata (older than the contract this adapter follows)
+    // accepts the field and drops it. This process still holds the binding (and checks its own
+    // writes against it), but nothing is recorded for the next one: say so rather than fail ingest.
+    this.logger?.warn(
+      { collection, key: BINDING_METADATA_KEY },
+      "this Qdrant keeps no collection metadata: the collection's model binding is not recorded, so a server with another model will not be refused",
+    );
+    const held = { ...binding, adopted: true };
+    this.bindings.set(collection, held);
+    return held;
+  }
+
+  /** One POST /collections/aliases: Qdrant applies its delete and create actions atomically. */
+  async setAlias(alias: string, collection: string): Promise<void> {
+    try {
+      await this.call("set alias", collection, () =>
+        this.client.updateCollectionAliases({
+          actions: [
+            { delete_alias: { alias_name: alias } },
+            { create_alias: { collection_name: collection, alias_name: alias } },
+          ],
+        }),
+      );
+    } catch (error) {
+      // classify() keeps Qdrant's answer as the cause: a 409 means the alias's name is a collection's.
+      if (!isAlreadyExists(error instanceof Error ? error.cause : undefined)) throw error;
+      throw new AppError(
+        "invalid_request",
+        `"${alias}" is the name of a collection; an alias needs a name of its own`,
+        {
+          details: { alias, collection },
+        },
+      );
+    } finally {
+      // What this process knew under the alias's name was the old target's.
+      this.shapes.delete(alias);
+      this.bindings.delete(alias);
+    }
   }
 
   /**
@@ -151,6 +256,7 @@ export class QdrantStore implements VectorStore {
   async writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]> {
     const shape = await this.requireShape(collection, "writeChunks");
     checkWrites(collection, writes);
+    assertRecordFingerprints(collection, this.bindings.get(collection) ?? null, writes);
     assertVectorDimensions(
       collection,
       writes.flatMap((w) => (w.kind === "points" ? w.records : [])),
@@ -350,6 +456,7 @@ export class QdrantStore implements VectorStore {
   /** The client keeps no resources that need closing (its HTTP agent's idle sockets time out). */
   async close(): Promise<void> {
     this.shapes.clear();
+    this.bindings.clear();
   }
 
   /** Fails for a Qdrant that would ignore the `update_filter` every write relies on. */
@@ -439,6 +546,7 @@ export class QdrantStore implements VectorStore {
     }
     const shape = shapeOf(collection, info);
     this.shapes.set(collection, shape);
+    this.bindings.set(collection, bindingOf(info));
     return shape;
   }
 
@@ -466,7 +574,10 @@ export class QdrantStore implements VectorStore {
   private classify(error: unknown, operation: string, collection: string): Error {
     const classified = classifyQdrantError(error, { operation, collection, timeoutMs: this.timeoutMs });
     // Deleted behind our back: forget the cached shape so the next call reads it again.
-    if (isCollectionNotFound(classified)) this.shapes.delete(collection);
+    if (isCollectionNotFound(classified)) {
+      this.shapes.delete(collection);
+      this.bindings.delete(collection);
+    }
     return classified;
   }
 }

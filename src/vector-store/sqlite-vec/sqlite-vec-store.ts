@@ -1,4 +1,5 @@
 import { AppError } from "../../domain/errors.js";
+import { type ModelBinding, parseBinding } from "../../domain/model-binding.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
 import type {
   Distance,
@@ -9,11 +10,13 @@ import type {
   WindowPlacement,
 } from "../../domain/types.js";
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
+import { assertRecordFingerprints, assertSameBinding } from "../binding-checks.js";
 import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import {
   type ChunkWrite,
   type ChunkWriteResult,
+  type CollectionDescription,
   type CollectionSpec,
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
@@ -32,6 +35,8 @@ interface CollectionRow {
   name: string;
   dimension: number;
   distance: string;
+  /** JSON ModelBinding; NULL for a collection made before bindings and not used since. */
+  binding: string | null;
 }
 
 interface FingerprintRow {
@@ -39,6 +44,7 @@ interface FingerprintRow {
   content_hash: string;
   payload_hash: string;
   version: number | null;
+  model_fingerprint: string | null;
 }
 
 interface HitRow {
@@ -79,6 +85,11 @@ CREATE TABLE IF NOT EXISTS vs_points (
   PRIMARY KEY (collection, id)
 );
 CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document_id);
+CREATE TABLE IF NOT EXISTS vs_aliases (
+  alias TEXT PRIMARY KEY,
+  collection TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
 `;
 
 /**
@@ -89,6 +100,8 @@ CREATE INDEX IF NOT EXISTS vs_points_document ON vs_points (collection, document
  *   versions existed) counts as older than any version.
  * - window_layout (JSON WindowPlacement) is set on the windows of a split chunk: where each window's
  *   text sits in the chunk's text, so the chunk's text need not be stored beside its windows.
+ * - model_fingerprint is the fingerprint of the embedding profile that made the point's vector; the
+ *   collections table (the store's catalog) holds the profile itself as `binding`.
  */
 function migrate(db: SqliteDatabase): void {
   const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_points')").all();
@@ -100,6 +113,15 @@ function migrate(db: SqliteDatabase): void {
   }
   if (!columns.some((c) => c.name === "window_layout")) {
     db.exec("ALTER TABLE vs_points ADD COLUMN window_layout TEXT");
+  }
+  if (!columns.some((c) => c.name === "model_fingerprint")) {
+    db.exec("ALTER TABLE vs_points ADD COLUMN model_fingerprint TEXT");
+  }
+  const catalog = db
+    .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('vs_collections')")
+    .all();
+  if (!catalog.some((c) => c.name === "binding")) {
+    db.exec("ALTER TABLE vs_collections ADD COLUMN binding TEXT");
   }
   db.exec("CREATE INDEX IF NOT EXISTS vs_points_group ON vs_points (collection, group_id)");
 }
@@ -124,20 +146,24 @@ export class SqliteVecStore implements VectorStore {
 
     // db.transaction nests as a savepoint inside a caller's transaction, which is what lets the
     // embedded pipeline wrap the writes and the ack in one outer transaction.
-    this.writeTx = db.transaction((collection: string, writes: ChunkWrite[]) => {
+    this.writeTx = db.transaction((name: string, writes: ChunkWrite[]) => {
+      // Point ids come from the name called with (an alias's, during a cutover); rows live under the target.
+      const collection = this.resolve(name);
       const spec = this.requireCollection(collection);
-      checkWrites(collection, writes);
+      checkWrites(name, writes);
+      assertRecordFingerprints(collection, spec.binding, writes);
       assertVectorDimensions(
         collection,
         writes.flatMap((w) => (w.kind === "points" ? w.records : [])),
         spec.dimension,
       );
       const now = new Date().toISOString();
-      return writes.map((write) => this.writeOne(collection, write, now));
+      return writes.map((write) => this.writeOne(collection, fingerprintId(name, write), write, now));
     });
   }
 
-  async ensureCollection(spec: CollectionSpec): Promise<void> {
+  async ensureCollection(requested: CollectionSpec): Promise<void> {
+    const spec = { ...requested, name: this.resolve(requested.name) };
     const distance = supportedDistance(spec.distance);
     if (!Number.isInteger(spec.dimension) || spec.dimension < 1) {
       throw new AppError(
@@ -150,8 +176,9 @@ export class SqliteVecStore implements VectorStore {
     }
     // Insert-or-ignore then read back: another process may create the same collection concurrently,
     // and whichever shape won must be compared against, never overwritten.
-    this.stmts.insertCollection.run(spec.name, spec.dimension, distance, new Date().toISOString());
-    const existing = this.stmts.getCollection.get(spec.name);
+    const binding = spec.binding === undefined ? null : JSON.stringify(spec.binding);
+    this.stmts.insertCollection.run(spec.name, spec.dimension, distance, new Date().toISOString(), binding);
+    let existing = this.stmts.getCollection.get(spec.name);
     if (existing === undefined) throw new Error(`Collection "${spec.name}" vanished right after creation`);
     if (existing.dimension !== spec.dimension || existing.distance !== distance) {
       throw new AppError(
@@ -167,6 +194,36 @@ export class SqliteVecStore implements VectorStore {
         },
       );
     }
+    if (spec.binding !== undefined && existing.binding === null) {
+      this.stmts.adopt.run(JSON.stringify({ ...spec.binding, adopted: true }), spec.name);
+      existing = this.stmts.getCollection.get(spec.name) ?? existing;
+    }
+    assertSameBinding(spec.name, parseStoredBinding(existing.binding), spec.binding);
+  }
+
+  async describeCollection(collection: string): Promise<CollectionDescription | null> {
+    const row = this.stmts.getCollection.get(this.resolve(collection));
+    if (row === undefined) return null;
+    return {
+      name: collection,
+      dimension: row.dimension,
+      distance: row.distance as CollectionDescription["distance"],
+      binding: parseStoredBinding(row.binding),
+    };
+  }
+
+  /** One conditional UPDATE: of two processes adopting at once, the first wins and the second reads it. */
+  async adoptCollection(name: string, binding: ModelBinding): Promise<ModelBinding> {
+    const collection = this.resolve(name);
+    this.stmts.adopt.run(JSON.stringify({ ...binding, adopted: true }), collection);
+    const row = this.stmts.getCollection.get(collection);
+    const stored = row === undefined ? null : parseStoredBinding(row.binding);
+    if (stored === null) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    return stored;
   }
 
   async writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]> {
@@ -178,14 +235,15 @@ export class SqliteVecStore implements VectorStore {
     return this.writeTx(collection, writes);
   }
 
-  async fingerprints(collection: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
+  async fingerprints(name: string, ids: string[]): Promise<Map<string, PointFingerprint>> {
+    const collection = this.resolve(name);
     const result = new Map<string, PointFingerprint>();
     const unique = [...new Set(ids)];
     for (let start = 0; start < unique.length; start += FINGERPRINT_BATCH) {
       const batch = unique.slice(start, start + FINGERPRINT_BATCH);
       const rows = this.db
         .prepare<string[], FingerprintRow>(
-          `SELECT id, content_hash, payload_hash, version FROM vs_points WHERE collection = ? AND id IN (${placeholders(batch.length)})`,
+          `SELECT id, content_hash, payload_hash, version, model_fingerprint FROM vs_points WHERE collection = ? AND id IN (${placeholders(batch.length)})`,
         )
         .all(collection, ...batch);
       for (const row of rows) {
@@ -193,6 +251,7 @@ export class SqliteVecStore implements VectorStore {
           contentHash: row.content_hash,
           payloadHash: row.payload_hash,
           version: row.version,
+          ...(row.model_fingerprint === null ? {} : { modelFingerprint: row.model_fingerprint }),
         });
       }
     }
@@ -204,7 +263,12 @@ export class SqliteVecStore implements VectorStore {
    * (stored version NULL or older), then the fingerprint point's version V decides the result and
    * every point of the chunk older than V goes.
    */
-  private writeOne(collection: string, write: ChunkWrite, now: string): ChunkWriteResult {
+  private writeOne(
+    collection: string,
+    fingerprintPoint: string,
+    write: ChunkWrite,
+    now: string,
+  ): ChunkWriteResult {
     if (write.kind === "points") {
       for (const r of write.records) {
         this.stmts.upsertPoint.run(
@@ -219,11 +283,12 @@ export class SqliteVecStore implements VectorStore {
           vectorBlob(r.vector),
           r.version,
           r.window === undefined ? null : JSON.stringify(r.window),
+          r.modelFingerprint ?? null,
           now,
         );
       }
     } else {
-      const id = fingerprintId(collection, write);
+      const id = fingerprintPoint;
       // The payload first: bumping the version first would make its own version check fail.
       if (write.payload !== null) {
         const { payload, payloadHash, documentId } = write.payload;
@@ -248,7 +313,7 @@ export class SqliteVecStore implements VectorStore {
         write.version,
       );
     }
-    const stored = this.stmts.fingerprint.get(collection, fingerprintId(collection, write));
+    const stored = this.stmts.fingerprint.get(collection, fingerprintPoint);
     if (stored?.version != null) this.stmts.deleteOlder.run(collection, write.chunkId, stored.version);
     return writeResult(write, stored && { version: stored.version, contentHash: stored.content_hash });
   }
@@ -262,8 +327,8 @@ export class SqliteVecStore implements VectorStore {
   }
 
   /** Synchronous `deleteDocument`, for callers inside a transaction of the same file. */
-  deleteDocumentSync(collection: string, documentId: string, belowVersion: number): DocumentDeletion {
-    const rows = this.stmts.deleteDocumentBelow.all(collection, documentId, belowVersion);
+  deleteDocumentSync(name: string, documentId: string, belowVersion: number): DocumentDeletion {
+    const rows = this.stmts.deleteDocumentBelow.all(this.resolve(name), documentId, belowVersion);
     const chunkIds = [...new Set(rows.map((r) => r.group_id))].slice(0, MAX_LISTED_CHUNK_IDS);
     return { deleted: rows.length, chunkIds };
   }
@@ -273,19 +338,21 @@ export class SqliteVecStore implements VectorStore {
     chunks: ReadonlyArray<{ chunkId: string; version: number }>,
   ): Promise<number> {
     let deleted = 0;
+    const target = this.resolve(collection);
     for (const { chunkId, version } of chunks) {
-      deleted += this.stmts.deleteChunkVersion.run(collection, chunkId, version).changes;
+      deleted += this.stmts.deleteChunkVersion.run(target, chunkId, version).changes;
     }
     return deleted;
   }
 
   async search(
-    collection: string,
+    name: string,
     vector: Float32Array,
     topK: number,
     filter?: SearchFilter,
   ): Promise<SearchHit[]> {
     assertTopK(topK);
+    const collection = this.resolve(name);
     const spec = this.requireCollection(collection);
     assertQueryDimension(collection, vector, spec.dimension);
     // sqlite-vec returns NULL cosine distance for a zero vector, and NULL sorts first; treating it as
@@ -312,7 +379,8 @@ export class SqliteVecStore implements VectorStore {
     }));
   }
 
-  async parentTexts(collection: string, parents: ParentRef[]): Promise<Map<string, string>> {
+  async parentTexts(name: string, parents: ParentRef[]): Promise<Map<string, string>> {
+    const collection = this.resolve(name);
     const stored: Array<{ group: string; point: StoredWindow }> = [];
     const groups = [...new Set(parents.map((p) => p.chunkId))];
     for (let start = 0; start < groups.length; start += FINGERPRINT_BATCH) {
@@ -338,7 +406,31 @@ export class SqliteVecStore implements VectorStore {
   }
 
   async count(collection: string): Promise<number> {
-    return this.stmts.count.get(collection)?.n ?? 0;
+    return this.stmts.count.get(this.resolve(collection))?.n ?? 0;
+  }
+
+  /** One upsert of the alias row: atomic, like Qdrant's alias actions. */
+  async setAlias(alias: string, collection: string): Promise<void> {
+    if (this.stmts.getCollection.get(alias) !== undefined) {
+      throw new AppError(
+        "invalid_request",
+        `"${alias}" is the name of a collection; an alias needs a name of its own`,
+        {
+          details: { alias, collection },
+        },
+      );
+    }
+    if (this.stmts.getCollection.get(collection) === undefined) {
+      throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+        details: { collection },
+      });
+    }
+    this.stmts.setAlias.run(alias, collection, new Date().toISOString());
+  }
+
+  /** The collection a name reaches: an alias's target, else the name itself (one indexed read). */
+  private resolve(name: string): string {
+    return this.stmts.alias.get(name)?.collection ?? name;
   }
 
   /** Reads the collections table: the file is there, readable and not damaged. */
@@ -349,7 +441,11 @@ export class SqliteVecStore implements VectorStore {
   /** The database belongs to the caller (the queue shares it), so closing the store leaves it open. */
   async close(): Promise<void> {}
 
-  private requireCollection(collection: string): { dimension: number; distance: SupportedDistance } {
+  private requireCollection(collection: string): {
+    dimension: number;
+    distance: SupportedDistance;
+    binding: ModelBinding | null;
+  } {
     const row = this.stmts.getCollection.get(collection);
     if (row === undefined) {
       throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
@@ -365,7 +461,7 @@ export class SqliteVecStore implements VectorStore {
         },
       );
     }
-    return { dimension: row.dimension, distance: row.distance };
+    return { dimension: row.dimension, distance: row.distance, binding: parseStoredBinding(row.binding) };
   }
 }
 
@@ -373,10 +469,18 @@ function prepareStatements(db: SqliteDatabase) {
   return {
     ping: db.prepare("SELECT 1 FROM vs_collections LIMIT 1"),
     getCollection: db.prepare<[string], CollectionRow>(
-      "SELECT name, dimension, distance FROM vs_collections WHERE name = ?",
+      "SELECT name, dimension, distance, binding FROM vs_collections WHERE name = ?",
     ),
-    insertCollection: db.prepare<[string, number, string, string]>(
-      "INSERT INTO vs_collections (name, dimension, distance, created_at) VALUES (?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+    insertCollection: db.prepare<[string, number, string, string, string | null]>(
+      "INSERT INTO vs_collections (name, dimension, distance, created_at, binding) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+    ),
+    alias: db.prepare<[string], { collection: string }>("SELECT collection FROM vs_aliases WHERE alias = ?"),
+    setAlias: db.prepare<[string, string, string]>(
+      `INSERT INTO vs_aliases (alias, collection, updated_at) VALUES (?, ?, ?)
+       ON CONFLICT(alias) DO UPDATE SET collection = excluded.collection, updated_at = excluded.updated_at`,
+    ),
+    adopt: db.prepare<[string, string]>(
+      "UPDATE vs_collections SET binding = ? WHERE name = ? AND binding IS NULL",
     ),
     // The version rule: an existing point changes only when its version is NULL (written before
     // versions existed) or older than the one written.
@@ -393,13 +497,14 @@ function prepareStatements(db: SqliteDatabase) {
         Buffer,
         number,
         string | null,
+        string | null,
         string,
       ]
     >(
       `INSERT INTO vs_points
          (collection, id, chunk_id, group_id, document_id, payload, content_hash, payload_hash, vector, version,
-          window_layout, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+          window_layout, model_fingerprint, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(collection, id) DO UPDATE SET
          chunk_id = excluded.chunk_id,
          group_id = excluded.group_id,
@@ -410,6 +515,7 @@ function prepareStatements(db: SqliteDatabase) {
          vector = excluded.vector,
          version = excluded.version,
          window_layout = excluded.window_layout,
+         model_fingerprint = excluded.model_fingerprint,
          updated_at = excluded.updated_at
        WHERE vs_points.version IS NULL OR vs_points.version < excluded.version`,
     ),
@@ -454,6 +560,10 @@ function supportedDistance(distance: Distance): SupportedDistance {
       details: { distance },
     },
   );
+}
+
+function parseStoredBinding(json: string | null): ModelBinding | null {
+  return json === null ? null : parseBinding(JSON.parse(json));
 }
 
 /**
