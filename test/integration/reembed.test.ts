@@ -65,16 +65,28 @@ async function answers(url: string): Promise<string[][]> {
   return out;
 }
 
+/** What version `collection` of the file holds: points per model fingerprint, and distinct chunks. */
+function versionRows(dataDir: string, collection: string): Array<{ f: string; n: number; g: number }> {
+  const db = new Database(join(dataDir, "rag-embed.sqlite"), { readonly: true, fileMustExist: true });
+  try {
+    return db
+      .prepare(
+        "SELECT model_fingerprint AS f, COUNT(*) AS n, COUNT(DISTINCT group_id) AS g FROM vs_points WHERE collection = ? GROUP BY f",
+      )
+      .all(collection) as Array<{ f: string; n: number; g: number }>;
+  } finally {
+    db.close();
+  }
+}
+
 describe("blue/green re-embedding: embedded (SQLite queue, sqlite-vec)", () => {
   const cleanups: Array<() => Promise<void>> = [];
   after(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
-  it("re-embeds into version 2 while new chunks arrive, cuts over, and rolls back", {
-    timeout: 900_000,
-  }, async () => {
-    const dataDir = tempDir("reembed");
+  /** STORED chunks in collection `docs` of `dataDir`, written by the random-weight MiniLM. */
+  async function storedByOldModel(dataDir: string): Promise<ReturnType<typeof chunk>[]> {
     const old = await started({ DATA_DIR: dataDir, EMBEDDING_MODEL: testModelDir() });
     cleanups.push(async () => void (await old.stop("SIGKILL").catch(() => null)));
     const stored = Array.from({ length: STORED }, (_, i) => chunk(`s${i}`, i));
@@ -84,17 +96,28 @@ describe("blue/green re-embedding: embedded (SQLite queue, sqlite-vec)", () => {
       assert.equal((await waitForJobDone(old.url, sent.body.job_id)).counts.stored, 100);
     }
     await old.stop("SIGTERM");
+    return stored;
+  }
+
+  it("re-embeds into version 2 while new chunks arrive, cuts over, and rolls back", {
+    timeout: 900_000,
+  }, async () => {
+    const dataDir = tempDir("reembed");
+    const stored = await storedByOldModel(dataDir);
 
     const server = await started({ DATA_DIR: dataDir, EMBEDDING_MODEL: realModelDir() });
     cleanups.push(async () => void (await server.stop("SIGKILL").catch(() => null)));
     const refused = await ingest(server.url, [chunk("late", 0)]);
     assert.equal(refused.status, 409);
     assert.equal(refused.body.error?.code, "model_mismatch");
-    const rollbackRefused = await postJson<{ error: { code: string } }>(
-      `${server.url}/v1/collections/docs/rollback`,
-      {},
+    // Sent without a body, as `curl -X POST` does.
+    const rollbackRefused = await fetch(`${server.url}/v1/collections/docs/rollback`, { method: "POST" });
+    assert.equal(((await rollbackRefused.json()) as { error: { code: string } }).error.code, "no_version");
+    const reembedBare = await fetch(`${server.url}/v1/collections/nothing/reembed`, { method: "POST" });
+    assert.equal(
+      ((await reembedBare.json()) as { error: { code: string } }).error.code,
+      "collection_not_found",
     );
-    assert.equal(rollbackRefused.body.error.code, "no_version");
     const before = await answers(server.url);
 
     const reembed = await postJson<{
@@ -145,21 +168,11 @@ describe("blue/green re-embedding: embedded (SQLite queue, sqlite-vec)", () => {
     assert.equal(top?.id, "s17", "the real model finds a chunk by its own text");
 
     // Every point of version 2 carries the new model's fingerprint; version 1 is kept untouched.
-    const db = new Database(join(dataDir, "rag-embed.sqlite"), { readonly: true, fileMustExist: true });
-    try {
-      const rows = db
-        .prepare(
-          "SELECT model_fingerprint AS f, COUNT(*) AS n, COUNT(DISTINCT group_id) AS g FROM vs_points WHERE collection = ? GROUP BY f",
-        )
-        .all("docs__v2") as Array<{ f: string; n: number; g: number }>;
-      assert.deepEqual(rows, [{ f: model.body.fingerprint, n: STORED + ARRIVING, g: STORED + ARRIVING }]);
-      const oldRows = db.prepare("SELECT COUNT(*) AS n FROM vs_points WHERE collection = ?").get("docs") as {
-        n: number;
-      };
-      assert.equal(oldRows.n, STORED);
-    } finally {
-      db.close();
-    }
+    assert.deepEqual(versionRows(dataDir, "docs__v2"), [
+      { f: model.body.fingerprint, n: STORED + ARRIVING, g: STORED + ARRIVING },
+    ]);
+    const [oldVersion] = versionRows(dataDir, "docs");
+    assert.equal(oldVersion?.n, STORED);
     // After the cutover a chunk sent again under the collection's name replaces its point in
     // version 2 (one point id in every version), never adds one.
     const edited = { ...chunk("s5", 5), text: "s5: rewritten, now about lighthouse keepers" };
@@ -189,5 +202,51 @@ describe("blue/green re-embedding: embedded (SQLite queue, sqlite-vec)", () => {
     assert.equal(rollback.status, 200, JSON.stringify(rollback.body));
     assert.equal(rollback.body.active_version, "docs");
     assert.deepEqual(await answers(server.url), before);
+  });
+
+  it("SIGKILL during a re-embed: after a restart it finishes, every chunk once in each version", {
+    timeout: 900_000,
+  }, async () => {
+    const dataDir = tempDir("reembed-kill");
+    const stored = await storedByOldModel(dataDir);
+    const first = await started({ DATA_DIR: dataDir, EMBEDDING_MODEL: realModelDir() });
+    cleanups.push(async () => void (await first.stop("SIGKILL").catch(() => null)));
+    const reembed = await postJson<{ job_id: string }>(`${first.url}/v1/collections/docs/reembed`, {});
+    assert.equal(reembed.status, 202);
+    // Killed once some chunks are stored (or at once if the job is quicker than the first poll).
+    await waitFor(
+      async () => {
+        const job = await getJson<{ counts: { stored: number } }>(
+          `${first.url}/v1/jobs/${reembed.body.job_id}`,
+        );
+        return job.body.counts.stored > 0 ? true : undefined;
+      },
+      { what: "first re-embedded chunks", timeoutMs: 300_000, intervalMs: 20 },
+    );
+    await first.stop("SIGKILL");
+
+    const second = await started({ DATA_DIR: dataDir, EMBEDDING_MODEL: realModelDir() });
+    cleanups.push(async () => void (await second.stop("SIGKILL").catch(() => null)));
+    const again = await postJson<{ job_id: string; duplicate: boolean }>(
+      `${second.url}/v1/collections/docs/reembed`,
+      {},
+    );
+    assert.equal(again.body.job_id, reembed.body.job_id);
+    assert.equal(again.body.duplicate, true);
+    const done = await waitForJobDone(second.url, reembed.body.job_id, 600_000);
+    assert.equal(done.counts.stored + done.counts.unchanged, STORED);
+    assert.equal(done.counts.dead, 0);
+    const model = await getJson<{ fingerprint: string }>(`${second.url}/model-info`);
+    assert.deepEqual(versionRows(dataDir, "docs__v2"), [{ f: model.body.fingerprint, n: STORED, g: STORED }]);
+    const [oldVersion] = versionRows(dataDir, "docs");
+    assert.equal(oldVersion?.n, STORED);
+    assert.equal(oldVersion?.g, STORED);
+    const cutover = await postJson<{ active_version: string }>(
+      `${second.url}/v1/collections/docs/cutover`,
+      {},
+    );
+    assert.equal(cutover.body.active_version, "docs__v2");
+    const ids = (await search(second.url, "a note", 1000)).map((h) => h.id).sort();
+    assert.deepEqual(ids, stored.map((c) => c.id).sort());
   });
 });

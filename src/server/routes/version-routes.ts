@@ -62,11 +62,15 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
         body: ReembedBody,
         response: accepts(ReembedAccepted),
       },
+      // The body is optional (`curl -X POST .../reembed`): none is `{}`, the server's own model.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
     },
     async (request, reply) => {
       const collection = logicalCollection(request.params.collection);
       const model = requireModel(deps);
-      const requested = request.body?.model;
+      const requested = request.body.model;
       if (requested !== undefined && !servesModel(model, requested)) {
         throw new AppError(
           "model_not_found",
