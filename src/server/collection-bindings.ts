@@ -1,8 +1,8 @@
-import { versionName, versionOf } from "../domain/collection-versions.js";
 import { AppError } from "../domain/errors.js";
 import { bindingFor, type ModelBinding, modelFingerprint, modelMismatch } from "../domain/model-binding.js";
 import type { ModelInfo } from "../domain/types.js";
 import type { CollectionDescription, VectorStore } from "../vector-store/vector-store.js";
+import { nextVersion } from "./next-version.js";
 
 /** Collections whose binding is remembered; beyond it the oldest is forgotten (and read again if used). */
 const DEFAULT_CACHE_SIZE = 10_000;
@@ -91,11 +91,8 @@ export class CollectionBindings {
    * (not cached: a cutover or a rollback in another process changes the answer).
    */
   private async shadowFor(collection: string, fingerprint: string): Promise<string | null> {
-    if (this.store.resolveAlias === undefined) return null;
-    const active = await this.store.resolveAlias(collection);
-    const next = versionName(collection, versionOf(active) + 1);
-    const description = await this.store.describeCollection(next);
-    return description?.binding?.fingerprint === fingerprint ? next : null;
+    const next = await nextVersion(this.store, collection);
+    return next?.description.binding?.fingerprint === fingerprint ? next.name : null;
   }
 
   private remember(collection: string, binding: ModelBinding): void {
