@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import Database from "better-sqlite3";
+import { RagEmbedClient } from "../../src/client/index.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
@@ -261,12 +262,11 @@ for (const stack of stacks)
 
       const second = await started({ ...env, EMBEDDING_MODEL: realModelDir() });
       cleanups.push(async () => void (await second.stop("SIGKILL").catch(() => null)));
-      const again = await postJson<{ job_id: string; duplicate: boolean }>(
-        `${second.url}/v1/collections/docs/reembed`,
-        {},
-      );
-      assert.equal(again.body.job_id, reembed.body.job_id);
-      assert.equal(again.body.duplicate, true);
+      // Through the SDK this time.
+      const client = new RagEmbedClient({ baseUrl: second.url });
+      const again = await client.reembed("docs");
+      assert.equal(again.job_id, reembed.body.job_id);
+      assert.equal(again.duplicate, true);
       const done = await waitForJobDone(second.url, reembed.body.job_id, 600_000);
       assert.equal(done.counts.stored + done.counts.unchanged, STORED);
       assert.equal(done.counts.dead, 0);
@@ -277,12 +277,9 @@ for (const stack of stacks)
       const [oldVersion] = versionRows(dataDir, "docs");
       assert.equal(oldVersion?.n, STORED);
       assert.equal(oldVersion?.g, STORED);
-      const cutover = await postJson<{ active_version: string }>(
-        `${second.url}/v1/collections/docs/cutover`,
-        {},
-      );
-      assert.equal(cutover.body.active_version, "docs__v2");
+      assert.equal((await client.cutover("docs")).active_version, "docs__v2");
       const ids = (await search(second.url, "a note", 1000)).map((h) => h.id).sort();
       assert.deepEqual(ids, stored.map((c) => c.id).sort());
+      assert.equal((await client.rollback("docs")).active_version, "docs");
     });
   });
