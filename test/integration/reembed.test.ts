@@ -52,8 +52,8 @@ interface Hit {
   score: number;
 }
 
-async function search(url: string, query: string, topK: number): Promise<Hit[]> {
-  const { status, body } = await postJson<{ hits: Hit[] }>(`${url}/v1/collections/docs/search`, {
+async function search(url: string, query: string, topK: number, collection = "docs"): Promise<Hit[]> {
+  const { status, body } = await postJson<{ hits: Hit[] }>(`${url}/v1/collections/${collection}/search`, {
     query,
     top_k: topK,
   });
@@ -171,8 +171,10 @@ for (const stack of stacks)
         const done = await waitForJobDone(server.url, jobId, 600_000);
         assert.equal(done.counts.dead + done.counts.queued + done.counts.running + done.counts.failed, 0);
       }
-      // Until the cutover the name still reaches the old version.
+      // Until the cutover the name still reaches the old version; the new one is searched by its own name.
       assert.deepEqual(await answers(server.url), before);
+      const preview = await search(server.url, "a note", 1000, "docs__v2");
+      assert.deepEqual(preview.map((h) => h.id).sort(), kept.map((c) => c.id).sort());
 
       const cutover = await postJson<{ active_version: string }>(
         `${server.url}/v1/collections/docs/cutover`,
