@@ -2,7 +2,7 @@ import { logicalName, versionName, versionOf } from "../../domain/collection-ver
 import { AppError } from "../../domain/errors.js";
 import { idempotentJobId } from "../../domain/ids.js";
 import type { JobCounts } from "../../domain/job-counts.js";
-import { bindingFor, modelFingerprint } from "../../domain/model-binding.js";
+import { bindingFor, modelFingerprint, modelMismatch } from "../../domain/model-binding.js";
 import type { VectorStore } from "../../vector-store/vector-store.js";
 import { CollectionParams, ReembedBody } from "../../wire/requests.js";
 import { ReembedAccepted, VersionSwap } from "../../wire/responses.js";
@@ -101,16 +101,18 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
       }
       const from = await store.resolveAlias(collection);
       const to = versionName(collection, versionOf(from) + 1);
-      // Refuses (model_mismatch) a next version left bound to another model by an earlier re-embed.
-      await store.ensureCollection({
-        name: to,
-        dimension: model.dimension,
-        distance: deps.limits.distance,
-        binding: bindingFor(model),
-      });
+      const binding = bindingFor(model);
+      const spec = { name: to, dimension: model.dimension, distance: deps.limits.distance, binding };
+      const existing = await store.describeCollection(to);
+      if (existing?.binding && existing.binding.fingerprint !== fingerprint) {
+        // Left bound to another model by an earlier re-embed: its chunks could only die there.
+        throw modelMismatch(to, existing.binding, binding);
+      }
       const jobId = reembedJobId(to);
       const known = await deps.queue.getJob(jobId);
       if (known !== null) {
+        // A crash may have come between the enqueue and the collection's creation.
+        await store.ensureCollection(spec);
         return reply.status(202).send(accepted(jobId, known.counts.total, collection, from, to, 0, true));
       }
       const { chunks, skipped } = await readStored(store, from);
@@ -120,19 +122,20 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
         });
       }
       const overflow = overflowFor(deps);
-      const spec = {
+      const chunkOverflow = {
         policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
         overlapTokens: overflow.overlapTokens,
       };
-      // One enqueue: every stored chunk is versioned before any live chunk routed to the new version
-      // (admission), so a live update of a chunk always supersedes its re-embedded old text.
+      // Queued before the new version exists: admission routes live chunks to it only once it does,
+      // so each live chunk gets a newer version than the re-embed's copy and supersedes its old text.
       const result = await deps.queue.enqueue({
         jobId,
         collection: to,
-        chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
+        chunks: chunks.map((chunk) => ({ ...chunk, overflow: chunkOverflow })),
         maxQueueSize: Number.MAX_SAFE_INTEGER,
       });
       if (!result.accepted) throw new AppError("queue_full", "The queue refused the re-embed");
+      await store.ensureCollection(spec);
       deps.onEnqueued();
       return reply
         .status(202)
