@@ -443,6 +443,20 @@ export const CollectionInfo = Type.Object(
           "Whether the server's model has the binding's profile (ingest answers 409 model_mismatch when not); null while the model loads or when the collection has no binding yet",
       }),
     ),
+    active_version: Type.Optional(
+      Type.String({
+        description:
+          "The version the collection's name reaches (the name itself is version 1; later ones are <name>__v<N>); absent when the store keeps no versions",
+      }),
+    ),
+    next_version: Type.Optional(
+      Nullable(
+        Type.String({
+          description:
+            "The version a re-embed builds (or built), which POST .../cutover would switch to; null when there is none",
+        }),
+      ),
+    ),
   },
   { description: "A collection: its shape, its size and the model it is bound to" },
 );

@@ -175,6 +175,10 @@ for (const stack of stacks)
       assert.deepEqual(await answers(server.url), before);
       const preview = await search(server.url, "a note", 1000, "docs__v2");
       assert.deepEqual(preview.map((h) => h.id).sort(), kept.map((c) => c.id).sort());
+      const versions = await getJson<{ active_version: string; next_version: string | null }>(
+        `${server.url}/v1/collections/docs`,
+      );
+      assert.deepEqual([versions.body.active_version, versions.body.next_version], ["docs", "docs__v2"]);
 
       const cutover = await postJson<{ active_version: string }>(
         `${server.url}/v1/collections/docs/cutover`,
@@ -187,11 +191,15 @@ for (const stack of stacks)
         points: number;
         model_matches: boolean;
         binding: { fingerprint: string };
+        active_version: string;
+        next_version: string | null;
       }>(`${server.url}/v1/collections/docs`);
       const model = await getJson<{ fingerprint: string }>(`${server.url}/model-info`);
       assert.equal(info.body.points, kept.length);
       assert.equal(info.body.model_matches, true);
       assert.equal(info.body.binding.fingerprint, model.body.fingerprint);
+      assert.equal(info.body.active_version, "docs__v2");
+      assert.equal(info.body.next_version, null);
 
       // Every chunk exactly once in the answers, from the new version.
       const all = await search(server.url, "a note", 1000);

@@ -214,7 +214,14 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
           details: { collection },
         });
       }
-      return collectionBody(description, await deps.store.count(collection), deps.model());
+      const body = collectionBody(description, await deps.store.count(collection), deps.model());
+      if (deps.store.resolveAlias === undefined) return body;
+      const next = await nextVersion(deps.store, collection);
+      return {
+        ...body,
+        active_version: await deps.store.resolveAlias(collection),
+        next_version: next?.name ?? null,
+      };
     },
   );
 
