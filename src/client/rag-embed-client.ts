@@ -20,11 +20,13 @@ import type {
   NativeIngestBody,
   OverflowPolicy,
   Ready,
+  ReembedAccepted,
   SearchBody,
   SearchFilter,
   SearchResult,
   SeedStatus,
   ServerStatus,
+  VersionSwap,
 } from "./types.js";
 
 export interface RagEmbedClientOptions {
@@ -272,6 +274,40 @@ export class RagEmbedClient {
   /** A collection's shape, point count and the embedding profile it is bound to (`GET /v1/collections/{c}`). */
   collection(name: string, signal?: AbortSignal): Promise<CollectionInfo> {
     return this.request<CollectionInfo>("GET", `/v1/collections/${encodeURIComponent(name)}`, { signal });
+  }
+
+  /**
+   * Re-embed the collection's stored chunks with the server's model into its next version
+   * (`POST .../reembed`): a job like any ingest ({@link waitForJob}); a repeated call returns it.
+   */
+  reembed(
+    collection: string,
+    options: { model?: string; signal?: AbortSignal } = {},
+  ): Promise<ReembedAccepted> {
+    return this.request<ReembedAccepted>(
+      "POST",
+      `/v1/collections/${encodeURIComponent(collection)}/reembed`,
+      {
+        body: options.model === undefined ? {} : { model: options.model },
+        signal: options.signal,
+      },
+    );
+  }
+
+  /** Point the collection's name at its re-embedded version (`POST .../cutover`; 409 while chunks are left). */
+  cutover(collection: string, signal?: AbortSignal): Promise<VersionSwap> {
+    return this.request<VersionSwap>("POST", `/v1/collections/${encodeURIComponent(collection)}/cutover`, {
+      body: {},
+      signal,
+    });
+  }
+
+  /** Point the collection's name back at its previous version (`POST .../rollback`). */
+  rollback(collection: string, signal?: AbortSignal): Promise<VersionSwap> {
+    return this.request<VersionSwap>("POST", `/v1/collections/${encodeURIComponent(collection)}/rollback`, {
+      body: {},
+      signal,
+    });
   }
 
   /** The served model under the name OpenAI clients use (`GET /v1/models`). */

@@ -35,11 +35,13 @@ import type {
   ModelDescription,
   ModelList,
   Ready,
+  ReembedAccepted,
   SearchHit,
   SearchResult,
   SeedStatus,
   ServerStatus,
   StatusHistory,
+  VersionSwap,
 } from "../wire/responses.js";
 
 export type {
@@ -67,6 +69,7 @@ export type {
   NativeChunk,
   NativeIngestBody,
   Ready,
+  ReembedAccepted,
   SearchBody,
   SearchHit,
   SearchResult,
@@ -74,6 +77,7 @@ export type {
   SeedStatus,
   ServerStatus,
   StatusHistory,
+  VersionSwap,
 };
 
 /** A chunk for `ingest`: `{id, text, document_id?, metadata?}`. */

@@ -29,6 +29,10 @@ export const ERROR_CODES = [
   "rate_limited",
   "model_not_found",
   "model_mismatch",
+  "reembed_not_needed",
+  "reembed_pending",
+  "no_version",
+  "versions_unsupported",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { v5 as uuidv5 } from "uuid";
+import { logicalName } from "./collection-versions.js";
 import type { JsonValue } from "./types.js";
 
 /** Namespace for point ids (a fixed random UUID: changing it would orphan every stored point). */
@@ -7,9 +8,13 @@ const POINT_NAMESPACE = "6f1b3c2e-8d4a-5b7e-9c21-3a0f5e7d9b42";
 /** Namespace for the points of windows 1.. of split chunks (window 0 keeps the chunk's own id). */
 const WINDOW_NAMESPACE = "b3e0d6a1-47c2-5f98-8e1d-2c6a9f0b7d35";
 
-/** Deterministic point id, so that re-ingesting a chunk overwrites its point instead of adding one. */
+/**
+ * Deterministic point id, so that re-ingesting a chunk overwrites its point instead of adding one.
+ * Derived from the logical collection, so every version of a collection (`docs`, `docs__v2`) gives a
+ * chunk the same id, whether a write names the version or the alias.
+ */
 export function pointId(collection: string, chunkId: string): string {
-  return uuidv5(`${collection}\u0000${chunkId}`, POINT_NAMESPACE);
+  return uuidv5(`${logicalName(collection)}\u0000${chunkId}`, POINT_NAMESPACE);
 }
 
 /**
@@ -17,7 +22,7 @@ export function pointId(collection: string, chunkId: string): string {
  * "a#1") can ever name the same point as a window of another chunk ("a", window 1).
  */
 export function windowPointId(collection: string, chunkId: string, index: number): string {
-  return uuidv5(`${collection}\u0000${chunkId}\u0000${index}`, WINDOW_NAMESPACE);
+  return uuidv5(`${logicalName(collection)}\u0000${chunkId}\u0000${index}`, WINDOW_NAMESPACE);
 }
 
 /** Namespace for job ids derived from a client's Idempotency-Key. */

@@ -44,11 +44,20 @@ export class Admission {
     private readonly model: () => ModelInfo | null,
     private readonly options: AdmissionOptions,
     /** The collection's binding to its model (CollectionBindings): refused before anything is queued. */
-    private readonly bindings: { check(collection: string, model: ModelInfo | null): Promise<void> },
+    private readonly bindings: {
+      /** Resolves to the collection to queue into (a re-embedding's next version), or refuses. */
+      check(collection: string, model: ModelInfo | null): Promise<string | undefined>;
+      forget?(collection: string): void;
+    },
   ) {}
 
+  /** The name now reaches another version of the collection (cutover, rollback): read its binding again. */
+  forgetCollection(collection: string): void {
+    this.bindings.forget?.(collection);
+  }
+
   async admit(
-    collection: string,
+    requested: string,
     clientChunks: ClientChunk[],
     overflow: OverflowRequest,
     options: {
@@ -103,8 +112,9 @@ export class Admission {
         details: { chunk_ids: [...duplicates].slice(0, 100) },
       });
     }
-    // Before tokenizing anything: a collection of another model refuses every chunk alike.
-    await this.bindings.check(collection, this.model());
+    // Before tokenizing anything: a collection of another model refuses every chunk alike (unless
+    // it is being re-embedded to the model: its chunks then go to the new version).
+    const collection = (await this.bindings.check(requested, this.model())) ?? requested;
 
     if (overflow.policy === "reject") await this.rejectOverlong(chunks);
     else if (overflow.policy !== "truncate") await this.rejectOverWindowCap(chunks, overflow.overlapTokens);
@@ -116,7 +126,7 @@ export class Admission {
       jobId:
         options.idempotencyKey === undefined
           ? randomUUID()
-          : idempotentJobId(collection, options.idempotencyKey),
+          : idempotentJobId(requested, options.idempotencyKey),
       collection,
       chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
       maxQueueSize: this.options.maxQueueSize,

@@ -2,6 +2,7 @@ import { AppError } from "../domain/errors.js";
 import { bindingFor, type ModelBinding, modelFingerprint, modelMismatch } from "../domain/model-binding.js";
 import type { ModelInfo } from "../domain/types.js";
 import type { CollectionDescription, VectorStore } from "../vector-store/vector-store.js";
+import { nextVersion } from "./next-version.js";
 
 /** Collections whose binding is remembered; beyond it the oldest is forgotten (and read again if used). */
 const DEFAULT_CACHE_SIZE = 10_000;
@@ -20,7 +21,7 @@ export class CollectionBindings {
   private storeDownUntil = 0;
 
   constructor(
-    private readonly store: Pick<VectorStore, "describeCollection" | "adoptCollection">,
+    private readonly store: Pick<VectorStore, "describeCollection" | "adoptCollection" | "resolveAlias">,
     private readonly maxCached = DEFAULT_CACHE_SIZE,
   ) {}
 
@@ -28,14 +29,13 @@ export class CollectionBindings {
    * Resolves when `model` may write into `collection`: the collection does not exist yet (it will be
    * created bound to the model), or it is bound to the model's profile, or it has no binding yet (made
    * before bindings) and the model's dimension fits, in which case it is bound to the model now.
+   * Returns the collection to queue into: `collection`, or, while it is re-embedded to the model
+   * (bound to another one, with a next version bound to the model), that version.
    */
-  async check(collection: string, model: ModelInfo | null): Promise<void> {
+  async check(collection: string, model: ModelInfo | null): Promise<string> {
     const cached = this.cache.get(collection);
-    if (cached !== undefined && model !== null) {
-      this.compare(collection, cached, model);
-      return;
-    }
-    if (Date.now() < this.storeDownUntil) return;
+    if (cached !== undefined && model !== null) return this.compare(collection, cached, model);
+    if (Date.now() < this.storeDownUntil) return collection;
     let description: CollectionDescription | null;
     try {
       description = await this.store.describeCollection(collection);
@@ -45,11 +45,11 @@ export class CollectionBindings {
       // the chunks go to dead letters with model_mismatch, never into the collection.
       if (error instanceof AppError && error.code === "store_unavailable") {
         this.storeDownUntil = Date.now() + STORE_DOWN_GRACE_MS;
-        return;
+        return collection;
       }
       throw error;
     }
-    if (description === null) return;
+    if (description === null) return collection;
     if (model === null) {
       throw new AppError(
         "model_not_ready",
@@ -69,12 +69,30 @@ export class CollectionBindings {
       binding = await this.store.adoptCollection(collection, bindingFor(model, { adopted: true }));
     }
     this.remember(collection, binding);
-    this.compare(collection, binding, model);
+    return this.compare(collection, binding, model);
   }
 
-  private compare(collection: string, binding: ModelBinding, model: ModelInfo): void {
-    if (binding.fingerprint === modelFingerprint(model)) return;
+  /** Forget what is known of `collection` (its name now reaches another version: a cutover, a rollback). */
+  forget(collection: string): void {
+    this.cache.delete(collection);
+  }
+
+  private async compare(collection: string, binding: ModelBinding, model: ModelInfo): Promise<string> {
+    const fingerprint = modelFingerprint(model);
+    if (binding.fingerprint === fingerprint) return collection;
+    const shadow = await this.shadowFor(collection, fingerprint);
+    if (shadow !== null) return shadow;
     throw modelMismatch(collection, binding, bindingFor(model));
+  }
+
+  /**
+   * The version being built for the model (POST .../reembed): the one after the version the name
+   * reaches, when it exists bound to the model. One store read per request while a re-embed runs
+   * (not cached: a cutover or a rollback in another process changes the answer).
+   */
+  private async shadowFor(collection: string, fingerprint: string): Promise<string | null> {
+    const next = await nextVersion(this.store, collection);
+    return next?.description.binding?.fingerprint === fingerprint ? next.name : null;
   }
 
   private remember(collection: string, binding: ModelBinding): void {

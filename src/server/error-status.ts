@@ -28,4 +28,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   rate_limited: 429,
   model_not_found: 404,
   model_mismatch: 409,
+  reembed_not_needed: 409,
+  reembed_pending: 409,
+  no_version: 409,
+  versions_unsupported: 501,
 };

@@ -60,6 +60,22 @@ export interface PayloadChange {
 
 export type ChunkWrite = PointsWrite | TouchWrite;
 
+/** A stored chunk as its client sent it: what a re-embedding reads back from the old version. */
+export interface StoredChunk {
+  chunkId: string;
+  documentId: string | null;
+  payload: Payload;
+  /** Null when the store cannot give it back (a split chunk with a window missing, a payload without text). */
+  text: string | null;
+  version: number | null;
+}
+
+export interface ChunkScanPage {
+  chunks: StoredChunk[];
+  /** The cursor of the next page (`after`), null after the last one. */
+  nextCursor: string | null;
+}
+
 /** A split chunk whose whole text is asked for: its client chunk id and its number of windows. */
 export interface ParentRef {
   chunkId: string;
@@ -112,6 +128,13 @@ export interface VectorStore {
    * told: whoever cuts over must see to them.
    */
   setAlias(alias: string, collection: string): Promise<void>;
+  /**
+   * The collection `name` reaches (an alias's target, else `name`). With `scanChunks`, what
+   * versioned collections (re-embedding) need; a store without them cannot re-embed yet.
+   */
+  resolveAlias?(name: string): Promise<string>;
+  /** The stored chunks of a collection in chunk id order, `limit` at most per page (bounded work per call). */
+  scanChunks?(collection: string, after: string | null, limit: number): Promise<ChunkScanPage>;
   /**
    * Refuses the whole call with `model_mismatch`, before writing anything, when the collection is
    * bound and a record carries another model fingerprint (or none): vectors of two profiles never mix.

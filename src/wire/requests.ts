@@ -239,3 +239,16 @@ export const JobListQuery = Type.Object({
   cursor: Type.Optional(Type.String({ maxLength: 512, description: "next_cursor of the previous page" })),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 20 })),
 });
+
+/** Body of POST /v1/collections/{collection}/reembed */
+export const ReembedBody = Type.Object({
+  model: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 512,
+      description:
+        "The served model to re-embed with (default and, for now, only choice: the server's model)",
+    }),
+  ),
+});
+export type ReembedBody = Static<typeof ReembedBody>;

@@ -443,6 +443,20 @@ export const CollectionInfo = Type.Object(
           "Whether the server's model has the binding's profile (ingest answers 409 model_mismatch when not); null while the model loads or when the collection has no binding yet",
       }),
     ),
+    active_version: Type.Optional(
+      Type.String({
+        description:
+          "The version the collection's name reaches (the name itself is version 1; later ones are <name>__v<N>); absent when the store keeps no versions",
+      }),
+    ),
+    next_version: Type.Optional(
+      Nullable(
+        Type.String({
+          description:
+            "The version a re-embed builds (or built), which POST .../cutover would switch to; null when there is none",
+        }),
+      ),
+    ),
   },
   { description: "A collection: its shape, its size and the model it is bound to" },
 );
@@ -481,3 +495,30 @@ export const ModelList = Type.Object(
   { description: "The served model under the name OpenAI clients use" },
 );
 export type ModelList = Static<typeof ModelList>;
+
+// --- collection versions (re-embedding) ---------------------------------------------------------
+
+/** 202 of POST /v1/collections/{collection}/reembed */
+export const ReembedAccepted = Type.Object(
+  {
+    ...IngestAccepted.properties,
+    collection: Type.String(),
+    from_version: Type.String({ description: "The version read (the one the collection's name reaches)" }),
+    to_version: Type.String({ description: "The version built, bound to the server's model" }),
+    skipped: Type.Integer({ minimum: 0, description: "Stored chunks whose text could not be read back" }),
+    duplicate: Type.Boolean({ description: "This re-embed was already queued: its job is returned" }),
+  },
+  { description: "Accepted: durable before this answer; follow the job at GET /v1/jobs/{job_id}" },
+);
+export type ReembedAccepted = Static<typeof ReembedAccepted>;
+
+/** Answer of POST /v1/collections/{collection}/cutover and .../rollback */
+export const VersionSwap = Type.Object(
+  {
+    collection: Type.String(),
+    active_version: Type.String({ description: "The version the collection's name reaches now" }),
+    previous_version: Type.String({ description: "The version it reached before (kept)" }),
+  },
+  { description: "The collection's name was moved to another version in one atomic step" },
+);
+export type VersionSwap = Static<typeof VersionSwap>;

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { versionName } from "../../src/domain/collection-versions.js";
 import { pointId } from "../../src/domain/ids.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
 import { SqliteVecStore } from "../../src/vector-store/sqlite-vec/sqlite-vec-store.js";
@@ -276,5 +277,74 @@ describe("SqliteVecStore specifics", () => {
   it("close() leaves the caller's database open", async () => {
     await store.close();
     assert.equal(db.open, true);
+  });
+});
+
+describe("SqliteVecStore versions (re-embedding)", () => {
+  let db: SqliteDatabase;
+  let dir: string;
+  let store: SqliteVecStore;
+
+  beforeEach(() => {
+    ({ db, dir } = openTemp());
+    store = new SqliteVecStore(db);
+  });
+
+  afterEach(() => {
+    if (db.open) db.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a collection's name points at its version 2 and back at itself; ids are the same in both versions", async () => {
+    const c = uniqueCollection();
+    const v2 = versionName(c, 2);
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.ensureCollection({ name: v2, dimension: 2, distance: "Cosine" });
+    await seed(store, c, [makeRecord(c, "a", [1, 0])]);
+    await seed(store, v2, [makeRecord(v2, "a", [0, 1])]);
+    assert.equal(pointId(c, "a"), pointId(v2, "a"));
+    assert.equal(await store.resolveAlias(c), c);
+
+    await store.setAlias(c, v2);
+    assert.equal(await store.resolveAlias(c), v2);
+    const [hit] = await store.search(c, new Float32Array([0, 1]), 1);
+    assert.ok(hit && hit.score > 0.99, "search by the name reaches version 2");
+    // A write by the logical name after the cutover replaces the version-2 point, never adds one.
+    await store.writeChunks(c, asChunks([makeRecord(c, "a", [0, 1], { version: 2 })]));
+    assert.equal(await store.count(v2), 1);
+
+    await store.setAlias(c, c);
+    assert.equal(await store.resolveAlias(c), c);
+    const [old] = await store.search(c, new Float32Array([1, 0]), 1);
+    assert.ok(old && old.score > 0.99, "rollback reaches version 1 again");
+    // Another collection's name still cannot be taken over.
+    const other = uniqueCollection();
+    await store.ensureCollection({ name: other, dimension: 2, distance: "Cosine" });
+    await assert.rejects(store.setAlias(other, v2), hasCode("invalid_request"));
+  });
+
+  it("scanChunks pages through every chunk once, with the text it was ingested with", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    const records = Array.from({ length: 7 }, (_, i) =>
+      makeRecord(c, `k${i}`, [1, i], { payload: { chunk_id: `k${i}`, text: `text ${i}`, metadata: null } }),
+    );
+    await seed(store, c, records);
+    const seen: string[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    do {
+      const page: Awaited<ReturnType<SqliteVecStore["scanChunks"]>> = await store.scanChunks(c, after, 3);
+      assert.ok(page.chunks.length <= 3);
+      for (const chunk of page.chunks) {
+        assert.equal(chunk.text, `text ${chunk.chunkId.slice(1)}`);
+        assert.equal(chunk.payload.text, chunk.text);
+        seen.push(chunk.chunkId);
+      }
+      after = page.nextCursor;
+      pages += 1;
+    } while (after !== null);
+    assert.deepEqual(seen.sort(), records.map((r) => r.chunkId).sort());
+    assert.ok(pages >= 3);
   });
 });

@@ -548,3 +548,21 @@ describe("buildApp over in-memory fakes (app.inject)", () => {
     assert.equal(queue.jobs.size, 1);
   });
 });
+
+describe("collection versions over a store that keeps none", () => {
+  it("answers 501 versions_unsupported on reembed, cutover and rollback, 400 for a version's own name", async () => {
+    const { app, queue, store } = harness();
+    const other = bindingFor({ ...FAKE_MODEL, id: "other/model", weightsSha256: "ab".repeat(32) });
+    await store.ensureCollection({ name: "docs", dimension: 4, distance: "Cosine", binding: other });
+    for (const action of ["reembed", "cutover", "rollback"]) {
+      const response = await app.inject({ method: "POST", url: `/v1/collections/docs/${action}` });
+      assert.equal(response.statusCode, 501, `${action}: ${response.body}`);
+      assertShape(ErrorBody, response.json());
+      assert.equal((response.json() as { error: { code: string } }).error.code, "versions_unsupported");
+      const named = await app.inject({ method: "POST", url: `/v1/collections/docs__v2/${action}` });
+      assert.equal(named.statusCode, 400, `${action}: ${named.body}`);
+      assert.equal((named.json() as { error: { code: string } }).error.code, "invalid_request");
+    }
+    assert.equal(queue.jobs.size, 0, "nothing enqueued");
+  });
+});

@@ -29,6 +29,7 @@ import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.j
 import { collectionBody } from "../collection-bodies.js";
 import { jobBody } from "../job-bodies.js";
 import { servedModelName } from "../model-names.js";
+import { nextVersion } from "../next-version.js";
 import { queueStorage } from "../queue-storage.js";
 import { accepts, answers } from "../route-responses.js";
 
@@ -213,7 +214,14 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
           details: { collection },
         });
       }
-      return collectionBody(description, await deps.store.count(collection), deps.model());
+      const body = collectionBody(description, await deps.store.count(collection), deps.model());
+      if (deps.store.resolveAlias === undefined) return body;
+      const next = await nextVersion(deps.store, collection);
+      return {
+        ...body,
+        active_version: await deps.store.resolveAlias(collection),
+        next_version: next?.name ?? null,
+      };
     },
   );
 
@@ -301,6 +309,13 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       // undone (running), then what is stored goes.
       const floor = await deps.queue.deleteDocument(collection, documentId);
       const deletion = await deps.store.deleteDocument(collection, documentId, floor.version);
+      // A re-embed in progress copies the old version's chunks into the next one: the document goes
+      // there too (its queued copies are cancelled), or it would be back after the cutover.
+      const next = await nextVersion(deps.store, collection);
+      if (next !== null) {
+        const nextFloor = await deps.queue.deleteDocument(next.name, documentId);
+        await deps.store.deleteDocument(next.name, documentId, nextFloor.version);
+      }
       return { document_id: documentId, deleted: deletion.deleted, chunk_ids: deletion.chunkIds };
     },
   );

@@ -1,3 +1,4 @@
+import { logicalName } from "../../domain/collection-versions.js";
 import { AppError } from "../../domain/errors.js";
 import { type ModelBinding, parseBinding } from "../../domain/model-binding.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
@@ -12,8 +13,10 @@ import type {
 import type { SqliteDatabase } from "../../storage/sqlite-database.js";
 import { assertRecordFingerprints, assertSameBinding } from "../binding-checks.js";
 import { checkWrites, fingerprintId, groupOf, writeResult } from "../chunk-writes.js";
+import { chunkFromPoint } from "../stored-chunk.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import {
+  type ChunkScanPage,
   type ChunkWrite,
   type ChunkWriteResult,
   type CollectionDescription,
@@ -21,6 +24,7 @@ import {
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
   type ParentRef,
+  type StoredChunk,
   type VectorStore,
 } from "../vector-store.js";
 import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
@@ -56,6 +60,23 @@ interface HitRow {
 
 interface CountRow {
   n: number;
+}
+
+interface ScanRow {
+  group_id: string;
+  document_id: string | null;
+  payload: string;
+  version: number | null;
+}
+
+function storedChunk(row: ScanRow, parentText: string | undefined): StoredChunk {
+  const point = {
+    chunkId: row.group_id,
+    documentId: row.document_id,
+    payload: JSON.parse(row.payload) as Payload,
+    version: row.version,
+  };
+  return chunkFromPoint(point, parentText);
 }
 
 interface WindowRow {
@@ -411,7 +432,10 @@ export class SqliteVecStore implements VectorStore {
 
   /** One upsert of the alias row: atomic, like Qdrant's alias actions. */
   async setAlias(alias: string, collection: string): Promise<void> {
-    if (this.stmts.getCollection.get(alias) !== undefined) {
+    // A collection's own name may point at one of its versions (`docs` → `docs__v2`, and back at
+    // itself, its version 1): the alias row shadows the collection of that name.
+    const ownVersion = logicalName(collection) === alias;
+    if (!ownVersion && this.stmts.getCollection.get(alias) !== undefined) {
       throw new AppError(
         "invalid_request",
         `"${alias}" is the name of a collection; an alias needs a name of its own`,
@@ -426,6 +450,28 @@ export class SqliteVecStore implements VectorStore {
       });
     }
     this.stmts.setAlias.run(alias, collection, new Date().toISOString());
+  }
+
+  async resolveAlias(name: string): Promise<string> {
+    return this.resolve(name);
+  }
+
+  /**
+   * One indexed range read of fingerprint points (an unsplit chunk's point, window 0 of a split
+   * one) after `after` in chunk id order, then the split chunks' texts put back together.
+   */
+  async scanChunks(name: string, after: string | null, limit: number): Promise<ChunkScanPage> {
+    const collection = this.resolve(name);
+    const rows = this.stmts.scanGroups.all(collection, after ?? "", limit);
+    const parents = rows.flatMap((row) => {
+      const payload = JSON.parse(row.payload) as Payload;
+      const windows = payload.window_count;
+      return typeof windows === "number" ? [{ chunkId: row.group_id, windows }] : [];
+    });
+    const texts = parents.length > 0 ? await this.parentTexts(name, parents) : new Map<string, string>();
+    const chunks = rows.map((row) => storedChunk(row, texts.get(row.group_id)));
+    const last = rows.at(-1);
+    return { chunks, nextCursor: rows.length === limit && last ? last.group_id : null };
   }
 
   /** The collection a name reaches: an alias's target, else the name itself (one indexed read). */
@@ -539,6 +585,11 @@ function prepareStatements(db: SqliteDatabase) {
     ),
     deleteChunkVersion: db.prepare<[string, string, number]>(
       "DELETE FROM vs_points WHERE collection = ? AND group_id = ? AND version = ?",
+    ),
+    scanGroups: db.prepare<[string, string, number], ScanRow>(
+      `SELECT group_id, document_id, payload, version FROM vs_points
+       WHERE collection = ? AND group_id > ? AND COALESCE(json_extract(payload, '$.window_index'), 0) = 0
+       ORDER BY group_id LIMIT ?`,
     ),
     count: db.prepare<[string], CountRow>("SELECT COUNT(*) AS n FROM vs_points WHERE collection = ?"),
   };

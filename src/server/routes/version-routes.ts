@@ -1,0 +1,263 @@
+import { logicalName, versionName, versionOf } from "../../domain/collection-versions.js";
+import { AppError } from "../../domain/errors.js";
+import { idempotentJobId } from "../../domain/ids.js";
+import type { JobCounts } from "../../domain/job-counts.js";
+import { bindingFor, modelFingerprint, modelMismatch } from "../../domain/model-binding.js";
+import type { VectorStore } from "../../vector-store/vector-store.js";
+import { CollectionParams, ReembedBody } from "../../wire/requests.js";
+import { ReembedAccepted, VersionSwap } from "../../wire/responses.js";
+import { type ClientChunk, newChunk } from "../admission.js";
+import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.js";
+import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
+import { accepts, answers } from "../route-responses.js";
+
+/** Stored chunks read per store call while a re-embed is planned: bounded work per step. */
+const SCAN_PAGE = 256;
+
+type VersionedStore = VectorStore & Required<Pick<VectorStore, "resolveAlias" | "scanChunks">>;
+
+function versioned(store: VectorStore): VersionedStore {
+  if (store.resolveAlias === undefined || store.scanChunks === undefined) {
+    throw new AppError("versions_unsupported", "This vector store cannot keep versions of a collection yet", {
+      details: { supported: ["sqlite-vec"] },
+    });
+  }
+  return store as VersionedStore;
+}
+
+/** Clients name collections; `docs__v2` is a version of `docs`, reached only through `docs`. */
+function logicalCollection(collection: string): string {
+  if (logicalName(collection) !== collection) {
+    throw new AppError(
+      "invalid_request",
+      `"${collection}" names a version of "${logicalName(collection)}"; use the collection's name`,
+      { details: { collection, name: logicalName(collection) } },
+    );
+  }
+  return collection;
+}
+
+/** The re-embed job of a version: one per version, so a repeated POST finds it (and a crash loses nothing). */
+export function reembedJobId(version: string): string {
+  return idempotentJobId(version, "reembed");
+}
+
+function pendingChunks(counts: JobCounts): number {
+  return counts.queued + counts.running + counts.failed;
+}
+
+/**
+ * Blue/green re-embedding. A collection's name reaches one version (version 1 is the name itself);
+ * reembed builds the next version from the stored text with the server's model, cutover points the
+ * name at it, rollback points it back. Versions are kept until deleted.
+ */
+export function registerVersionRoutes(app: App, deps: AppDeps): void {
+  app.post(
+    "/v1/collections/:collection/reembed",
+    {
+      schema: {
+        summary: "Re-embed a collection's stored chunks with the server's model into its next version",
+        tags: ["collections"],
+        params: CollectionParams,
+        body: ReembedBody,
+        response: accepts(ReembedAccepted),
+      },
+      // The body is optional (`curl -X POST .../reembed`): none is `{}`, the server's own model.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
+    async (request, reply) => {
+      const collection = logicalCollection(request.params.collection);
+      const model = requireModel(deps);
+      const requested = request.body.model;
+      if (requested !== undefined && !servesModel(model, requested)) {
+        throw new AppError(
+          "model_not_found",
+          `The model '${requested}' is not served here; this server serves '${servedModelName(model)}'`,
+          {
+            details: {
+              param: "model",
+              available: [servedModelName(model)],
+              aliases: acceptedModelNames(model),
+            },
+          },
+        );
+      }
+      const store = versioned(deps.store);
+      const description = await store.describeCollection(collection);
+      if (description === null) {
+        throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+          details: { collection },
+        });
+      }
+      const fingerprint = modelFingerprint(model);
+      if (description.binding?.fingerprint === fingerprint) {
+        throw new AppError(
+          "reembed_not_needed",
+          `Collection "${collection}" is already bound to the server's model`,
+          { details: { collection, fingerprint } },
+        );
+      }
+      const from = await store.resolveAlias(collection);
+      const to = versionName(collection, versionOf(from) + 1);
+      const binding = bindingFor(model);
+      const spec = { name: to, dimension: model.dimension, distance: deps.limits.distance, binding };
+      const existing = await store.describeCollection(to);
+      if (existing?.binding && existing.binding.fingerprint !== fingerprint) {
+        // Left bound to another model by an earlier re-embed: its chunks could only die there.
+        throw modelMismatch(to, existing.binding, binding);
+      }
+      const jobId = reembedJobId(to);
+      const known = await deps.queue.getJob(jobId);
+      if (known !== null) {
+        // A crash may have come between the enqueue and the collection's creation.
+        await store.ensureCollection(spec);
+        return reply.status(202).send(accepted(jobId, known.counts.total, collection, from, to, 0, true));
+      }
+      const { chunks, skipped } = await readStored(store, from);
+      if (chunks.length === 0) {
+        throw new AppError("invalid_request", `Collection "${collection}" holds no chunk to re-embed`, {
+          details: { collection, skipped },
+        });
+      }
+      const overflow = overflowFor(deps);
+      const chunkOverflow = {
+        policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
+        overlapTokens: overflow.overlapTokens,
+      };
+      // Queued before the new version exists: admission routes live chunks to it only once it does,
+      // so each live chunk gets a newer version than the re-embed's copy and supersedes its old text.
+      const result = await deps.queue.enqueue({
+        jobId,
+        collection: to,
+        chunks: chunks.map((chunk) => ({ ...chunk, overflow: chunkOverflow })),
+        maxQueueSize: Number.MAX_SAFE_INTEGER,
+      });
+      if (!result.accepted) throw new AppError("queue_full", "The queue refused the re-embed");
+      await store.ensureCollection(spec);
+      deps.onEnqueued();
+      return reply
+        .status(202)
+        .send(accepted(result.jobId, result.count, collection, from, to, skipped, result.duplicate));
+    },
+  );
+
+  app.post(
+    "/v1/collections/:collection/cutover",
+    {
+      schema: {
+        summary: "Point the collection's name at its next version, once its re-embed has no chunk pending",
+        tags: ["collections"],
+        params: CollectionParams,
+        response: answers(VersionSwap),
+      },
+    },
+    async (request) => {
+      const collection = logicalCollection(request.params.collection);
+      const store = versioned(deps.store);
+      const from = await store.resolveAlias(collection);
+      const to = versionName(collection, versionOf(from) + 1);
+      if ((await store.describeCollection(to)) === null) {
+        throw new AppError(
+          "no_version",
+          `Collection "${collection}" has no version after "${from}" to cut over to`,
+          {
+            details: { collection, active_version: from },
+          },
+        );
+      }
+      const job = await deps.queue.getJob(reembedJobId(to));
+      const pending = job === null ? 0 : pendingChunks(job.counts);
+      if (pending > 0) {
+        throw new AppError(
+          "reembed_pending",
+          `The re-embed of "${collection}" into "${to}" has ${pending} chunk(s) still to store`,
+          { retryAfterSeconds: 5, details: { collection, job_id: job?.id, pending, counts: job?.counts } },
+        );
+      }
+      return swap(deps, store, collection, from, to);
+    },
+  );
+
+  app.post(
+    "/v1/collections/:collection/rollback",
+    {
+      schema: {
+        summary: "Point the collection's name back at its previous version (kept since the cutover)",
+        tags: ["collections"],
+        params: CollectionParams,
+        response: answers(VersionSwap),
+      },
+    },
+    async (request) => {
+      const collection = logicalCollection(request.params.collection);
+      const store = versioned(deps.store);
+      const from = await store.resolveAlias(collection);
+      if (versionOf(from) <= 1) {
+        throw new AppError(
+          "no_version",
+          `Collection "${collection}" is at its first version: nothing to roll back to`,
+          {
+            details: { collection, active_version: from },
+          },
+        );
+      }
+      return swap(deps, store, collection, from, versionName(collection, versionOf(from) - 1));
+    },
+  );
+}
+
+async function swap(deps: AppDeps, store: VersionedStore, collection: string, from: string, to: string) {
+  try {
+    await store.setAlias(collection, to);
+  } finally {
+    // This process's admission; other API processes read the binding again when their cache misses.
+    deps.admission.forgetCollection(collection);
+  }
+  return { collection, active_version: to, previous_version: from };
+}
+
+/** Every stored chunk of `version`, read page by page; chunks whose text cannot be read back are counted. */
+async function readStored(
+  store: VersionedStore,
+  version: string,
+): Promise<{ chunks: ClientChunk[]; skipped: number }> {
+  const chunks: ClientChunk[] = [];
+  let skipped = 0;
+  let after: string | null = null;
+  do {
+    const page: Awaited<ReturnType<VersionedStore["scanChunks"]>> = await store.scanChunks(
+      version,
+      after,
+      SCAN_PAGE,
+    );
+    for (const chunk of page.chunks) {
+      if (chunk.text === null || chunk.text.trim() === "") skipped += 1;
+      else chunks.push(newChunk(chunk.chunkId, chunk.text, chunk.documentId, chunk.payload));
+    }
+    after = page.nextCursor;
+  } while (after !== null);
+  return { chunks, skipped };
+}
+
+function accepted(
+  jobId: string,
+  count: number,
+  collection: string,
+  from: string,
+  to: string,
+  skipped: number,
+  duplicate: boolean,
+): ReembedAccepted {
+  return {
+    job_id: jobId,
+    status: "accepted",
+    count,
+    collection,
+    from_version: from,
+    to_version: to,
+    skipped,
+    duplicate,
+  };
+}
