@@ -112,12 +112,14 @@ async function replyDroppingProxy(
 
 // BullMQ runs on real time (locks expire in Redis, stalled jobs are looked for every
 // STALL_CHECK_MS), so advancing the clock means waiting: a lock that expires is noticed by the next
-// stall check, and the check after it at the latest.
+// stall check, and the check after it at the latest. The margin is eight checks, not two: the checks
+// are timers in this process, and on a loaded machine (CI beside other work) three were once not
+// enough for a lock that had expired to be taken back.
 jobQueueContract("BullmqJobQueue", async (options?: Partial<JobQueueOptions>) => {
   const queue = bullmq({ prefix: freshPrefix(), ...options });
   const fixture: JobQueueFixture = {
     queue,
-    clock: { advance: (ms: number) => sleep(ms + 3 * STALL_CHECK_MS) },
+    clock: { advance: (ms: number) => sleep(ms + 8 * STALL_CHECK_MS) },
     cleanup: async () => {},
   };
   return fixture;
