@@ -1,5 +1,6 @@
 /**
  * npm run bench -- --ab [--docs N] [--runs N] [--set scifact|mixed] --variant NAME:KEY=VALUE,KEY=VALUE ...
+ * (the key AB_BUILD=PATH/cli/main.js runs that variant on another build)
  *
  * A/B of server settings end to end: per round, each variant in turn (interleaved, so other tenants'
  * load meets them alike) gets a fresh server, the slice POSTed as 100-chunk requests (4 in flight),
@@ -62,7 +63,9 @@ interface Result {
 }
 
 async function one(main: string, variant: (typeof variants)[number], r: number): Promise<Result> {
-  const server = await startServer(main, variant.env);
+  // AB_BUILD=PATH/cli/main.js runs this variant on another build (e.g. a copy of the previous one).
+  const { AB_BUILD, ...env } = variant.env;
+  const server = await startServer(AB_BUILD ?? main, env);
   const pid = server.child.pid ?? 0;
   const load = loadavg();
   try {
