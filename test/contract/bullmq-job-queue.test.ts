@@ -112,14 +112,16 @@ async function replyDroppingProxy(
 
 // BullMQ runs on real time (locks expire in Redis, stalled jobs are looked for every
 // STALL_CHECK_MS), so advancing the clock means waiting: a lock that expires is noticed by the next
-// stall check, and the check after it at the latest. The margin is eight checks, not two: the checks
-// are timers in this process, and on a loaded machine (CI beside other work) three were once not
-// enough for a lock that had expired to be taken back.
+// stall check, and the check after it at the latest. Steps past a lease (the suite's SHORT_MS + 1)
+// wait eight checks, not three: the checks are timers in this process, and on a loaded machine three
+// were once not enough for an expired lock to be taken back. Shorter steps keep three, since the
+// suite needs them to stay shorter than a lease (renew after half a lease).
+const LEASE_STEP_MS = 1_000;
 jobQueueContract("BullmqJobQueue", async (options?: Partial<JobQueueOptions>) => {
   const queue = bullmq({ prefix: freshPrefix(), ...options });
   const fixture: JobQueueFixture = {
     queue,
-    clock: { advance: (ms: number) => sleep(ms + 8 * STALL_CHECK_MS) },
+    clock: { advance: (ms: number) => sleep(ms + (ms > LEASE_STEP_MS ? 8 : 3) * STALL_CHECK_MS) },
     cleanup: async () => {},
   };
   return fixture;
