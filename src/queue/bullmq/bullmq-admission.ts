@@ -3,15 +3,7 @@ import type { Queue } from "bullmq";
 import { normaliseTokens } from "../estimated-tokens.js";
 import { fairRanks } from "../fair-ranks.js";
 import type { EnqueueRequest, EnqueueResult } from "../job-queue.js";
-import {
-  bullJobId,
-  type ChunkData,
-  documentsKey,
-  floorKey,
-  jobKeys,
-  queueKey,
-  type Reply,
-} from "./bullmq-records.js";
+import { bullJobId, type ChunkData, KeyLayout, type Reply } from "./bullmq-records.js";
 
 /** BullMQ priorities go up to 2^21 - 1; priority = fair rank + 1. */
 const MAX_RANK = 2 ** 21 - 2;
@@ -37,7 +29,11 @@ export interface AdmissionContext {
  * else rolled back.
  */
 export class BullmqAdmission {
-  constructor(private readonly context: AdmissionContext) {}
+  private readonly layout: KeyLayout;
+
+  constructor(private readonly context: AdmissionContext) {
+    this.layout = new KeyLayout(context.prefix);
+  }
 
   async enqueue(request: EnqueueRequest): Promise<EnqueueResult> {
     const jobId = request.jobId ?? randomUUID();
@@ -65,18 +61,18 @@ export class BullmqAdmission {
     request.chunks.forEach((chunk, index) => {
       args.push(chunk.chunkId, estimates[index] ?? 0, chunk.overflow.policy);
     });
-    const k = this.keys(jobId);
-    const floorKeys = replaced.map((documentId) => this.floorKey(request.collection, documentId));
+    const k = this.layout.job(jobId);
+    const floorKeys = replaced.map((documentId) => this.layout.floor(request.collection, documentId));
     const reply = (await this.call("ragAdmit", [
       8 + floorKeys.length,
-      this.key("stats"),
-      this.key("fair"),
+      this.layout.queue("stats"),
+      this.layout.queue("fair"),
       k.job,
       k.receipts,
-      this.key("jobs"),
-      this.key("admitting"),
-      this.key("active"),
-      this.documentsKey(request.collection),
+      this.layout.queue("jobs"),
+      this.layout.queue("admitting"),
+      this.layout.queue("active"),
+      this.layout.documents(request.collection),
       ...floorKeys,
       ...args,
     ])) as Reply[];
@@ -135,7 +131,13 @@ export class BullmqAdmission {
       await this.settle(jobId).catch(() => undefined);
       throw error;
     }
-    await this.call("ragConfirm", [3, k.job, this.key("admitting"), this.key("stats"), jobId]);
+    await this.call("ragConfirm", [
+      3,
+      k.job,
+      this.layout.queue("admitting"),
+      this.layout.queue("stats"),
+      jobId,
+    ]);
     return { accepted: true, jobId, count: n, duplicate: kind === "dup" };
   }
 
@@ -145,45 +147,41 @@ export class BullmqAdmission {
    * giving its capacity back.
    */
   async settle(jobId: string): Promise<void> {
-    const k = this.keys(jobId);
+    const k = this.layout.job(jobId);
     if (await this.context.queue.getJob(bullJobId(jobId, 0))) {
-      await this.call("ragConfirm", [3, k.job, this.key("admitting"), this.key("stats"), jobId]);
+      await this.call("ragConfirm", [
+        3,
+        k.job,
+        this.layout.queue("admitting"),
+        this.layout.queue("stats"),
+        jobId,
+      ]);
       return;
     }
     const rolledBack = await this.call("ragRollback", [
       7,
-      this.key("stats"),
+      this.layout.queue("stats"),
       k.job,
       k.receipts,
       k.jobDead,
-      this.key("jobs"),
-      this.key("admitting"),
-      this.key("active"),
+      this.layout.queue("jobs"),
+      this.layout.queue("admitting"),
+      this.layout.queue("active"),
       jobId,
     ]);
     // Its first chunk is gone because a worker finished it (completed jobs are removed at once).
     if (Number(rolledBack) === -1) {
-      await this.call("ragConfirm", [3, k.job, this.key("admitting"), this.key("stats"), jobId]);
+      await this.call("ragConfirm", [
+        3,
+        k.job,
+        this.layout.queue("admitting"),
+        this.layout.queue("stats"),
+        jobId,
+      ]);
     }
   }
 
   private call(name: string, args: ReadonlyArray<string | number>): Promise<unknown> {
     return this.context.runScript(name, args);
-  }
-
-  private key(name: string): string {
-    return queueKey(this.context.prefix, name);
-  }
-
-  private keys(jobId: string) {
-    return jobKeys(this.context.prefix, jobId);
-  }
-
-  private floorKey(collection: string, documentId: string): string {
-    return floorKey(this.context.prefix, collection, documentId);
-  }
-
-  private documentsKey(collection: string): string {
-    return documentsKey(this.context.prefix, collection);
   }
 }

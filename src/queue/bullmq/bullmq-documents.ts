@@ -1,7 +1,7 @@
 import type { DocumentFloor } from "../../domain/types.js";
 import type { Finalization } from "../job-queue.js";
 import type { RedisClient } from "../redis/redis-connection.js";
-import { documentsKey, floorKey, jobKeys, parseFloor, queueKey } from "./bullmq-records.js";
+import { KeyLayout, parseFloor } from "./bullmq-records.js";
 
 /** Chunk ids of a replacement's deleted points kept on its job (the count is always exact). */
 const MAX_LISTED_DELETIONS = 1000;
@@ -21,14 +21,18 @@ export interface DocumentsContext {
  * replacements whose old points are still to be deleted.
  */
 export class BullmqDocuments {
-  constructor(private readonly context: DocumentsContext) {}
+  private readonly layout: KeyLayout;
+
+  constructor(private readonly context: DocumentsContext) {
+    this.layout = new KeyLayout(context.prefix);
+  }
 
   async floors(collection: string, documentIds: string[]): Promise<Map<string, DocumentFloor>> {
     const unique = [...new Set(documentIds)];
     const floors = new Map<string, DocumentFloor>();
     if (unique.length === 0) return floors;
     const values = await this.context.redis.mget(
-      ...unique.map((documentId) => this.floorKey(collection, documentId)),
+      ...unique.map((documentId) => this.layout.floor(collection, documentId)),
     );
     unique.forEach((documentId, i) => {
       const floor = parseFloor(values[i] ?? null);
@@ -40,9 +44,9 @@ export class BullmqDocuments {
   async delete(collection: string, documentId: string): Promise<DocumentFloor> {
     const reply = await this.context.runScript("ragDeleteFloor", [
       3,
-      this.key("stats"),
-      this.floorKey(collection, documentId),
-      this.documentsKey(collection),
+      this.layout.queue("stats"),
+      this.layout.floor(collection, documentId),
+      this.layout.documents(collection),
       this.context.floorTtlMs,
       documentId,
     ]);
@@ -53,20 +57,20 @@ export class BullmqDocuments {
 
   async pendingFinalizations(limit: number): Promise<Finalization[]> {
     const jobIds = await this.context.redis.zrange(
-      this.key("finalize"),
+      this.layout.queue("finalize"),
       0,
       Math.max(1, Math.floor(limit)) - 1,
     );
     const found: Finalization[] = [];
     for (const jobId of jobIds) {
       const [collection, docs, floor] = await this.context.redis.hmget(
-        this.keys(jobId).job,
+        this.layout.job(jobId).job,
         "collection",
         "docs",
         "floor",
       );
       if (!collection || !docs || !floor) {
-        await this.context.redis.zrem(this.key("finalize"), jobId); // the job record expired meanwhile
+        await this.context.redis.zrem(this.layout.queue("finalize"), jobId); // the job record expired meanwhile
         continue;
       }
       found.push({ jobId, collection, documents: JSON.parse(docs) as string[], version: Number(floor) });
@@ -80,27 +84,11 @@ export class BullmqDocuments {
   ): Promise<void> {
     await this.context.runScript("ragFinalized", [
       2,
-      this.keys(jobId).job,
-      this.key("finalize"),
+      this.layout.job(jobId).job,
+      this.layout.queue("finalize"),
       jobId,
       result.deletedPoints,
       JSON.stringify(result.deletedChunkIds.slice(0, MAX_LISTED_DELETIONS)),
     ]);
-  }
-
-  private key(name: string): string {
-    return queueKey(this.context.prefix, name);
-  }
-
-  private keys(jobId: string) {
-    return jobKeys(this.context.prefix, jobId);
-  }
-
-  private floorKey(collection: string, documentId: string): string {
-    return floorKey(this.context.prefix, collection, documentId);
-  }
-
-  private documentsKey(collection: string): string {
-    return documentsKey(this.context.prefix, collection);
   }
 }

@@ -39,9 +39,8 @@ import {
   bullJobId,
   type ChunkData,
   type Entry,
-  jobKeys,
+  KeyLayout,
   parseBullJobId,
-  queueKey,
   type Receipt,
   type Reply,
   toQueuedChunk,
@@ -97,6 +96,8 @@ interface Held {
 export class BullmqJobQueue implements JobQueue {
   private readonly redis: RedisClient;
   private readonly prefix: string;
+  /** The queue's own keys beside BullMQ's. */
+  private readonly layout: KeyLayout;
   private readonly queue: Queue<ChunkData>;
   private readonly worker: Worker<ChunkData> | null;
   private readonly leases = new Map<string, Map<number, Held>>();
@@ -117,6 +118,7 @@ export class BullmqJobQueue implements JobQueue {
 
   constructor(options: BullmqJobQueueOptions) {
     this.prefix = hashTaggedPrefix(options.prefix ?? "rag");
+    this.layout = new KeyLayout(this.prefix);
     this.lockDurationMs = options.lockDurationMs ?? 60_000;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 5);
     this.jobRetentionMs = options.jobRetentionMs ?? 7 * DAY_MS;
@@ -411,7 +413,7 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   async cancelJob(jobId: string): Promise<number | null> {
-    const meta = await this.redis.hmget(this.keys(jobId).job, "total");
+    const meta = await this.redis.hmget(this.layout.job(jobId).job, "total");
     if (meta[0] === null) return null;
     const total = Number(meta[0]);
     let cancelled = 0;
@@ -507,7 +509,7 @@ export class BullmqJobQueue implements JobQueue {
   async maintain(): Promise<MaintenanceResult> {
     const now = Date.now();
     for (const jobId of await this.redis.zrangebyscore(
-      this.key("admitting"),
+      this.layout.queue("admitting"),
       "-inf",
       now - this.abandonedAdmissionMs,
       "LIMIT",
@@ -517,7 +519,7 @@ export class BullmqJobQueue implements JobQueue {
       await this.admission.settle(jobId);
     }
     const expiredDead = await this.redis.zrangebyscore(
-      this.key("dead-t"),
+      this.layout.queue("dead-t"),
       "-inf",
       now - this.deadLetterRetentionMs,
       "LIMIT",
@@ -527,7 +529,7 @@ export class BullmqJobQueue implements JobQueue {
     const expiredDeadLetters = await this.discard(expiredDead, "expired after DEAD_LETTER_RETENTION");
     // Index entries of jobs whose record expired; the oldest first, a step at a time.
     const oldest = await this.redis.zrangebyscore(
-      this.key("jobs"),
+      this.layout.queue("jobs"),
       "-inf",
       now - this.jobRetentionMs,
       "LIMIT",
@@ -535,8 +537,9 @@ export class BullmqJobQueue implements JobQueue {
       STEP,
     );
     const gone: string[] = [];
-    for (const jobId of oldest) if ((await this.redis.exists(this.keys(jobId).job)) === 0) gone.push(jobId);
-    if (gone.length > 0) await this.redis.zrem(this.key("jobs"), ...gone);
+    for (const jobId of oldest)
+      if ((await this.redis.exists(this.layout.job(jobId).job)) === 0) gone.push(jobId);
+    if (gone.length > 0) await this.redis.zrem(this.layout.queue("jobs"), ...gone);
     return { expiredJobs: gone.length, expiredDeadLetters };
   }
 
@@ -615,16 +618,16 @@ export class BullmqJobQueue implements JobQueue {
     if (entries.length === 0) return [];
     const slots = new Map<string, number>();
     const keys: string[] = [
-      this.key("stats"),
-      this.key("dead"),
-      this.key("dead-t"),
-      this.key("active"),
-      this.key("finalize"),
+      this.layout.queue("stats"),
+      this.layout.queue("dead"),
+      this.layout.queue("dead-t"),
+      this.layout.queue("active"),
+      this.layout.queue("finalize"),
     ];
     for (const e of entries) {
       if (slots.has(e.jobId)) continue;
       slots.set(e.jobId, slots.size + 1);
-      const k = this.keys(e.jobId);
+      const k = this.layout.job(e.jobId);
       keys.push(k.job, k.receipts, k.jobDead);
     }
     const args: Array<string | number> = [
@@ -673,16 +676,8 @@ export class BullmqJobQueue implements JobQueue {
     return this.worker;
   }
 
-  private key(name: string): string {
-    return queueKey(this.prefix, name);
-  }
-
   private floorTtlMs(): number {
     return this.jobRetentionMs + this.deadLetterRetentionMs;
-  }
-
-  private keys(jobId: string) {
-    return jobKeys(this.prefix, jobId);
   }
 
   /** BullMQ's lock of a job: `<prefix>:<queue>:<jobId>:lock`, holding the fetching token. */

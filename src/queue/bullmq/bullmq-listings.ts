@@ -14,11 +14,9 @@ import type { RedisClient } from "../redis/redis-connection.js";
 import { STATE_CODES } from "./accounting-scripts.js";
 import {
   bullJobId,
-  documentsKey,
-  jobKeys,
+  KeyLayout,
   pairs,
   parseBullJobId,
-  queueKey,
   type Receipt,
   toJobSummary,
   toReceipt,
@@ -45,13 +43,17 @@ const PENDING_SCAN_BUDGET = 2000;
  * bullmq-records.ts) and changes nothing, so a listing can never disturb work.
  */
 export class BullmqListings {
+  private readonly layout: KeyLayout;
+
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
-  ) {}
+    prefix: string,
+  ) {
+    this.layout = new KeyLayout(prefix);
+  }
 
   async getJob(jobId: string): Promise<Job | null> {
-    const k = this.keys(jobId);
+    const k = this.layout.job(jobId);
     const meta = await this.redis.hgetall(k.job);
     if (meta.total === undefined) return null;
     const summary = toJobSummary(jobId, meta);
@@ -76,7 +78,7 @@ export class BullmqListings {
     scan: for (const phase of phases) {
       if (phase === "finished" && cursor.phase === "active") cursor = { ...FIRST_PAGE, phase };
       if (phase !== cursor.phase) continue;
-      const index = this.key(phase === "active" ? "active" : "jobs");
+      const index = this.layout.queue(phase === "active" ? "active" : "jobs");
       while (budget > 0) {
         // Newest first; equal times are ordered by id, so skip what the cursor already showed.
         const reply = await this.redis.zrevrangebyscore(
@@ -92,7 +94,7 @@ export class BullmqListings {
           .map(([id, score]) => ({ id, createdAt: Number(score) }))
           .filter((e) => e.createdAt < cursor.createdAt || e.id < cursor.id || cursor.id === "");
         if (entries.length === 0) break;
-        const metas = await Promise.all(entries.map((e) => this.redis.hgetall(this.keys(e.id).job)));
+        const metas = await Promise.all(entries.map((e) => this.redis.hgetall(this.layout.job(e.id).job)));
         for (const [i, entry] of entries.entries()) {
           budget -= 1;
           cursor = { phase, createdAt: entry.createdAt, id: entry.id };
@@ -126,7 +128,7 @@ export class BullmqListings {
     request: PageRequest & { state?: ReceiptState },
   ): Promise<Page<ChunkReceipt>> {
     const limit = pageLimit(request.limit);
-    const meta = await this.redis.hmget(this.keys(jobId).job, "total", "base");
+    const meta = await this.redis.hmget(this.layout.job(jobId).job, "total", "base");
     if (meta[0] === null || meta[1] === null) return { items: [], nextCursor: null };
     const total = Number(meta[0]);
     const base = Number(meta[1]);
@@ -157,7 +159,7 @@ export class BullmqListings {
     let entries: Array<{ bullId: string; seq: number }>;
     if (request.jobId === undefined) {
       const reply = await this.redis.zrangebyscore(
-        this.key("dead"),
+        this.layout.queue("dead"),
         `(${after}`,
         "+inf",
         "WITHSCORES",
@@ -169,7 +171,7 @@ export class BullmqListings {
     } else {
       const jobId = request.jobId;
       const reply = await this.redis.zrangebyscore(
-        this.keys(jobId).jobDead,
+        this.layout.job(jobId).jobDead,
         `(${after}`,
         "+inf",
         "WITHSCORES",
@@ -191,7 +193,7 @@ export class BullmqListings {
       const [receipt] = await this.readReceipts(jobId, [index]);
       if (!receipt) continue;
       if (!collections.has(jobId))
-        collections.set(jobId, (await this.redis.hget(this.keys(jobId).job, "collection")) ?? "");
+        collections.set(jobId, (await this.redis.hget(this.layout.job(jobId).job, "collection")) ?? "");
       items.push({
         seq,
         jobId,
@@ -207,7 +209,7 @@ export class BullmqListings {
 
   async stats(): Promise<QueueStats> {
     const [pending, pendingTokens, running, dead] = await this.redis.hmget(
-      this.key("stats"),
+      this.layout.queue("stats"),
       "pending",
       "pending_tokens",
       "running",
@@ -225,10 +227,10 @@ export class BullmqListings {
     let pending = 0;
     // Jobs with work left, newest first (a search right after an ingest finds that job at once).
     for (let start = 0; start < PENDING_SCAN_BUDGET; start += STEP) {
-      const jobIds = await this.redis.zrevrange(this.key("active"), start, start + STEP - 1);
+      const jobIds = await this.redis.zrevrange(this.layout.queue("active"), start, start + STEP - 1);
       const pipeline = this.redis.pipeline();
       for (const jobId of jobIds)
-        pipeline.hmget(this.keys(jobId).job, "collection", "queued", "running", "failed");
+        pipeline.hmget(this.layout.job(jobId).job, "collection", "queued", "running", "failed");
       for (const [error, fields] of (await pipeline.exec()) ?? []) {
         if (error) throw error;
         const [owner, queued, running, failed] = fields as Array<string | null>;
@@ -241,7 +243,7 @@ export class BullmqListings {
 
   async readReceipts(jobId: string, indexes: number[]): Promise<Array<Receipt | null>> {
     if (indexes.length === 0) return [];
-    const raw = await this.redis.hmget(this.keys(jobId).receipts, ...indexes.map(String));
+    const raw = await this.redis.hmget(this.layout.job(jobId).receipts, ...indexes.map(String));
     return raw.map((r) => (r === null ? null : (JSON.parse(r) as Receipt)));
   }
 
@@ -249,7 +251,7 @@ export class BullmqListings {
     const limit = pageLimit(request.limit);
     const from = request.after ? `(${request.after}` : "-";
     const ids = await this.redis.zrangebylex(
-      documentsKey(this.prefix, collection),
+      this.layout.documents(collection),
       from,
       "+",
       "LIMIT",
@@ -271,7 +273,7 @@ export class BullmqListings {
       for (let start = 0; start < seqs.length; start += STEP) {
         const bullIds: string[] = [];
         for (const seq of seqs.slice(start, start + STEP)) {
-          const [bullId] = await this.redis.zrangebyscore(this.key("dead"), seq, seq);
+          const [bullId] = await this.redis.zrangebyscore(this.layout.queue("dead"), seq, seq);
           if (bullId) bullIds.push(bullId);
         }
         total += await step(bullIds);
@@ -284,7 +286,7 @@ export class BullmqListings {
       let scores: number[];
       if ("jobId" in selector) {
         const reply = await this.redis.zrangebyscore(
-          this.keys(selector.jobId).jobDead,
+          this.layout.job(selector.jobId).jobDead,
           `(${after}`,
           "+inf",
           "WITHSCORES",
@@ -298,7 +300,7 @@ export class BullmqListings {
       } else {
         const entries = pairs(
           await this.redis.zrangebyscore(
-            this.key("dead"),
+            this.layout.queue("dead"),
             `(${after}`,
             "+inf",
             "WITHSCORES",
@@ -315,14 +317,6 @@ export class BullmqListings {
       after = scores[scores.length - 1] ?? after;
       if (bullIds.length < STEP) return total;
     }
-  }
-
-  private key(name: string): string {
-    return queueKey(this.prefix, name);
-  }
-
-  private keys(jobId: string) {
-    return jobKeys(this.prefix, jobId);
   }
 }
 

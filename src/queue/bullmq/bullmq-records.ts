@@ -152,23 +152,31 @@ export function pairs(reply: string[]): Array<[string, string]> {
   return out;
 }
 
-/** One of the queue's own keys beside BullMQ's (`<prefix>:q:<name>`): indexes, counters, scripts' state. */
-export function queueKey(prefix: string, name: string): string {
-  return `${prefix}:q:${name}`;
-}
+/**
+ * Where the queue's own keys live beside BullMQ's, all under one prefix (`<prefix>:q:...`, one hash
+ * tag, so one Redis Cluster slot). Written once here for every part of the adapter.
+ */
+export class KeyLayout {
+  constructor(private readonly prefix: string) {}
 
-/** A job's keys: its meta hash, its receipts (by chunk index) and its dead letters. */
-export function jobKeys(prefix: string, jobId: string): { job: string; receipts: string; jobDead: string } {
-  const job = `${prefix}:q:job:${jobId}`;
-  return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
-}
+  /** One of the queue's own keys: indexes, counters, scripts' state. */
+  queue(name: string): string {
+    return `${this.prefix}:q:${name}`;
+  }
 
-/** A collection's document ids (a sorted set of equal scores: pages in id order). */
-export function documentsKey(prefix: string, collection: string): string {
-  return `${prefix}:q:docs:${encodeURIComponent(collection)}`;
-}
+  /** A job's keys: its meta hash, its receipts (by chunk index) and its dead letters. */
+  job(jobId: string): { job: string; receipts: string; jobDead: string } {
+    const job = `${this.prefix}:q:job:${jobId}`;
+    return { job, receipts: `${job}:r`, jobDead: `${job}:d` };
+  }
 
-/** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
-export function floorKey(prefix: string, collection: string, documentId: string): string {
-  return `${prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+  /** A collection's document ids (a sorted set of equal scores: pages in id order). */
+  documents(collection: string): string {
+    return `${this.prefix}:q:docs:${encodeURIComponent(collection)}`;
+  }
+
+  /** A document's floor ("version:kind"); kept as long as an older chunk of it may still arrive. */
+  floor(collection: string, documentId: string): string {
+    return `${this.prefix}:q:floor:${encodeURIComponent(collection)}:${encodeURIComponent(documentId)}`;
+  }
 }
