@@ -51,6 +51,11 @@ export async function waitFor<T>(
   }
 }
 
+/** Waits until the server's /ready answers 200 (model loaded, queue and store answering). */
+export async function waitUntilReady(url: string, timeoutMs = 60_000): Promise<void> {
+  await waitFor(async () => (await fetch(`${url}/ready`)).status === 200, { what: "ready", timeoutMs });
+}
+
 export async function getJson<T = Record<string, unknown>>(
   url: string,
 ): Promise<{ status: number; body: T }> {

@@ -6,7 +6,13 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { checkpointPathFor } from "../../src/cli/ingest-checkpoint.js";
 import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
-import { postJson, type ServerProcess, startServerProcess, waitFor } from "../helpers/server-process.js";
+import {
+  postJson,
+  type ServerProcess,
+  startServerProcess,
+  waitFor,
+  waitUntilReady,
+} from "../helpers/server-process.js";
 
 /** tsx by absolute URL: `--import tsx` would be looked up from the CLI's working directory. */
 const TSX = import.meta.resolve("tsx");
@@ -61,7 +67,7 @@ describe("rag-embed CLI against a running server", () => {
       MAX_QUEUE_SIZE: "60",
       RESERVE_MAX_CHUNKS: "16",
     });
-    await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "ready" });
+    await waitUntilReady(server.url);
   });
   after(async () => {
     assert.equal(await server.stop("SIGTERM"), 0);

@@ -16,6 +16,7 @@ import {
   type ServerProcess,
   startServerProcess,
   waitFor,
+  waitUntilReady,
 } from "../helpers/server-process.js";
 
 const REPO_MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
@@ -70,7 +71,7 @@ describe("rag-embed ingest in a terminal, through a server restart", () => {
       SHUTDOWN_TIMEOUT_SECONDS: "1",
     });
     servers.push(first);
-    await waitFor(async () => (await fetch(`${first.url}/ready`)).status === 200, { what: "ready" });
+    await waitUntilReady(first.url);
 
     const exitFile = join(cwd, "exit-code");
     const command = [
@@ -139,7 +140,7 @@ describe("rag-embed ingest in a terminal, through a server restart", () => {
     // One chunk a second: most of the 40 are still queued when the server is killed for good.
     const server = await startServerProcess({ DATA_DIR: join(cwd, "data"), EMBEDDING_MAX_RATE: "1" });
     servers.push(server);
-    await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "ready" });
+    await waitUntilReady(server.url);
     const cli = spawn(
       process.execPath,
       [

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { type Chunk, RagEmbedClient, RagEmbedError } from "../../src/client/index.js";
 import { tempDir } from "../helpers/paths.js";
-import { type ServerProcess, startServerProcess, waitFor } from "../helpers/server-process.js";
+import { type ServerProcess, startServerProcess, waitUntilReady } from "../helpers/server-process.js";
 
 describe("client SDK against a real server whose queue holds 100 chunks", () => {
   let server: ServerProcess;
@@ -19,7 +19,7 @@ describe("client SDK against a real server whose queue holds 100 chunks", () => 
       MAX_QUEUE_SIZE: "100",
       RESERVE_MAX_CHUNKS: "16",
     });
-    await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "ready" });
+    await waitUntilReady(server.url);
   });
   after(async () => {
     assert.equal(await server.stop("SIGTERM"), 0);

@@ -15,7 +15,7 @@ import {
   postJson,
   type ServerProcess,
   startServerProcess,
-  waitFor,
+  waitUntilReady,
 } from "../helpers/server-process.js";
 
 /** sha256 of the real model's int8 ONNX (../shared/models/README.md). */
@@ -52,10 +52,7 @@ const chunk = (id: string) => ({
 
 async function started(env: Record<string, string>): Promise<ServerProcess> {
   const server = await startServerProcess(env);
-  await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, {
-    what: "ready",
-    timeoutMs: 300_000,
-  });
+  await waitUntilReady(server.url, 300_000);
   return server;
 }
 

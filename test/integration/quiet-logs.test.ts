@@ -14,7 +14,7 @@ import { startHttpServer } from "../../src/main.js";
 import { createLogger } from "../../src/observability/logger.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
-import { getJson, postJson, startServerProcess, waitFor } from "../helpers/server-process.js";
+import { getJson, postJson, startServerProcess, waitFor, waitUntilReady } from "../helpers/server-process.js";
 
 type LogLine = Record<string, unknown> & { level: number; msg: string };
 
@@ -116,7 +116,7 @@ describe("quiet logs", () => {
       // Release in-flight work at once, so the embed still running is interrupted by the shutdown.
       SHUTDOWN_TIMEOUT_SECONDS: "0",
     });
-    await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "ready" });
+    await waitUntilReady(server.url);
     const accepted = await postJson(`${server.url}/v1/collections/q/chunks`, {
       chunks: longChunks(600, "s"),
     });

@@ -19,6 +19,7 @@ import {
   type ServerProcess,
   startServerProcess,
   waitFor,
+  waitUntilReady,
 } from "../helpers/server-process.js";
 
 const STORED = 200;
@@ -33,10 +34,7 @@ const chunk = (id: string, i: number) => ({
 
 async function started(env: Record<string, string>): Promise<ServerProcess> {
   const server = await startServerProcess(env);
-  await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, {
-    what: "ready",
-    timeoutMs: 300_000,
-  });
+  await waitUntilReady(server.url, 300_000);
   return server;
 }
 

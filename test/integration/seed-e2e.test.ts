@@ -7,7 +7,7 @@ import {
   postJson,
   type ServerProcess,
   startServerProcess,
-  waitFor,
+  waitUntilReady,
 } from "../helpers/server-process.js";
 
 interface SearchBody {
@@ -20,7 +20,7 @@ describe("seed-compatible API end to end over HTTP (real model directory, real S
 
   before(async () => {
     server = await startServerProcess({ DATA_DIR: tempDir("e2e") });
-    await waitFor(async () => (await fetch(`${server.url}/ready`)).status === 200, { what: "ready" });
+    await waitUntilReady(server.url);
   });
   after(async () => {
     assert.equal(await server.stop("SIGTERM"), 0, "graceful stop exits 0");
