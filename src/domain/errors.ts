@@ -32,6 +32,7 @@ export const ERROR_CODES = [
   "reembed_not_needed",
   "reembed_pending",
   "no_version",
+  "version_migration_required",
   "versions_unsupported",
 ] as const;
 

@@ -31,5 +31,6 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   reembed_not_needed: 409,
   reembed_pending: 409,
   no_version: 409,
+  version_migration_required: 409,
   versions_unsupported: 501,
 };

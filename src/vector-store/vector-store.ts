@@ -123,9 +123,11 @@ export interface VectorStore {
    * every call naming `alias` reaches `collection` (point ids stay derived from the name called with).
    * The cutover primitive of blue/green re-embedding. `collection_not_found` if `collection` does not
    * exist; `invalid_request` if `alias` is the name of a collection (as in Qdrant, which has no
-   * rename: a name that is a collection must be freed before it can become an alias). Other
-   * processes' caches keyed by the alias (a store's shape and binding, admission's binding) are not
-   * told: whoever cuts over must see to them.
+   * rename: a name that is a collection must be freed before it can become an alias). A collection's
+   * own name may point at its versions (`docs` → `docs__v2`, and back at `docs`, its version 1);
+   * Qdrant refuses that for a collection created before versions with `version_migration_required`.
+   * Other processes' caches keyed by the alias (admission's binding) are not told: whoever cuts over
+   * must see to them.
    */
   setAlias(alias: string, collection: string): Promise<void>;
   /**
@@ -133,7 +135,11 @@ export interface VectorStore {
    * versioned collections (re-embedding) need; a store without them cannot re-embed yet.
    */
   resolveAlias?(name: string): Promise<string>;
-  /** The stored chunks of a collection in chunk id order, `limit` at most per page (bounded work per call). */
+  /**
+   * The stored chunks of a collection, `limit` at most per page (bounded work per call), each once,
+   * in an order of the store's (sqlite-vec: chunk id; Qdrant: point id); `after` is the previous
+   * page's opaque `nextCursor`.
+   */
   scanChunks?(collection: string, after: string | null, limit: number): Promise<ChunkScanPage>;
   /**
    * Refuses the whole call with `model_mismatch`, before writing anything, when the collection is

@@ -44,6 +44,8 @@ export interface QdrantContractServer {
   collection(name: string): MemoryCollection | undefined;
   /** The in-memory aliases: alias name → collection name. */
   aliases: Map<string, string>;
+  /** The names of the collections themselves (aliases not among them), sorted. */
+  collectionNames(): string[];
   close(): Promise<void>;
 }
 
@@ -258,6 +260,7 @@ export async function startQdrantContractServer(
     },
     collection: (name) => collections.get(aliases.get(name) ?? name),
     aliases,
+    collectionNames: () => [...collections.keys()].sort(),
     async close() {
       for (const res of hanging) res.destroy();
       server.closeAllConnections();
@@ -320,6 +323,10 @@ function requireCollection(
 
 const UPDATE_RESULT = { operation_id: 0, status: "completed" };
 
+function aliasDescription(alias: string, target: string): { alias_name: string; collection_name: string } {
+  return { alias_name: alias, collection_name: target };
+}
+
 function memoryQdrant(
   collections: Map<string, MemoryCollection>,
   aliases: Map<string, string>,
@@ -331,23 +338,32 @@ function memoryQdrant(
   const b = body ?? {};
   switch (operationId) {
     case "update_aliases": {
-      // All actions checked against a copy, then applied at once: Qdrant's alias changes are atomic.
-      const next = new Map(aliases);
+      // As Qdrant applies them (TableOfContent::update_aliases): one action after another under one
+      // lock, so no other request sees a half-done change, but not all-or-nothing: an action that
+      // fails leaves the ones before it applied (a delete_alias then a failing create_alias leaves
+      // the alias deleted). create_alias over an existing alias replaces it; over a collection's
+      // name it is refused; delete_alias of an unknown alias does nothing.
       for (const action of (b.actions ?? []) as Array<Record<string, Record<string, string>>>) {
         if (action.delete_alias !== undefined) {
-          next.delete(String(action.delete_alias.alias_name));
+          aliases.delete(String(action.delete_alias.alias_name));
         } else if (action.create_alias !== undefined) {
-          const { alias_name: alias, collection_name: target } = action.create_alias as Record<
-            string,
-            string
-          >;
-          if (!collections.has(String(target))) {
+          const alias = String(action.create_alias.alias_name);
+          const target = String(action.create_alias.collection_name);
+          // The target must be a collection, not an alias: Qdrant does not resolve it.
+          if (!collections.has(target)) {
             throw new QdrantHttpError(404, `Not found: Collection \`${target}\` doesn't exist!`);
           }
-          if (collections.has(String(alias)) || next.has(String(alias))) {
-            throw new QdrantHttpError(409, `Wrong input: Collection \`${alias}\` already exists!`);
+          if (collections.has(alias)) {
+            throw new QdrantHttpError(400, `Wrong input: Collection \`${alias}\` already exists!`);
           }
-          next.set(String(alias), String(target));
+          aliases.set(alias, target);
+        } else if (action.rename_alias !== undefined) {
+          const from = String(action.rename_alias.old_alias_name);
+          const target = aliases.get(from);
+          if (target === undefined)
+            throw new QdrantHttpError(404, `Not found: Alias ${from} does not exists!`);
+          aliases.delete(from);
+          aliases.set(String(action.rename_alias.new_alias_name), target);
         } else {
           throw new QdrantHttpError(
             501,
@@ -355,8 +371,21 @@ function memoryQdrant(
           );
         }
       }
-      aliases.clear();
-      for (const [alias, target] of next) aliases.set(alias, target);
+      return true;
+    }
+    case "get_collections_aliases":
+      return { aliases: [...aliases].map(([alias, target]) => aliasDescription(alias, target)) };
+    case "get_collection_aliases":
+      // The aliases pointing at this collection (by its own name: Qdrant does not resolve one here).
+      return {
+        aliases: [...aliases]
+          .filter(([, target]) => target === name)
+          .map(([alias, target]) => aliasDescription(alias, target)),
+      };
+    case "delete_collection": {
+      // By the collection's own name only (an alias's name deletes nothing); its aliases go with it.
+      if (!collections.delete(name)) return false;
+      for (const [alias, target] of [...aliases]) if (target === name) aliases.delete(alias);
       return true;
     }
     case "get_collection": {
@@ -385,8 +414,14 @@ function memoryQdrant(
       };
     }
     case "create_collection": {
-      if (collections.has(name) || aliases.has(name)) {
+      if (collections.has(name)) {
         throw new QdrantHttpError(409, `Wrong input: Collection \`${name}\` already exists!`);
+      }
+      if (aliases.has(name)) {
+        throw new QdrantHttpError(
+          400,
+          `Wrong input: Can't create collection with name ${name}. Alias with the same name already exists`,
+        );
       }
       const vectors = b.vectors as { size?: number; distance?: MemoryCollection["distance"] } | undefined;
       if (vectors?.size === undefined || vectors.distance === undefined) {

@@ -19,7 +19,7 @@ type VersionedStore = VectorStore & Required<Pick<VectorStore, "resolveAlias" | 
 function versioned(store: VectorStore): VersionedStore {
   if (store.resolveAlias === undefined || store.scanChunks === undefined) {
     throw new AppError("versions_unsupported", "This vector store cannot keep versions of a collection yet", {
-      details: { supported: ["sqlite-vec"] },
+      details: { supported: ["sqlite-vec", "qdrant"] },
     });
   }
   return store as VersionedStore;

@@ -4,11 +4,13 @@ import { AppError } from "../../domain/errors.js";
 import { pointId, windowPointId } from "../../domain/ids.js";
 import type { ModelBinding } from "../../domain/model-binding.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
-import type { PointFingerprint, SearchFilter, SearchHit } from "../../domain/types.js";
+import type { Payload, PointFingerprint, SearchFilter, SearchHit } from "../../domain/types.js";
 import { assertRecordFingerprints, assertSameBinding } from "../binding-checks.js";
 import { checkWrites, fingerprintId, rounds, windowsFirst, writeResult } from "../chunk-writes.js";
+import { chunkFromPoint } from "../stored-chunk.js";
 import { assertQueryDimension, assertTopK, assertVectorDimensions } from "../vector-dimensions.js";
 import {
+  type ChunkScanPage,
   type ChunkWrite,
   type ChunkWriteResult,
   type CollectionDescription,
@@ -16,10 +18,20 @@ import {
   type DocumentDeletion,
   MAX_LISTED_CHUNK_IDS,
   type ParentRef,
+  type StoredChunk,
   type VectorStore,
 } from "../vector-store.js";
 import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
 import { BINDING_METADATA_KEY, bindingMetadata, bindingOf } from "./collection-binding.js";
+import {
+  cursorOf,
+  firstVersionCollection,
+  isLaterVersion,
+  isOwnVersion,
+  ownVersionCollection,
+  pointIdOfCursor,
+  versionNameOf,
+} from "./collection-layout.js";
 import { type CollectionShape, compareShapes, shapeOf } from "./collection-shape.js";
 import {
   type SizedOperation,
@@ -65,17 +77,19 @@ export interface QdrantStoreOptions {
  * an existing point only when its `_rag.version` is older, so "write, then ack" repeated after a
  * crash, or a stale worker finishing late, never puts older content over newer. The user's payload
  * is stored as is; the server's own fields live under `_rag` (see qdrant-payload.ts) and are indexed
- * for the writes and deletes that filter on them.
+ * for the writes and deletes that filter on them. A collection is created as its version 1 behind an
+ * alias of its name, so that re-embedding can swap the name to a later version (collection-layout.ts).
  */
 export class QdrantStore implements VectorStore {
   private readonly client: QdrantClient;
   private readonly timeoutMs: number;
   private readonly logger: Logger | undefined;
-  /** Collections known to exist, with their shape (ensured or read back). */
+  /** Collections known to exist, by the name called with, with their shape (ensured or read back). */
   private readonly shapes = new Map<string, CollectionShape>();
   /**
-   * Their bindings, read with the shape. A binding once set never changes (short of deleting the
-   * collection, which drops it from both maps), so a cached one is always current.
+   * Their bindings, read with the shape. A collection's binding once set never changes, but a name
+   * may reach another version after a cutover in another process: a cached shape or binding that
+   * refuses a call is read again once before the call is refused (see checkedShape).
    */
   private readonly bindings = new Map<string, ModelBinding | null>();
   /** The server's version, checked once per store (again after a failed check). */
@@ -111,31 +125,22 @@ export class QdrantStore implements VectorStore {
     const wanted: CollectionShape = { dimension: spec.dimension, distance: spec.distance };
     const cached = this.shapes.get(spec.name);
     if (cached !== undefined) {
-      compareShapes(spec.name, cached, wanted);
       const binding = this.bindings.get(spec.name) ?? null;
       // An unbound collection asked to take a binding goes the long way, through adoption.
       if (binding !== null || spec.binding === undefined) {
-        assertSameBinding(spec.name, binding, spec.binding);
-        return;
+        try {
+          compareShapes(spec.name, cached, wanted);
+          assertSameBinding(spec.name, binding, spec.binding);
+          return;
+        } catch (error) {
+          // Refused by what was cached: the name may reach another version by now; read it again.
+          if (!isMismatch(error)) throw error;
+        }
       }
     }
     let info = await this.readCollection(spec.name, "ensureCollection");
     if (info === undefined) {
-      try {
-        // Through the generated API: the client's createCollection helper drops `metadata`.
-        await this.client.api().createCollection({
-          collection_name: spec.name,
-          vectors: { size: spec.dimension, distance: spec.distance },
-          ...(spec.binding === undefined ? {} : { metadata: bindingMetadata(spec.binding) }),
-        });
-        this.logger?.info(
-          { collection: spec.name, dimension: spec.dimension, distance: spec.distance },
-          "created Qdrant collection",
-        );
-      } catch (error) {
-        // Another process created it between our read and our create: compare with what won.
-        if (!isAlreadyExists(error)) throw this.classify(error, "create collection", spec.name);
-      }
+      await this.createCollection(spec);
       info = await this.readCollection(spec.name, "ensureCollection");
       if (info === undefined) {
         throw new AppError(
@@ -149,7 +154,8 @@ export class QdrantStore implements VectorStore {
     }
     const existing = shapeOf(spec.name, info);
     compareShapes(spec.name, existing, wanted);
-    let binding = bindingOf(info);
+    // A binding this process holds for a Qdrant that keeps no metadata is never given up here.
+    let binding = bindingOf(info) ?? this.bindings.get(spec.name) ?? null;
     if (binding === null && spec.binding !== undefined) {
       binding = await this.adoptCollection(spec.name, spec.binding);
     }
@@ -164,6 +170,41 @@ export class QdrantStore implements VectorStore {
     }
     this.shapes.set(spec.name, existing);
     this.bindings.set(spec.name, binding);
+  }
+
+  /**
+   * A client's name (`docs`) becomes the physical collection `docs__v1` and the alias `docs` to it,
+   * so that a cutover can later point the name at `docs__v2`; a later version is created under its
+   * own name. Two requests, not atomic: a crash between them leaves `docs__v1` without the alias,
+   * which the next call finds missing and completes (creating `docs__v1` again is "already exists").
+   */
+  private async createCollection(spec: CollectionSpec): Promise<void> {
+    const physical = isLaterVersion(spec.name) ? spec.name : firstVersionCollection(spec.name);
+    try {
+      // Through the generated API: the client's createCollection helper drops `metadata`.
+      await this.client.api().createCollection({
+        collection_name: physical,
+        vectors: { size: spec.dimension, distance: spec.distance },
+        ...(spec.binding === undefined ? {} : { metadata: bindingMetadata(spec.binding) }),
+      });
+      this.logger?.info(
+        { collection: spec.name, physical, dimension: spec.dimension, distance: spec.distance },
+        "created Qdrant collection",
+      );
+    } catch (error) {
+      // Another process created it between our read and our create: compare with what won.
+      if (!isAlreadyExists(error)) throw this.classify(error, "create collection", physical);
+    }
+    if (physical === spec.name) return;
+    try {
+      // Another process doing the same at once sets the same alias again (Qdrant replaces it).
+      await this.client.updateCollectionAliases({
+        actions: [{ create_alias: { collection_name: physical, alias_name: spec.name } }],
+      });
+    } catch (error) {
+      // The name became a collection meanwhile (a server from before versions created it): use it.
+      if (!isAlreadyExists(error)) throw this.classify(error, "create alias", spec.name);
+    }
   }
 
   async describeCollection(collection: string): Promise<CollectionDescription | null> {
@@ -220,32 +261,125 @@ export class QdrantStore implements VectorStore {
     return held;
   }
 
-  /** One POST /collections/aliases: Qdrant applies its delete and create actions atomically. */
+  /**
+   * One POST /collections/aliases with a delete_alias and a create_alias action: Qdrant applies them
+   * under one lock, so no call sees the name reach nothing. They are not all-or-nothing, though (a
+   * create that fails leaves the delete done), so the target is read first: a swap to a missing
+   * collection changes nothing. A version of the alias's own collection (`docs` is its version 1,
+   * `docs__v1`; `docs__v2`) needs no other read; any other target is resolved through the aliases
+   * (an alias cannot point at an alias), and an alias that is a collection's own name is refused.
+   */
   async setAlias(alias: string, collection: string): Promise<void> {
+    const own = ownVersionCollection(alias, collection);
     try {
-      await this.call("set alias", collection, () =>
+      const target = own ?? (await this.foreignTarget(alias, collection));
+      if ((await this.readCollection(target, "set alias")) === undefined) {
+        throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
+          details: { collection, ...(target === collection ? {} : { physical: target }) },
+        });
+      }
+      await this.call("set alias", alias, () =>
         this.client.updateCollectionAliases({
           actions: [
             { delete_alias: { alias_name: alias } },
-            { create_alias: { collection_name: collection, alias_name: alias } },
+            { create_alias: { collection_name: target, alias_name: alias } },
           ],
         }),
       );
     } catch (error) {
-      // classify() keeps Qdrant's answer as the cause: a 409 means the alias's name is a collection's.
+      // classify() keeps Qdrant's answer as the cause: "already exists" means the alias's name is a
+      // collection's, and the delete before the create found no alias to delete.
       if (!isAlreadyExists(error instanceof Error ? error.cause : undefined)) throw error;
-      throw new AppError(
-        "invalid_request",
-        `"${alias}" is the name of a collection; an alias needs a name of its own`,
-        {
-          details: { alias, collection },
-        },
-      );
+      if (own !== undefined) {
+        throw new AppError(
+          "version_migration_required",
+          `Collection "${alias}" was created in Qdrant before versions, as a collection of that name: Qdrant cannot point the name at "${collection}" until version 1 has moved to "${firstVersionCollection(alias)}" (README: Qdrant collections made before versions)`,
+          { details: { collection: alias, version: collection, move_to: firstVersionCollection(alias) } },
+        );
+      }
+      throw aliasIsCollection(alias, collection);
     } finally {
       // What this process knew under the alias's name was the old target's.
       this.shapes.delete(alias);
       this.bindings.delete(alias);
     }
+  }
+
+  /** The collection `collection` reaches, for an alias that must not be a collection's own name. */
+  private async foreignTarget(alias: string, collection: string): Promise<string> {
+    const aliases = await this.aliasTargets("set alias");
+    const current = aliases.get(alias);
+    if (current !== undefined && isOwnVersion(alias, current)) throw aliasIsCollection(alias, collection);
+    return aliases.get(collection) ?? collection;
+  }
+
+  /**
+   * The version `name` reaches: `name` itself for version 1 (the alias's `name__v1`, or a collection
+   * of that name made before versions, or none yet), else the physical version (`name__v2`), read
+   * from GET /aliases.
+   */
+  async resolveAlias(name: string): Promise<string> {
+    const target = (await this.aliasTargets("resolve alias")).get(name);
+    return target === undefined ? name : versionNameOf(name, target);
+  }
+
+  /**
+   * One scroll page of `limit` points in point id order (Qdrant's only order without a range index),
+   * from the cursor on; each chunk's fingerprint point (its own point id: an unsplit chunk's point,
+   * window 0 of a split one) gives the chunk, the other windows are skipped, and split chunks' texts
+   * are put back together from their windows. So a page holds at most `limit` chunks, maybe none,
+   * and the cursor is Qdrant's next point id. Points of other writers (no `_rag`) come back without
+   * text (a re-embed counts them as skipped).
+   */
+  async scanChunks(name: string, after: string | null, limit: number): Promise<ChunkScanPage> {
+    const page = await this.call("scanChunks", name, () =>
+      this.client.scroll(name, {
+        limit,
+        ...(after === null ? {} : { offset: pointIdOfCursor(after) }),
+        with_payload: true,
+        with_vector: false,
+      }),
+    );
+    const heads: Array<{
+      chunkId: string;
+      documentId: string | null;
+      payload: Payload;
+      version: number | null;
+    }> = [];
+    const foreign: StoredChunk[] = [];
+    for (const point of page.points) {
+      const { payload, rag } = splitPayload(point.payload);
+      const group = rag?.group_id;
+      if (typeof group !== "string") {
+        foreign.push({ chunkId: String(point.id), documentId: null, payload, text: null, version: null });
+        continue;
+      }
+      // Point ids derive from the logical name, whichever version `name` is.
+      if (String(point.id) !== pointId(name, group)) continue;
+      heads.push({
+        chunkId: group,
+        documentId: typeof rag?.document_id === "string" ? rag.document_id : null,
+        payload,
+        version: typeof rag?.version === "number" ? rag.version : null,
+      });
+    }
+    const parents = heads.flatMap((head) =>
+      typeof head.payload.window_count === "number"
+        ? [{ chunkId: head.chunkId, windows: head.payload.window_count }]
+        : [],
+    );
+    const texts = parents.length > 0 ? await this.parentTexts(name, parents) : new Map<string, string>();
+    const next = page.next_page_offset;
+    return {
+      chunks: [...heads.map((head) => chunkFromPoint(head, texts.get(head.chunkId))), ...foreign],
+      nextCursor: typeof next === "string" || typeof next === "number" ? cursorOf(next) : null,
+    };
+  }
+
+  /** Every alias and the collection it points at (GET /aliases). */
+  private async aliasTargets(operation: string): Promise<Map<string, string>> {
+    const { aliases } = await this.call(operation, "", () => this.client.getAliases());
+    return new Map(aliases.map((a) => [a.alias_name, a.collection_name]));
   }
 
   /**
@@ -254,14 +388,12 @@ export class QdrantStore implements VectorStore {
    * chunks, so their number grows with the batch's bytes, not with its chunks.
    */
   async writeChunks(collection: string, writes: ChunkWrite[]): Promise<ChunkWriteResult[]> {
-    const shape = await this.requireShape(collection, "writeChunks");
     checkWrites(collection, writes);
-    assertRecordFingerprints(collection, this.bindings.get(collection) ?? null, writes);
-    assertVectorDimensions(
-      collection,
-      writes.flatMap((w) => (w.kind === "points" ? w.records : [])),
-      shape.dimension,
-    );
+    const records = writes.flatMap((w) => (w.kind === "points" ? w.records : []));
+    const shape = await this.checkedShape(collection, "writeChunks", (current, binding) => {
+      assertRecordFingerprints(collection, binding, writes);
+      assertVectorDimensions(collection, records, current.dimension);
+    });
     // Build every request body first: a refused payload fails the whole call before anything is written.
     const pointsOf = writes.map((w) =>
       w.kind === "points" ? windowsFirst(w.records).map(versionedPoint) : [],
@@ -379,8 +511,9 @@ export class QdrantStore implements VectorStore {
   ): Promise<SearchHit[]> {
     assertTopK(topK);
     const mapped = toQdrantFilter(filter);
-    const shape = await this.requireShape(collection, "search");
-    assertQueryDimension(collection, vector, shape.dimension);
+    await this.checkedShape(collection, "search", (shape) =>
+      assertQueryDimension(collection, vector, shape.dimension),
+    );
     if (mapped.matchesNothing) return [];
     const response = await this.call("search", collection, () =>
       this.client.query(collection, {
@@ -534,10 +667,25 @@ export class QdrantStore implements VectorStore {
     return result;
   }
 
-  /** The shape of an existing collection (cached), or collection_not_found. */
-  private async requireShape(collection: string, operation: string): Promise<CollectionShape> {
+  /**
+   * The shape of an existing collection (else collection_not_found) once `check` accepts it and the
+   * binding: the cached ones, or, when there are none or they fail the check with a mismatch, the
+   * collection read again (its name may reach another version since: a cutover elsewhere).
+   */
+  private async checkedShape(
+    collection: string,
+    operation: string,
+    check: (shape: CollectionShape, binding: ModelBinding | null) => void,
+  ): Promise<CollectionShape> {
     const cached = this.shapes.get(collection);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      try {
+        check(cached, this.bindings.get(collection) ?? null);
+        return cached;
+      } catch (error) {
+        if (!isMismatch(error)) throw error;
+      }
+    }
     const info = await this.readCollection(collection, operation);
     if (info === undefined) {
       throw new AppError("collection_not_found", `Collection "${collection}" does not exist`, {
@@ -545,8 +693,11 @@ export class QdrantStore implements VectorStore {
       });
     }
     const shape = shapeOf(collection, info);
+    // A binding held for a Qdrant that keeps no metadata (see adoptCollection) stays held.
+    const binding = bindingOf(info) ?? this.bindings.get(collection) ?? null;
     this.shapes.set(collection, shape);
-    this.bindings.set(collection, bindingOf(info));
+    this.bindings.set(collection, binding);
+    check(shape, binding);
     return shape;
   }
 
@@ -580,4 +731,19 @@ export class QdrantStore implements VectorStore {
     }
     return classified;
   }
+}
+
+/** What a cached shape or binding may refuse wrongly once the name reaches another version. */
+function isMismatch(error: unknown): boolean {
+  return (
+    error instanceof AppError && (error.code === "model_mismatch" || error.code === "dimension_mismatch")
+  );
+}
+
+function aliasIsCollection(alias: string, collection: string): AppError {
+  return new AppError(
+    "invalid_request",
+    `"${alias}" is the name of a collection; an alias needs a name of its own`,
+    { details: { alias, collection } },
+  );
 }
