@@ -1,11 +1,18 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { afterEach, beforeEach, describe, it } from "node:test";
+import { versionName } from "../../src/domain/collection-versions.js";
 import { AppError, type ErrorCode } from "../../src/domain/errors.js";
 import { canonicalJson, pointId, sha256, windowPointId } from "../../src/domain/ids.js";
 import { type ModelBinding, profileFingerprint } from "../../src/domain/model-binding.js";
 import type { Payload, SearchFilter, VectorRecord } from "../../src/domain/types.js";
-import type { ChunkWrite, PointsWrite, VectorStore } from "../../src/vector-store/vector-store.js";
+import type {
+  ChunkScanPage,
+  ChunkWrite,
+  PointsWrite,
+  StoredChunk,
+  VectorStore,
+} from "../../src/vector-store/vector-store.js";
 import { locateWindows, parentLayout } from "../../src/vector-store/window-text.js";
 
 export interface VectorStoreFixture {
@@ -380,6 +387,114 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         );
         await assert.rejects(store.setAlias(other, blue), hasCode("invalid_request"));
         assert.equal((await store.describeCollection(other))?.name, other);
+      });
+    });
+
+    describe("versions of a collection (re-embedding)", () => {
+      /** The store's versions API; a store without it skips these tests. */
+      function versioned(): Required<Pick<VectorStore, "resolveAlias" | "scanChunks">> | undefined {
+        const { resolveAlias, scanChunks } = store;
+        if (resolveAlias === undefined || scanChunks === undefined) return undefined;
+        return { resolveAlias: resolveAlias.bind(store), scanChunks: scanChunks.bind(store) };
+      }
+
+      it("a collection's name reaches its version 2 after the cutover, and itself again after the rollback; a chunk has one id in both", async (t) => {
+        const api = versioned();
+        if (api === undefined) return t.skip("this store keeps no versions");
+        const c = await cosineCollection(2);
+        const v2 = versionName(c, 2);
+        await store.ensureCollection({ name: v2, dimension: 2, distance: "Cosine" });
+        await seed(store, c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "old-only", [1, 0.1])]);
+        await seed(store, v2, [makeRecord(v2, "a", [0, 1])]);
+        assert.equal(pointId(c, "a"), pointId(v2, "a"));
+        assert.equal(await api.resolveAlias(c), c);
+
+        await store.setAlias(c, v2);
+        assert.equal(await api.resolveAlias(c), v2);
+        const [hit] = await store.search(c, new Float32Array([0, 1]), 1);
+        assert.ok(hit?.chunkId === "a" && hit.score > 0.99, "search by the name reaches version 2");
+        assert.equal(await store.count(c), 1);
+        // A write by the name after the cutover replaces the version-2 point, never adds one.
+        await store.writeChunks(c, asChunks([makeRecord(c, "a", [0, 1], { version: 2 })]));
+        await seed(store, c, [makeRecord(c, "new", [1, 1])]);
+        assert.equal(await store.count(v2), 2);
+        assert.deepEqual((await store.fingerprints(c, [pointId(c, "a")])).get(pointId(c, "a"))?.version, 2);
+
+        await store.setAlias(c, c);
+        assert.equal(await api.resolveAlias(c), c);
+        assert.deepEqual(await ids(c, [1, 0]), ["a", "old-only"], "the rollback reaches version 1 as it was");
+        assert.equal(await store.count(v2), 2, "version 2 is kept");
+      });
+
+      it("a cutover to a version that does not exist changes nothing", async (t) => {
+        const api = versioned();
+        if (api === undefined) return t.skip("this store keeps no versions");
+        const c = await cosineCollection(2);
+        await seed(store, c, [makeRecord(c, "a", [1, 0])]);
+        await assert.rejects(store.setAlias(c, versionName(c, 3)), hasCode("collection_not_found"));
+        assert.equal(await api.resolveAlias(c), c);
+        assert.deepEqual(await ids(c, [1, 0]), ["a"]);
+        const v2 = versionName(c, 2);
+        await store.ensureCollection({ name: v2, dimension: 2, distance: "Cosine" });
+        await store.setAlias(c, v2);
+        await assert.rejects(store.setAlias(c, versionName(c, 3)), hasCode("collection_not_found"));
+        assert.equal(await api.resolveAlias(c), v2, "still version 2");
+      });
+
+      it("scanChunks pages through every chunk once, with its text, document id and payload as ingested", async (t) => {
+        const api = versioned();
+        if (api === undefined) return t.skip("this store keeps no versions");
+        const c = await cosineCollection(2);
+        const plain = Array.from({ length: 5 }, (_, i) =>
+          makeRecord(c, `k${i}`, [1, i], {
+            documentId: i % 2 === 0 ? "doc-even" : null,
+            payload: { chunk_id: `k${i}`, text: `text ${i}`, metadata: { n: i } },
+          }),
+        );
+        const seedChunk = makeRecord(c, "seed", [0, 1], { payload: { contents: "a seed chunk", name: "s" } });
+        const whole = "제1조(목적) 이 약관은 회사가 제공하는 서비스의 이용 조건을 정한다.";
+        const split = splitTextWrite(
+          c,
+          "long",
+          whole,
+          ["제1조(목적) 이 약관은 회사가", "회사가 제공하는 서비스의 이용 조건을 정한다."],
+          { documentId: "doc-long", payload: { tag: "kept", parent_chunk_id: "long", window_count: 2 } },
+        );
+        await seed(store, c, [...plain, seedChunk]);
+        assert.deepEqual(await store.writeChunks(c, [split]), ["written"]);
+
+        const seen = new Map<string, StoredChunk>();
+        let after: string | null = null;
+        let pages = 0;
+        do {
+          const page: ChunkScanPage = await api.scanChunks(c, after, 2);
+          assert.ok(page.chunks.length <= 2, "at most `limit` chunks a page");
+          for (const chunk of page.chunks) {
+            assert.equal(seen.has(chunk.chunkId), false, `${chunk.chunkId} listed twice`);
+            seen.set(chunk.chunkId, chunk);
+          }
+          after = page.nextCursor;
+          pages += 1;
+          assert.ok(pages < 50, "the cursor moves on");
+        } while (after !== null);
+        assert.deepEqual([...seen.keys()].sort(), ["k0", "k1", "k2", "k3", "k4", "long", "seed"]);
+        for (const [i, record] of plain.entries()) {
+          const chunk = seen.get(record.chunkId);
+          assert.equal(chunk?.text, `text ${i}`);
+          assert.deepEqual(chunk?.payload, record.payload);
+          assert.equal(chunk?.documentId, record.documentId);
+          assert.equal(chunk?.version, 1);
+        }
+        assert.equal(seen.get("seed")?.text, "a seed chunk");
+        // A split chunk comes back whole: its text put back together, no window fields.
+        assert.deepEqual(seen.get("long"), {
+          chunkId: "long",
+          documentId: "doc-long",
+          payload: { tag: "kept", text: whole },
+          text: whole,
+          version: 1,
+        });
+        assert.ok(pages >= 4);
       });
     });
 
