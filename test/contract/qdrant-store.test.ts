@@ -1,12 +1,13 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, it } from "node:test";
+import { versionName } from "../../src/domain/collection-versions.js";
 import { AppError, ProcessingError } from "../../src/domain/errors.js";
 import { pointId } from "../../src/domain/ids.js";
 import { BINDING_METADATA_KEY } from "../../src/vector-store/qdrant/collection-binding.js";
 import { classifyQdrantError, parseRetryAfter } from "../../src/vector-store/qdrant/qdrant-errors.js";
 import { toQdrantFilter } from "../../src/vector-store/qdrant/qdrant-filter.js";
 import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
-import type { ChunkWrite } from "../../src/vector-store/vector-store.js";
+import type { ChunkScanPage, ChunkWrite, StoredChunk } from "../../src/vector-store/vector-store.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
 import { putUnversionedPoints } from "../helpers/qdrant-unversioned.js";
 import {
@@ -530,29 +531,199 @@ describe("QdrantStore specifics", () => {
     }
   });
 
-  it("swaps an alias in one POST /collections/aliases with delete + create actions", async () => {
-    const blue = uniqueCollection();
-    const green = uniqueCollection();
-    const alias = uniqueCollection();
-    for (const c of [blue, green])
-      await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
-    await store.setAlias(alias, blue);
-    const before = server.requests.length;
-    await store.setAlias(alias, green);
-    const sent = server.requests.slice(before);
+  /** Plain REST against the double, as an operator (or another tool) would call Qdrant. */
+  async function rest(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json = (await response.json()) as { result?: unknown; status?: unknown };
+    if (!response.ok) throw new Error(`${method} ${path}: HTTP ${response.status} ${JSON.stringify(json)}`);
+    return json.result;
+  }
+
+  it("creates a collection as its version 1 behind an alias of its name; a later version under its own name", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.ensureCollection({ name: versionName(c, 2), dimension: 2, distance: "Cosine" });
     assert.deepEqual(
-      sent.map((r) => `${r.method} ${r.path}`),
-      ["POST /collections/aliases"],
-      "one request, nothing before or after it",
+      server.collectionNames().filter((n) => n.startsWith(c)),
+      [`${c}__v1`, `${c}__v2`],
     );
-    assert.ok(sent[0]?.valid, "the request validates against the spec");
-    assert.deepEqual(sent[0]?.body, {
+    assert.equal(server.aliases.get(c), `${c}__v1`);
+    assert.equal(server.aliases.has(`${c}__v2`), false);
+    // Every call by the name reaches version 1 through the alias, payload indexes included.
+    await seed(store, c, [makeRecord(c, "a", [1, 0])]);
+    assert.equal(server.collection(`${c}__v1`)?.points.size, 1);
+    assert.ok(Object.keys(server.collection(`${c}__v1`)?.payloadSchema ?? {}).includes("_rag.version"));
+    assert.equal((await store.describeCollection(c))?.name, c);
+    assert.equal(await store.resolveAlias(c), c, "version 1 is the collection's own name");
+    // A crash between the create and the alias: the next ensure completes it.
+    const half = uniqueCollection();
+    await rest("PUT", `/collections/${half}__v1`, { vectors: { size: 2, distance: "Cosine" } });
+    await store.ensureCollection({ name: half, dimension: 2, distance: "Cosine" });
+    assert.equal(server.aliases.get(half), `${half}__v1`);
+  });
+
+  it("cutover and rollback are each one POST /collections/aliases with delete_alias + create_alias, after one read of the target", async () => {
+    const c = uniqueCollection();
+    const v2 = versionName(c, 2);
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await store.ensureCollection({ name: v2, dimension: 2, distance: "Cosine" });
+    const swap = async (to: string) => {
+      const mark = server.requests.length;
+      await store.setAlias(c, to);
+      return server.requests.slice(mark);
+    };
+    const cutover = await swap(v2);
+    assert.deepEqual(
+      cutover.map((r) => `${r.method} ${r.path}`),
+      [`GET /collections/${v2}`, "POST /collections/aliases"],
+      "the target read, then the swap; nothing else",
+    );
+    assert.ok(
+      cutover.every((r) => r.valid),
+      "every request validates against the spec",
+    );
+    assert.deepEqual(cutover[1]?.body, {
       actions: [
-        { delete_alias: { alias_name: alias } },
-        { create_alias: { collection_name: green, alias_name: alias } },
+        { delete_alias: { alias_name: c } },
+        { create_alias: { collection_name: v2, alias_name: c } },
       ],
     });
-    assert.equal(server.aliases.get(alias), green);
+    assert.equal(server.aliases.get(c), v2);
+    assert.equal(await store.resolveAlias(c), v2);
+
+    const rollback = await swap(c);
+    assert.deepEqual(
+      rollback.map((r) => r.operationId),
+      ["get_collection", "update_aliases"],
+    );
+    assert.deepEqual(rollback[1]?.body, {
+      actions: [
+        { delete_alias: { alias_name: c } },
+        { create_alias: { collection_name: `${c}__v1`, alias_name: c } },
+      ],
+    });
+    assert.equal(await store.resolveAlias(c), c);
+  });
+
+  it("why the target is read first: Qdrant's alias actions are not all-or-nothing", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    // Sent as is, a swap to a missing collection deletes the alias and fails the create.
+    await assert.rejects(
+      rest("POST", "/collections/aliases", {
+        actions: [
+          { delete_alias: { alias_name: c } },
+          { create_alias: { collection_name: `${c}__v3`, alias_name: c } },
+        ],
+      }),
+      /HTTP 404/,
+    );
+    assert.equal(server.aliases.has(c), false, "the double applies the delete, as Qdrant does");
+  });
+
+  it("a collection made before versions (a collection of the name itself) keeps working; its cutover is 409 version_migration_required until it moves to name__v1", async () => {
+    const c = uniqueCollection();
+    const v2 = versionName(c, 2);
+    // As an older server created it: a collection named c, no alias.
+    await rest("PUT", `/collections/${c}`, { vectors: { size: 2, distance: "Cosine" } });
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await seed(store, c, [makeRecord(c, "old", [1, 0])]);
+    assert.equal(await store.resolveAlias(c), c);
+    const scanned = await store.scanChunks(c, null, 10);
+    assert.deepEqual(
+      scanned.chunks.map((chunk) => chunk.chunkId),
+      ["old"],
+    );
+    await store.ensureCollection({ name: v2, dimension: 2, distance: "Cosine" });
+    await seed(store, v2, [makeRecord(v2, "old", [0, 1])]);
+
+    await assert.rejects(store.setAlias(c, v2), (error: unknown) => {
+      hasCode("version_migration_required")(error);
+      assert.match((error as Error).message, new RegExp(`until version 1 has moved to "${c}__v1"`));
+      return true;
+    });
+    assert.ok(server.collectionNames().includes(c), "nothing changed");
+    assert.equal(server.aliases.has(c), false);
+    const [before] = await store.search(c, Float32Array.from([1, 0]), 1);
+    assert.ok(before?.chunkId === "old" && before.score > 0.99, "the name still reaches the old collection");
+
+    // The README's one-time move, with the copy a snapshot recovery would make: c__v1 holds c's
+    // points, c is deleted, and the cutover then works, with the rollback reaching the copy.
+    await rest("PUT", `/collections/${c}__v1`, { vectors: { size: 2, distance: "Cosine" } });
+    const points = (await rest("POST", `/collections/${c}/points/scroll`, {
+      limit: 100,
+      with_payload: true,
+      with_vector: true,
+    })) as { points: unknown[] };
+    await rest("PUT", `/collections/${c}__v1/points?wait=true`, { points: points.points });
+    await rest("DELETE", `/collections/${c}`);
+    await store.setAlias(c, v2);
+    assert.equal(await store.resolveAlias(c), v2);
+    assert.equal((await store.search(c, Float32Array.from([0, 1]), 1))[0]?.chunkId, "old");
+    await store.setAlias(c, c);
+    assert.equal(server.aliases.get(c), `${c}__v1`);
+    const [back] = await store.search(c, Float32Array.from([1, 0]), 1);
+    assert.ok(back?.chunkId === "old" && back.score > 0.99, "the rollback reaches the moved version 1");
+  });
+
+  it("a store that cached a collection follows its name to the version another process cut over to (another model and size)", async () => {
+    const c = uniqueCollection();
+    const v2 = versionName(c, 2);
+    const a = testBinding("model-a", 2);
+    const b = testBinding("model-b", 3);
+    const worker = new QdrantStore({ url: server.url, timeoutMs: 2_000 });
+    try {
+      await worker.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding: a });
+      await worker.writeChunks(c, [stamped(pointsWrite(c, "x", [[1, 0]]), a.fingerprint)]);
+      assert.equal((await worker.search(c, Float32Array.from([1, 0]), 1)).length, 1);
+      // Another process re-embeds into version 2 with model b and cuts over.
+      await store.ensureCollection({ name: v2, dimension: 3, distance: "Cosine", binding: b });
+      await store.setAlias(c, v2);
+      // The worker, restarted on model b, still holds version 1's shape and binding under the name.
+      await worker.ensureCollection({ name: c, dimension: 3, distance: "Cosine", binding: b });
+      assert.deepEqual(
+        await worker.writeChunks(c, [stamped(pointsWrite(c, "y", [[0, 0, 1]]), b.fingerprint)]),
+        ["written"],
+      );
+      assert.equal(server.collection(v2)?.points.size, 1);
+      const [hit] = await worker.search(c, Float32Array.from([0, 0, 1]), 1);
+      assert.equal(hit?.chunkId, "y");
+      // Model a's points are refused by the name now, after one more read.
+      await assert.rejects(
+        worker.writeChunks(c, [stamped(pointsWrite(c, "z", [[1, 0, 0]]), a.fingerprint)]),
+        hasCode("model_mismatch"),
+      );
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it("scanChunks: points of other writers come back without text, and integer point ids page too", async () => {
+    const c = uniqueCollection();
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine" });
+    await seed(store, c, [makeRecord(c, "ours", [1, 0], { payload: { text: "our text" } })]);
+    await rest("PUT", `/collections/${c}/points?wait=true`, {
+      points: [
+        { id: 7, vector: [0, 1], payload: { text: "someone else's" } },
+        { id: 12, vector: [1, 1], payload: {} },
+      ],
+    });
+    const chunks: StoredChunk[] = [];
+    let after: string | null = null;
+    do {
+      const page: ChunkScanPage = await store.scanChunks(c, after, 1);
+      chunks.push(...page.chunks);
+      after = page.nextCursor;
+    } while (after !== null);
+    assert.deepEqual(chunks.map((chunk) => [chunk.chunkId, chunk.text]).sort(), [
+      ["12", null],
+      ["7", null],
+      ["ours", "our text"],
+    ]);
   });
 
   it("keeps the binding in the collection's own metadata, adopts with one PATCH, and stamps _rag.model_fingerprint", async () => {
@@ -560,7 +731,7 @@ describe("QdrantStore specifics", () => {
     const binding = testBinding("model-a", 2);
     await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding });
     const create = server.requests.find(
-      (r) => r.operationId === "create_collection" && r.path.endsWith(`/${c}`),
+      (r) => r.operationId === "create_collection" && r.path.endsWith(`/${c}__v1`),
     );
     assert.ok(create?.valid, "the create request validates against the spec");
     assert.deepEqual((create.body as { metadata: unknown }).metadata, { [BINDING_METADATA_KEY]: binding });
