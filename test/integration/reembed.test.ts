@@ -1,5 +1,7 @@
 /**
- * Blue/green re-embedding, on the embedded stack and on the Redis queue with the sqlite-vec store: a collection written by the random-weight MiniLM,
+ * Blue/green re-embedding, on the embedded stack and on the Redis queue with the sqlite-vec store, and
+ * on the SQLite queue with VECTOR_STORE=qdrant against the Qdrant contract double (where the cutover
+ * and the rollback must each be one POST /collections/aliases): a collection written by the random-weight MiniLM,
  * the server restarted on the same DATA_DIR with the real MiniLM (ingest → 409 model_mismatch),
  * POST reembed builds version 2 from the stored text while new chunks arrive (routed to version 2),
  * cutover makes search answer from version 2 with every chunk exactly once and every point of the
@@ -12,6 +14,7 @@ import Database from "better-sqlite3";
 import { RagEmbedClient } from "../../src/client/index.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
+import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
 import {
   getJson,
@@ -65,8 +68,11 @@ async function answers(url: string): Promise<string[][]> {
   return out;
 }
 
-/** What version `collection` of the file holds: points per model fingerprint, and distinct chunks. */
-function versionRows(dataDir: string, collection: string): Array<{ f: string; n: number; g: number }> {
+/** What a version holds: points per model fingerprint (n), and distinct chunks among them (g). */
+type VersionRows = Array<{ f: string; n: number; g: number }>;
+
+/** What version `collection` of the file holds. */
+function versionRows(dataDir: string, collection: string): VersionRows {
   const db = new Database(join(dataDir, "rag-embed.sqlite"), { readonly: true, fileMustExist: true });
   try {
     return db
@@ -79,22 +85,96 @@ function versionRows(dataDir: string, collection: string): Array<{ f: string; n:
   }
 }
 
-const stacks: Array<{
-  name: string;
-  env: (label: string) => Promise<{ env: Record<string, string>; close(): Promise<void> }>;
-}> = [
+/**
+ * What the double's physical collection holds (version 1 of `docs` is the collection `docs__v1` behind
+ * the alias `docs`; later versions are collections of their own names).
+ */
+function qdrantRows(qdrant: QdrantContractServer, version: string): VersionRows {
+  const physical = version === "docs" ? "docs__v1" : version;
+  const byFingerprint = new Map<string, { n: number; groups: Set<string> }>();
+  for (const point of qdrant.collection(physical)?.points.values() ?? []) {
+    const rag = point.payload._rag as { model_fingerprint?: string; group_id?: string };
+    const entry = byFingerprint.get(rag.model_fingerprint ?? "") ?? { n: 0, groups: new Set<string>() };
+    entry.n += 1;
+    entry.groups.add(rag.group_id ?? "");
+    byFingerprint.set(rag.model_fingerprint ?? "", entry);
+  }
+  return [...byFingerprint].sort().map(([f, { n, groups }]) => ({ f, n, g: groups.size }));
+}
+
+interface Backing {
+  env: Record<string, string>;
+  /** What version `docs`, `docs__v2`, ... holds in the store. */
+  rows(version: string): VersionRows;
+  /** The Qdrant double, on the Qdrant stack. */
+  qdrant?: QdrantContractServer;
+  close(): Promise<void>;
+}
+
+const stacks: Array<{ name: string; backing: (label: string) => Promise<Backing> }> = [
   {
     name: "embedded (SQLite queue, sqlite-vec)",
-    env: async (label) => ({ env: { DATA_DIR: tempDir(label) }, close: async () => {} }),
+    backing: async (label) => {
+      const dataDir = tempDir(label);
+      return { env: { DATA_DIR: dataDir }, rows: (v) => versionRows(dataDir, v), close: async () => {} };
+    },
   },
   {
     name: "Redis queue (BullMQ), sqlite-vec",
-    env: async (label) => {
+    backing: async (label) => {
       const redis = await RedisTestServer.start();
-      return { env: { DATA_DIR: tempDir(label), QUEUE_URL: redis.url }, close: () => redis.stop() };
+      const dataDir = tempDir(label);
+      return {
+        env: { DATA_DIR: dataDir, QUEUE_URL: redis.url },
+        rows: (v) => versionRows(dataDir, v),
+        close: () => redis.stop(),
+      };
+    },
+  },
+  {
+    name: "SQLite queue, Qdrant (contract double)",
+    backing: async (label) => {
+      const qdrant = await startQdrantContractServer();
+      return {
+        env: { DATA_DIR: tempDir(label), VECTOR_STORE: "qdrant", QDRANT_URL: qdrant.url },
+        rows: (v) => qdrantRows(qdrant, v),
+        qdrant,
+        close: async () => {
+          const invalid = qdrant.requests.filter((r) => !r.valid);
+          await qdrant.close();
+          assert.deepEqual(invalid, [], "every request the servers sent validates against Qdrant's spec");
+        },
+      };
     },
   },
 ];
+
+/**
+ * On Qdrant, the alias changes `swap` made: exactly one POST /collections/aliases, deleting the alias
+ * `docs` and creating it on `physical`, in one request.
+ */
+async function aliasSwap<T>(backing: Backing, physical: string, swap: () => Promise<T>): Promise<T> {
+  const mark = backing.qdrant?.requests.length ?? 0;
+  const result = await swap();
+  if (backing.qdrant === undefined) return result;
+  const updates = backing.qdrant.requests.slice(mark).filter((r) => r.operationId === "update_aliases");
+  assert.deepEqual(
+    updates.map((r) => ({ path: `${r.method} ${r.path}`, body: r.body })),
+    [
+      {
+        path: "POST /collections/aliases",
+        body: {
+          actions: [
+            { delete_alias: { alias_name: "docs" } },
+            { create_alias: { collection_name: physical, alias_name: "docs" } },
+          ],
+        },
+      },
+    ],
+  );
+  assert.equal(backing.qdrant.aliases.get("docs"), physical);
+  return result;
+}
 
 for (const stack of stacks)
   describe(`blue/green re-embedding: ${stack.name}`, () => {
@@ -120,10 +200,9 @@ for (const stack of stacks)
     it("re-embeds into version 2 while new chunks arrive, cuts over, and rolls back", {
       timeout: 900_000,
     }, async () => {
-      const backing = await stack.env("reembed");
+      const backing = await stack.backing("reembed");
       cleanups.push(backing.close);
       const env = backing.env;
-      const dataDir = env.DATA_DIR as string;
       const stored = await storedByOldModel(env);
 
       const server = await started({ ...env, EMBEDDING_MODEL: realModelDir() });
@@ -178,9 +257,8 @@ for (const stack of stacks)
       );
       assert.deepEqual([versions.body.active_version, versions.body.next_version], ["docs", "docs__v2"]);
 
-      const cutover = await postJson<{ active_version: string }>(
-        `${server.url}/v1/collections/docs/cutover`,
-        {},
+      const cutover = await aliasSwap(backing, "docs__v2", () =>
+        postJson<{ active_version: string }>(`${server.url}/v1/collections/docs/cutover`, {}),
       );
       assert.equal(cutover.status, 200, JSON.stringify(cutover.body));
       assert.equal(cutover.body.active_version, "docs__v2");
@@ -208,10 +286,10 @@ for (const stack of stacks)
       assert.equal(top?.id, "s17", "the real model finds a chunk by its own text");
 
       // Every point of version 2 carries the new model's fingerprint; version 1 is kept untouched.
-      assert.deepEqual(versionRows(dataDir, "docs__v2"), [
+      assert.deepEqual(backing.rows("docs__v2"), [
         { f: model.body.fingerprint, n: kept.length, g: kept.length },
       ]);
-      const [oldVersion] = versionRows(dataDir, "docs");
+      const [oldVersion] = backing.rows("docs");
       assert.equal(oldVersion?.n, stored.filter((c) => !gone(c)).length);
       // After the cutover a chunk sent again under the collection's name replaces its point in
       // version 2 (one point id in every version), never adds one.
@@ -235,9 +313,8 @@ for (const stack of stacks)
       );
       assert.equal(noNext.body.error.code, "no_version");
 
-      const rollback = await postJson<{ active_version: string }>(
-        `${server.url}/v1/collections/docs/rollback`,
-        {},
+      const rollback = await aliasSwap(backing, "docs__v1", () =>
+        postJson<{ active_version: string }>(`${server.url}/v1/collections/docs/rollback`, {}),
       );
       assert.equal(rollback.status, 200, JSON.stringify(rollback.body));
       assert.equal(rollback.body.active_version, "docs");
@@ -247,10 +324,9 @@ for (const stack of stacks)
     it("SIGKILL during a re-embed: after a restart it finishes, every chunk once in each version", {
       timeout: 900_000,
     }, async () => {
-      const backing = await stack.env("reembed-kill");
+      const backing = await stack.backing("reembed-kill");
       cleanups.push(backing.close);
       const env = backing.env;
-      const dataDir = env.DATA_DIR as string;
       const stored = await storedByOldModel(env);
       const first = await started({ ...env, EMBEDDING_MODEL: realModelDir() });
       cleanups.push(async () => void (await first.stop("SIGKILL").catch(() => null)));
@@ -279,15 +355,15 @@ for (const stack of stacks)
       assert.equal(done.counts.stored + done.counts.unchanged, STORED);
       assert.equal(done.counts.dead, 0);
       const model = await getJson<{ fingerprint: string }>(`${second.url}/model-info`);
-      assert.deepEqual(versionRows(dataDir, "docs__v2"), [
-        { f: model.body.fingerprint, n: STORED, g: STORED },
-      ]);
-      const [oldVersion] = versionRows(dataDir, "docs");
+      assert.deepEqual(backing.rows("docs__v2"), [{ f: model.body.fingerprint, n: STORED, g: STORED }]);
+      const [oldVersion] = backing.rows("docs");
       assert.equal(oldVersion?.n, STORED);
       assert.equal(oldVersion?.g, STORED);
-      assert.equal((await client.cutover("docs")).active_version, "docs__v2");
+      const cutover = await aliasSwap(backing, "docs__v2", () => client.cutover("docs"));
+      assert.equal(cutover.active_version, "docs__v2");
       const ids = (await search(second.url, "a note", 1000)).map((h) => h.id).sort();
       assert.deepEqual(ids, stored.map((c) => c.id).sort());
-      assert.equal((await client.rollback("docs")).active_version, "docs");
+      const rollback = await aliasSwap(backing, "docs__v1", () => client.rollback("docs"));
+      assert.equal(rollback.active_version, "docs");
     });
   });
