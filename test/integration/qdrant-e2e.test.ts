@@ -2,10 +2,13 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { HttpServer } from "../../src/main.js";
 import type { SqliteDatabase } from "../../src/storage/sqlite-database.js";
+import { BINDING_METADATA_KEY } from "../../src/vector-store/qdrant/collection-binding.js";
+import { QdrantStore } from "../../src/vector-store/qdrant/qdrant-store.js";
+import { makeRecord, seededRandom, stamped, testBinding } from "../contract/vector-store.contract.js";
 import { type JobBody, seedChunks, waitForJobDone } from "../helpers/fixtures.js";
 import { startInProcess } from "../helpers/in-process-server.js";
 import { type QdrantContractServer, startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
-import { postJson } from "../helpers/server-process.js";
+import { getJson, postJson } from "../helpers/server-process.js";
 
 describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-in)", () => {
   let qdrant: QdrantContractServer;
@@ -31,6 +34,27 @@ describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-
     await server.shutdown(2000);
     await qdrant.close();
   });
+
+  /** Plain REST on the double, as an operator would call Qdrant. */
+  async function rest(method: string, path: string, body?: unknown): Promise<unknown> {
+    const response = await fetch(`${qdrant.url}${path}`, {
+      method,
+      headers: { "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const json = (await response.json()) as { result?: unknown };
+    assert.ok(response.ok, `${method} ${path}: HTTP ${response.status} ${JSON.stringify(json)}`);
+    return json.result;
+  }
+
+  async function hits(collection: string, query: string): Promise<Array<{ id: string; score: number }>> {
+    const { status, body } = await postJson<{ hits: Array<{ id: string; score: number }> }>(
+      `${server.url}/v1/collections/${collection}/search`,
+      { query, top_k: 10 },
+    );
+    assert.equal(status, 200, JSON.stringify(body));
+    return body.hits;
+  }
 
   it("ingests seed chunks, re-ingests without duplicates, searches, and sends only valid requests", async () => {
     const chunks = seedChunks(40, "q");
@@ -65,6 +89,101 @@ describe("the whole server on VECTOR_STORE=qdrant (spec-validating Qdrant stand-
     const invalid = qdrant.requests.filter((r) => !r.valid);
     assert.deepEqual(invalid, [], "every request the server sent validates against Qdrant's OpenAPI spec");
     assert.ok(qdrant.requests.some((r) => r.operationId === "upsert_points"));
+  });
+
+  it("a collection made before versions: reembed builds legacy__v2, cutover is 409 version_migration_required until version 1 moves to legacy__v1, then cutover and rollback work", async () => {
+    // As a server from before versions left it: a collection named `legacy` itself, of another model.
+    const other = testBinding("older/model", 384);
+    const writer = new QdrantStore({ url: qdrant.url, timeoutMs: 5_000 });
+    await rest("PUT", "/collections/legacy", {
+      vectors: { size: 384, distance: "Cosine" },
+      metadata: { [BINDING_METADATA_KEY]: other },
+    });
+    await writer.ensureCollection({ name: "legacy", dimension: 384, distance: "Cosine", binding: other });
+    const random = seededRandom(17);
+    const texts = ["ferry timetables", "sourdough starter", "violin strings", "tide pools"];
+    await writer.writeChunks(
+      "legacy",
+      texts.map((text, i) => {
+        const vector = Array.from({ length: 384 }, () => random() - 0.5);
+        const record = makeRecord("legacy", `old-${i}`, vector, { payload: { text }, documentId: `d${i}` });
+        return stamped(
+          { kind: "points", chunkId: record.chunkId, version: 1, records: [record] },
+          other.fingerprint,
+        );
+      }),
+    );
+    await writer.close();
+
+    const reembed = await postJson<{ job_id: string; from_version: string; to_version: string }>(
+      `${server.url}/v1/collections/legacy/reembed`,
+      {},
+    );
+    assert.equal(reembed.status, 202, JSON.stringify(reembed.body));
+    assert.deepEqual([reembed.body.from_version, reembed.body.to_version], ["legacy", "legacy__v2"]);
+    assert.equal((await waitForJobDone(server.url, reembed.body.job_id)).counts.stored, texts.length);
+
+    const mark = qdrant.requests.length;
+    const refused = await postJson<{ error: { code: string; message: string; details: unknown } }>(
+      `${server.url}/v1/collections/legacy/cutover`,
+      {},
+    );
+    assert.equal(refused.status, 409, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, "version_migration_required");
+    assert.deepEqual(refused.body.error.details, {
+      collection: "legacy",
+      version: "legacy__v2",
+      move_to: "legacy__v1",
+    });
+    assert.ok(qdrant.collectionNames().includes("legacy"), "the collection is untouched");
+    assert.equal(qdrant.aliases.has("legacy"), false);
+    assert.equal(
+      qdrant.requests.slice(mark).filter((r) => r.operationId === "update_aliases").length,
+      1,
+      "the one swap Qdrant refused",
+    );
+    const before = await hits("legacy", "violin strings");
+    assert.equal(before.length, texts.length, "the name still reaches version 1");
+
+    // The README's one-time move (a snapshot recovery stands in as a scroll and upsert here).
+    await rest("PUT", "/collections/legacy__v1", {
+      vectors: { size: 384, distance: "Cosine" },
+      metadata: { [BINDING_METADATA_KEY]: other },
+    });
+    const { points } = (await rest("POST", "/collections/legacy/points/scroll", {
+      limit: 100,
+      with_payload: true,
+      with_vector: true,
+    })) as { points: unknown[] };
+    await rest("PUT", "/collections/legacy__v1/points?wait=true", { points });
+    await rest("DELETE", "/collections/legacy");
+
+    const cutover = await postJson<{ active_version: string }>(
+      `${server.url}/v1/collections/legacy/cutover`,
+      {},
+    );
+    assert.equal(cutover.status, 200, JSON.stringify(cutover.body));
+    assert.equal(cutover.body.active_version, "legacy__v2");
+    assert.equal(qdrant.aliases.get("legacy"), "legacy__v2");
+    const [top] = await hits("legacy", "violin strings");
+    assert.equal(top?.id, "old-2", "the new model answers by the name");
+    const info = await getJson<{ model_matches: boolean; active_version: string }>(
+      `${server.url}/v1/collections/legacy`,
+    );
+    assert.deepEqual([info.body.model_matches, info.body.active_version], [true, "legacy__v2"]);
+
+    const rollback = await postJson<{ active_version: string }>(
+      `${server.url}/v1/collections/legacy/rollback`,
+      {},
+    );
+    assert.equal(rollback.status, 200, JSON.stringify(rollback.body));
+    assert.equal(rollback.body.active_version, "legacy");
+    assert.equal(qdrant.aliases.get("legacy"), "legacy__v1");
+    assert.deepEqual(await hits("legacy", "violin strings"), before, "version 1's answers are back");
+    assert.deepEqual(
+      qdrant.requests.filter((r) => !r.valid),
+      [],
+    );
   });
 
   it("keeps no vector table in the SQLite file, which holds the queue only", () => {
