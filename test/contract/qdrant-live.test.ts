@@ -6,7 +6,10 @@ import { vectorStoreContract } from "./vector-store.contract.js";
 /**
  * The shared VectorStore contract against a real Qdrant:
  *   QDRANT_URL=http://127.0.0.1:6333 node --import tsx --test test/contract/qdrant-live.test.ts
- * Each test uses a fresh collection name (c_xxxxxxxx); they are left behind on the server.
+ * Each test uses a fresh collection name (c_xxxxxxxx); they are left behind on the server: the
+ * collection c_xxxxxxxx__v1 with its alias c_xxxxxxxx, and the versions tests' c_xxxxxxxx__v2. The
+ * shared contract includes those versions tests (cutover and rollback through Qdrant's aliases, a
+ * swap to a missing version, scanChunks), so they run against the live server too.
  */
 const url = process.env.QDRANT_URL;
 
