@@ -31,6 +31,7 @@ export const ERROR_CODES = [
   "model_mismatch",
   "reembed_not_needed",
   "reembed_pending",
+  "collection_busy",
   "no_version",
   "versions_unsupported",
 ] as const;

@@ -30,6 +30,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   model_mismatch: 409,
   reembed_not_needed: 409,
   reembed_pending: 409,
+  collection_busy: 409,
   no_version: 409,
   versions_unsupported: 501,
 };

@@ -94,10 +94,19 @@ export const NativeChunk = Type.Object({
 });
 export type NativeChunk = Static<typeof NativeChunk>;
 
+/** A served model's name (GET /v1/models), as requests name it. */
+export const ModelName = Type.String({
+  minLength: 1,
+  maxLength: 256,
+  description:
+    "A served model (GET /v1/models); default: the collection's own model, else the server's default",
+});
+
 export const NativeIngestBody = Type.Object({
   chunks: Chunks(NativeChunk),
   overflow: Type.Optional(OverflowPolicy),
   overlap_tokens: Type.Optional(OverlapTokens),
+  model: Type.Optional(ModelName),
 });
 export type NativeIngestBody = Static<typeof NativeIngestBody>;
 
@@ -246,8 +255,7 @@ export const ReembedBody = Type.Object({
     Type.String({
       minLength: 1,
       maxLength: 512,
-      description:
-        "The served model to re-embed with (default and, for now, only choice: the server's model)",
+      description: "The served model to re-embed with (GET /v1/models; default: the server's default model)",
     }),
   ),
 });
