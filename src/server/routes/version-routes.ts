@@ -149,6 +149,7 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
           collection: to,
           chunks: chunks.map((chunk) => ({ ...chunk, overflow: chunkOverflow })),
           maxQueueSize: Number.MAX_SAFE_INTEGER,
+          background: true,
         });
         if (!enqueued.accepted) throw new AppError("queue_full", "The queue refused the re-embed");
         // Created after its copies are queued: from now on admission routes (or copies) chunks
