@@ -28,19 +28,26 @@ export interface CollectionRoute {
   model: ServedModel | null;
 }
 
+/**
+ * How long the binding a name reaches is remembered: a binding never changes, but a cutover or a
+ * rollback in another API process points the name at another version (this process's own call `forget`).
+ */
+const BINDING_TTL_MS = 5_000;
+
 /** How long a collection's next version (or its absence) is remembered: other processes re-embed too. */
 const NEXT_VERSION_TTL_MS = 1_000;
 
 /**
  * Admission's check that a collection takes the model's vectors, before anything is queued: a
  * request into a collection bound to another profile is refused with `409 model_mismatch` instead of
- * queueing chunks that could only die. Bindings are cached (a binding never changes once recorded),
- * so the check costs one store read per collection, not one per request. With several models served,
+ * queueing chunks that could only die. Bindings are cached for a few seconds
+ * (a cutover elsewhere points the name at another version), so the check costs a store read per
+ * collection every few seconds, not one per request. With several models served,
  * it also picks the model: the one the collection is bound to, the one a request names (a new
  * collection is created bound to it), or the default.
  */
 export class CollectionBindings {
-  private readonly cache = new Map<string, ModelBinding>();
+  private readonly cache = new Map<string, { binding: ModelBinding; at: number }>();
   private readonly nextVersions = new Map<string, { at: number; next: NextVersion | null }>();
   /** Until when the store is taken as down (a frozen one would hold every request BACKEND_TIMEOUT_MS). */
   private storeDownUntil = 0;
@@ -75,7 +82,8 @@ export class CollectionBindings {
     requested?: ServedModel,
   ): Promise<CollectionRoute> {
     const unchecked: CollectionRoute = { collection, alsoTo: null, model: requested ?? null };
-    let binding = this.cache.get(collection);
+    const cached = this.cache.get(collection);
+    let binding = cached !== undefined && Date.now() - cached.at < BINDING_TTL_MS ? cached.binding : undefined;
     if (binding === undefined) {
       if (Date.now() < this.storeDownUntil) return unchecked;
       let description: CollectionDescription | null;
@@ -193,7 +201,7 @@ export class CollectionBindings {
 
   private remember(collection: string, binding: ModelBinding): void {
     this.cache.delete(collection);
-    this.cache.set(collection, binding);
+    this.cache.set(collection, { binding, at: Date.now() });
     if (this.cache.size > (this.options.maxCached ?? DEFAULT_CACHE_SIZE)) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
