@@ -35,6 +35,12 @@ export interface AppDeps {
   queue: JobQueue;
   store: VectorStore;
   embedder: Embedder;
+  /**
+   * The embedder serving the model whose binding fingerprint (model-binding.ts modelFingerprint) is
+   * `fingerprint`, or null when no served model has it: a server serving several models answers for
+   * each. Absent, or null, falls back to `embedder` when the fingerprint is its model's.
+   */
+  embedderFor?(fingerprint: string): Embedder | null;
   admission: Admission;
   throughput: ThroughputSource;
   /** The loaded model, or null while it loads. */
