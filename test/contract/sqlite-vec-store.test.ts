@@ -363,7 +363,8 @@ describe("SqliteVecStore versions (re-embedding)", () => {
     const c = uniqueCollection();
     const v2 = versionName(c, 2);
     const other = uniqueCollection();
-    for (const name of [c, v2, other]) await store.ensureCollection({ name, dimension: 2, distance: "Cosine" });
+    for (const name of [c, v2, other])
+      await store.ensureCollection({ name, dimension: 2, distance: "Cosine" });
     await seed(store, c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [0, 1])]);
     await seed(store, v2, [makeRecord(v2, "a", [0, 1])]);
     await seed(store, other, [makeRecord(other, "a", [1, 0])]);

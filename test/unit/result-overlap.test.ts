@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { meanOverlap, overlapVerdict, topKOverlap } from "../../src/domain/result-overlap.js";
 
-const ids = (prefix: string, n: number, from = 0) => Array.from({ length: n }, (_, i) => `${prefix}${from + i}`);
+const ids = (prefix: string, n: number, from = 0) =>
+  Array.from({ length: n }, (_, i) => `${prefix}${from + i}`);
 
 describe("topKOverlap", () => {
   it("is the share of the top k both answers hold, whatever their order", () => {
