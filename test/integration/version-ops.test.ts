@@ -146,7 +146,12 @@ describe("version operations: embedded stack", () => {
     assert.equal(checked.body.error.code, "model_not_served");
     assert.equal(checked.body.error.details.version, "docs");
     assert.equal(checked.body.error.details.fingerprint, oldModel.body.fingerprint);
-    assert.match(checked.body.error.message, /test-random-minilm-l6|does not serve/);
+    const oldBinding = during.body.versions[0]?.binding;
+    assert.ok(
+      oldBinding && checked.body.error.message.includes(oldBinding.model),
+      checked.body.error.message,
+    );
+    assert.equal(checked.body.error.details.model, oldBinding.model);
     const unchanged = await getJson<{ active_version: string }>(base);
     assert.equal(unchanged.body.active_version, "docs", "a refused check changes nothing");
 
