@@ -395,6 +395,21 @@ describe("version routes over sqlite-vec and two fake models (app.inject)", () =
   it("after a cutover the old version can be deleted: the name still answers, rollback has nowhere to go", async () => {
     const { app, store } = await harness({ seedB: "B" });
     assert.equal((await call(app, "POST", "/v1/collections/docs/cutover")).status, 200);
+    // Live ingest queued under the name is written where the name reaches (version 2): it does not
+    // hold version 1 back.
+    const live = await call(app, "POST", "/v1/collections/docs/chunks", {
+      chunks: [{ id: "live-1", text: "a chunk arriving now" }],
+    });
+    assert.equal(live.status, 202, JSON.stringify(live.body));
+    const listed = (await call(app, "GET", "/v1/collections/docs/versions"))
+      .body as unknown as CollectionVersions;
+    assert.deepEqual(
+      listed.versions.map((v) => [v.name, v.pending_chunks]),
+      [
+        ["docs", 0],
+        ["docs__v2", 1],
+      ],
+    );
     const deleted = await call(app, "DELETE", "/v1/collections/docs/versions/1");
     assert.equal(deleted.status, 200, JSON.stringify(deleted.body));
     assertShape(VersionDeleted, deleted.body);
@@ -411,10 +426,10 @@ describe("version routes over sqlite-vec and two fake models (app.inject)", () =
     assert.equal(rollback.status, 409);
     assert.equal(errorOf(rollback.body).code, "no_version");
     assert.equal(await store.resolveAlias("docs"), "docs__v2");
-    const listed = (await call(app, "GET", "/v1/collections/docs/versions"))
+    const remaining = (await call(app, "GET", "/v1/collections/docs/versions"))
       .body as unknown as CollectionVersions;
     assert.deepEqual(
-      listed.versions.map((v) => [v.name, v.active]),
+      remaining.versions.map((v) => [v.name, v.active]),
       [["docs__v2", true]],
     );
     assert.equal(

@@ -71,7 +71,7 @@ export function registerVersionAdminRoutes(app: App, deps: AppDeps): void {
           model_served:
             version.binding !== null && servedEmbedder(deps, version.binding.fingerprint) !== null,
           reembed_job_id: job?.id ?? null,
-          pending_chunks: await deps.queue.pendingInCollection(version.name),
+          pending_chunks: await pendingFor(deps, collection, version.name, active),
         });
       }
       return { collection, active_version: active, versions };
@@ -106,7 +106,7 @@ export function registerVersionAdminRoutes(app: App, deps: AppDeps): void {
         );
       }
       // Chunks queued for it (its re-embed, or live ingest routed to it) would fail once it is gone.
-      const pending = await deps.queue.pendingInCollection(name);
+      const pending = await pendingFor(deps, collection, name, active);
       if (pending > 0) {
         const job = number >= 2 ? await deps.queue.getJob(reembedJobId(name)) : null;
         throw new AppError(
@@ -131,6 +131,17 @@ export function registerVersionAdminRoutes(app: App, deps: AppDeps): void {
       };
     },
   );
+}
+
+/**
+ * Chunks queued that will be written into version `name`. Those queued under `docs__vN` land there;
+ * those queued under the collection's name land in whatever version the name reaches when they are
+ * written: the active one (version 1 is the name's own, so it has only those, and only while active).
+ */
+async function pendingFor(deps: AppDeps, collection: string, name: string, active: string): Promise<number> {
+  const own = versionOf(name) >= 2 ? await deps.queue.pendingInCollection(name) : 0;
+  const underName = name === active ? await deps.queue.pendingInCollection(collection) : 0;
+  return own + underName;
 }
 
 function versionNotFound(collection: string, version: number, name: string, stored: StoredVersion[]) {
