@@ -34,6 +34,10 @@ export const ERROR_CODES = [
   "collection_busy",
   "no_version",
   "versions_unsupported",
+  "version_not_found",
+  "version_active",
+  "cutover_check_failed",
+  "model_not_served",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -83,7 +83,8 @@ export class CollectionBindings {
   ): Promise<CollectionRoute> {
     const unchecked: CollectionRoute = { collection, alsoTo: null, model: requested ?? null };
     const cached = this.cache.get(collection);
-    let binding = cached !== undefined && Date.now() - cached.at < BINDING_TTL_MS ? cached.binding : undefined;
+    let binding =
+      cached !== undefined && Date.now() - cached.at < BINDING_TTL_MS ? cached.binding : undefined;
     if (binding === undefined) {
       if (Date.now() < this.storeDownUntil) return unchecked;
       let description: CollectionDescription | null;

@@ -33,4 +33,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   collection_busy: 409,
   no_version: 409,
   versions_unsupported: 501,
+  version_not_found: 404,
+  version_active: 409,
+  cutover_check_failed: 409,
+  model_not_served: 409,
 };

@@ -260,3 +260,52 @@ export const ReembedBody = Type.Object({
   ),
 });
 export type ReembedBody = Static<typeof ReembedBody>;
+
+/** Sample queries a cutover check runs at most: each is embedded twice and searched in two versions. */
+export const MAX_CHECK_QUERIES = 100;
+
+/** `check` of POST /v1/collections/{collection}/cutover */
+export const CutoverCheck = Type.Object(
+  {
+    queries: Type.Array(
+      Type.String({
+        pattern: NON_BLANK,
+        maxLength: 8192,
+        "x-error-message": "has nothing to embed (empty or only white space)",
+      }),
+      {
+        minItems: 1,
+        maxItems: MAX_CHECK_QUERIES,
+        description: `Sample queries (1 to ${MAX_CHECK_QUERIES}), each searched in the active and the next version`,
+      },
+    ),
+    top_k: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: "Hits compared per query" }),
+    ),
+    min_overlap: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      description:
+        "The mean over the queries of |A∩B| / top_k (A, B: the chunk ids each version answers) must reach this for the cutover to happen",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type CutoverCheck = Static<typeof CutoverCheck>;
+
+/** Body of POST /v1/collections/{collection}/cutover (optional: none is `{}`, no check) */
+export const CutoverBody = Type.Object({
+  check: Type.Optional(CutoverCheck),
+});
+export type CutoverBody = Static<typeof CutoverBody>;
+
+/** DELETE /v1/collections/{collection}/versions/{version} */
+export const VersionParams = Type.Object({
+  collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  version: Type.Integer({
+    minimum: 1,
+    maximum: 1_000_000,
+    description: "The version's number: 1 is the collection under its own name, N >= 2 is <name>__v<N>",
+  }),
+});
+export type VersionParams = Static<typeof VersionParams>;

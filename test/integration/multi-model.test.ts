@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import Database from "better-sqlite3";
+import { RagEmbedClient } from "../../src/client/index.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
@@ -215,9 +216,24 @@ for (const stack of stacks) {
       const before = await answers(url);
       assert.deepEqual((await search(url, "a note", 5000, "docs__v2")).sort(), all);
 
-      const cutover = await postJson<{ active_version: string }>(`${url}/v1/collections/docs/cutover`, {});
+      // A cutover that must keep the answers: random weights against real ones overlap little, so
+      // it is refused and the name stays where it was.
+      const checked = await postJson<{ error: { code: string; details: { mean_overlap: number } } }>(
+        `${url}/v1/collections/docs/cutover`,
+        { check: { queries: TOPICS, top_k: 10, min_overlap: 0.9 } },
+      );
+      assert.equal(checked.status, 409, JSON.stringify(checked.body));
+      assert.equal(checked.body.error.code, "cutover_check_failed");
+      assert.ok(checked.body.error.details.mean_overlap < 0.9);
+      assert.deepEqual(await answers(url), before);
+
+      const cutover = await postJson<{ active_version: string; check: { mean_overlap: number } }>(
+        `${url}/v1/collections/docs/cutover`,
+        { check: { queries: TOPICS, min_overlap: 0 } },
+      );
       assert.equal(cutover.status, 200, JSON.stringify(cutover.body));
       assert.equal(cutover.body.active_version, "docs__v2");
+      assert.equal(cutover.body.check.mean_overlap, checked.body.error.details.mean_overlap);
       // Search answers from the new version (queries embedded by its model), every chunk once.
       assert.deepEqual((await search(url, "a note", 5000)).sort(), all);
       const [top] = await search(url, stored[17]?.text ?? "", 1);
@@ -235,6 +251,21 @@ for (const stack of stacks) {
       const rollback = await postJson<{ active_version: string }>(`${url}/v1/collections/docs/rollback`, {});
       assert.equal(rollback.status, 200, JSON.stringify(rollback.body));
       assert.equal(rollback.body.active_version, "docs");
+      assert.deepEqual(await answers(url), before);
+
+      // Through the SDK: both versions listed with their model, and the one not reached deleted.
+      const client = new RagEmbedClient({ baseUrl: url });
+      const versions = await client.versions("docs");
+      assert.deepEqual(
+        versions.versions.map((v) => [v.name, v.active, v.points, v.model_served]),
+        [
+          ["docs", true, all.length, true],
+          ["docs__v2", false, all.length, true],
+        ],
+      );
+      const deleted = await client.deleteVersion("docs", 2);
+      assert.equal(deleted.deleted_points, all.length);
+      assert.deepEqual(versionRows(dataDir, "docs__v2"), []);
       assert.deepEqual(await answers(url), before);
     });
   });

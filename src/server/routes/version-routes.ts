@@ -6,10 +6,11 @@ import type { JobCounts } from "../../domain/job-counts.js";
 import { bindingFor, modelFingerprint, modelMismatch } from "../../domain/model-binding.js";
 import { servedModelName } from "../../domain/model-names.js";
 import type { VectorStore } from "../../vector-store/vector-store.js";
-import { CollectionParams, ReembedBody } from "../../wire/requests.js";
-import { ReembedAccepted, VersionSwap } from "../../wire/responses.js";
+import { CollectionParams, CutoverBody, ReembedBody } from "../../wire/requests.js";
+import { CutoverDone, ReembedAccepted, VersionSwap } from "../../wire/responses.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import { type App, type AppDeps, overflowFor, servedModel } from "../app-deps.js";
+import { checkCutover } from "../cutover-check.js";
 import { accepts, answers } from "../route-responses.js";
 
 /** Stored chunks read per store call while a re-embed is planned: bounded work per step. */
@@ -27,7 +28,7 @@ function versioned(store: VectorStore): VersionedStore {
 }
 
 /** Clients name collections; `docs__v2` is a version of `docs`, reached only through `docs`. */
-function logicalCollection(collection: string): string {
+export function logicalCollection(collection: string): string {
   if (logicalName(collection) !== collection) {
     throw new AppError(
       "invalid_request",
@@ -168,10 +169,16 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
     "/v1/collections/:collection/cutover",
     {
       schema: {
-        summary: "Point the collection's name at its next version, once its re-embed has no chunk pending",
+        summary:
+          "Point the collection's name at its next version, once its re-embed has no chunk pending (and, with `check`, only if both versions answer sample queries alike)",
         tags: ["collections"],
         params: CollectionParams,
-        response: answers(VersionSwap),
+        body: CutoverBody,
+        response: answers(CutoverDone),
+      },
+      // The body is optional (`curl -X POST .../cutover`): none is `{}`, no check.
+      preValidation: async (request) => {
+        request.body ??= {};
       },
     },
     async (request) => {
@@ -197,7 +204,10 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
           { retryAfterSeconds: 5, details: { collection, job_id: job?.id, pending, counts: job?.counts } },
         );
       }
-      return swap(deps, store, collection, from, to);
+      const { check } = request.body;
+      if (check === undefined) return swap(deps, store, collection, from, to);
+      const report = await checkCutover(deps, deps.store, { collection, from, to }, check);
+      return { ...(await swap(deps, store, collection, from, to)), check: report };
     },
   );
 
@@ -224,7 +234,18 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
           },
         );
       }
-      return swap(deps, store, collection, from, versionName(collection, versionOf(from) - 1));
+      const previous = versionName(collection, versionOf(from) - 1);
+      try {
+        return await swap(deps, store, collection, from, previous);
+      } catch (error) {
+        // The store checks the target in the same step as the swap: it was deleted (DELETE .../versions/N).
+        if (!(error instanceof AppError) || error.code !== "collection_not_found") throw error;
+        throw new AppError(
+          "no_version",
+          `Collection "${collection}" has no version "${previous}" to roll back to: it was deleted`,
+          { details: { collection, active_version: from, previous_version: previous } },
+        );
+      }
     },
   );
 }
