@@ -63,17 +63,24 @@ export async function startServer(
     );
 
   const retention = housekeeping(parts.queue, logger);
-  const ready = parts.embedder.load().then((loaded) => {
-    const info = settings.servedModelName ? { ...loaded, servedName: settings.servedModelName } : loaded;
-    state.model = info;
-    if (runsPipeline) {
-      pipeline.start();
-      retention.start();
-    }
-    logger.info({ model: info, ...where }, runsPipeline ? "model loaded; pipeline started" : "model loaded");
-    if (!servesHttp) logger.info(where, "worker started");
-    return info;
-  });
+  const several = parts.models.size > 1;
+  const ready = parts.models
+    .load((info) => {
+      if (several) logger.info({ model: info }, "model loaded");
+    })
+    .then((info) => {
+      state.model = info;
+      if (runsPipeline) {
+        pipeline.start();
+        retention.start();
+      }
+      logger.info(
+        { model: info, ...where },
+        runsPipeline ? "model loaded; pipeline started" : "model loaded",
+      );
+      if (!servesHttp) logger.info(where, "worker started");
+      return info;
+    });
   // The caller decides what a failed load means; this only keeps the rejection from going unseen.
   ready.catch((error: unknown) => logger.error({ err: error }, "model failed to load"));
 

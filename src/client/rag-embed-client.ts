@@ -3,6 +3,9 @@ import { backoffMs, parseRetryAfter, retryDelayMs, sleep } from "./retry.js";
 import type {
   Chunk,
   CollectionInfo,
+  CollectionVersions,
+  CutoverCheck,
+  CutoverDone,
   DeadLetterPage,
   DeadLetterQueryOptions,
   DeadLetterSelector,
@@ -26,6 +29,7 @@ import type {
   SearchResult,
   SeedStatus,
   ServerStatus,
+  VersionDeleted,
   VersionSwap,
 } from "./types.js";
 
@@ -294,12 +298,41 @@ export class RagEmbedClient {
     );
   }
 
-  /** Point the collection's name at its re-embedded version (`POST .../cutover`; 409 while chunks are left). */
-  cutover(collection: string, signal?: AbortSignal): Promise<VersionSwap> {
-    return this.request<VersionSwap>("POST", `/v1/collections/${encodeURIComponent(collection)}/cutover`, {
-      body: {},
+  /**
+   * Point the collection's name at its re-embedded version (`POST .../cutover`; 409 while chunks are
+   * left). With `check`, only if the two versions' top-k answers to the sample queries overlap by at
+   * least `min_overlap` (409 `cutover_check_failed` otherwise; both models must be served).
+   */
+  cutover(
+    collection: string,
+    options: { check?: CutoverCheck; signal?: AbortSignal } | AbortSignal = {},
+  ): Promise<CutoverDone> {
+    const { check, signal } =
+      options instanceof AbortSignal ? { check: undefined, signal: options } : options;
+    return this.request<CutoverDone>("POST", `/v1/collections/${encodeURIComponent(collection)}/cutover`, {
+      body: check === undefined ? {} : { check },
       signal,
     });
+  }
+
+  /** The versions of a collection that exist, which one its name reaches (`GET .../versions`). */
+  versions(collection: string, signal?: AbortSignal): Promise<CollectionVersions> {
+    return this.request<CollectionVersions>(
+      "GET",
+      `/v1/collections/${encodeURIComponent(collection)}/versions`,
+      {
+        signal,
+      },
+    );
+  }
+
+  /** Delete version `version` of a collection, never the one its name reaches (`DELETE .../versions/{N}`). */
+  deleteVersion(collection: string, version: number, signal?: AbortSignal): Promise<VersionDeleted> {
+    return this.request<VersionDeleted>(
+      "DELETE",
+      `/v1/collections/${encodeURIComponent(collection)}/versions/${version}`,
+      { signal },
+    );
   }
 
   /** Point the collection's name back at its previous version (`POST .../rollback`). */

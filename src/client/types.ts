@@ -6,6 +6,7 @@
 import type { Static } from "typebox";
 import type { ErrorCode } from "../domain/errors.js";
 import type {
+  CutoverCheck,
   DeadLetterQuery,
   DeadLetterSelectorBody,
   EmbeddingsBody,
@@ -19,6 +20,8 @@ import type {
   ChunkReceipt,
   CollectionBinding,
   CollectionInfo,
+  CollectionVersions,
+  CutoverDone,
   DeadLetter,
   DeadLetterPage,
   DocumentDeleted,
@@ -41,6 +44,7 @@ import type {
   SeedStatus,
   ServerStatus,
   StatusHistory,
+  VersionDeleted,
   VersionSwap,
 } from "../wire/responses.js";
 
@@ -48,6 +52,9 @@ export type {
   ChunkReceipt,
   CollectionBinding,
   CollectionInfo,
+  CollectionVersions,
+  CutoverCheck,
+  CutoverDone,
   DeadLetter,
   DeadLetterPage,
   DeadLetterSelectorBody,
@@ -77,6 +84,7 @@ export type {
   SeedStatus,
   ServerStatus,
   StatusHistory,
+  VersionDeleted,
   VersionSwap,
 };
 

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { ModelSpec } from "../config/model-specs.js";
 import { type Settings, SettingsError } from "../config/settings.js";
 import type { DurabilityReport } from "../domain/durability.js";
 import type { Embedder } from "../embedder/embedder.js";
@@ -25,29 +26,36 @@ import type { VectorStore } from "../vector-store/vector-store.js";
  * chosen here). components.ts wires what these return; main.ts runs their lifecycle.
  */
 
-/** EMBEDDER=local (the default) runs EMBEDDING_MODEL in a child process; EMBEDDER=remote calls an engine. */
-export function openEmbedder(settings: Settings, logger: Logger, metrics: Metrics): Embedder {
-  return settings.embedder === "remote"
-    ? remoteEmbedder(settings, logger, metrics)
-    : localEmbedder(settings, logger);
+/**
+ * EMBEDDER=local (the default) runs each served model (EMBEDDING_MODELS, else EMBEDDING_MODEL) in a
+ * child process of its own; EMBEDDER=remote calls one engine.
+ */
+export function openEmbedders(
+  settings: Settings,
+  logger: Logger,
+  metrics: Metrics,
+): Array<{ embedder: Embedder; servedName?: string | undefined }> {
+  if (settings.embedder === "remote") {
+    return [{ embedder: remoteEmbedder(settings, logger, metrics), servedName: settings.servedModelName }];
+  }
+  const several = settings.models.length > 1;
+  return settings.models.map((spec) => ({
+    embedder: localEmbedder(settings, spec, several ? logger.child({ model: spec.servedName }) : logger),
+    servedName: spec.servedName,
+  }));
 }
 
-function localEmbedder(settings: Settings, logger: Logger): Embedder {
+function localEmbedder(settings: Settings, spec: ModelSpec, logger: Logger): Embedder {
   return new WorkerEmbedder(
     {
-      model: settings.embeddingModel,
-      dtype: settings.embeddingDtype,
-      threads: settings.embeddingThreads,
-      sessions: settings.embeddingSessions || settings.embeddingThreads,
+      model: spec.model,
+      dtype: spec.dtype,
+      threads: spec.threads,
+      sessions: spec.sessions || spec.threads,
       maxBatchTokens: settings.batchMaxTokens,
       maxBatchSize: settings.batchMaxSize,
       cacheDir: settings.resolvedModelCacheDir,
-      profileOverrides: {
-        passagePrefix: settings.embeddingPassagePrefix,
-        queryPrefix: settings.embeddingQueryPrefix,
-        maxTokens: settings.embeddingMaxTokens,
-        pooling: settings.embeddingPooling,
-      },
+      profileOverrides: spec.overrides,
     },
     logger.child({ component: "embedder" }),
   );

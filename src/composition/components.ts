@@ -5,6 +5,7 @@ import { AppError } from "../domain/errors.js";
 import type { ModelInfo } from "../domain/types.js";
 import { SqliteAtomicCommitter } from "../embedded/sqlite-atomic-committer.js";
 import type { Embedder } from "../embedder/embedder.js";
+import { ModelRoster } from "../embedder/model-roster.js";
 import type { DataDirLock } from "../lifecycle/data-dir-lock.js";
 import { ThroughputMeter, type ThroughputSource } from "../observability/throughput-meter.js";
 import { type BatchCommitter, SequentialCommitter } from "../pipeline/batch-committer.js";
@@ -25,7 +26,7 @@ import type { SqliteDatabase } from "../storage/sqlite-database.js";
 import { classifySqliteError } from "../storage/sqlite-errors.js";
 import { sqliteFreeBytes } from "../storage/sqlite-space.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
-import { openEmbedder, openQueue, openSqliteFile, openStore, singleHostGuard } from "./adapters.js";
+import { openEmbedders, openQueue, openSqliteFile, openStore, singleHostGuard } from "./adapters.js";
 
 export interface StartHooks {
   /**
@@ -33,7 +34,7 @@ export interface StartHooks {
    * the SQLite store itself, so batches commit store-then-ack, which is exactly-once by idempotent upsert.
    */
   decorateStore?: (store: VectorStore) => VectorStore;
-  /** Wrap the embedder (fault injection in tests). */
+  /** Wrap each model's embedder (fault injection in tests). */
   decorateEmbedder?: (embedder: Embedder) => Embedder;
   /** Called with the SQLite file once open (fault injection in tests: PRAGMA max_page_count = a full disk). */
   onDatabase?: (db: SqliteDatabase) => void;
@@ -49,7 +50,10 @@ export interface ServerState {
 export interface Components {
   state: ServerState;
   metrics: Metrics;
+  /** The default model's embedder (models.default.embedder). */
   embedder: Embedder;
+  /** Every served model (EMBEDDING_MODELS), the default first; the pipeline's embedders. */
+  models: ModelRoster;
   /** The pipeline's queue. */
   queue: JobQueue;
   /** The queue HTTP requests use (the same object unless Redis gives HTTP a connection of its own). */
@@ -81,26 +85,33 @@ export async function buildComponents(
 ): Promise<Components> {
   // First, so that a settings error is thrown before any file or connection is opened.
   const metrics = new Metrics();
-  const baseEmbedder = openEmbedder(settings, logger, metrics);
+  const opened = openEmbedders(settings, logger, metrics);
   const { db, lock } = openSqliteFile(settings, logger);
   if (db) hooks.onDatabase?.(db);
   const { queue, httpQueue, durability } = await openQueue(settings, logger, db);
   const hostGuard = singleHostGuard(settings, logger);
   await hostGuard?.claim();
-  const opened = openStore(settings, logger, db);
-  const store = hooks.decorateStore ? hooks.decorateStore(opened.store) : opened.store;
+  const openedStore = openStore(settings, logger, db);
+  const store = hooks.decorateStore ? hooks.decorateStore(openedStore.store) : openedStore.store;
   // One transaction for vectors + ack only when both live in the SQLite file; otherwise
   // upsert (idempotent, wait=true) then ack, which is exactly-once by deterministic point ids.
   const committer: BatchCommitter =
-    db && opened.sqlite && store === opened.sqlite && queue instanceof SqliteJobQueue
-      ? new SqliteAtomicCommitter(db, opened.sqlite, queue)
+    db && openedStore.sqlite && store === openedStore.sqlite && queue instanceof SqliteJobQueue
+      ? new SqliteAtomicCommitter(db, openedStore.sqlite, queue)
       : new SequentialCommitter(store, queue);
   const runsPipeline = settings.role !== "api";
   const servesHttp = settings.role !== "worker";
-  const embedder = hooks.decorateEmbedder ? hooks.decorateEmbedder(baseEmbedder) : baseEmbedder;
+  const models = ModelRoster.of(
+    opened.map(({ embedder, servedName }) => ({
+      embedder: hooks.decorateEmbedder ? hooks.decorateEmbedder(embedder) : embedder,
+      servedName,
+    })),
+  );
+  const embedder = models.default.embedder;
   const state: ServerState = { model: null, shuttingDown: false };
   const health = new BackendHealth();
-  const http = guardedForHttp(settings, { queue: httpQueue, store, embedder }, health);
+  const http = guardedForHttp(settings, { queue: httpQueue, store }, health);
+  const httpModels = models.withEmbedders(guardedEmbedder);
   const throughput = new ThroughputMeter();
   const sharedThroughput = settings.queueUrl
     ? new SharedThroughput(settings.queueUrl, settings.queuePrefix, throughput, runsPipeline)
@@ -114,7 +125,7 @@ export async function buildComponents(
   const admission = new Admission(
     admittedQueue,
     drainRate,
-    http.embedder,
+    httpModels.default.embedder,
     () => state.model,
     {
       maxQueueSize: settings.maxQueueSize,
@@ -122,11 +133,11 @@ export async function buildComponents(
       maxChunksPerRequest: settings.maxChunksPerRequest,
       maxWindowsPerChunk: settings.maxWindowsPerChunk,
     },
-    new CollectionBindings(http.store),
+    new CollectionBindings(http.store, httpModels, { distance: settings.qdrantDistance }),
   );
   const distance = settings.qdrantDistance;
   const pipeline = new IngestPipeline(
-    { queue, store, embedder, committer, throughput, logger, metrics },
+    { queue, store, embedder, models, committer, throughput, logger, metrics },
     {
       reserveMaxChunks: settings.reserveMaxChunks,
       // Bounds the work of one reservation (split chunks can be long); ~512 estimated tokens a chunk.
@@ -153,7 +164,8 @@ export async function buildComponents(
         logger,
         queue: http.queue,
         store: http.store,
-        embedder: http.embedder,
+        embedder: httpModels.default.embedder,
+        models: httpModels,
         health,
         // The embedded queue's room can be measured; Redis's cannot (its 507s are remembered instead).
         ...(db && !settings.queueUrl
@@ -193,6 +205,7 @@ export async function buildComponents(
     state,
     metrics,
     embedder,
+    models,
     queue,
     httpQueue,
     durability,
@@ -217,7 +230,7 @@ export async function buildComponents(
 export async function closeComponents(c: Components): Promise<void> {
   await c.app?.close();
   await c.workerApp?.close();
-  await c.embedder.close();
+  await c.models.close();
   if (c.httpQueue !== c.queue) await c.httpQueue.close();
   await c.queue.close();
   await c.store.close();
@@ -235,9 +248,9 @@ export async function closeComponents(c: Components): Promise<void> {
  */
 function guardedForHttp(
   settings: Settings,
-  backends: { queue: JobQueue; store: VectorStore; embedder: Embedder },
+  backends: { queue: JobQueue; store: VectorStore },
   health: BackendHealth,
-): { queue: JobQueue; store: VectorStore; embedder: Embedder } {
+): { queue: JobQueue; store: VectorStore } {
   const sqlite = (unavailable: "queue_unavailable" | "store_unavailable") => (error: unknown) =>
     classifySqliteError(error, { file: settings.sqliteFile, unavailable });
   const record = (name: BackendName) => (failure: AppError | null) =>
@@ -257,19 +270,20 @@ function guardedForHttp(
       timeoutMs: settings.backendTimeoutMs,
       onOutcome: record("store"),
     }),
-    // No time limit: a query waits its turn behind the batch the embedder is working on.
-    embedder: guardBackend(backends.embedder, {
-      label: "the embedder",
-      unavailable: "embedder_failed",
-      classify: (error) =>
-        new AppError(
-          "embedder_failed",
-          `The embedder failed: ${error instanceof Error ? error.message : String(error)}`,
-          {
-            retryAfterSeconds: 5,
-            cause: error,
-          },
-        ),
-    }),
   };
+}
+
+/** An embedder as HTTP requests use it: its failure is the catalog's 503 embedder_failed, never a bare 500. */
+function guardedEmbedder(embedder: Embedder): Embedder {
+  // No time limit: a query waits its turn behind the batch the embedder is working on.
+  return guardBackend(embedder, {
+    label: "the embedder",
+    unavailable: "embedder_failed",
+    classify: (error) =>
+      new AppError(
+        "embedder_failed",
+        `The embedder failed: ${error instanceof Error ? error.message : String(error)}`,
+        { retryAfterSeconds: 5, cause: error },
+      ),
+  });
 }

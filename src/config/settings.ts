@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { join, resolve } from "node:path";
 import Type, { type Static, type TSchema } from "typebox";
 import Value from "typebox/value";
+import { ModelListError, type ModelSpec, parseModelSpecs } from "./model-specs.js";
 
 /**
  * Every setting, once: its env var and CLI flag are derived from the key (maxQueueSize →
@@ -46,6 +47,9 @@ export const SETTINGS_SCHEMA = Type.Object({
     default: "Xenova/all-MiniLM-L6-v2",
     description: "Hugging Face model id, or a local model directory (transformers.js layout)",
   }),
+  embeddingModels: optionalString(
+    'Several models in one server: a JSON array (or @file holding one) of {"name","model"} with optional "dtype", "threads", "sessions", "passage_prefix", "query_prefix", "max_tokens", "pooling"; the first is the default; replaces EMBEDDING_MODEL (see "Changing the model")',
+  ),
   servedModelName: optionalString(
     "Model name for OpenAI clients (/v1/models, /v1/embeddings, /model-info); default: the hub id, or a local directory's base name",
   ),
@@ -301,6 +305,8 @@ export type Settings = Static<typeof SETTINGS_SCHEMA> & {
   resolvedModelCacheDir: string;
   /** QDRANT_URL, or http://QDRANT_HOST:QDRANT_PORT, or undefined. */
   resolvedQdrantUrl: string | undefined;
+  /** The served models, the default first: EMBEDDING_MODELS, else EMBEDDING_MODEL alone. */
+  models: ModelSpec[];
 };
 export type SettingKey = keyof Static<typeof SETTINGS_SCHEMA>;
 
@@ -350,6 +356,10 @@ export function loadSettings(
   }
   const settings = converted as Static<typeof SETTINGS_SCHEMA>;
   const dataDir = resolve(settings.dataDir);
+  const models = servedModels(settings);
+  if (models.length > 1 && settings.embedder === "remote") {
+    throw new SettingsError("EMBEDDING_MODELS lists local models; EMBEDDER=remote serves one remote model");
+  }
   return {
     ...settings,
     embeddingModelSet,
@@ -361,5 +371,42 @@ export function loadSettings(
     resolvedQdrantUrl:
       settings.qdrantUrl ??
       (settings.qdrantHost ? `http://${settings.qdrantHost}:${settings.qdrantPort}` : undefined),
+    models,
   };
+}
+
+/** EMBEDDING_MODELS when given (the single-model settings are its defaults), else EMBEDDING_MODEL. */
+function servedModels(settings: Static<typeof SETTINGS_SCHEMA>): ModelSpec[] {
+  if (settings.embeddingModels !== undefined) {
+    try {
+      return parseModelSpecs(settings.embeddingModels, {
+        dtype: settings.embeddingDtype,
+        threads: settings.embeddingThreads,
+        sessions: settings.embeddingSessions,
+        baseDir: process.env.INIT_CWD ?? process.cwd(),
+      });
+    } catch (error) {
+      if (error instanceof ModelListError) throw new SettingsError(error.message);
+      throw error;
+    }
+  }
+  return [
+    {
+      ...(settings.servedModelName !== undefined ? { servedName: settings.servedModelName } : {}),
+      model: settings.embeddingModel,
+      dtype: settings.embeddingDtype,
+      threads: settings.embeddingThreads,
+      sessions: settings.embeddingSessions,
+      overrides: {
+        ...(settings.embeddingPassagePrefix !== undefined
+          ? { passagePrefix: settings.embeddingPassagePrefix }
+          : {}),
+        ...(settings.embeddingQueryPrefix !== undefined
+          ? { queryPrefix: settings.embeddingQueryPrefix }
+          : {}),
+        ...(settings.embeddingMaxTokens !== undefined ? { maxTokens: settings.embeddingMaxTokens } : {}),
+        ...(settings.embeddingPooling !== undefined ? { pooling: settings.embeddingPooling } : {}),
+      },
+    },
+  ];
 }

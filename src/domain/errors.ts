@@ -31,9 +31,14 @@ export const ERROR_CODES = [
   "model_mismatch",
   "reembed_not_needed",
   "reembed_pending",
+  "collection_busy",
   "no_version",
   "version_migration_required",
   "versions_unsupported",
+  "version_not_found",
+  "version_active",
+  "cutover_check_failed",
+  "model_not_served",
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -3,8 +3,9 @@ import type { Logger } from "pino";
 import { AppError, ProcessingError } from "../domain/errors.js";
 import { pointId } from "../domain/ids.js";
 import { bindingFor, type ModelBinding } from "../domain/model-binding.js";
-import type { Distance, QueuedChunk } from "../domain/types.js";
+import type { Distance, ModelInfo, QueuedChunk } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
+import type { ServedModel } from "../embedder/model-roster.js";
 import type { ThroughputMeter } from "../observability/throughput-meter.js";
 import type { JobQueue, Lease } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
@@ -60,10 +61,30 @@ const NO_METRICS: PipelineMetrics = {
   outcome() {},
 };
 
+/** The served models, as the pipeline picks one per collection (embedder/model-roster.ts). */
+export interface PipelineModels {
+  readonly default: ServedModel;
+  byFingerprint(fingerprint: string): ServedModel | undefined;
+}
+
+/** A served model, loaded, with the embedder that isolates poisonous texts for it. */
+interface EmbeddingModel {
+  info: ModelInfo;
+  isolating: IsolatingEmbedder;
+}
+
+/** How long the model chosen for a collection is remembered: a cutover points its name elsewhere. */
+const COLLECTION_MODEL_TTL_MS = 1_000;
+/** Collections whose model is remembered at once; beyond it the oldest is read again when used. */
+const MAX_REMEMBERED_COLLECTIONS = 10_000;
+
 export interface PipelineDeps {
   queue: JobQueue;
   store: VectorStore;
+  /** The default model's embedder; the only one without `models`. */
   embedder: Embedder;
+  /** Several served models: each collection's chunks are embedded by the model its binding names. */
+  models?: PipelineModels;
   committer: BatchCommitter;
   throughput: ThroughputMeter;
   logger: Logger;
@@ -80,12 +101,15 @@ export class IngestPipeline {
   private loopDone: Promise<void> = Promise.resolve();
   private readonly inFlight = new Map<string, Promise<void>>();
   private readonly rateLimiter: RateLimiter;
-  private readonly ensuredCollections = new Set<string>();
+  /** Collections ensured, with the fingerprint of the binding they were ensured for. */
+  private readonly ensuredCollections = new Map<string, string>();
   private wake: (() => void) | null = null;
   private readonly log: Logger;
   private readonly metrics: PipelineMetrics;
-  /** Embeds a reservation's chunks so that one poisonous text fails only itself. */
-  private readonly isolating: IsolatingEmbedder;
+  /** Per embedder: embeds a reservation's chunks so that one poisonous text fails only itself. */
+  private readonly isolating = new WeakMap<Embedder, IsolatingEmbedder>();
+  /** The model each collection's chunks are embedded with, and since when that is known. */
+  private readonly collectionModels = new Map<string, { at: number; model: EmbeddingModel }>();
 
   constructor(
     private readonly deps: PipelineDeps,
@@ -94,7 +118,6 @@ export class IngestPipeline {
     this.rateLimiter = new RateLimiter(options.maxRate);
     this.log = deps.logger.child({ component: "pipeline" });
     this.metrics = deps.metrics ?? NO_METRICS;
-    this.isolating = new IsolatingEmbedder(deps.embedder, this.log);
   }
 
   start(): void {
@@ -252,7 +275,7 @@ export class IngestPipeline {
         const sliceStartedAt = Date.now();
         let embedded: PreparedSlice;
         try {
-          embedded = await this.prepare(slice);
+          embedded = await this.prepare(slice, plan.models);
         } catch (error) {
           // Not one text's fault (each was tried alone): the slice retries. An outage (or the embedder
           // closing at shutdown) fails every text alike, so the rest of the reservation retries with
@@ -390,8 +413,7 @@ export class IngestPipeline {
 
   /** Plans each collection's chunks from the fingerprints stored for them: what is ready, what to embed. */
   private async plan(chunks: QueuedChunk[]): Promise<ReservationPlan> {
-    const info = this.deps.embedder.info();
-    const binding = bindingFor(info);
+    const models = new Map<string, EmbeddingModel>();
     const refused: FailedChunk[] = [];
     const byCollection = new Map<string, QueuedChunk[]>();
     for (const chunk of chunks) {
@@ -403,8 +425,12 @@ export class IngestPipeline {
     const ready: PlannedChunk[] = [];
     const toEmbed: EmbedPlan[] = [];
     for (const [collection, list] of byCollection) {
+      let info: ModelInfo;
       try {
-        await this.ensureCollection(collection, info.dimension, binding);
+        const model = await this.modelFor(collection);
+        models.set(collection, model);
+        info = model.info;
+        await this.ensureCollection(collection, info.dimension, bindingFor(info));
       } catch (error) {
         // A collection bound to another model (or shape) refuses its own chunks only; the rest of
         // the reservation goes on.
@@ -423,21 +449,68 @@ export class IngestPipeline {
       ready.push(...plan.ready);
       toEmbed.push(...plan.toEmbed);
     }
-    return { ready, toEmbed, refused };
+    return { ready, toEmbed, refused, models };
+  }
+
+  /**
+   * The model that embeds `collection`'s chunks: the served model its binding names, else the
+   * default (a new collection is created bound to it; one bound to a model not served refuses the
+   * chunks in ensureCollection). Read again after a second: a cutover points the name elsewhere.
+   */
+  private async modelFor(collection: string): Promise<EmbeddingModel> {
+    const known = this.collectionModels.get(collection);
+    if (known !== undefined && Date.now() - known.at < COLLECTION_MODEL_TTL_MS) return known.model;
+    let served: ServedModel = this.deps.models?.default ?? { embedder: this.deps.embedder, info: null };
+    if (this.deps.models !== undefined) {
+      const binding = (await this.deps.store.describeCollection(collection))?.binding;
+      served = (binding ? this.deps.models.byFingerprint(binding.fingerprint) : undefined) ?? served;
+    }
+    const model = {
+      info: served.info ?? served.embedder.info(),
+      isolating: this.isolatingFor(served.embedder),
+    };
+    this.collectionModels.set(collection, { at: Date.now(), model });
+    if (this.collectionModels.size > MAX_REMEMBERED_COLLECTIONS) {
+      const oldest = this.collectionModels.keys().next().value;
+      if (oldest !== undefined) this.collectionModels.delete(oldest);
+    }
+    return model;
+  }
+
+  private isolatingFor(embedder: Embedder): IsolatingEmbedder {
+    let isolating = this.isolating.get(embedder);
+    if (!isolating) {
+      isolating = new IsolatingEmbedder(embedder, this.log);
+      this.isolating.set(embedder, isolating);
+    }
+    return isolating;
   }
 
   /** Embeds one slice's chunks; chunks that fail alone are returned as failed, the rest as planned. */
-  private async prepare(toEmbed: EmbedPlan[]): Promise<PreparedSlice> {
-    const info = this.deps.embedder.info();
+  private async prepare(
+    toEmbed: EmbedPlan[],
+    models: ReadonlyMap<string, EmbeddingModel>,
+  ): Promise<PreparedSlice> {
     const planned: PlannedChunk[] = [];
     const failed: FailedChunk[] = [];
     let tokens = 0;
-    if (toEmbed.length > 0) {
+    // One embedder call per model in the slice (one, unless the reservation spans collections of
+    // several models), each in the slice's length order.
+    const byModel = new Map<EmbeddingModel, EmbedPlan[]>();
+    for (const plan of toEmbed) {
+      const model = models.get(plan.chunk.collection);
+      if (model === undefined) throw new Error(`no model chosen for collection ${plan.chunk.collection}`);
+      const group = byModel.get(model) ?? [];
+      group.push(plan);
+      byModel.set(model, group);
+    }
+    for (const [{ info, isolating }, group] of byModel) {
       const embedStarted = performance.now();
-      const results = await this.isolating.embedPassages(toEmbed.map((e) => e.chunk));
+      const results = await isolating.embedPassages(group.map((e) => e.chunk));
       const embedSeconds = (performance.now() - embedStarted) / 1000;
       const truncated: Array<{ jobId: string; chunkId: string; truncatedTokens: number }> = [];
-      toEmbed.forEach((plan, index) => {
+      let groupTokens = 0;
+      group.forEach((plan, index) => {
         const embedded = results[index];
         if (!embedded || "error" in embedded) {
           failed.push({ chunk: plan.chunk, error: embedded?.error ?? new Error("no embedding returned") });
@@ -445,7 +518,7 @@ export class IngestPipeline {
         }
         const done = embeddedChunk(plan, embedded, info);
         planned.push(done.planned);
-        tokens += done.tokens;
+        groupTokens += done.tokens;
         if (embedded.truncatedTokens > 0) {
           truncated.push({
             jobId: plan.chunk.jobId,
@@ -462,7 +535,8 @@ export class IngestPipeline {
           "chunks longer than the model's limit were truncated (overflow policy truncate)",
         );
       }
-      this.metrics.embedded(toEmbed.length, tokens, embedSeconds);
+      tokens += groupTokens;
+      this.metrics.embedded(group.length, groupTokens, embedSeconds);
     }
     return { chunks: planned, tokens, failed };
   }
@@ -473,14 +547,14 @@ export class IngestPipeline {
     dimension: number,
     binding: ModelBinding,
   ): Promise<void> {
-    if (this.ensuredCollections.has(collection)) return;
+    if (this.ensuredCollections.get(collection) === binding.fingerprint) return;
     await this.deps.store.ensureCollection({
       name: collection,
       dimension,
       distance: this.options.distance,
       binding,
     });
-    this.ensuredCollections.add(collection);
+    this.ensuredCollections.set(collection, binding.fingerprint);
   }
 
   private async handleFailure(
@@ -493,7 +567,10 @@ export class IngestPipeline {
     if (error instanceof AppError && error.code === "collection_not_found") {
       // The collection was deleted behind our back (an operator, another tool): create it again on
       // the retry instead of failing every batch for it until the process restarts.
-      for (const chunk of chunks) this.ensuredCollections.delete(chunk.collection);
+      for (const chunk of chunks) {
+        this.ensuredCollections.delete(chunk.collection);
+        this.collectionModels.delete(chunk.collection);
+      }
     }
     const attempts = Math.min(...chunks.map((c) => c.attempts));
     const decision = classifyFailure(error, attempts, this.options.retryBaseMs, this.options.retryMaxMs);
@@ -548,6 +625,8 @@ function groupByError(failed: readonly FailedChunk[]): Map<unknown, QueuedChunk[
 /** A reservation planned: what is ready, what to embed, and the chunks their collection refused. */
 interface ReservationPlan extends Plan {
   refused: FailedChunk[];
+  /** The model each collection of the reservation is embedded with. */
+  models: Map<string, EmbeddingModel>;
 }
 
 /** One slice, embedded: what to commit, its tokens, and the chunks that failed alone. */

@@ -13,6 +13,18 @@
 /** Chunks one collection places in each rank: about one reservation's worth of short texts. */
 export const FAIR_SHARE = 64;
 
+/**
+ * A background request (a re-embed's copies) places this many times fewer chunks per rank than a
+ * live one: while both wait, live ingest gets that many chunks embedded for each background one,
+ * and once nothing else waits the background job runs at full speed (ranks are only an order).
+ */
+export const BACKGROUND_SHARE_DIVISOR = 8;
+
+/** Chunks per rank for a request: the queue's share, or a fraction of it for background work. */
+export function requestShare(share: number, background: boolean | undefined): number {
+  return background ? Math.max(1, Math.floor(share / BACKGROUND_SHARE_DIVISOR)) : share;
+}
+
 /** Where a collection's latest chunk went: its rank and how many of its chunks that rank holds. */
 export interface RankCursor {
   rank: number;

@@ -28,6 +28,11 @@ export interface EnqueueRequest {
    * job is done the documents' older points are deleted (see `pendingFinalizations`).
    */
   replaceDocuments?: string[];
+  /**
+   * Work no client waits for (a re-embed's copies): ranked behind live ingest with a fraction of
+   * the fair share (fair-ranks.ts, BACKGROUND_SHARE_DIVISOR), so it never holds live chunks up much.
+   */
+  background?: boolean;
 }
 
 export type EnqueueResult =

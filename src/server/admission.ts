@@ -3,8 +3,10 @@ import { AppError } from "../domain/errors.js";
 import { idempotentJobId } from "../domain/ids.js";
 import type { ModelInfo, NewChunk, OverflowPolicy, Payload } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
+import type { ServedModel } from "../embedder/model-roster.js";
 import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
+import type { CollectionRoute } from "./collection-bindings.js";
 import { maxChunkTokens, overlongTexts, queueTokenEstimate, surelyFits } from "./token-limits.js";
 
 export interface AdmissionOptions {
@@ -13,6 +15,13 @@ export interface AdmissionOptions {
   maxChunksPerRequest: number;
   /** Windows one chunk may become under the split and pool policies (MAX_WINDOWS_PER_CHUNK). */
   maxWindowsPerChunk: number;
+}
+
+/** A model as admission uses it: to count the tokens of texts that may be over its limits. */
+interface TokenCounter {
+  embedder: Pick<Embedder, "countTokens">;
+  /** Null while it loads. */
+  info: ModelInfo | null;
 }
 
 /** A chunk from a request, before the request's overflow policy is attached. */
@@ -45,15 +54,37 @@ export class Admission {
     private readonly options: AdmissionOptions,
     /** The collection's binding to its model (CollectionBindings): refused before anything is queued. */
     private readonly bindings: {
-      /** Resolves to the collection to queue into (a re-embedding's next version), or refuses. */
-      check(collection: string, model: ModelInfo | null): Promise<string | undefined>;
+      /** Where to queue (a re-embedding's next version, a copy for it too), with which model; or refuses. */
+      route(
+        collection: string,
+        defaultModel: ModelInfo | null,
+        requested?: ServedModel,
+      ): Promise<CollectionRoute>;
       forget?(collection: string): void;
     },
   ) {}
 
+  /** Collections whose re-embed is being set up: their admissions wait (see `rerouting`). */
+  private readonly rerouted = new Map<string, Promise<unknown>>();
+
   /** The name now reaches another version of the collection (cutover, rollback): read its binding again. */
   forgetCollection(collection: string): void {
     this.bindings.forget?.(collection);
+  }
+
+  /**
+   * Runs `change` (a re-embed creating the collection's next version) while this process admits
+   * nothing into `collection`: a request routed before the change would miss the new version. The
+   * binding is read again afterwards. Other API processes see the change within a second.
+   */
+  async rerouting<T>(collection: string, change: () => Promise<T>): Promise<T> {
+    while (this.rerouted.has(collection)) await this.rerouted.get(collection)?.catch(() => {});
+    const running = change().finally(() => {
+      this.rerouted.delete(collection);
+      this.bindings.forget?.(collection);
+    });
+    this.rerouted.set(collection, running);
+    return running;
   }
 
   async admit(
@@ -64,6 +95,8 @@ export class Admission {
       idempotencyKey?: string;
       /** The request is the full chunk set of these documents (see JobQueue's EnqueueRequest). */
       replaceDocuments?: string[];
+      /** The model the request names (`model`); the collection's (or the default) when absent. */
+      model?: ServedModel;
     } = {},
   ): Promise<Admitted> {
     const chunks = clientChunks;
@@ -114,25 +147,44 @@ export class Admission {
     }
     // Before tokenizing anything: a collection of another model refuses every chunk alike (unless
     // it is being re-embedded to the model: its chunks then go to the new version).
-    const collection = (await this.bindings.check(requested, this.model())) ?? requested;
+    await this.rerouted.get(requested)?.catch(() => {});
+    const route = await this.bindings.route(requested, this.model(), options.model);
+    const { collection } = route;
+    const model: TokenCounter = route.model ?? { embedder: this.embedder, info: this.model() };
 
-    if (overflow.policy === "reject") await this.rejectOverlong(chunks);
-    else if (overflow.policy !== "truncate") await this.rejectOverWindowCap(chunks, overflow.overlapTokens);
+    if (overflow.policy === "reject") await this.rejectOverlong(chunks, model);
+    else if (overflow.policy !== "truncate")
+      await this.rejectOverWindowCap(chunks, overflow.overlapTokens, model);
     const spec = {
       policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
       overlapTokens: overflow.overlapTokens,
     };
+    const queued = chunks.map((chunk) => ({ ...chunk, overflow: spec }));
+    const jobId =
+      options.idempotencyKey === undefined
+        ? randomUUID()
+        : idempotentJobId(requested, options.idempotencyKey);
+    const replace = options.replaceDocuments ? { replaceDocuments: options.replaceDocuments } : {};
     const result = await this.queue.enqueue({
-      jobId:
-        options.idempotencyKey === undefined
-          ? randomUUID()
-          : idempotentJobId(requested, options.idempotencyKey),
+      jobId,
       collection,
-      chunks: chunks.map((chunk) => ({ ...chunk, overflow: spec })),
+      chunks: queued,
       maxQueueSize: this.options.maxQueueSize,
       maxQueueTokens: this.options.maxQueueTokens,
-      ...(options.replaceDocuments ? { replaceDocuments: options.replaceDocuments } : {}),
+      ...replace,
     });
+    if (result.accepted && route.alsoTo !== null) {
+      // The copy for the version a re-embed builds: queued after the primary (a newer version of each
+      // chunk than the re-embed's copy of its stored text), under a job id derived from the primary's
+      // so a repeated request finds it. Not bounded by the queue's room: the primary was accepted.
+      await this.queue.enqueue({
+        jobId: idempotentJobId(route.alsoTo, result.jobId),
+        collection: route.alsoTo,
+        chunks: queued,
+        maxQueueSize: Number.MAX_SAFE_INTEGER,
+        ...replace,
+      });
+    }
     if (!result.accepted) {
       const requestedTokens = chunks.reduce((sum, chunk) => sum + chunk.estimatedTokens, 0);
       // Chunks that must drain before this request fits; by tokens, in chunks of this request's size.
@@ -167,8 +219,8 @@ export class Admission {
    * The reject policy refuses the whole request if any text (with its prefix and special tokens)
    * exceeds the model's limit. Only texts that may not fit (surelyFits) are tokenized.
    */
-  private async rejectOverlong(chunks: ClientChunk[]): Promise<void> {
-    const model = this.model();
+  private async rejectOverlong(chunks: ClientChunk[], served: TokenCounter): Promise<void> {
+    const model = served.info;
     if (!model) {
       throw new AppError(
         "model_not_ready",
@@ -178,7 +230,7 @@ export class Admission {
         },
       );
     }
-    const overlong = await this.overlongChunks(chunks, model, model.maxTokens);
+    const overlong = await this.overlongChunks(chunks, served.embedder, model, model.maxTokens);
     if (overlong.length > 0) {
       throw new AppError(
         "text_too_long",
@@ -196,9 +248,13 @@ export class Admission {
    * windows (maxChunkTokens): the cap bounds the work and the points one chunk can cost. Only texts
    * that may be over it are tokenized, which at the default cap means texts of tens of kilobytes.
    */
-  private async rejectOverWindowCap(chunks: ClientChunk[], overlapTokens: number): Promise<void> {
+  private async rejectOverWindowCap(
+    chunks: ClientChunk[],
+    overlapTokens: number,
+    served: TokenCounter,
+  ): Promise<void> {
     const maxWindows = this.options.maxWindowsPerChunk;
-    const model = this.model();
+    const model = served.info;
     if (!model) {
       // The limit depends on the model: a text that could be over it even with 64-token windows waits.
       if (chunks.some((chunk) => !surelyFits(chunk.text, "", maxWindows * 64))) {
@@ -211,7 +267,7 @@ export class Admission {
       return;
     }
     const maxTokens = maxChunkTokens(model, overlapTokens, maxWindows);
-    const overlong = await this.overlongChunks(chunks, model, maxTokens);
+    const overlong = await this.overlongChunks(chunks, served.embedder, model, maxTokens);
     if (overlong.length > 0) {
       throw new AppError(
         "text_too_long",
@@ -233,11 +289,12 @@ export class Admission {
   /** The chunks over `maxTokens` as the model counts them with its passage prefix. */
   private async overlongChunks(
     chunks: ClientChunk[],
+    embedder: Pick<Embedder, "countTokens">,
     model: ModelInfo,
     maxTokens: number,
   ): Promise<Array<{ chunk_id: string; tokens: number }>> {
     const texts = chunks.map((chunk) => chunk.text);
-    const overlong = await overlongTexts(this.embedder, texts, "passage", model.prefixes.passage, maxTokens);
+    const overlong = await overlongTexts(embedder, texts, "passage", model.prefixes.passage, maxTokens);
     return overlong.map(({ index, tokens }) => ({ chunk_id: chunks[index]?.chunkId ?? "", tokens }));
   }
 

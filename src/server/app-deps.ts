@@ -11,6 +11,7 @@ import type { DurabilityReport } from "../domain/durability.js";
 import { AppError } from "../domain/errors.js";
 import type { Distance, ModelInfo } from "../domain/types.js";
 import type { Embedder } from "../embedder/embedder.js";
+import { ModelRoster, type ServedModel } from "../embedder/model-roster.js";
 import type { ThroughputSource } from "../observability/throughput-meter.js";
 import type { JobQueue } from "../queue/job-queue.js";
 import type { VectorStore } from "../vector-store/vector-store.js";
@@ -35,6 +36,14 @@ export interface AppDeps {
   queue: JobQueue;
   store: VectorStore;
   embedder: Embedder;
+  /** Every served model, the default first (EMBEDDING_MODELS); absent = the default model alone. */
+  models?: ModelRoster;
+  /**
+   * The embedder serving the model whose binding fingerprint (model-binding.ts modelFingerprint) is
+   * `fingerprint`, or null when no served model has it: a server serving several models answers for
+   * each. Absent, or null, falls back to `embedder` when the fingerprint is its model's.
+   */
+  embedderFor?(fingerprint: string): Embedder | null;
   admission: Admission;
   throughput: ThroughputSource;
   /** The loaded model, or null while it loads. */
@@ -89,4 +98,59 @@ export function requireModel(deps: AppDeps): ModelInfo {
   const model = deps.model();
   if (!model) throw new AppError("model_not_ready", "The model is still loading", { retryAfterSeconds: 2 });
   return model;
+}
+
+const soloRosters = new WeakMap<AppDeps, ModelRoster>();
+
+/** The served models; an app built with one embedder (tests) serves it alone. */
+export function rosterOf(deps: AppDeps): ModelRoster {
+  if (deps.models) return deps.models;
+  let roster = soloRosters.get(deps);
+  if (!roster) {
+    roster = ModelRoster.solo(deps.embedder, deps.model);
+    soloRosters.set(deps, roster);
+  }
+  return roster;
+}
+
+/**
+ * The loaded model a request names (any name it accepts), or the default when it names none:
+ * `404 model_not_found` naming what is served, `503 model_not_ready` while it loads.
+ */
+export function servedModel(deps: AppDeps, requested: string | undefined): ServedModel & { info: ModelInfo } {
+  const roster = rosterOf(deps);
+  const served = requested === undefined ? roster.default : roster.byName(requested);
+  if (served === undefined && !roster.loaded()) {
+    // Its names are known once it has loaded (a hub id, a directory's config).
+    throw new AppError("model_not_ready", "The models are still loading", { retryAfterSeconds: 2 });
+  }
+  if (served === undefined) {
+    const names = roster.describeNames();
+    throw new AppError(
+      "model_not_found",
+      `The model '${requested}' is not served here; this server serves ${names.available.map((n) => `'${n}'`).join(", ")}`,
+      { details: { param: "model", available: names.available, aliases: names.aliases } },
+    );
+  }
+  if (served.info === null) {
+    throw new AppError("model_not_ready", "The model is still loading", { retryAfterSeconds: 2 });
+  }
+  return { embedder: served.embedder, info: served.info };
+}
+
+/**
+ * The served model that embeds queries for a collection: the one its binding names, else the
+ * default (whose scores there mean nothing: GET /v1/collections/{c} says `model_matches: false`).
+ * With one model served, the default without asking the store.
+ */
+export async function queryModel(
+  deps: AppDeps,
+  collection: string,
+): Promise<ServedModel & { info: ModelInfo }> {
+  const roster = rosterOf(deps);
+  const fallback = servedModel(deps, undefined);
+  if (roster.size === 1) return fallback;
+  const binding = (await deps.store.describeCollection(collection))?.binding;
+  const bound = binding ? roster.byFingerprint(binding.fingerprint) : undefined;
+  return bound?.info ? { embedder: bound.embedder, info: bound.info } : fallback;
 }

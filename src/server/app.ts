@@ -15,6 +15,7 @@ import { registerOpenAiRoutes } from "./routes/openai-routes.js";
 import { registerSeedRoutes } from "./routes/seed-routes.js";
 import { registerStatusHistoryRoutes } from "./routes/status-history-routes.js";
 import { registerV1Routes } from "./routes/v1-routes.js";
+import { registerVersionAdminRoutes } from "./routes/version-admin-routes.js";
 import { registerVersionRoutes } from "./routes/version-routes.js";
 import { installUnroutedRequests } from "./unrouted-requests.js";
 import { strictValidatorCompiler } from "./validator.js";
@@ -72,6 +73,7 @@ export function buildApp(deps: AppDeps): App {
     registerSeedRoutes(api, deps);
     registerV1Routes(api, deps);
     registerVersionRoutes(api, deps);
+    registerVersionAdminRoutes(api, deps);
     registerDeadLetterRoutes(api, deps);
     registerOpenAiRoutes(api, deps);
     registerDashboardRoutes(api, deps);

@@ -30,7 +30,12 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   model_mismatch: 409,
   reembed_not_needed: 409,
   reembed_pending: 409,
+  collection_busy: 409,
   no_version: 409,
   version_migration_required: 409,
   versions_unsupported: 501,
+  version_not_found: 404,
+  version_active: 409,
+  cutover_check_failed: 409,
+  model_not_served: 409,
 };

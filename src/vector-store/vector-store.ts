@@ -28,6 +28,12 @@ export interface CollectionDescription {
   binding: ModelBinding | null;
 }
 
+/** One version of a collection as stored, under its own (physical) name, whatever the aliases say. */
+export interface StoredVersion extends CollectionDescription {
+  /** Points stored in this version (a split chunk has one per window). */
+  points: number;
+}
+
 /** A chunk's new points: one, or one per window of a split chunk. */
 export interface PointsWrite {
   kind: "points";
@@ -141,6 +147,20 @@ export interface VectorStore {
    * page's opaque `nextCursor`.
    */
   scanChunks?(collection: string, after: string | null, limit: number): Promise<ChunkScanPage>;
+  /**
+   * The versions of `logical` that exist (collection-versions.ts: `logical` itself, `logical__vN`),
+   * by version, each described under its own name: aliases are not followed (after a cutover the
+   * name `docs` reaches `docs__v2`, yet version 1 is still the collection `docs`). One catalog read
+   * and one count per version: a collection has few.
+   */
+  listVersions?(logical: string): Promise<StoredVersion[]>;
+  /**
+   * Delete the collection `physical` (not followed through an alias) with all its points, in one
+   * atomic step; returns how many points went. `version_active` when a name reaches it (an alias
+   * points at it, or it is the version its logical name reaches), `collection_not_found` when it
+   * does not exist. An alias named `physical` (version 1's name, pointing at a later version) stays.
+   */
+  deleteCollection?(physical: string): Promise<number>;
   /**
    * Refuses the whole call with `model_mismatch`, before writing anything, when the collection is
    * bound and a record carries another model fingerprint (or none): vectors of two profiles never mix.

@@ -94,10 +94,19 @@ export const NativeChunk = Type.Object({
 });
 export type NativeChunk = Static<typeof NativeChunk>;
 
+/** A served model's name (GET /v1/models), as requests name it. */
+export const ModelName = Type.String({
+  minLength: 1,
+  maxLength: 256,
+  description:
+    "A served model (GET /v1/models); default: the collection's own model, else the server's default",
+});
+
 export const NativeIngestBody = Type.Object({
   chunks: Chunks(NativeChunk),
   overflow: Type.Optional(OverflowPolicy),
   overlap_tokens: Type.Optional(OverlapTokens),
+  model: Type.Optional(ModelName),
 });
 export type NativeIngestBody = Static<typeof NativeIngestBody>;
 
@@ -246,9 +255,57 @@ export const ReembedBody = Type.Object({
     Type.String({
       minLength: 1,
       maxLength: 512,
-      description:
-        "The served model to re-embed with (default and, for now, only choice: the server's model)",
+      description: "The served model to re-embed with (GET /v1/models; default: the server's default model)",
     }),
   ),
 });
 export type ReembedBody = Static<typeof ReembedBody>;
+
+/** Sample queries a cutover check runs at most: each is embedded twice and searched in two versions. */
+export const MAX_CHECK_QUERIES = 100;
+
+/** `check` of POST /v1/collections/{collection}/cutover */
+export const CutoverCheck = Type.Object(
+  {
+    queries: Type.Array(
+      Type.String({
+        pattern: NON_BLANK,
+        maxLength: 8192,
+        "x-error-message": "has nothing to embed (empty or only white space)",
+      }),
+      {
+        minItems: 1,
+        maxItems: MAX_CHECK_QUERIES,
+        description: `Sample queries (1 to ${MAX_CHECK_QUERIES}), each searched in the active and the next version`,
+      },
+    ),
+    top_k: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, default: 10, description: "Hits compared per query" }),
+    ),
+    min_overlap: Type.Number({
+      minimum: 0,
+      maximum: 1,
+      description:
+        "The mean over the queries of |A∩B| / top_k (A, B: the chunk ids each version answers) must reach this for the cutover to happen",
+    }),
+  },
+  { additionalProperties: false },
+);
+export type CutoverCheck = Static<typeof CutoverCheck>;
+
+/** Body of POST /v1/collections/{collection}/cutover (optional: none is `{}`, no check) */
+export const CutoverBody = Type.Object({
+  check: Type.Optional(CutoverCheck),
+});
+export type CutoverBody = Static<typeof CutoverBody>;
+
+/** DELETE /v1/collections/{collection}/versions/{version} */
+export const VersionParams = Type.Object({
+  collection: Type.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" }),
+  version: Type.Integer({
+    minimum: 1,
+    maximum: 1_000_000,
+    description: "The version's number: 1 is the collection under its own name, N >= 2 is <name>__v<N>",
+  }),
+});
+export type VersionParams = Static<typeof VersionParams>;

@@ -522,3 +522,83 @@ export const VersionSwap = Type.Object(
   { description: "The collection's name was moved to another version in one atomic step" },
 );
 export type VersionSwap = Static<typeof VersionSwap>;
+
+/** What a cutover check found: the overlap of each sample query's answers in the two versions. */
+export const CutoverCheckReport = Type.Object(
+  {
+    top_k: Type.Integer({ minimum: 1 }),
+    min_overlap: Type.Number(),
+    mean_overlap: Type.Number({ description: "The mean of the per-query overlaps" }),
+    passed: Type.Boolean({ description: "mean_overlap >= min_overlap: the cutover happened" }),
+    queries: Type.Array(
+      Type.Object({
+        query: Type.String(),
+        overlap: Type.Number({
+          description:
+            "|A∩B| / top_k over the distinct chunk ids each version answers (a window counts as its chunk)",
+        }),
+      }),
+    ),
+  },
+  {
+    description: "Compared answers of the active version and the next one, each searched with its own model",
+  },
+);
+export type CutoverCheckReport = Static<typeof CutoverCheckReport>;
+
+/** Answer of POST /v1/collections/{collection}/cutover */
+export const CutoverDone = Type.Object(
+  { ...VersionSwap.properties, check: Type.Optional(CutoverCheckReport) },
+  { description: "The collection's name now reaches its next version; `check` when one was asked for" },
+);
+export type CutoverDone = Static<typeof CutoverDone>;
+
+/** One version in GET /v1/collections/{collection}/versions */
+export const CollectionVersion = Type.Object({
+  version: Type.Integer({ minimum: 1 }),
+  name: Type.String({ description: "Its own name: the collection's for version 1, else <name>__v<N>" }),
+  active: Type.Boolean({ description: "The collection's name reaches it (search, ingest)" }),
+  next: Type.Boolean({
+    description: "The version after the active one: what POST .../cutover would switch to",
+  }),
+  dimension: Type.Integer(),
+  distance: Type.Union([Type.Literal("Cosine"), Type.Literal("Euclid"), Type.Literal("Dot")]),
+  points: Type.Integer({ minimum: 0 }),
+  binding: Nullable(CollectionBinding),
+  model_served: Type.Boolean({
+    description: "This server serves the binding's model (a cutover check can embed queries for it)",
+  }),
+  reembed_job_id: Nullable(
+    Type.String({ description: "The job that re-embedded into it (versions >= 2), if known" }),
+  ),
+  pending_chunks: Type.Integer({
+    minimum: 0,
+    description: "Chunks queued for it and not stored yet: it cannot be deleted while there are any",
+  }),
+});
+export type CollectionVersion = Static<typeof CollectionVersion>;
+
+/** 200 of GET /v1/collections/{collection}/versions */
+export const CollectionVersions = Type.Object(
+  {
+    collection: Type.String(),
+    active_version: Type.String({ description: "The version the collection's name reaches" }),
+    versions: Type.Array(CollectionVersion, { description: "The versions that exist, by number" }),
+  },
+  { description: "The versions of a collection (blue/green re-embedding)" },
+);
+export type CollectionVersions = Static<typeof CollectionVersions>;
+
+/** 200 of DELETE /v1/collections/{collection}/versions/{version} */
+export const VersionDeleted = Type.Object(
+  {
+    collection: Type.String(),
+    version: Type.Integer({ minimum: 1 }),
+    name: Type.String({ description: "The deleted version's own name" }),
+    deleted_points: Type.Integer({ minimum: 0 }),
+    binding: Nullable(CollectionBinding),
+    active_version: Type.String({ description: "The version the collection's name reaches (unchanged)" }),
+  },
+  { description: "The version, its points and its binding are gone; the collection's name is unaffected" },
+);
+export type VersionDeleted = Static<typeof VersionDeleted>;

@@ -833,6 +833,40 @@ export function jobQueueContract(
       );
     });
 
+    it("a background job (a re-embed) yields to live ingest: a fraction of the fair share per rank", async () => {
+      const background = await queue.enqueue({
+        collection: "rebuild",
+        chunks: Array.from({ length: 300 }, (_, i) => chunk(`bg-${i}`, 1)),
+        maxQueueSize: ROOMY,
+        background: true,
+      });
+      assert.ok(background.accepted);
+      await enqueue(
+        Array.from({ length: 200 }, (_, i) => chunk(`live-${i}`, 1)),
+        "live",
+      );
+      const order: string[] = [];
+      for (;;) {
+        const lease = await reserve(16);
+        if (!lease) break;
+        order.push(...ids(lease));
+        await queue.ack(
+          lease.id,
+          lease.chunks.map((c) => ({ seq: c.seq, state: "unchanged" as const, ...MP })),
+        );
+      }
+      assert.equal(order.length, 500, "the background job runs too");
+      // Equal shares would put the live job's last chunk near position 456 (64 of each per rank);
+      // an eighth of the share for the background job puts it near 232.
+      const lastLive = order.lastIndexOf("live-199");
+      assert.ok(lastLive < 260, `the live job's last chunk ran at position ${lastLive} of 500`);
+      const backgroundOrder = order.filter((id) => id.startsWith("bg-"));
+      assert.deepEqual(
+        backgroundOrder,
+        Array.from({ length: 300 }, (_, i) => `bg-${i}`),
+      );
+    });
+
     it("nextAvailableInMs: null when nothing is queued, 0 when work is ready, else the shortest wait", async () => {
       assert.equal(await queue.nextAvailableInMs(), null);
       await enqueue([chunk("a"), chunk("b")]);

@@ -5,6 +5,8 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, it } from "node:test";
 import { versionName } from "../../src/domain/collection-versions.js";
 import { pointId } from "../../src/domain/ids.js";
+import type { ModelBinding } from "../../src/domain/model-binding.js";
+import type { VectorRecord } from "../../src/domain/types.js";
 import { openSqliteDatabase, type SqliteDatabase } from "../../src/storage/sqlite-database.js";
 import { SqliteVecStore } from "../../src/vector-store/sqlite-vec/sqlite-vec-store.js";
 import {
@@ -321,6 +323,76 @@ describe("SqliteVecStore versions (re-embedding)", () => {
     const other = uniqueCollection();
     await store.ensureCollection({ name: other, dimension: 2, distance: "Cosine" });
     await assert.rejects(store.setAlias(other, v2), hasCode("invalid_request"));
+  });
+
+  it("listVersions lists a collection's versions by their own names, whatever the alias says", async () => {
+    const c = uniqueCollection();
+    const [v2, v3] = [versionName(c, 2), versionName(c, 3)];
+    const bindingA = testBinding("model-a", 2);
+    const bindingB = testBinding("model-b", 2);
+    await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding: bindingA });
+    await store.ensureCollection({ name: v3, dimension: 2, distance: "Cosine", binding: bindingB });
+    await store.ensureCollection({ name: v2, dimension: 2, distance: "Cosine", binding: bindingB });
+    // Names that only look like versions of c, and another collection's version.
+    for (const name of [`${c}__v01`, `${c}__v2x`, `${c}x__v2`, `${c}__v1`]) {
+      await store.ensureCollection({ name, dimension: 2, distance: "Cosine" });
+    }
+    const withModel = (record: VectorRecord, binding: ModelBinding) => ({
+      ...record,
+      modelFingerprint: binding.fingerprint,
+    });
+    await seed(store, c, [
+      withModel(makeRecord(c, "a", [1, 0]), bindingA),
+      withModel(makeRecord(c, "b", [0, 1]), bindingA),
+    ]);
+    await seed(store, v2, [withModel(makeRecord(v2, "a", [1, 0]), bindingB)]);
+    await store.setAlias(c, v2);
+    const versions = await store.listVersions(c);
+    assert.deepEqual(
+      versions.map((v) => [v.name, v.points, v.binding?.fingerprint]),
+      [
+        [c, 2, bindingA.fingerprint],
+        [v2, 1, bindingB.fingerprint],
+        [v3, 0, bindingB.fingerprint],
+      ],
+    );
+    assert.deepEqual(await store.listVersions(uniqueCollection()), []);
+  });
+
+  it("deleteCollection deletes a version no name reaches, with its points, and refuses the one the name reaches", async () => {
+    const c = uniqueCollection();
+    const v2 = versionName(c, 2);
+    const other = uniqueCollection();
+    for (const name of [c, v2, other])
+      await store.ensureCollection({ name, dimension: 2, distance: "Cosine" });
+    await seed(store, c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [0, 1])]);
+    await seed(store, v2, [makeRecord(v2, "a", [0, 1])]);
+    await seed(store, other, [makeRecord(other, "a", [1, 0])]);
+
+    // Before any cutover the name reaches version 1 itself; version 2 is reached by nothing.
+    await assert.rejects(store.deleteCollection(c), hasCode("version_active"));
+    await store.setAlias(c, v2);
+    await assert.rejects(store.deleteCollection(v2), hasCode("version_active"));
+    assert.equal(await store.deleteCollection(c), 2);
+    assert.deepEqual(
+      (await store.listVersions(c)).map((v) => v.name),
+      [v2],
+    );
+    // The name still reaches version 2, whose points and search are untouched; so is any other collection.
+    assert.equal(await store.resolveAlias(c), v2);
+    assert.equal(await store.count(c), 1);
+    const [hit] = await store.search(c, new Float32Array([0, 1]), 1);
+    assert.equal(hit?.chunkId, "a");
+    assert.equal(await store.count(other), 1);
+    // Deleted means gone: again is collection_not_found, and a rollback to it has nothing to point at.
+    await assert.rejects(store.deleteCollection(c), hasCode("collection_not_found"));
+    await assert.rejects(store.setAlias(c, c), hasCode("collection_not_found"));
+    // Once the name reaches version 3, version 2 is reached by nothing: it can go.
+    await store.ensureCollection({ name: versionName(c, 3), dimension: 2, distance: "Cosine" });
+    await store.setAlias(c, versionName(c, 3));
+    assert.equal(await store.deleteCollection(v2), 1);
+    assert.equal(await store.count(v2), 0);
+    assert.equal(await store.describeCollection(v2), null);
   });
 
   it("scanChunks pages through every chunk once, with the text it was ingested with", async () => {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Queue } from "bullmq";
 import { normaliseTokens } from "../estimated-tokens.js";
-import { fairRanks } from "../fair-ranks.js";
+import { fairRanks, requestShare } from "../fair-ranks.js";
 import type { EnqueueRequest, EnqueueResult } from "../job-queue.js";
 import { bullJobId, type ChunkData, KeyLayout, type Reply } from "./bullmq-records.js";
 
@@ -42,6 +42,7 @@ export class BullmqAdmission {
     const tokens = estimates.reduce((sum, t) => sum + t, 0);
     const maxQueueTokens = request.maxQueueTokens ?? Number.MAX_SAFE_INTEGER;
     const started = Date.now();
+    const share = requestShare(this.context.fairShare, request.background);
     const args: Array<string | number> = [
       jobId,
       request.collection,
@@ -50,7 +51,7 @@ export class BullmqAdmission {
       request.maxQueueSize,
       maxQueueTokens,
       started,
-      this.context.fairShare,
+      share,
       MAX_RANK,
     ];
     const replaced = [...new Set(request.replaceDocuments ?? [])];
@@ -103,7 +104,7 @@ export class BullmqAdmission {
     if (Date.now() - started > ADMISSION_DEADLINE_MS) {
       throw new Error("admission took longer than its deadline; the queue will roll it back");
     }
-    const { ranks } = fairRanks(rank, { rank, fill }, n, this.context.fairShare, MAX_RANK);
+    const { ranks } = fairRanks(rank, { rank, fill }, n, share, MAX_RANK);
     const adding = this.context.queue.addBulk(
       request.chunks.map((chunk, index) => ({
         name: "chunk",

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { normaliseTokens } from "../estimated-tokens.js";
-import { fairRanks, type RankCursor } from "../fair-ranks.js";
+import { fairRanks, type RankCursor, requestShare } from "../fair-ranks.js";
 import type { EnqueueRequest, EnqueueResult } from "../job-queue.js";
 import { readCounters } from "./counter-deltas.js";
 import type { QueueStatements } from "./queue-statements.js";
@@ -43,7 +43,12 @@ export function admit(
   }
   const now = clock.now;
   sql.insertJob.run(jobId, request.collection, count, count, now, now);
-  const ranks = assignRanks(sql, request.collection, count, clock.fairShare);
+  const ranks = assignRanks(
+    sql,
+    request.collection,
+    count,
+    requestShare(clock.fairShare, request.background),
+  );
   let firstSeq = 0;
   request.chunks.forEach((chunk, index) => {
     const inserted = sql.insertChunk.run(

@@ -1,9 +1,9 @@
 import { AppError } from "../../domain/errors.js";
+import { servedModelName } from "../../domain/model-names.js";
 import type { ModelInfo } from "../../domain/types.js";
 import { EmbeddingsBody, MAX_EMBEDDING_INPUTS as MAX_INPUTS } from "../../wire/requests.js";
 import { EmbeddingsResponse, ModelList } from "../../wire/responses.js";
-import { type App, type AppDeps, requireModel } from "../app-deps.js";
-import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
+import { type App, type AppDeps, requireModel, rosterOf, servedModel } from "../app-deps.js";
 import { answers } from "../route-responses.js";
 import { overlongTexts } from "../token-limits.js";
 
@@ -62,21 +62,8 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
       },
     },
     async (request) => {
-      const model = requireModel(deps);
       const body = request.body;
-      if (!servesModel(model, body.model)) {
-        throw new AppError(
-          "model_not_found",
-          `The model '${body.model}' is not served here; this server serves '${servedModelName(model)}'`,
-          {
-            details: {
-              param: "model",
-              available: [servedModelName(model)],
-              aliases: acceptedModelNames(model),
-            },
-          },
-        );
-      }
+      const { embedder, info: model } = servedModel(deps, body.model);
       if (body.dimensions !== undefined && body.dimensions !== model.dimension) {
         throw new AppError(
           "invalid_request",
@@ -99,7 +86,7 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
         body.overflow ?? (deps.limits.defaultOverflow.policy === "truncate" ? "truncate" : "reject");
       if (policy === "reject") {
         const overlong = await overlongTexts(
-          deps.embedder,
+          embedder,
           inputs,
           "query",
           model.prefixes.query,
@@ -113,7 +100,7 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
           );
         }
       }
-      const result = await deps.embedder.embed(
+      const result = await embedder.embed(
         inputs,
         "query",
         inputs.map(() => ({ policy: "truncate" as const, overlapTokens: 0 })),
@@ -149,6 +136,13 @@ export function registerOpenAiRoutes(app: App, deps: AppDeps): void {
         response: answers(ModelList),
       },
     },
-    async () => ({ object: "list" as const, data: [modelObject(requireModel(deps))] }),
+    async () => {
+      requireModel(deps);
+      const models = rosterOf(deps).all();
+      return {
+        object: "list" as const,
+        data: models.flatMap(({ info }) => (info === null ? [] : [modelObject(info)])),
+      };
+    },
   );
 }

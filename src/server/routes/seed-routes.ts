@@ -1,4 +1,5 @@
 import { modelFingerprint } from "../../domain/model-binding.js";
+import { servedModelName } from "../../domain/model-names.js";
 import type { Payload } from "../../domain/types.js";
 import {
   IngestHeaders,
@@ -10,7 +11,6 @@ import {
 import { ModelDescription, SeedEmbedAccepted, SeedStatus } from "../../wire/responses.js";
 import { type ClientChunk, newChunk } from "../admission.js";
 import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.js";
-import { servedModelName } from "../model-names.js";
 import { queueStorage } from "../queue-storage.js";
 import { accepts, answers } from "../route-responses.js";
 

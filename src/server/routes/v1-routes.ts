@@ -1,5 +1,6 @@
 import { SQLITE_DURABILITY } from "../../domain/durability.js";
 import { AppError } from "../../domain/errors.js";
+import { servedModelName } from "../../domain/model-names.js";
 import type { Payload, SearchHit } from "../../domain/types.js";
 import type { ParentRef } from "../../vector-store/vector-store.js";
 import {
@@ -25,10 +26,9 @@ import {
   ServerStatus,
 } from "../../wire/responses.js";
 import { type ClientChunk, newChunk } from "../admission.js";
-import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.js";
+import { type App, type AppDeps, overflowFor, queryModel, rosterOf, servedModel } from "../app-deps.js";
 import { collectionBody } from "../collection-bodies.js";
 import { jobBody } from "../job-bodies.js";
-import { servedModelName } from "../model-names.js";
 import { nextVersion } from "../next-version.js";
 import { queueStorage } from "../queue-storage.js";
 import { accepts, answers } from "../route-responses.js";
@@ -60,12 +60,15 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       },
     },
     async (request, reply) => {
-      const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
+      const { chunks, overflow, overlap_tokens: overlapTokens, model } = request.body;
       const admitted = await deps.admission.admit(
         request.params.collection,
         chunks.map(nativeChunk),
         overflowFor(deps, overflow, overlapTokens),
-        { idempotencyKey: request.headers["idempotency-key"] },
+        {
+          idempotencyKey: request.headers["idempotency-key"],
+          ...(model !== undefined ? { model: servedModel(deps, model) } : {}),
+        },
       );
       deps.onEnqueued();
       if (admitted.duplicate) reply.header("idempotent-replayed", "true");
@@ -168,12 +171,12 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
       },
     },
     async (request) => {
-      requireModel(deps);
       const { query, top_k: topK = 10, filter, include_parent_text: withParents = false } = request.body;
-      const embedded = await deps.embedder.embed([query], "query");
+      const { collection } = request.params;
+      const { embedder } = await queryModel(deps, collection);
+      const embedded = await embedder.embed([query], "query");
       const vector = embedded.vectors[0];
       if (!vector) throw new AppError("internal_error", "The embedder returned no vector for the query");
-      const { collection } = request.params;
       const { hits, pending } = await searchOrPending(deps, collection, vector, topK, filter);
       const parents = withParents ? parentRefs(hits) : new Map<string, ParentRef>();
       const texts =
@@ -214,7 +217,14 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
           details: { collection },
         });
       }
-      const body = collectionBody(description, await deps.store.count(collection), deps.model());
+      const bound = description.binding
+        ? rosterOf(deps).byFingerprint(description.binding.fingerprint)
+        : undefined;
+      const body = collectionBody(
+        description,
+        await deps.store.count(collection),
+        bound?.info ?? deps.model(),
+      );
       if (deps.store.resolveAlias === undefined) return body;
       const next = await nextVersion(deps.store, collection);
       return {
@@ -260,7 +270,7 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
     },
     async (request, reply) => {
       const { collection, document_id: documentId } = request.params;
-      const { chunks, overflow, overlap_tokens: overlapTokens } = request.body;
+      const { chunks, overflow, overlap_tokens: overlapTokens, model } = request.body;
       if (chunks.length === 0) {
         throw new AppError(
           "empty_batch",
@@ -280,7 +290,11 @@ export function registerV1Routes(app: App, deps: AppDeps): void {
         collection,
         chunks.map((c) => nativeChunk({ ...c, document_id: documentId })),
         overflowFor(deps, overflow, overlapTokens),
-        { idempotencyKey: request.headers["idempotency-key"], replaceDocuments: [documentId] },
+        {
+          idempotencyKey: request.headers["idempotency-key"],
+          replaceDocuments: [documentId],
+          ...(model !== undefined ? { model: servedModel(deps, model) } : {}),
+        },
       );
       deps.onEnqueued();
       if (admitted.duplicate) reply.header("idempotent-replayed", "true");

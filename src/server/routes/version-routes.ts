@@ -1,14 +1,16 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { logicalName, versionName, versionOf } from "../../domain/collection-versions.js";
 import { AppError } from "../../domain/errors.js";
 import { idempotentJobId } from "../../domain/ids.js";
 import type { JobCounts } from "../../domain/job-counts.js";
 import { bindingFor, modelFingerprint, modelMismatch } from "../../domain/model-binding.js";
+import { servedModelName } from "../../domain/model-names.js";
 import type { VectorStore } from "../../vector-store/vector-store.js";
-import { CollectionParams, ReembedBody } from "../../wire/requests.js";
-import { ReembedAccepted, VersionSwap } from "../../wire/responses.js";
+import { CollectionParams, CutoverBody, ReembedBody } from "../../wire/requests.js";
+import { CutoverDone, ReembedAccepted, VersionSwap } from "../../wire/responses.js";
 import { type ClientChunk, newChunk } from "../admission.js";
-import { type App, type AppDeps, overflowFor, requireModel } from "../app-deps.js";
-import { acceptedModelNames, servedModelName, servesModel } from "../model-names.js";
+import { type App, type AppDeps, overflowFor, servedModel } from "../app-deps.js";
+import { checkCutover } from "../cutover-check.js";
 import { accepts, answers } from "../route-responses.js";
 
 /** Stored chunks read per store call while a re-embed is planned: bounded work per step. */
@@ -26,7 +28,7 @@ function versioned(store: VectorStore): VersionedStore {
 }
 
 /** Clients name collections; `docs__v2` is a version of `docs`, reached only through `docs`. */
-function logicalCollection(collection: string): string {
+export function logicalCollection(collection: string): string {
   if (logicalName(collection) !== collection) {
     throw new AppError(
       "invalid_request",
@@ -40,6 +42,30 @@ function logicalCollection(collection: string): string {
 /** The re-embed job of a version: one per version, so a repeated POST finds it (and a crash loses nothing). */
 export function reembedJobId(version: string): string {
   return idempotentJobId(version, "reembed");
+}
+
+/** How long a re-embed waits for the collection's queued chunks to be stored before it answers 409. */
+const DRAIN_WAIT_MS = 30_000;
+
+/** Resolves once `version` has no chunk queued; `409 collection_busy` if that takes longer than DRAIN_WAIT_MS. */
+async function drained(deps: AppDeps, version: string, collection: string): Promise<void> {
+  const deadline = Date.now() + DRAIN_WAIT_MS;
+  for (;;) {
+    // Chunks are queued under the name; a re-embed's copies under the version (after a cutover).
+    const pending =
+      (await deps.queue.pendingInCollection(collection)) +
+      (version === collection ? 0 : await deps.queue.pendingInCollection(version));
+    if (pending === 0) return;
+    if (Date.now() >= deadline) {
+      throw new AppError(
+        "collection_busy",
+        `Collection "${collection}" has ${pending} chunk(s) still queued; a re-embed copies stored text, so it starts once they are stored`,
+        { retryAfterSeconds: 10, details: { collection, pending } },
+      );
+    }
+    deps.onEnqueued();
+    await sleep(250);
+  }
 }
 
 function pendingChunks(counts: JobCounts): number {
@@ -69,21 +95,7 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
     },
     async (request, reply) => {
       const collection = logicalCollection(request.params.collection);
-      const model = requireModel(deps);
-      const requested = request.body.model;
-      if (requested !== undefined && !servesModel(model, requested)) {
-        throw new AppError(
-          "model_not_found",
-          `The model '${requested}' is not served here; this server serves '${servedModelName(model)}'`,
-          {
-            details: {
-              param: "model",
-              available: [servedModelName(model)],
-              aliases: acceptedModelNames(model),
-            },
-          },
-        );
-      }
+      const { info: model } = servedModel(deps, request.body.model);
       const store = versioned(deps.store);
       const description = await store.describeCollection(collection);
       if (description === null) {
@@ -95,7 +107,7 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
       if (description.binding?.fingerprint === fingerprint) {
         throw new AppError(
           "reembed_not_needed",
-          `Collection "${collection}" is already bound to the server's model`,
+          `Collection "${collection}" is already bound to the model '${servedModelName(model)}'`,
           { details: { collection, fingerprint } },
         );
       }
@@ -112,34 +124,44 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
       const known = await deps.queue.getJob(jobId);
       if (known !== null) {
         // A crash may have come between the enqueue and the collection's creation.
-        await store.ensureCollection(spec);
+        await deps.admission.rerouting(collection, () => store.ensureCollection(spec));
         return reply.status(202).send(accepted(jobId, known.counts.total, collection, from, to, 0, true));
       }
-      const { chunks, skipped } = await readStored(store, from);
-      if (chunks.length === 0) {
-        throw new AppError("invalid_request", `Collection "${collection}" holds no chunk to re-embed`, {
-          details: { collection, skipped },
+      // The copies are read from the store: chunks of the collection still queued must be stored
+      // first, or the new version would get their older text.
+      await drained(deps, from, collection);
+      const result = await deps.admission.rerouting(collection, async () => {
+        // Under the gate, this process admits nothing into the collection until the new version
+        // exists: every chunk accepted later is queued after the copies (a newer version of it).
+        await drained(deps, from, collection);
+        const { chunks, skipped } = await readStored(store, from);
+        if (chunks.length === 0) {
+          throw new AppError("invalid_request", `Collection "${collection}" holds no chunk to re-embed`, {
+            details: { collection, skipped },
+          });
+        }
+        const overflow = overflowFor(deps);
+        const chunkOverflow = {
+          policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
+          overlapTokens: overflow.overlapTokens,
+        };
+        const enqueued = await deps.queue.enqueue({
+          jobId,
+          collection: to,
+          chunks: chunks.map((chunk) => ({ ...chunk, overflow: chunkOverflow })),
+          maxQueueSize: Number.MAX_SAFE_INTEGER,
+          background: true,
         });
-      }
-      const overflow = overflowFor(deps);
-      const chunkOverflow = {
-        policy: overflow.policy === "reject" ? ("truncate" as const) : overflow.policy,
-        overlapTokens: overflow.overlapTokens,
-      };
-      // Queued before the new version exists: admission routes live chunks to it only once it does,
-      // so each live chunk gets a newer version than the re-embed's copy and supersedes its old text.
-      const result = await deps.queue.enqueue({
-        jobId,
-        collection: to,
-        chunks: chunks.map((chunk) => ({ ...chunk, overflow: chunkOverflow })),
-        maxQueueSize: Number.MAX_SAFE_INTEGER,
+        if (!enqueued.accepted) throw new AppError("queue_full", "The queue refused the re-embed");
+        // Created after its copies are queued: from now on admission routes (or copies) chunks
+        // into it, each a newer version than the re-embed's copy of its stored text.
+        await store.ensureCollection(spec);
+        return { ...enqueued, skipped };
       });
-      if (!result.accepted) throw new AppError("queue_full", "The queue refused the re-embed");
-      await store.ensureCollection(spec);
       deps.onEnqueued();
       return reply
         .status(202)
-        .send(accepted(result.jobId, result.count, collection, from, to, skipped, result.duplicate));
+        .send(accepted(result.jobId, result.count, collection, from, to, result.skipped, result.duplicate));
     },
   );
 
@@ -147,10 +169,16 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
     "/v1/collections/:collection/cutover",
     {
       schema: {
-        summary: "Point the collection's name at its next version, once its re-embed has no chunk pending",
+        summary:
+          "Point the collection's name at its next version, once its re-embed has no chunk pending (and, with `check`, only if both versions answer sample queries alike)",
         tags: ["collections"],
         params: CollectionParams,
-        response: answers(VersionSwap),
+        body: CutoverBody,
+        response: answers(CutoverDone),
+      },
+      // The body is optional (`curl -X POST .../cutover`): none is `{}`, no check.
+      preValidation: async (request) => {
+        request.body ??= {};
       },
     },
     async (request) => {
@@ -176,7 +204,10 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
           { retryAfterSeconds: 5, details: { collection, job_id: job?.id, pending, counts: job?.counts } },
         );
       }
-      return swap(deps, store, collection, from, to);
+      const { check } = request.body;
+      if (check === undefined) return swap(deps, store, collection, from, to);
+      const report = await checkCutover(deps, deps.store, { collection, from, to }, check);
+      return { ...(await swap(deps, store, collection, from, to)), check: report };
     },
   );
 
@@ -203,7 +234,18 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
           },
         );
       }
-      return swap(deps, store, collection, from, versionName(collection, versionOf(from) - 1));
+      const previous = versionName(collection, versionOf(from) - 1);
+      try {
+        return await swap(deps, store, collection, from, previous);
+      } catch (error) {
+        // The store checks the target in the same step as the swap: it was deleted (DELETE .../versions/N).
+        if (!(error instanceof AppError) || error.code !== "collection_not_found") throw error;
+        throw new AppError(
+          "no_version",
+          `Collection "${collection}" has no version "${previous}" to roll back to: it was deleted`,
+          { details: { collection, active_version: from, previous_version: previous } },
+        );
+      }
     },
   );
 }

@@ -1,4 +1,4 @@
-import { logicalName } from "../../domain/collection-versions.js";
+import { logicalName, versionName, versionOf } from "../../domain/collection-versions.js";
 import { AppError } from "../../domain/errors.js";
 import { type ModelBinding, parseBinding } from "../../domain/model-binding.js";
 import { WINDOW_TEXT_FIELD } from "../../domain/payload-fields.js";
@@ -25,6 +25,7 @@ import {
   MAX_LISTED_CHUNK_IDS,
   type ParentRef,
   type StoredChunk,
+  type StoredVersion,
   type VectorStore,
 } from "../vector-store.js";
 import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
@@ -158,6 +159,7 @@ export class SqliteVecStore implements VectorStore {
   private readonly db: SqliteDatabase;
   private readonly stmts: ReturnType<typeof prepareStatements>;
   private readonly writeTx: (collection: string, writes: ChunkWrite[]) => ChunkWriteResult[];
+  private readonly deleteTx: (physical: string) => number;
 
   constructor(db: SqliteDatabase) {
     this.db = db;
@@ -180,6 +182,28 @@ export class SqliteVecStore implements VectorStore {
       );
       const now = new Date().toISOString();
       return writes.map((write) => this.writeOne(collection, fingerprintId(name, write), write, now));
+    });
+    // The check that no name reaches the collection and the delete in one transaction: a cutover or
+    // rollback to it (an alias upsert) cannot come in between.
+    this.deleteTx = db.transaction((physical: string) => {
+      if (this.stmts.getCollection.get(physical) === undefined) {
+        throw new AppError("collection_not_found", `Collection "${physical}" does not exist`, {
+          details: { collection: physical },
+        });
+      }
+      const logical = logicalName(physical);
+      const reachedBy =
+        this.resolve(logical) === physical ? logical : this.stmts.aliasTo.get(physical)?.alias;
+      if (reachedBy !== undefined) {
+        throw new AppError(
+          "version_active",
+          `Collection "${physical}" is what the name "${reachedBy}" reaches; point the name elsewhere first`,
+          { details: { collection: physical, reached_by: reachedBy } },
+        );
+      }
+      const deleted = this.stmts.deleteCollectionPoints.run(physical).changes;
+      this.stmts.deleteCollection.run(physical);
+      return deleted;
     });
   }
 
@@ -474,6 +498,36 @@ export class SqliteVecStore implements VectorStore {
     return { chunks, nextCursor: rows.length === limit && last ? last.group_id : null };
   }
 
+  /**
+   * One range read of the catalog's primary key (`docs`, then `docs__v…`), names checked exactly
+   * (`docs__v01` or `docs__v2x` are collections of their own), then one count per version.
+   */
+  async listVersions(logical: string): Promise<StoredVersion[]> {
+    const rows = this.stmts.versionRows.all(logical, `${logical}__v`, `${logical}__w`);
+    return rows
+      .filter(
+        (row) => logicalName(row.name) === logical && versionName(logical, versionOf(row.name)) === row.name,
+      )
+      .sort((a, b) => versionOf(a.name) - versionOf(b.name))
+      .map((row) => ({
+        name: row.name,
+        dimension: row.dimension,
+        distance: row.distance as StoredVersion["distance"],
+        binding: parseStoredBinding(row.binding),
+        points: this.stmts.count.get(row.name)?.n ?? 0,
+      }));
+  }
+
+  /**
+   * One transaction: the points (by the primary key's collection prefix) and the catalog row. Work
+   * grows with the version's points, and the file is locked meanwhile: fine for the sizes an
+   * embedded store holds, and all-or-nothing (a half-deleted version could be found again by a
+   * later re-embed into the same name).
+   */
+  async deleteCollection(physical: string): Promise<number> {
+    return this.deleteTx(physical);
+  }
+
   /** The collection a name reaches: an alias's target, else the name itself (one indexed read). */
   private resolve(name: string): string {
     return this.stmts.alias.get(name)?.collection ?? name;
@@ -521,6 +575,16 @@ function prepareStatements(db: SqliteDatabase) {
       "INSERT INTO vs_collections (name, dimension, distance, created_at, binding) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
     ),
     alias: db.prepare<[string], { collection: string }>("SELECT collection FROM vs_aliases WHERE alias = ?"),
+    // No index on the target: the alias table holds one row per versioned collection.
+    aliasTo: db.prepare<[string], { alias: string }>(
+      "SELECT alias FROM vs_aliases WHERE collection = ? ORDER BY alias LIMIT 1",
+    ),
+    versionRows: db.prepare<[string, string, string], CollectionRow>(
+      `SELECT name, dimension, distance, binding FROM vs_collections
+       WHERE name = ? OR (name >= ? AND name < ?)`,
+    ),
+    deleteCollectionPoints: db.prepare<[string]>("DELETE FROM vs_points WHERE collection = ?"),
+    deleteCollection: db.prepare<[string]>("DELETE FROM vs_collections WHERE name = ?"),
     setAlias: db.prepare<[string, string, string]>(
       `INSERT INTO vs_aliases (alias, collection, updated_at) VALUES (?, ?, ?)
        ON CONFLICT(alias) DO UPDATE SET collection = excluded.collection, updated_at = excluded.updated_at`,

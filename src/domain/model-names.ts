@@ -1,5 +1,5 @@
 import { basename, isAbsolute } from "node:path";
-import type { ModelInfo } from "../domain/types.js";
+import type { ModelInfo } from "./types.js";
 
 /**
  * The model's name towards OpenAI clients: SERVED_MODEL_NAME, else the hub id it was loaded by,

@@ -1,0 +1,58 @@
+import { AppError } from "../domain/errors.js";
+import { describeBinding, type ModelBinding, modelFingerprint } from "../domain/model-binding.js";
+import type { Embedder } from "../embedder/embedder.js";
+import type { AppDeps } from "./app-deps.js";
+
+/**
+ * The embedder serving the model whose binding fingerprint is `fingerprint`: the one the server's
+ * served models (EMBEDDING_MODELS) or the models hook give, else the server's own embedder when the
+ * fingerprint is its model's; null when no served model has it (or while the own model loads).
+ */
+export function servedEmbedder(
+  deps: Pick<AppDeps, "embedder" | "embedderFor" | "model" | "models">,
+  fingerprint: string,
+): Embedder | null {
+  const hooked = deps.models?.byFingerprint(fingerprint)?.embedder ?? deps.embedderFor?.(fingerprint) ?? null;
+  if (hooked !== null) return hooked;
+  const model = deps.model();
+  return model !== null && modelFingerprint(model) === fingerprint ? deps.embedder : null;
+}
+
+/**
+ * The embedder of the model a version of a collection is bound to, to embed queries the way its
+ * points were: `model_not_served` when this server does not serve that model (or the version records
+ * none), `model_not_ready` while the server's own model loads (it may be that one).
+ */
+export function embedderOfVersion(
+  deps: Pick<AppDeps, "embedder" | "embedderFor" | "model" | "models">,
+  collection: string,
+  version: string,
+  binding: ModelBinding | null,
+): Embedder {
+  if (binding === null) {
+    throw new AppError(
+      "model_not_served",
+      `Version "${version}" of "${collection}" records no model binding: the model its vectors come from is unknown, so no query can be embedded for it`,
+      { details: { collection, version, model: null, fingerprint: null } },
+    );
+  }
+  const embedder = servedEmbedder(deps, binding.fingerprint);
+  if (embedder !== null) return embedder;
+  if (deps.model() === null) {
+    throw new AppError("model_not_ready", "The model is still loading", { retryAfterSeconds: 2 });
+  }
+  throw new AppError(
+    "model_not_served",
+    `Version "${version}" of "${collection}" is bound to ${describeBinding(binding)}, which this server does not serve: ` +
+      "queries are embedded with each version's own model, so both versions' models must be served (several models in one server)",
+    {
+      details: {
+        collection,
+        version,
+        model: binding.model,
+        weights_sha256: binding.weightsSha256,
+        fingerprint: binding.fingerprint,
+      },
+    },
+  );
+}
