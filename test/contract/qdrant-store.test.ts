@@ -65,6 +65,10 @@ describe("QdrantStore against the OpenAPI-validating contract server", () => {
       "query_points",
       "update_collection",
       "update_aliases",
+      "get_collections_aliases",
+      "get_collections",
+      "delete_collection",
+      "scroll_points",
     ]) {
       assert.ok(operations.has(op), `the contract suite never exercised ${op}`);
     }
@@ -648,6 +652,15 @@ describe("QdrantStore specifics", () => {
     });
     assert.ok(server.collectionNames().includes(c), "nothing changed");
     assert.equal(server.aliases.has(c), false);
+    // Version 1 is the collection c itself: listed, and never deleted while its name reaches it.
+    assert.deepEqual(
+      (await store.listVersions(c)).map((v) => [v.name, v.points]),
+      [
+        [c, 1],
+        [v2, 1],
+      ],
+    );
+    await assert.rejects(store.deleteCollection(c), hasCode("version_active"));
     const [before] = await store.search(c, Float32Array.from([1, 0]), 1);
     assert.ok(before?.chunkId === "old" && before.score > 0.99, "the name still reaches the old collection");
 
@@ -664,6 +677,14 @@ describe("QdrantStore specifics", () => {
     await store.setAlias(c, v2);
     assert.equal(await store.resolveAlias(c), v2);
     assert.equal((await store.search(c, Float32Array.from([0, 1]), 1))[0]?.chunkId, "old");
+    assert.deepEqual(
+      (await store.listVersions(c)).map((v) => [v.name, v.points]),
+      [
+        [c, 1],
+        [v2, 1],
+      ],
+      "version 1 is now the collection c__v1, still listed as c",
+    );
     await store.setAlias(c, c);
     assert.equal(server.aliases.get(c), `${c}__v1`);
     const [back] = await store.search(c, Float32Array.from([1, 0]), 1);

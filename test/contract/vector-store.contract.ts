@@ -391,11 +391,26 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
     });
 
     describe("versions of a collection (re-embedding)", () => {
+      type Versions = Required<
+        Pick<VectorStore, "resolveAlias" | "scanChunks" | "listVersions" | "deleteCollection">
+      >;
       /** The store's versions API; a store without it skips these tests. */
-      function versioned(): Required<Pick<VectorStore, "resolveAlias" | "scanChunks">> | undefined {
-        const { resolveAlias, scanChunks } = store;
-        if (resolveAlias === undefined || scanChunks === undefined) return undefined;
-        return { resolveAlias: resolveAlias.bind(store), scanChunks: scanChunks.bind(store) };
+      function versioned(): Versions | undefined {
+        const { resolveAlias, scanChunks, listVersions, deleteCollection } = store;
+        if (
+          resolveAlias === undefined ||
+          scanChunks === undefined ||
+          listVersions === undefined ||
+          deleteCollection === undefined
+        ) {
+          return undefined;
+        }
+        return {
+          resolveAlias: resolveAlias.bind(store),
+          scanChunks: scanChunks.bind(store),
+          listVersions: listVersions.bind(store),
+          deleteCollection: deleteCollection.bind(store),
+        };
       }
 
       it("a collection's name reaches its version 2 after the cutover, and itself again after the rollback; a chunk has one id in both", async (t) => {
@@ -439,6 +454,76 @@ export function vectorStoreContract(name: string, factory: () => Promise<VectorS
         await store.setAlias(c, v2);
         await assert.rejects(store.setAlias(c, versionName(c, 3)), hasCode("collection_not_found"));
         assert.equal(await api.resolveAlias(c), v2, "still version 2");
+      });
+
+      it("listVersions lists the versions by the names clients know, with their own shape, binding and points, whatever the name reaches", async (t) => {
+        const api = versioned();
+        if (api === undefined) return t.skip("this store keeps no versions");
+        const c = uniqueCollection();
+        const [v2, v3] = [versionName(c, 2), versionName(c, 3)];
+        const a = testBinding("model-a", 2);
+        const b = testBinding("model-b", 3);
+        await store.ensureCollection({ name: c, dimension: 2, distance: "Cosine", binding: a });
+        await store.ensureCollection({ name: v3, dimension: 3, distance: "Cosine", binding: b });
+        await store.ensureCollection({ name: v2, dimension: 3, distance: "Cosine", binding: b });
+        // Names that only look like versions of c, and another collection's version 2.
+        for (const name of [`${c}__v02`, `${c}__v2x`, `${c}x__v2`]) {
+          await store.ensureCollection({ name, dimension: 2, distance: "Cosine" });
+        }
+        await seed(store, c, [
+          { ...makeRecord(c, "a", [1, 0]), modelFingerprint: a.fingerprint },
+          { ...makeRecord(c, "b", [0, 1]), modelFingerprint: a.fingerprint },
+        ]);
+        await seed(store, v2, [{ ...makeRecord(v2, "a", [1, 0, 0]), modelFingerprint: b.fingerprint }]);
+        await store.setAlias(c, v2);
+        assert.deepEqual(
+          (await api.listVersions(c)).map((v) => [v.name, v.dimension, v.points, v.binding?.fingerprint]),
+          [
+            [c, 2, 2, a.fingerprint],
+            [v2, 3, 1, b.fingerprint],
+            [v3, 3, 0, b.fingerprint],
+          ],
+        );
+        assert.deepEqual(await api.listVersions(uniqueCollection()), []);
+      });
+
+      it("deleteCollection deletes a version no name reaches with its points, and refuses the one the name reaches", async (t) => {
+        const api = versioned();
+        if (api === undefined) return t.skip("this store keeps no versions");
+        const c = uniqueCollection();
+        const [v2, v3] = [versionName(c, 2), versionName(c, 3)];
+        const other = uniqueCollection();
+        for (const name of [c, v2, other]) {
+          await store.ensureCollection({ name, dimension: 2, distance: "Cosine" });
+        }
+        await seed(store, c, [makeRecord(c, "a", [1, 0]), makeRecord(c, "b", [0, 1])]);
+        await seed(store, v2, [makeRecord(v2, "a", [0, 1])]);
+        await seed(store, other, [makeRecord(other, "a", [1, 0])]);
+
+        // Before any cutover the name reaches version 1; version 2 is reached by nothing.
+        await assert.rejects(api.deleteCollection(c), hasCode("version_active"));
+        await store.setAlias(c, v2);
+        await assert.rejects(api.deleteCollection(v2), hasCode("version_active"));
+        assert.equal(await api.deleteCollection(c), 2);
+        assert.deepEqual(
+          (await api.listVersions(c)).map((v) => v.name),
+          [v2],
+        );
+        // The name still reaches version 2, untouched; so is any other collection.
+        assert.equal(await api.resolveAlias(c), v2);
+        assert.equal(await store.count(c), 1);
+        assert.equal((await store.search(c, new Float32Array([0, 1]), 1))[0]?.chunkId, "a");
+        assert.equal(await store.count(other), 1);
+        // Gone: deleting again is collection_not_found, and a rollback to it has nothing to point at.
+        await assert.rejects(api.deleteCollection(c), hasCode("collection_not_found"));
+        await assert.rejects(store.setAlias(c, c), hasCode("collection_not_found"));
+        assert.equal(await api.resolveAlias(c), v2, "the failed rollback changed nothing");
+        // Once the name reaches version 3, version 2 can go.
+        await store.ensureCollection({ name: v3, dimension: 2, distance: "Cosine" });
+        await store.setAlias(c, v3);
+        assert.equal(await api.deleteCollection(v2), 1);
+        assert.equal(await store.describeCollection(v2), null);
+        assert.equal(await api.resolveAlias(c), v3);
       });
 
       it("scanChunks pages through every chunk once, with its text, document id and payload as ingested", async (t) => {

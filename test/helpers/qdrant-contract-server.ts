@@ -373,6 +373,9 @@ function memoryQdrant(
       }
       return true;
     }
+    case "get_collections":
+      // The collections themselves: aliases are not among them.
+      return { collections: [...collections.keys()].map((n) => ({ name: n })) };
     case "get_collections_aliases":
       return { aliases: [...aliases].map(([alias, target]) => aliasDescription(alias, target)) };
     case "get_collection_aliases":

@@ -19,7 +19,7 @@ function versionAdmin(store: VectorStore): VersionAdminStore {
     store.deleteCollection === undefined
   ) {
     throw new AppError("versions_unsupported", "This vector store cannot keep versions of a collection yet", {
-      details: { supported: ["sqlite-vec"] },
+      details: { supported: ["sqlite-vec", "qdrant"] },
     });
   }
   return store as VersionAdminStore;

@@ -1,5 +1,6 @@
 import { QdrantClient, type Schemas } from "@qdrant/js-client-rest";
 import type { Logger } from "pino";
+import { logicalName, versionName, versionOf } from "../../domain/collection-versions.js";
 import { AppError } from "../../domain/errors.js";
 import { pointId, windowPointId } from "../../domain/ids.js";
 import type { ModelBinding } from "../../domain/model-binding.js";
@@ -19,6 +20,7 @@ import {
   MAX_LISTED_CHUNK_IDS,
   type ParentRef,
   type StoredChunk,
+  type StoredVersion,
   type VectorStore,
 } from "../vector-store.js";
 import { parentTextsByGroup, type StoredWindow } from "../window-text.js";
@@ -374,6 +376,94 @@ export class QdrantStore implements VectorStore {
       chunks: [...heads.map((head) => chunkFromPoint(head, texts.get(head.chunkId))), ...foreign],
       nextCursor: typeof next === "string" || typeof next === "number" ? cursorOf(next) : null,
     };
+  }
+
+  /**
+   * The versions of `logical` among Qdrant's collections (GET /collections), each read under its own
+   * physical name and counted: version 1 is the collection `logical` itself (made before versions)
+   * or else `logical__v1`, and is listed as `logical`, the name clients know it by.
+   */
+  async listVersions(logical: string): Promise<StoredVersion[]> {
+    const { collections } = await this.call("list versions", logical, () => this.client.getCollections());
+    const names = new Set(collections.map((c) => c.name));
+    const found: Array<{ name: string; physical: string }> = [];
+    if (names.has(logical)) found.push({ name: logical, physical: logical });
+    else if (names.has(firstVersionCollection(logical))) {
+      found.push({ name: logical, physical: firstVersionCollection(logical) });
+    }
+    for (const name of names) {
+      if (
+        isLaterVersion(name) &&
+        logicalName(name) === logical &&
+        versionName(logical, versionOf(name)) === name
+      ) {
+        found.push({ name, physical: name });
+      }
+    }
+    found.sort((a, b) => versionOf(a.name) - versionOf(b.name));
+    const versions: StoredVersion[] = [];
+    for (const { name, physical } of found) {
+      const info = await this.readCollection(physical, "list versions");
+      if (info === undefined) continue; // deleted meanwhile
+      const { count } = await this.call("list versions", physical, () =>
+        this.client.count(physical, { exact: true }),
+      );
+      versions.push({ name, ...shapeOf(physical, info), binding: bindingOf(info), points: count });
+    }
+    return versions;
+  }
+
+  /**
+   * Deletes version `name` (`docs` for version 1: the collection `docs__v1`, or `docs` itself when made
+   * before versions) with DELETE /collections, once GET /aliases shows that no alias points at it
+   * (Qdrant would delete such an alias with the collection) and that it is not a collection reached
+   * by its own name. Qdrant has no conditional delete: a cutover to this version in the instant
+   * between the read and the delete would leave the name reaching nothing (the route refuses that
+   * case first, so only a concurrent request can hit it). Returns the points it held (counted first:
+   * Qdrant's delete does not say).
+   */
+  async deleteCollection(name: string): Promise<number> {
+    const aliases = await this.aliasTargets("delete version");
+    const physical = await this.versionCollection(name, aliases);
+    const info = await this.readCollection(physical, "delete version");
+    if (info === undefined) {
+      throw new AppError("collection_not_found", `Collection "${name}" does not exist`, {
+        details: { collection: name, ...(physical === name ? {} : { physical }) },
+      });
+    }
+    const reachedBy =
+      physical === name && !isLaterVersion(name)
+        ? name
+        : [...aliases].find(([, target]) => target === physical)?.[0];
+    if (reachedBy !== undefined) {
+      throw new AppError(
+        "version_active",
+        `Collection "${name}" is what the name "${reachedBy}" reaches; point the name elsewhere first`,
+        { details: { collection: name, reached_by: reachedBy } },
+      );
+    }
+    const { count } = await this.call("delete version", physical, () =>
+      this.client.count(physical, { exact: true }),
+    );
+    await this.call("delete version", physical, () => this.client.deleteCollection(physical));
+    this.logger?.info({ collection: name, physical, points: count }, "deleted Qdrant collection (a version)");
+    for (const key of [name, physical]) {
+      this.shapes.delete(key);
+      this.bindings.delete(key);
+    }
+    return count;
+  }
+
+  /**
+   * The collection holding version `name`: `docs__vN` itself; for version 1 (`docs`), `docs__v1` when
+   * `docs` is an alias or nothing, `docs` itself when it is a collection (made before versions).
+   */
+  private async versionCollection(name: string, aliases: Map<string, string>): Promise<string> {
+    if (isLaterVersion(name)) return name;
+    if (aliases.has(name)) return firstVersionCollection(name);
+    return (await this.readCollection(name, "delete version")) === undefined
+      ? firstVersionCollection(name)
+      : name;
   }
 
   /** Every alias and the collection it points at (GET /aliases). */
