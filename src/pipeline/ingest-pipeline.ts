@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { logicalName } from "../domain/collection-versions.js";
 import { AppError, ProcessingError } from "../domain/errors.js";
 import { pointId } from "../domain/ids.js";
 import { bindingFor, type ModelBinding } from "../domain/model-binding.js";
@@ -75,6 +76,8 @@ interface EmbeddingModel {
 
 /** How long the model chosen for a collection is remembered: a cutover points its name elsewhere. */
 const COLLECTION_MODEL_TTL_MS = 1_000;
+/** How long chunks for a version that does not exist yet wait before they are tried again. */
+const VERSION_WAIT_MS = 5_000;
 /** Collections whose model is remembered at once; beyond it the oldest is read again when used. */
 const MAX_REMEMBERED_COLLECTIONS = 10_000;
 
@@ -428,6 +431,17 @@ export class IngestPipeline {
       let info: ModelInfo;
       try {
         const model = await this.modelFor(collection);
+        if (model === null) {
+          // A version only its re-embed creates (bound to the model it names): chunks queued for
+          // it before it exists (a crash between the two steps) wait for it instead of creating it
+          // bound to the default model, which would refuse every copy.
+          const waiting = new ProcessingError(
+            `version "${collection}" does not exist yet: its re-embed creates it (POST .../reembed again after a crash)`,
+            { retryable: true, expected: true, retryAfterMs: VERSION_WAIT_MS },
+          );
+          for (const chunk of list) refused.push({ chunk, error: waiting });
+          continue;
+        }
         models.set(collection, model);
         info = model.info;
         await this.ensureCollection(collection, info.dimension, bindingFor(info));
@@ -457,13 +471,16 @@ export class IngestPipeline {
    * default (a new collection is created bound to it; one bound to a model not served refuses the
    * chunks in ensureCollection). Read again after a second: a cutover points the name elsewhere.
    */
-  private async modelFor(collection: string): Promise<EmbeddingModel> {
+  private async modelFor(collection: string): Promise<EmbeddingModel | null> {
     const known = this.collectionModels.get(collection);
     if (known !== undefined && Date.now() - known.at < COLLECTION_MODEL_TTL_MS) return known.model;
     let served: ServedModel = this.deps.models?.default ?? { embedder: this.deps.embedder, info: null };
-    if (this.deps.models !== undefined) {
-      const binding = (await this.deps.store.describeCollection(collection))?.binding;
-      served = (binding ? this.deps.models.byFingerprint(binding.fingerprint) : undefined) ?? served;
+    const isVersion = logicalName(collection) !== collection;
+    if (this.deps.models !== undefined || isVersion) {
+      const description = await this.deps.store.describeCollection(collection);
+      if (description === null && isVersion) return null;
+      const binding = description?.binding;
+      served = (binding ? this.deps.models?.byFingerprint(binding.fingerprint) : undefined) ?? served;
     }
     const model = {
       info: served.info ?? served.embedder.info(),

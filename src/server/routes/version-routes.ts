@@ -123,8 +123,10 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
       const jobId = reembedJobId(to);
       const known = await deps.queue.getJob(jobId);
       if (known !== null) {
-        // A crash may have come between the enqueue and the collection's creation.
+        // A crash may have come between the enqueue and the collection's creation: create it, and
+        // give the copies that waited for it past their attempts (dead letters) another turn.
         await deps.admission.rerouting(collection, () => store.ensureCollection(spec));
+        if (known.counts.dead > 0 && (await deps.queue.replayDeadLetters({ jobId })) > 0) deps.onEnqueued();
         return reply.status(202).send(accepted(jobId, known.counts.total, collection, from, to, 0, true));
       }
       // The copies are read from the store: chunks of the collection still queued must be stored
