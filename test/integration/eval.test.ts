@@ -1,50 +1,15 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { readFileSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { AutoTokenizer, env } from "@huggingface/transformers";
 import { REPO_ROOT, tempDir, testModelDir } from "../helpers/paths.js";
+import { writeScifactSlice } from "../helpers/scifact-slice.js";
 
-const SCIFACT = resolve(REPO_ROOT, "../shared/datasets/scifact");
 const FIRST_DOCS = 300;
 const QUERIES = 20;
-
-/**
- * A small BEIR dir cut from SciFact: the first 300 documents plus every document relevant to the
- * first 20 test queries, and those 20 queries. Returns the number of documents written.
- */
-function writeSlice(dir: string): { docs: number; queries: string[] } {
-  const qrelLines = readFileSync(join(SCIFACT, "qrels/test.tsv"), "utf8").split("\n").filter(Boolean);
-  const [header, ...rows] = qrelLines;
-  const queries: string[] = [];
-  const keptRows: string[] = [];
-  const relevant = new Set<string>();
-  for (const row of rows) {
-    const [queryId, docId] = row.split("\t");
-    if (queryId === undefined || docId === undefined) continue;
-    if (!queries.includes(queryId)) {
-      if (queries.length === QUERIES) continue;
-      queries.push(queryId);
-    }
-    keptRows.push(row);
-    relevant.add(docId);
-  }
-  const corpus = readFileSync(join(SCIFACT, "corpus.jsonl"), "utf8").split("\n").filter(Boolean);
-  const slice = corpus.filter(
-    (line, index) => index < FIRST_DOCS || relevant.has((JSON.parse(line) as { _id: string })._id),
-  );
-  const wanted = new Set(queries);
-  const queryLines = readFileSync(join(SCIFACT, "queries.jsonl"), "utf8")
-    .split("\n")
-    .filter((line) => line && wanted.has((JSON.parse(line) as { _id: string })._id));
-  mkdirSync(join(dir, "qrels"), { recursive: true });
-  writeFileSync(join(dir, "corpus.jsonl"), `${slice.join("\n")}\n`);
-  writeFileSync(join(dir, "queries.jsonl"), `${queryLines.join("\n")}\n`);
-  writeFileSync(join(dir, "qrels/test.tsv"), `${[header, ...keptRows].join("\n")}\n`);
-  return { docs: slice.length, queries };
-}
 
 describe("npm run eval on a SciFact slice (random-weight model: plumbing, not score)", () => {
   let dir: string;
@@ -56,7 +21,7 @@ describe("npm run eval on a SciFact slice (random-weight model: plumbing, not sc
 
   before(async () => {
     dir = tempDir("eval");
-    slice = writeSlice(join(dir, "scifact-slice"));
+    slice = writeScifactSlice(join(dir, "scifact-slice"), { firstDocs: FIRST_DOCS, queries: QUERIES });
     const child = spawn(
       process.execPath,
       [
