@@ -70,10 +70,34 @@ export interface EvalParts {
   now: number;
 }
 
+/** Search latency percentiles of a scored run, in ms, rounded as printed. */
+export function latencySummary(score: CollectionScore): {
+  query_p50_ms: number;
+  query_p95_ms: number;
+  query_max_ms: number;
+} {
+  const values = [...score.latencies.values()];
+  return {
+    query_p50_ms: round(percentile(values, 50), 1),
+    query_p95_ms: round(percentile(values, 95), 1),
+    query_max_ms: round(Math.max(0, ...values), 1),
+  };
+}
+
+/** Every query's scores and latency, rounded as printed. */
+export function perQueryRows(score: CollectionScore): PerQueryResult[] {
+  return score.metrics.perQuery.map((q) => ({
+    query_id: q.queryId,
+    hits: q.retrieved,
+    latency_ms: round(score.latencies.get(q.queryId) ?? 0, 1),
+    ndcg_at_10: round(q.ndcg, 5),
+    recall_at_100: round(q.recall, 5),
+  }));
+}
+
 /** The report of one evaluation, rounded as printed. */
 export function toEvalResult(parts: EvalParts): EvalResult {
-  const { metrics, latencies } = parts.score;
-  const latencyValues = [...latencies.values()];
+  const { metrics } = parts.score;
   return {
     dataset: basename(parts.datasetDir),
     dataset_dir: parts.datasetDir,
@@ -94,17 +118,9 @@ export function toEvalResult(parts: EvalParts): EvalResult {
     recall_at_100: round(metrics.recallAtK, 5),
     ingest_seconds: round(parts.buildSeconds, 2),
     ingest_docs_per_second: round(parts.docs / parts.buildSeconds, 1),
-    query_p50_ms: round(percentile(latencyValues, 50), 1),
-    query_p95_ms: round(percentile(latencyValues, 95), 1),
-    query_max_ms: round(Math.max(0, ...latencyValues), 1),
+    ...latencySummary(parts.score),
     eval_seconds: round((parts.now - parts.started) / 1000, 2),
-    per_query: metrics.perQuery.map((q) => ({
-      query_id: q.queryId,
-      hits: q.retrieved,
-      latency_ms: round(latencies.get(q.queryId) ?? 0, 1),
-      ndcg_at_10: round(q.ndcg, 5),
-      recall_at_100: round(q.recall, 5),
-    })),
+    per_query: perQueryRows(parts.score),
   };
 }
 

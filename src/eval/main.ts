@@ -2,11 +2,13 @@
 import { existsSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { formatVersionCompare, runVersionCompare } from "./compare-versions.js";
 import { formatCompare, runCompare } from "./run-compare.js";
 import { formatTable, runEval } from "./run-eval.js";
 
 const USAGE = `Usage: npm run eval -- --dataset DIR [options]
        npm run eval -- --dataset DIR --model A --compare-model B [--cutover-if-better [--min-delta X]]
+       npm run eval -- --dataset DIR --url URL --collection C [--versions N,M] [--cutover-if-better ...]
 
 Runs a BEIR retrieval benchmark through a fresh server: ingests the corpus over HTTP, searches every
 test query over HTTP, reports nDCG@10 and Recall@100 as MTEB/pytrec_eval compute them.
@@ -16,12 +18,20 @@ scored, the server is restarted on the same data dir with model B, POST reembed 
 the stored text, the same queries are scored against it, and both scores and every query's
 difference are reported.
 
+With --url, compares two existing versions of a collection on a running server (the corpus already
+in it, chunk ids = corpus ids; both versions' models served, EMBEDDING_MODELS): its active version
+(A) and its next one (B), or the versions given; only the queries are searched.
+
   --dataset DIR          BEIR layout: corpus.jsonl, queries.jsonl, qrels/test.tsv (required)
   --model DIR_OR_ID      model directory or Hugging Face id (default: the server's default)
   --compare-model M      model B: re-embed the collection with it and compare the two versions
   --cutover-if-better    then POST cutover when nDCG@10(B) - nDCG@10(A) >= --min-delta
   --min-delta X          the bar for --cutover-if-better (default 0)
   --top N                largest per-query gains and losses printed (default 10)
+  --url URL              compare versions on this running server instead (no server is started)
+  --collection C         with --url: the collection whose versions are compared
+  --versions N,M         with --url: these version numbers (default: the active one and the next)
+  --api-key KEY          with --url: sent as Authorization: Bearer (env RAG_EMBED_API_KEY)
   --json FILE            write the results as JSON
   --data-dir DIR         the server's DATA_DIR, new or empty, kept afterwards (default: a temporary
                          one, deleted)
@@ -47,6 +57,22 @@ function finiteNumber(name: string, value: string | undefined): number | undefin
   return parsed;
 }
 
+/** `--versions 1,2`: two version numbers. */
+function versionPair(value: string | undefined): [number, number] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(",").map((part) => Number(part.trim()));
+  const [a, b] = parts;
+  if (
+    parts.length !== 2 ||
+    a === undefined ||
+    b === undefined ||
+    ![a, b].every((n) => Number.isInteger(n) && n >= 1)
+  ) {
+    throw new Error("--versions takes two version numbers, e.g. 1,2");
+  }
+  return [a, b];
+}
+
 async function main(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -57,6 +83,10 @@ async function main(argv: string[]): Promise<void> {
       "cutover-if-better": { type: "boolean" },
       "min-delta": { type: "string" },
       top: { type: "string" },
+      url: { type: "string" },
+      collection: { type: "string" },
+      versions: { type: "string" },
+      "api-key": { type: "string" },
       json: { type: "string" },
       "data-dir": { type: "string" },
       "limit-docs": { type: "string" },
@@ -75,9 +105,20 @@ async function main(argv: string[]): Promise<void> {
   }
   if (!values.dataset) throw new Error(`--dataset is required\n\n${USAGE}`);
   const compareModel = values["compare-model"];
-  if (compareModel === undefined) {
-    for (const flag of ["cutover-if-better", "min-delta", "top"] as const) {
-      if (values[flag] !== undefined) throw new Error(`--${flag} needs --compare-model`);
+  if (values.url !== undefined) {
+    // The versions exist already: nothing is ingested, no server started.
+    for (const flag of ["compare-model", "model", "data-dir", "limit-docs", "port", "batch-size"] as const) {
+      if (values[flag] !== undefined) throw new Error(`--${flag} starts a server: not with --url`);
+    }
+    if (!values.collection) throw new Error("--url needs --collection");
+  } else {
+    for (const flag of ["collection", "versions", "api-key"] as const) {
+      if (values[flag] !== undefined) throw new Error(`--${flag} needs --url`);
+    }
+    if (compareModel === undefined) {
+      for (const flag of ["cutover-if-better", "min-delta", "top"] as const) {
+        if (values[flag] !== undefined) throw new Error(`--${flag} needs --compare-model or --url`);
+      }
     }
   }
   if (values["min-delta"] !== undefined && !values["cutover-if-better"]) {
@@ -100,7 +141,23 @@ async function main(argv: string[]): Promise<void> {
     batchSize: positiveInt("batch-size", values["batch-size"]),
   };
   let result: object;
-  if (compareModel === undefined) {
+  if (values.url !== undefined) {
+    const comparison = await runVersionCompare({
+      url: values.url,
+      apiKey: values["api-key"] || process.env.RAG_EMBED_API_KEY,
+      collection: values.collection as string,
+      versions: versionPair(values.versions),
+      dataset: options.dataset,
+      split: options.split,
+      limitQueries: options.limitQueries,
+      concurrency: options.concurrency,
+      cutoverIfBetter: values["cutover-if-better"] === true,
+      minDelta: finiteNumber("min-delta", values["min-delta"]),
+      top: positiveInt("top", values.top),
+    });
+    process.stdout.write(`${formatVersionCompare(comparison)}\n`);
+    result = comparison;
+  } else if (compareModel === undefined) {
     const evaluation = await runEval(options);
     process.stdout.write(`${formatTable(evaluation)}\n`);
     result = evaluation;

@@ -1,7 +1,7 @@
 import { performance } from "node:perf_hooks";
 import type { RagEmbedClient } from "../client/index.js";
-import type { VersionSwap } from "../client/types.js";
 import { type Comparison, compareEvaluations, formatComparison } from "./compare.js";
+import { type CutoverDecision, decideCutover, formatDecision } from "./cutover-decision.js";
 import { loadTestQueries, type TestQueries } from "./eval-dataset.js";
 import { waitForJobs } from "./eval-jobs.js";
 import { type EvalResult, formatTable, round, toEvalResult } from "./eval-result.js";
@@ -34,21 +34,6 @@ export interface ReembedRun {
   to_version: string;
   /** From the POST to the job's last chunk stored. */
   seconds: number;
-}
-
-export interface CutoverDecision {
-  /** --cutover-if-better was given. */
-  requested: boolean;
-  min_delta: number;
-  ndcg_at_10_delta: number;
-  /** The delta reached min_delta. */
-  passed: boolean;
-  /** POST cutover was sent and answered. */
-  performed: boolean;
-  /** Its answer. */
-  swap: VersionSwap | null;
-  /** The version the collection's name reaches at the end (GET /v1/collections/eval). */
-  active_version: string | null;
 }
 
 export interface CompareResult {
@@ -101,7 +86,7 @@ export async function runCompare(options: CompareOptions): Promise<CompareResult
       log(`B: server ${serverB.url} (same data dir) is ready`);
       const { result: b, reembed } = await reembedAndScore(serverB.client, test, settings, docIds);
       const comparison = compareEvaluations(a.per_query, b.per_query, { top: options.top });
-      const cutover = await decideCutover(serverB.client, comparison, {
+      const cutover = await decideCutover(serverB.client, EVAL_COLLECTION, comparison, {
         requested: options.cutoverIfBetter === true,
         minDelta,
         log,
@@ -183,43 +168,9 @@ async function reembedAndScore(
   };
 }
 
-/** Cuts over only when asked and B's gain reaches the bar; reports the version the name reaches after. */
-async function decideCutover(
-  client: RagEmbedClient,
-  comparison: Comparison,
-  options: { requested: boolean; minDelta: number; log: (line: string) => void },
-): Promise<CutoverDecision> {
-  const delta = comparison.ndcg_at_10_delta;
-  const passed = delta >= options.minDelta;
-  let swap: VersionSwap | null = null;
-  if (options.requested && passed) {
-    swap = await client.cutover(EVAL_COLLECTION);
-    options.log(`cut over: ${swap.collection} now reaches ${swap.active_version}`);
-  }
-  const info = await client.collection(EVAL_COLLECTION);
-  return {
-    requested: options.requested,
-    min_delta: options.minDelta,
-    ndcg_at_10_delta: delta,
-    passed,
-    performed: swap !== null,
-    swap,
-    active_version: info.active_version ?? null,
-  };
-}
-
-function signed(value: number): string {
-  return `${value >= 0 ? "+" : ""}${value.toFixed(5)}`;
-}
-
 /** Both tables, the comparison, and what happened to the collection's name. */
 export function formatCompare(result: CompareResult): string {
   const { a, b, cutover } = result;
-  const decision = !cutover.requested
-    ? `cutover: not requested (--cutover-if-better); ${result.collection} reaches ${cutover.active_version}`
-    : cutover.performed
-      ? `cutover: done, nDCG@10 B - A ${signed(cutover.ndcg_at_10_delta)} >= ${cutover.min_delta}; ${result.collection} now reaches ${cutover.active_version}`
-      : `cutover: not done, nDCG@10 B - A ${signed(cutover.ndcg_at_10_delta)} < ${cutover.min_delta}; ${result.collection} still reaches ${cutover.active_version}`;
   return [
     "A",
     formatTable(a),
@@ -232,6 +183,6 @@ export function formatCompare(result: CompareResult): string {
       b: `${b.model} (${b.collection})`,
     }),
     "",
-    decision,
+    formatDecision(result.collection, cutover),
   ].join("\n");
 }

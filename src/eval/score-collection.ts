@@ -1,7 +1,8 @@
 import { performance } from "node:perf_hooks";
 import type { RagEmbedClient } from "../client/index.js";
+import type { SearchHit } from "../client/types.js";
 import type { EvalQuery, TestQueries } from "./eval-dataset.js";
-import { evaluateRun, type RetrievalMetrics, type Run } from "./retrieval-metrics.js";
+import { evaluateRun, type RetrievalMetrics, type Run, type ScoredDoc } from "./retrieval-metrics.js";
 
 /** The store's largest top_k: a search that large lists every stored point of a small corpus. */
 const MAX_TOP_K = 10_000;
@@ -26,6 +27,25 @@ export async function checkStoredPoints(
     );
   }
   return all.hits.length;
+}
+
+/**
+ * Hits as judged documents: a window of a split chunk (`<chunk id>#<n>`, payload `parent_chunk_id`)
+ * stands for its chunk, and a chunk counts once, at its best window's rank and score (hits come best
+ * first). The eval's own collections are truncated, never split; a collection compared on a running
+ * server may be.
+ */
+export function rankedDocuments(hits: readonly SearchHit[]): ScoredDoc[] {
+  const seen = new Set<string>();
+  const docs: ScoredDoc[] = [];
+  for (const hit of hits) {
+    const parent = hit.payload.parent_chunk_id;
+    const docId = typeof parent === "string" ? parent : hit.id;
+    if (seen.has(docId)) continue;
+    seen.add(docId);
+    docs.push({ docId, score: hit.score });
+  }
+  return docs;
 }
 
 export interface CollectionScore {
@@ -60,10 +80,7 @@ export async function scoreCollection(
           throw new Error(`Search hits for query ${query.id} are not in descending score order`);
         }
       });
-      run.set(
-        query.id,
-        result.hits.map((hit) => ({ docId: hit.id, score: hit.score })),
-      );
+      run.set(query.id, rankedDocuments(result.hits));
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, worker));

@@ -10,6 +10,7 @@ import { once } from "node:events";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { waitForJobDone } from "../helpers/fixtures.js";
 import { REPO_ROOT, realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
 import { writeScifactSlice } from "../helpers/scifact-slice.js";
 import {
@@ -278,6 +279,124 @@ describe("npm run eval --compare-model: no cutover below the bar", () => {
     ];
     for (const [args, message] of cases) {
       const cli = await runEvalCli(["--dataset", join(dir, "slice"), ...args]);
+      assert.equal(cli.code, 1, args.join(" "));
+      assert.match(cli.stderr, message);
+    }
+  });
+});
+
+interface UrlSide {
+  version: number;
+  searched_as: string;
+  active: boolean;
+  model: string;
+  points: number;
+  per_query: Array<{ query_id: string; hits: number }>;
+}
+
+describe("npm run eval --url: two versions on a running server with both models", () => {
+  const MODELS = JSON.stringify([
+    { name: "random-minilm", model: testModelDir(), threads: 1 },
+    { name: "minilm", model: realModelDir(), threads: 1 },
+  ]);
+  let dir: string;
+  let slice: { docs: number; queries: string[] };
+  let server: ServerProcess;
+
+  before(async () => {
+    dir = tempDir("eval-compare-url");
+    slice = writeScifactSlice(join(dir, "slice"), { firstDocs: 10, queries: 3 });
+    server = await startServerProcess({ DATA_DIR: join(dir, "data"), EMBEDDING_MODELS: MODELS });
+    await waitUntilReady(server.url, 300_000);
+    const chunks = readFileSync(join(dir, "slice/corpus.jsonl"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => {
+        const doc = JSON.parse(line) as { _id: string; title: string; text: string };
+        return { id: doc._id, text: `${doc.title} ${doc.text}`.trim(), document_id: doc._id };
+      });
+    // Version 1 with the default (random) model, version 2 re-embedded with the real one.
+    const ingest = await postJson<{ job_id: string }>(`${server.url}/v1/collections/eval/chunks`, { chunks });
+    assert.equal(ingest.status, 202);
+    await waitForJobDone(server.url, ingest.body.job_id);
+    const reembed = await postJson<{ job_id: string }>(`${server.url}/v1/collections/eval/reembed`, {
+      model: "minilm",
+    });
+    assert.equal(reembed.status, 202);
+    await waitForJobDone(server.url, reembed.body.job_id);
+  });
+
+  after(async () => {
+    await server?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("compares the active version with the next, each searched with its own model, and cuts over", async () => {
+    const cli = await runEvalCli([
+      "--dataset",
+      join(dir, "slice"),
+      "--url",
+      server.url,
+      "--collection",
+      "eval",
+      "--cutover-if-better",
+      // Any result passes this bar: the cutover path, not the models, is under test here.
+      "--min-delta=-1",
+      "--json",
+      join(dir, "url.json"),
+    ]);
+    assert.equal(cli.code, 0, cli.stderr);
+    assert.match(cli.stdout, /cutover: done, nDCG@10 B - A [+-]\d\.\d{5} >= -1; eval now reaches eval__v2/);
+    const result = JSON.parse(readFileSync(join(dir, "url.json"), "utf8")) as {
+      a: UrlSide;
+      b: UrlSide;
+      comparison: { queries: number; per_query: QueryDifference[] };
+      cutover: { performed: boolean; active_version: string };
+    };
+    assert.deepEqual(
+      [result.a.version, result.a.searched_as, result.a.active, result.a.model],
+      [1, "eval", true, testModelDir()],
+    );
+    assert.deepEqual(
+      [result.b.version, result.b.searched_as, result.b.active, result.b.model],
+      [2, "eval__v2", false, realModelDir()],
+    );
+    // The server's default overflow policy splits long documents into windows: more points than
+    // documents, but each query's hits count every document once.
+    assert.ok(result.a.points > slice.docs, `${result.a.points} points for ${slice.docs} documents`);
+    assert.equal(result.b.points, result.a.points);
+    for (const side of [result.a, result.b]) {
+      assert.equal(side.per_query.length, slice.queries.length);
+      for (const row of side.per_query) assert.ok(row.hits > 0 && row.hits <= slice.docs, `${row.hits} hits`);
+    }
+    assert.deepEqual(
+      result.comparison.per_query.map((row) => row.query_id).sort(),
+      [...slice.queries].sort(),
+    );
+    assert.equal(result.cutover.performed, true);
+    const info = await getJson<{ active_version: string }>(`${server.url}/v1/collections/eval`);
+    assert.equal(info.body.active_version, "eval__v2");
+  });
+
+  it("refuses versions it cannot search or that do not exist", async () => {
+    const cases: Array<[string[], RegExp]> = [
+      // After the cutover the name reaches v2 and there is no v3.
+      [[], /has no next version/],
+      // Version 1's own name now reaches version 2.
+      [["--versions", "1,2"], /Version 1 of eval cannot be searched/],
+      [["--versions", "2,5"], /has no version 5/],
+      [["--versions", "2"], /two version numbers/],
+    ];
+    for (const [args, message] of cases) {
+      const cli = await runEvalCli([
+        "--dataset",
+        join(dir, "slice"),
+        "--url",
+        server.url,
+        "--collection",
+        "eval",
+        ...args,
+      ]);
       assert.equal(cli.code, 1, args.join(" "));
       assert.match(cli.stderr, message);
     }
