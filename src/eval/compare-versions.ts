@@ -83,9 +83,12 @@ function pickVersions(
   }) as [CollectionVersion, CollectionVersion];
   if (picked[0].version === picked[1].version) throw new Error("--versions names the same version twice");
   for (const version of picked) {
-    // Version 1's own name is the collection's, which reaches the active version instead.
-    if (version.version === 1 && !version.active) {
-      throw new Error(`Version 1 of ${collection} cannot be searched while the name reaches another version`);
+    // A version whose own name is the collection's (sqlite-vec's version 1) is reached by no name
+    // once the collection's name reaches another version.
+    if (!version.active && version.name === collection) {
+      throw new Error(
+        `Version ${version.version} of ${collection} cannot be searched while the name reaches another version`,
+      );
     }
     if (!version.model_served) {
       throw new Error(
