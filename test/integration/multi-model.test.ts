@@ -267,6 +267,22 @@ for (const stack of stacks) {
       assert.equal(deleted.deleted_points, all.length);
       assert.deepEqual(versionRows(dataDir, "docs__v2"), []);
       assert.deepEqual(await answers(url), before);
+
+      // Built again after its deletion: a new job (not the first one's record), every chunk stored.
+      const again = await client.reembed("docs", { model: "minilm" });
+      assert.equal(again.duplicate, false);
+      assert.notEqual(again.job_id, reembed.body.job_id);
+      assert.equal(again.count, all.length);
+      const rebuilt = await client.waitForJob(again.job_id, { timeoutMs: 600_000 });
+      assert.equal(rebuilt.counts.stored, all.length);
+      const listed2 = await client.versions("docs");
+      assert.deepEqual(
+        listed2.versions.map((v) => [v.name, v.points, v.reembed_job_id]),
+        [
+          ["docs", all.length, null],
+          ["docs__v2", all.length, again.job_id],
+        ],
+      );
     });
   });
 }

@@ -7,7 +7,7 @@ import type { App, AppDeps } from "../app-deps.js";
 import { bindingBody } from "../collection-bodies.js";
 import { answers } from "../route-responses.js";
 import { servedEmbedder } from "../served-embedders.js";
-import { logicalCollection, reembedJobId } from "./version-routes.js";
+import { latestReembedJob, logicalCollection } from "./version-routes.js";
 
 type VersionAdminStore = VectorStore &
   Required<Pick<VectorStore, "resolveAlias" | "listVersions" | "deleteCollection">>;
@@ -58,7 +58,7 @@ export function registerVersionAdminRoutes(app: App, deps: AppDeps): void {
       // A collection has a handful of versions: one job read and one queue count each.
       for (const version of stored) {
         const number = versionOf(version.name);
-        const job = number >= 2 ? await deps.queue.getJob(reembedJobId(version.name)) : null;
+        const job = number >= 2 ? await latestReembedJob(deps.queue, version.name) : null;
         versions.push({
           version: number,
           name: version.name,
@@ -108,7 +108,7 @@ export function registerVersionAdminRoutes(app: App, deps: AppDeps): void {
       // Chunks queued for it (its re-embed, or live ingest routed to it) would fail once it is gone.
       const pending = await pendingFor(deps, collection, name, active);
       if (pending > 0) {
-        const job = number >= 2 ? await deps.queue.getJob(reembedJobId(name)) : null;
+        const job = number >= 2 ? await latestReembedJob(deps.queue, name) : null;
         throw new AppError(
           "reembed_pending",
           `Version ${number} ("${name}") has ${pending} chunk(s) queued and not stored yet: let them finish, or cancel the re-embed job (DELETE /v1/jobs/{id}) first`,

@@ -5,6 +5,8 @@ import { idempotentJobId } from "../../domain/ids.js";
 import type { JobCounts } from "../../domain/job-counts.js";
 import { bindingFor, modelFingerprint, modelMismatch } from "../../domain/model-binding.js";
 import { servedModelName } from "../../domain/model-names.js";
+import type { Job } from "../../domain/types.js";
+import type { JobQueue } from "../../queue/job-queue.js";
 import type { VectorStore } from "../../vector-store/vector-store.js";
 import { CollectionParams, CutoverBody, ReembedBody } from "../../wire/requests.js";
 import { CutoverDone, ReembedAccepted, VersionSwap } from "../../wire/responses.js";
@@ -42,6 +44,31 @@ export function logicalCollection(collection: string): string {
 /** The re-embed job of a version: one per version, so a repeated POST finds it (and a crash loses nothing). */
 export function reembedJobId(version: string): string {
   return idempotentJobId(version, "reembed");
+}
+
+/** The id of the re-embed after `previous` into `version` (the version was deleted and is built again). */
+function nextReembedJobId(version: string, previous: string): string {
+  return idempotentJobId(version, `reembed-after:${previous}`);
+}
+
+/** Re-embeds of one version that a deletion can start again: a handful, never more than this. */
+const MAX_REEMBED_GENERATIONS = 1_000;
+
+/**
+ * The latest re-embed job of `version`: the first (reembedJobId), or the one after it when the
+ * version was deleted and re-embedded again, and so on. Null when none is on record.
+ */
+export async function latestReembedJob(
+  queue: Pick<JobQueue, "getJob">,
+  version: string,
+): Promise<Job | null> {
+  let job = await queue.getJob(reembedJobId(version));
+  for (let generation = 0; job !== null && generation < MAX_REEMBED_GENERATIONS; generation++) {
+    const next = await queue.getJob(nextReembedJobId(version, job.id));
+    if (next === null) return job;
+    job = next;
+  }
+  return job;
 }
 
 /** How long a re-embed waits for the collection's queued chunks to be stored before it answers 409. */
@@ -120,8 +147,20 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
         // Left bound to another model by an earlier re-embed: its chunks could only die there.
         throw modelMismatch(to, existing.binding, binding);
       }
-      const jobId = reembedJobId(to);
-      const known = await deps.queue.getJob(jobId);
+      let known = await latestReembedJob(deps.queue, to);
+      let jobId = known?.id ?? reembedJobId(to);
+      if (
+        known !== null &&
+        existing === null &&
+        known.counts.stored + known.counts.unchanged > 0 &&
+        pendingChunks(known.counts) === 0
+      ) {
+        // Its version stored chunks and is gone: it was deleted (DELETE .../versions/{N}) after
+        // that re-embed ran, so this is a new one, under the next id (a crash before a version is
+        // created leaves its job with nothing stored).
+        jobId = nextReembedJobId(to, known.id);
+        known = null;
+      }
       if (known !== null) {
         // A crash may have come between the enqueue and the collection's creation: create it, and
         // give the copies that waited for it past their attempts (dead letters) another turn.
@@ -197,7 +236,7 @@ export function registerVersionRoutes(app: App, deps: AppDeps): void {
           },
         );
       }
-      const job = await deps.queue.getJob(reembedJobId(to));
+      const job = await latestReembedJob(deps.queue, to);
       const pending = job === null ? 0 : pendingChunks(job.counts);
       if (pending > 0) {
         throw new AppError(
