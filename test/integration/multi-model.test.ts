@@ -7,9 +7,7 @@
  * back the old answers.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import Database from "better-sqlite3";
 import { RagEmbedClient } from "../../src/client/index.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
@@ -22,6 +20,7 @@ import {
   waitFor,
   waitUntilReady,
 } from "../helpers/server-process.js";
+import { versionRows } from "../helpers/sqlite-vec-rows.js";
 
 const TOPICS = ["aspirin dosage", "tax returns", "river fishing", "jazz piano", "tomato soil", "bike brakes"];
 const MODELS = JSON.stringify([
@@ -68,20 +67,6 @@ async function ingestAll(url: string, chunks: unknown[], size: number): Promise<
 async function points(url: string, collection: string): Promise<number> {
   const { status, body } = await getJson<{ points: number }>(`${url}/v1/collections/${collection}`);
   return status === 200 ? body.points : -1;
-}
-
-/** Points per model fingerprint in one version, and distinct chunks. */
-function versionRows(dataDir: string, collection: string): Array<{ f: string; n: number; g: number }> {
-  const db = new Database(join(dataDir, "rag-embed.sqlite"), { readonly: true, fileMustExist: true });
-  try {
-    return db
-      .prepare(
-        "SELECT model_fingerprint AS f, COUNT(*) AS n, COUNT(DISTINCT group_id) AS g FROM vs_points WHERE collection = ? GROUP BY f",
-      )
-      .all(collection) as Array<{ f: string; n: number; g: number }>;
-  } finally {
-    db.close();
-  }
 }
 
 const stacks: Array<{

@@ -8,9 +8,7 @@
  * new model, and rollback brings back the old answers.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import Database from "better-sqlite3";
 import { RagEmbedClient } from "../../src/client/index.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
@@ -24,6 +22,7 @@ import {
   waitFor,
   waitUntilReady,
 } from "../helpers/server-process.js";
+import { type VersionRows, versionRows } from "../helpers/sqlite-vec-rows.js";
 
 const STORED = 200;
 const ARRIVING = 40;
@@ -66,23 +65,6 @@ async function answers(url: string): Promise<string[][]> {
   const out: string[][] = [];
   for (const topic of TOPICS) out.push((await search(url, topic, 10)).map((h) => h.id));
   return out;
-}
-
-/** What a version holds: points per model fingerprint (n), and distinct chunks among them (g). */
-type VersionRows = Array<{ f: string; n: number; g: number }>;
-
-/** What version `collection` of the file holds. */
-function versionRows(dataDir: string, collection: string): VersionRows {
-  const db = new Database(join(dataDir, "rag-embed.sqlite"), { readonly: true, fileMustExist: true });
-  try {
-    return db
-      .prepare(
-        "SELECT model_fingerprint AS f, COUNT(*) AS n, COUNT(DISTINCT group_id) AS g FROM vs_points WHERE collection = ? GROUP BY f",
-      )
-      .all(collection) as Array<{ f: string; n: number; g: number }>;
-  } finally {
-    db.close();
-  }
 }
 
 /**
