@@ -11,6 +11,7 @@ import { after, describe, it } from "node:test";
 import { RagEmbedClient } from "../../src/client/index.js";
 import { waitForJobDone } from "../helpers/fixtures.js";
 import { realModelDir, tempDir, testModelDir } from "../helpers/paths.js";
+import { startQdrantContractServer } from "../helpers/qdrant-contract-server.js";
 import { RedisTestServer } from "../helpers/redis-server.js";
 import {
   getJson,
@@ -20,7 +21,7 @@ import {
   waitFor,
   waitUntilReady,
 } from "../helpers/server-process.js";
-import { versionRows } from "../helpers/sqlite-vec-rows.js";
+import { qdrantRows, type VersionRows, versionRows } from "../helpers/version-rows.js";
 
 const TOPICS = ["aspirin dosage", "tax returns", "river fishing", "jazz piano", "tomato soil", "bike brakes"];
 const MODELS = JSON.stringify([
@@ -69,25 +70,57 @@ async function points(url: string, collection: string): Promise<number> {
   return status === 200 ? body.points : -1;
 }
 
+interface Backing {
+  env: Record<string, string>;
+  /** What version `docs`, `docs__v2`, ... holds in the store. */
+  rows(version: string): VersionRows;
+  close(): Promise<void>;
+}
+
 const stacks: Array<{
   name: string;
   stored: number;
   arriving: number;
-  env: (label: string) => Promise<{ env: Record<string, string>; close(): Promise<void> }>;
+  backing: (label: string) => Promise<Backing>;
 }> = [
   {
     name: "embedded (SQLite queue, sqlite-vec)",
     stored: 1000,
     arriving: 200,
-    env: async (label) => ({ env: { DATA_DIR: tempDir(label) }, close: async () => {} }),
+    backing: async (label) => {
+      const dataDir = tempDir(label);
+      return { env: { DATA_DIR: dataDir }, rows: (v) => versionRows(dataDir, v), close: async () => {} };
+    },
   },
   {
     name: "Redis queue (BullMQ), sqlite-vec",
     stored: 200,
     arriving: 40,
-    env: async (label) => {
+    backing: async (label) => {
       const redis = await RedisTestServer.start();
-      return { env: { DATA_DIR: tempDir(label), QUEUE_URL: redis.url }, close: () => redis.stop() };
+      const dataDir = tempDir(label);
+      return {
+        env: { DATA_DIR: dataDir, QUEUE_URL: redis.url },
+        rows: (v) => versionRows(dataDir, v),
+        close: () => redis.stop(),
+      };
+    },
+  },
+  {
+    name: "SQLite queue, Qdrant (contract double)",
+    stored: 200,
+    arriving: 40,
+    backing: async (label) => {
+      const qdrant = await startQdrantContractServer();
+      return {
+        env: { DATA_DIR: tempDir(label), VECTOR_STORE: "qdrant", QDRANT_URL: qdrant.url },
+        rows: (v) => qdrantRows(qdrant, v),
+        close: async () => {
+          const invalid = qdrant.requests.filter((r) => !r.valid);
+          await qdrant.close();
+          assert.deepEqual(invalid, [], "every request the server sent validates against Qdrant's spec");
+        },
+      };
     },
   },
 ];
@@ -102,9 +135,8 @@ for (const stack of stacks) {
     it("routes by model, re-embeds while chunks arrive (both versions), cuts over and rolls back", {
       timeout: 900_000,
     }, async () => {
-      const backing = await stack.env("multi-model");
+      const backing = await stack.backing("multi-model");
       cleanups.push(backing.close);
-      const dataDir = backing.env.DATA_DIR as string;
       const server: ServerProcess = await startServerProcess({
         ...backing.env,
         EMBEDDING_MODELS: MODELS,
@@ -225,13 +257,11 @@ for (const stack of stacks) {
       assert.equal(top, "s17", "the real model finds a chunk by its own text");
       const real2 = real.body.data[0]?.embedding ?? [];
       assert.equal(real2.length, 384);
-      const v2 = versionRows(dataDir, "docs__v2");
+      const v2 = backing.rows("docs__v2");
       assert.equal(v2.length, 1, JSON.stringify(v2));
       assert.deepEqual([v2[0]?.n, v2[0]?.g], [all.length, all.length]);
       assert.notEqual(v2[0]?.f, info.body.fingerprint);
-      assert.deepEqual(versionRows(dataDir, "docs"), [
-        { f: info.body.fingerprint, n: all.length, g: all.length },
-      ]);
+      assert.deepEqual(backing.rows("docs"), [{ f: info.body.fingerprint, n: all.length, g: all.length }]);
 
       const rollback = await postJson<{ active_version: string }>(`${url}/v1/collections/docs/rollback`, {});
       assert.equal(rollback.status, 200, JSON.stringify(rollback.body));
@@ -250,7 +280,7 @@ for (const stack of stacks) {
       );
       const deleted = await client.deleteVersion("docs", 2);
       assert.equal(deleted.deleted_points, all.length);
-      assert.deepEqual(versionRows(dataDir, "docs__v2"), []);
+      assert.deepEqual(backing.rows("docs__v2"), []);
       assert.deepEqual(await answers(url), before);
 
       // Built again after its deletion: a new job (not the first one's record), every chunk stored.

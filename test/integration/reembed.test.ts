@@ -22,7 +22,7 @@ import {
   waitFor,
   waitUntilReady,
 } from "../helpers/server-process.js";
-import { type VersionRows, versionRows } from "../helpers/sqlite-vec-rows.js";
+import { qdrantRows, type VersionRows, versionRows } from "../helpers/version-rows.js";
 
 const STORED = 200;
 const ARRIVING = 40;
@@ -65,23 +65,6 @@ async function answers(url: string): Promise<string[][]> {
   const out: string[][] = [];
   for (const topic of TOPICS) out.push((await search(url, topic, 10)).map((h) => h.id));
   return out;
-}
-
-/**
- * What the double's physical collection holds (version 1 of `docs` is the collection `docs__v1` behind
- * the alias `docs`; later versions are collections of their own names).
- */
-function qdrantRows(qdrant: QdrantContractServer, version: string): VersionRows {
-  const physical = version === "docs" ? "docs__v1" : version;
-  const byFingerprint = new Map<string, { n: number; groups: Set<string> }>();
-  for (const point of qdrant.collection(physical)?.points.values() ?? []) {
-    const rag = point.payload._rag as { model_fingerprint?: string; group_id?: string };
-    const entry = byFingerprint.get(rag.model_fingerprint ?? "") ?? { n: 0, groups: new Set<string>() };
-    entry.n += 1;
-    entry.groups.add(rag.group_id ?? "");
-    byFingerprint.set(rag.model_fingerprint ?? "", entry);
-  }
-  return [...byFingerprint].sort().map(([f, { n, groups }]) => ({ f, n, g: groups.size }));
 }
 
 interface Backing {
