@@ -165,18 +165,22 @@ export class Admission {
         ? randomUUID()
         : idempotentJobId(requested, options.idempotencyKey);
     const replace = options.replaceDocuments ? { replaceDocuments: options.replaceDocuments } : {};
+    // A copy for the version being built needs room too: the request is admitted only if both fit
+    // (unless it alone takes over half the queue, which must still be able to get in).
+    const copy = route.alsoTo !== null && 2 * chunks.length <= this.options.maxQueueSize;
+    const copyTokens = copy ? chunks.reduce((sum, chunk) => sum + chunk.estimatedTokens, 0) : 0;
     const result = await this.queue.enqueue({
       jobId,
       collection,
       chunks: queued,
-      maxQueueSize: this.options.maxQueueSize,
-      maxQueueTokens: this.options.maxQueueTokens,
+      maxQueueSize: this.options.maxQueueSize - (copy ? chunks.length : 0),
+      maxQueueTokens: Math.max(copyTokens, this.options.maxQueueTokens - copyTokens),
       ...replace,
     });
     if (result.accepted && route.alsoTo !== null) {
       // The copy for the version a re-embed builds: queued after the primary (a newer version of each
       // chunk than the re-embed's copy of its stored text), under a job id derived from the primary's
-      // so a repeated request finds it. Not bounded by the queue's room: the primary was accepted.
+      // so a repeated request (same Idempotency-Key) finds both. Its room was checked with the primary's.
       await this.queue.enqueue({
         jobId: idempotentJobId(route.alsoTo, result.jobId),
         collection: route.alsoTo,

@@ -278,3 +278,50 @@ describe("Admission", () => {
     });
   });
 });
+
+describe("Admission while a re-embed builds the collection's next version (dual writes)", () => {
+  /** Routes `docs` to itself with a copy into `docs__v2`, as CollectionBindings does while both models are served. */
+  function dualWriting() {
+    const queue = new FakeQueue();
+    const admission = new Admission(
+      queue,
+      { rates: () => ({ chunksPerSecond: 0, tokensPerSecond: 0 }) },
+      new FakeEmbedder(),
+      () => MODEL,
+      OPTIONS,
+      { route: async (collection) => ({ collection, alsoTo: `${collection}__v2`, model: null }) },
+    );
+    return { queue, admission };
+  }
+
+  it("queues the chunks into both versions, the copy under an id derived from the primary's", async () => {
+    const { queue, admission } = dualWriting();
+    const admitted = await admission.admit("docs", chunks(3), TRUNCATE, { idempotencyKey: "k1" });
+    assert.equal(queue.jobs.size, 2);
+    const copyId = [...queue.jobs.keys()].find((id) => id !== admitted.jobId);
+    assert.ok(copyId);
+    assert.deepEqual(
+      queue.jobs.get(copyId)?.map((c) => c.chunkId),
+      ["c0", "c1", "c2"],
+    );
+    // The same request again finds both jobs and adds nothing.
+    const again = await admission.admit("docs", chunks(3), TRUNCATE, { idempotencyKey: "k1" });
+    assert.equal(again.duplicate, true);
+    assert.equal(queue.pending, 6);
+  });
+
+  it("admits a request only if its copy fits too: 429 rather than a queue over MAX_QUEUE_SIZE", async () => {
+    const { queue, admission } = dualWriting();
+    await admission.admit("docs", chunks(4), TRUNCATE);
+    assert.equal(queue.pending, 8);
+    // 8 of 10 queued: 2 more fit alone, not with their copies.
+    await assert.rejects(admission.admit("docs", chunks(2), TRUNCATE), (error: unknown) => {
+      assert.ok(error instanceof AppError);
+      assert.equal(error.code, "queue_full");
+      return true;
+    });
+    assert.equal(queue.pending, 8, "nothing queued");
+    await admission.admit("docs", chunks(1), TRUNCATE);
+    assert.equal(queue.pending, 10);
+  });
+});
