@@ -90,7 +90,9 @@ const stacks: Array<{ name: string; backing: (label: string) => Promise<Backing>
       const redis = await RedisTestServer.start();
       const dataDir = tempDir(label);
       return {
-        env: { DATA_DIR: dataDir, QUEUE_URL: redis.url },
+        // A SIGKILLed server's leases expire before a restarted one can take its chunks back:
+        // short ones keep that wait to seconds.
+        env: { DATA_DIR: dataDir, QUEUE_URL: redis.url, LEASE_SECONDS: "5" },
         rows: (v) => versionRows(dataDir, v),
         close: () => redis.stop(),
       };
