@@ -38,12 +38,6 @@ export interface AppDeps {
   embedder: Embedder;
   /** Every served model, the default first (EMBEDDING_MODELS); absent = the default model alone. */
   models?: ModelRoster;
-  /**
-   * The embedder serving the model whose binding fingerprint (model-binding.ts modelFingerprint) is
-   * `fingerprint`, or null when no served model has it: a server serving several models answers for
-   * each. Absent, or null, falls back to `embedder` when the fingerprint is its model's.
-   */
-  embedderFor?(fingerprint: string): Embedder | null;
   admission: Admission;
   throughput: ThroughputSource;
   /** The loaded model, or null while it loads. */

@@ -19,7 +19,7 @@ export const DEFAULT_CHECK_TOP_K = 10;
  * before anything is embedded. Work: 2 embeds of at most 100 queries, 2 searches per query.
  */
 export async function checkCutover(
-  deps: Pick<AppDeps, "embedder" | "embedderFor" | "model" | "models">,
+  deps: AppDeps,
   store: Pick<VectorStore, "describeCollection" | "search">,
   versions: { collection: string; from: string; to: string },
   check: CutoverCheck,

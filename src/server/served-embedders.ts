@@ -1,21 +1,14 @@
 import { AppError } from "../domain/errors.js";
-import { describeBinding, type ModelBinding, modelFingerprint } from "../domain/model-binding.js";
+import { describeBinding, type ModelBinding } from "../domain/model-binding.js";
 import type { Embedder } from "../embedder/embedder.js";
-import type { AppDeps } from "./app-deps.js";
+import { type AppDeps, rosterOf } from "./app-deps.js";
 
 /**
- * The embedder serving the model whose binding fingerprint is `fingerprint`: the one the server's
- * served models (EMBEDDING_MODELS) or the models hook give, else the server's own embedder when the
- * fingerprint is its model's; null when no served model has it (or while the own model loads).
+ * The embedder serving the model whose binding fingerprint is `fingerprint` (one of the served
+ * models, EMBEDDING_MODELS); null when no served model has it, or while it loads.
  */
-export function servedEmbedder(
-  deps: Pick<AppDeps, "embedder" | "embedderFor" | "model" | "models">,
-  fingerprint: string,
-): Embedder | null {
-  const hooked = deps.models?.byFingerprint(fingerprint)?.embedder ?? deps.embedderFor?.(fingerprint) ?? null;
-  if (hooked !== null) return hooked;
-  const model = deps.model();
-  return model !== null && modelFingerprint(model) === fingerprint ? deps.embedder : null;
+export function servedEmbedder(deps: AppDeps, fingerprint: string): Embedder | null {
+  return rosterOf(deps).byFingerprint(fingerprint)?.embedder ?? null;
 }
 
 /**
@@ -24,7 +17,7 @@ export function servedEmbedder(
  * none), `model_not_ready` while the server's own model loads (it may be that one).
  */
 export function embedderOfVersion(
-  deps: Pick<AppDeps, "embedder" | "embedderFor" | "model" | "models">,
+  deps: AppDeps,
   collection: string,
   version: string,
   binding: ModelBinding | null,

@@ -11,6 +11,7 @@ import { canonicalJson, pointId, sha256 } from "../../src/domain/ids.js";
 import { bindingFor, modelFingerprint } from "../../src/domain/model-binding.js";
 import type { ModelInfo } from "../../src/domain/types.js";
 import type { Embedder, EmbedResult } from "../../src/embedder/embedder.js";
+import { ModelRoster } from "../../src/embedder/model-roster.js";
 import { Admission, newChunk } from "../../src/server/admission.js";
 import { type App, type AppDeps, buildApp } from "../../src/server/app.js";
 import { BackendHealth } from "../../src/server/backend-health.js";
@@ -31,8 +32,8 @@ import { FAKE_MODEL, memoryQueue, memoryStore } from "../helpers/in-memory-backe
 /**
  * The version routes (GET and DELETE .../versions, POST .../cutover with a check) through app.inject,
  * over a real sqlite-vec store in a temporary file, an in-memory queue, and two fake models: the
- * old one (A, what version 1 was written with) served through the `embedderFor` hook, the server's
- * own (B, version 2's). Vectors are derived from sha256 of a seed and the text, so two models with
+ * old one (A, what version 1 was written with) served beside the server's own
+ * (B, version 2's) as a second model of the roster. Vectors are derived from sha256 of a seed and the text, so two models with
  * the same seed rank alike and two with different seeds do not.
  */
 
@@ -97,7 +98,7 @@ function depsOver(
   store: VectorStore,
   queue: ReturnType<typeof memoryQueue>,
   embedder: Embedder,
-  embedderFor: AppDeps["embedderFor"],
+  models: ModelRoster,
 ): AppDeps {
   const model = () => MODEL_B;
   const throughput = { rates: () => ({ chunksPerSecond: 0, tokensPerSecond: 0 }) };
@@ -106,7 +107,7 @@ function depsOver(
     queue,
     store,
     embedder,
-    ...(embedderFor === undefined ? {} : { embedderFor }),
+    models,
     admission: new Admission(
       queue,
       throughput as never,
@@ -134,7 +135,7 @@ function depsOver(
 
 /**
  * Collection `docs`: version 1 written by model A, version 2 by model B (seeded `seedB`: "A" makes B
- * rank like A). `serveA: false` leaves model A unserved (the hook knows no model).
+ * rank like A). `serveA: false` leaves model A unserved (the roster holds B only).
  */
 async function harness(options: { seedB: string; serveA?: boolean }): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), "rag-embed-version-routes-"));
@@ -144,12 +145,13 @@ async function harness(options: { seedB: string; serveA?: boolean }): Promise<Ha
   const embedded = { a: [] as string[][], b: [] as string[][] };
   const embedderA = seededEmbedder(MODEL_A, "A", embedded.a);
   const embedderB = seededEmbedder(MODEL_B, options.seedB, embedded.b);
-  const fingerprintA = modelFingerprint(MODEL_A);
-  const embedderFor =
-    options.serveA === false
-      ? () => null
-      : (fingerprint: string) => (fingerprint === fingerprintA ? embedderA : null);
-  const app = buildApp(depsOver(store, queue, embedderB, embedderFor));
+  // The server's own model is B; A is served beside it unless `serveA` is false.
+  const models = ModelRoster.of([
+    { embedder: embedderB },
+    ...(options.serveA === false ? [] : [{ embedder: embedderA }]),
+  ]);
+  await models.load();
+  const app = buildApp(depsOver(store, queue, embedderB, models));
   cleanups.push(async () => {
     await app.close();
     db.close();
@@ -256,7 +258,7 @@ describe("version routes over sqlite-vec and two fake models (app.inject)", () =
       QUERIES.map((query) => [query, 1]),
     );
     assert.equal(await store.resolveAlias("docs"), "docs__v2");
-    // Each version's queries were embedded by its own model: A through the hook, B the server's own.
+    // Each version's queries were embedded by its own model: A as the roster's second model, B the server's own.
     assert.deepEqual(embedded.a, [QUERIES]);
     assert.deepEqual(embedded.b, [QUERIES]);
   });
@@ -440,7 +442,8 @@ describe("version routes over sqlite-vec and two fake models (app.inject)", () =
 
   it("answers 501 versions_unsupported on a store that keeps no versions", async () => {
     const store = memoryStore();
-    const app = buildApp(depsOver(store, memoryQueue(), seededEmbedder(MODEL_B, "B"), undefined));
+    const embedder = seededEmbedder(MODEL_B, "B");
+    const app = buildApp(depsOver(store, memoryQueue(), embedder, ModelRoster.of([{ embedder }])));
     cleanups.push(() => app.close());
     for (const [method, url] of [
       ["GET", "/v1/collections/docs/versions"],
